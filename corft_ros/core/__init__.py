@@ -1,0 +1,1 @@
+"""All logic of corft_ros. Nothing under core/ imports rclpy."""
