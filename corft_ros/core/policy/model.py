@@ -1,0 +1,248 @@
+"""ChunkPolicy: a small VLA that predicts action chunks, with a chunked critic expert for CO-RFT.
+
+    images [B, n_cams, 3, H, W] ──per-camera CNN──► n_cams × (H/16 · W/16) tokens ┐
+    joint state [B, d] ──normalize──► MLP ──────────────────────────► 1 token      ├─► fusion transformer ─► features
+    instruction embedding [B, E] ──linear──────────────────────────► 1 token      ┘        [B, T, D]
+    features ─► action expert: h learned chunk queries, cross-attending (ACT-style) ─► chunk [B, h, d] (normalized)
+    features + h action tokens ─► critic expert (causal over the action tokens) ─► Q [num_critics, B, h]
+
+Q[m, b, j] is head m's value of the chunk prefix a_{0..j}: the causal mask guarantees it never reads a_{j+1..h-1}.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from corft_ros.core.policy.config import PolicyConfig
+
+# Standard deviations below this (a joint that never moved in the data) would blow up normalized values.
+MIN_STD = 1e-3
+
+
+class Attention(nn.Module):
+    """Multi-head attention written out with plain ops: exports to compact ONNX and runs the same in eager."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.scale = 1.0 / math.sqrt(self.head_dim)
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Linear(dim, 2 * dim)
+        self.out = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, memory: Tensor, mask: Tensor | None = None) -> Tensor:
+        b, t, d = x.shape
+        s = memory.shape[1]
+        q = self.q(x).reshape(b, t, self.heads, self.head_dim).transpose(1, 2)
+        kv = self.kv(memory).reshape(b, s, 2, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        k, v = kv[0], kv[1]
+        scores = torch.matmul(q, k.transpose(-2, -1)) * self.scale
+        if mask is not None:
+            scores = scores + mask
+        weights = scores.softmax(dim=-1)
+        return self.out(torch.matmul(weights, v).transpose(1, 2).reshape(b, t, d))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class Block(nn.Module):
+    """Pre-LayerNorm transformer block: self-attention, optional cross-attention to `memory`, feed-forward."""
+
+    def __init__(self, cfg: PolicyConfig, cross: bool) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.norm1 = nn.LayerNorm(d)
+        self.self_attn = Attention(d, cfg.heads)
+        self.cross = cross
+        if cross:
+            self.norm_x = nn.LayerNorm(d)
+            self.norm_mem = nn.LayerNorm(d)
+            self.cross_attn = Attention(d, cfg.heads)
+        self.norm2 = nn.LayerNorm(d)
+        self.ff = FeedForward(d, cfg.ff_dim, cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: Tensor, memory: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
+        h = self.norm1(x)
+        x = x + self.drop(self.self_attn(h, h, mask))
+        if self.cross:
+            assert memory is not None
+            x = x + self.drop(self.cross_attn(self.norm_x(x), self.norm_mem(memory)))
+        return x + self.drop(self.ff(self.norm2(x)))
+
+
+class ImageEncoder(nn.Module):
+    """Small strided CNN trained from scratch: [B, 3, H, W] in [0, 1] → [B, (H/16)·(W/16), D] tokens."""
+
+    def __init__(self, channels: list[int], dim: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = 3
+        for i, c_out in enumerate(channels):
+            k = 5 if i == 0 else 3
+            layers += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), nn.ReLU()]
+            c_in = c_out
+        layers.append(nn.Conv2d(c_in, dim, 3, stride=2, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.net(x * 2.0 - 1.0)
+        return y.flatten(2).transpose(1, 2)
+
+
+class CriticHead(nn.Module):
+    """One critic of the ensemble: action tokens under a causal mask, cross-attending to backbone features."""
+
+    def __init__(self, cfg: PolicyConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.action_embed = nn.Linear(cfg.action_dim, d)
+        self.pos = nn.Parameter(torch.randn(cfg.chunk_size, d) * 0.02)
+        self.blocks = nn.ModuleList(Block(cfg, cross=True) for _ in range(cfg.critic_layers))
+        self.norm = nn.LayerNorm(d)
+        self.q = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+
+    def forward(self, features: Tensor, chunk: Tensor, mask: Tensor) -> Tensor:
+        x = self.action_embed(chunk) + self.pos
+        for block in self.blocks:
+            x = block(x, features, mask)
+        return self.q(self.norm(x)).squeeze(-1)
+
+
+class ChunkPolicy(nn.Module):
+    """Backbone + action expert + critic expert; see the module docstring for the data flow."""
+
+    def __init__(self, config: PolicyConfig) -> None:
+        super().__init__()
+        self.config = config
+        cfg = config
+        d, a = cfg.d_model, cfg.action_dim
+        # --- backbone
+        self.image_encoders = nn.ModuleList(ImageEncoder(cfg.cnn_channels, d) for _ in cfg.camera_names)
+        self.state_mlp = nn.Sequential(nn.Linear(a, d), nn.GELU(), nn.Linear(d, d))
+        self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.LayerNorm(d))
+        n_tokens = cfg.num_cameras * cfg.tokens_per_camera + 2
+        self.token_pos = nn.Parameter(torch.randn(n_tokens, d) * 0.02)
+        self.encoder = nn.ModuleList(Block(cfg, cross=False) for _ in range(cfg.encoder_layers))
+        self.encoder_norm = nn.LayerNorm(d)
+        # --- action expert
+        self.chunk_queries = nn.Parameter(torch.randn(cfg.chunk_size, d) * 0.02)
+        self.decoder = nn.ModuleList(Block(cfg, cross=True) for _ in range(cfg.decoder_layers))
+        self.decoder_norm = nn.LayerNorm(d)
+        self.action_head = nn.Linear(d, a)
+        # --- critic expert
+        self.critics = nn.ModuleList(CriticHead(cfg) for _ in range(cfg.num_critics))
+        causal = torch.triu(torch.full((cfg.chunk_size, cfg.chunk_size), float("-inf")), diagonal=1)
+        self.register_buffer("causal_mask", causal, persistent=False)
+        # --- normalization statistics: buffers, so they are saved with (and exported into) the weights
+        self.register_buffer("state_mean", torch.zeros(a))
+        self.register_buffer("state_std", torch.ones(a))
+        self.register_buffer("action_mean", torch.zeros(a))
+        self.register_buffer("action_std", torch.ones(a))
+
+    # ------------------------------------------------------------------ normalization
+    def set_normalization(self, state_mean: Tensor, state_std: Tensor, action_mean: Tensor, action_std: Tensor) -> None:
+        d = self.config.action_dim
+        for name, value in (
+            ("state_mean", state_mean),
+            ("state_std", state_std),
+            ("action_mean", action_mean),
+            ("action_std", action_std),
+        ):
+            t = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+            if t.numel() != d:
+                raise ValueError(f"{name} has {t.numel()} values, expected {d} (one per joint)")
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} contains NaN/Inf")
+            if name.endswith("std"):
+                t = t.clamp_min(MIN_STD)
+            getattr(self, name).copy_(t)
+
+    def normalize_state(self, s: Tensor) -> Tensor:
+        return (s - self.state_mean) / self.state_std
+
+    def normalize_action(self, a: Tensor) -> Tensor:
+        return (a - self.action_mean) / self.action_std
+
+    def unnormalize_action(self, a: Tensor) -> Tensor:
+        return a * self.action_std + self.action_mean
+
+    # ------------------------------------------------------------------ model
+    def encode(self, images: Tensor, state: Tensor, text: Tensor) -> Tensor:
+        """Backbone tokens [B, T, D] from images [B, n_cams, 3, H, W] in [0, 1], absolute state, text embedding."""
+        tokens = [enc(images[:, i]) for i, enc in enumerate(self.image_encoders)]
+        tokens.append(self.state_mlp(self.normalize_state(state)).unsqueeze(1))
+        tokens.append(self.text_proj(text).unsqueeze(1))
+        x = torch.cat(tokens, dim=1) + self.token_pos
+        for block in self.encoder:
+            x = block(x)
+        return self.encoder_norm(x)
+
+    def act(self, features: Tensor) -> Tensor:
+        """The action expert: a chunk [B, h, d] in normalized action units."""
+        x = self.chunk_queries.unsqueeze(0).expand(features.shape[0], -1, -1)
+        for block in self.decoder:
+            x = block(x, features)
+        return self.action_head(self.decoder_norm(x))
+
+    def critic(self, features: Tensor, chunk_normalized: Tensor) -> Tensor:
+        """Per-prefix Q [num_critics, B, h]; features with batch 1 are shared by every chunk of the batch."""
+        features = features.expand(chunk_normalized.shape[0], -1, -1)
+        return torch.stack([head(features, chunk_normalized, self.causal_mask) for head in self.critics])
+
+    def forward(self, images: Tensor, state: Tensor, text: Tensor) -> Tensor:
+        """The absolute chunk [B, h, d] (joint targets for t + i·dt)."""
+        return self.unnormalize_action(self.act(self.encode(images, state, text)))
+
+    # ------------------------------------------------------------------ parameter groups
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        for module in (self.image_encoders, self.state_mlp, self.text_proj, self.encoder, self.encoder_norm):
+            yield from module.parameters()
+        yield self.token_pos
+
+    def actor_parameters(self) -> Iterator[nn.Parameter]:
+        yield self.chunk_queries
+        for module in (self.decoder, self.decoder_norm, self.action_head):
+            yield from module.parameters()
+
+    def critic_parameters(self) -> Iterator[nn.Parameter]:
+        yield from self.critics.parameters()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class ActorGraph(nn.Module):
+    """What actor.onnx computes: (images, state, text) → absolute chunk."""
+
+    def __init__(self, policy: ChunkPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, images: Tensor, state: Tensor, text: Tensor) -> Tensor:
+        return self.policy(images, state, text)
+
+
+class CriticGraph(nn.Module):
+    """What critic.onnx computes: (images, state, text) of one observation [1, ...] and N absolute chunks
+    [N, h, d] → Q [num_critics, N, h] (every head, every prefix; callers take the min over heads)."""
+
+    def __init__(self, policy: ChunkPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, images: Tensor, state: Tensor, text: Tensor, chunk: Tensor) -> Tensor:
+        features = self.policy.encode(images, state, text)
+        return self.policy.critic(features, self.policy.normalize_action(chunk))
