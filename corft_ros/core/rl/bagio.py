@@ -1,0 +1,207 @@
+"""Bags on disk: find episode bags, read their raw messages (MCAP or sqlite3), hash their content,
+and read the episode metadata (instruction, success label, joint names) written beside them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+DATA_SUFFIXES = (".mcap", ".db3", ".mcap.zstd", ".db3.zstd")
+
+
+class BagError(ValueError):
+    """A bag cannot be used; the message names the bag and what is wrong, on one line."""
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    topic: str
+    msgtype: str
+    log_time_ns: int
+    data: bytes
+
+
+def data_files(bag: Path) -> list[Path]:
+    return sorted(p for p in bag.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES))
+
+
+def find_bags(root: str | Path) -> list[Path]:
+    """Episode bag folders under `root` (or `root` itself): folders holding an .mcap/.db3 file."""
+    root = Path(root)
+    if not root.exists():
+        raise BagError(f"{root}: no such folder")
+    if root.is_dir() and data_files(root):
+        return [root]
+    found = {p.parent for p in root.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES)}
+    return sorted(found)
+
+
+def open_reader(bag: Path):
+    """A rosbags Reader over an MCAP or sqlite3 bag folder; BagError says why it cannot open."""
+    from rosbags.rosbag2 import Reader
+
+    if not (bag / "metadata.yaml").is_file():
+        raise BagError(f"{bag}: no metadata.yaml (truncated recording? run `corft-ros bag repair {bag}`)")
+    try:
+        reader = Reader(bag)
+        reader.open()
+    except Exception as exc:  # rosbags raises several types for broken bags
+        raise BagError(f"{bag}: cannot open bag ({_one_line(exc)})") from None
+    return reader
+
+
+def read_raw(bag: Path, topics: set[str] | None = None) -> Iterator[RawMessage]:
+    """Every message of `topics` (all if None) in log-time order, raw CDR bytes, never deserialized."""
+    reader = open_reader(bag)
+    try:
+        conns = [c for c in reader.connections if topics is None or c.topic in topics]
+        if not conns:
+            return
+        try:
+            for conn, stamp, data in reader.messages(connections=conns):
+                yield RawMessage(conn.topic, conn.msgtype, int(stamp), data)
+        except BagError:
+            raise
+        except Exception as exc:
+            raise BagError(f"{bag}: bag is truncated or corrupt ({_one_line(exc)})") from None
+    finally:
+        reader.close()
+
+
+def bag_topics(bag: Path) -> dict[str, str]:
+    """topic -> message type from the bag's own metadata."""
+    reader = open_reader(bag)
+    try:
+        return {c.topic: c.msgtype for c in reader.connections}
+    finally:
+        reader.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- content hash
+
+
+def content_hash(bag: Path, memo_file: Path | None = None) -> str:
+    """sha256 over the bag's data files (names, sizes, bytes). metadata.yaml/episode.yaml are left out:
+    relabelling an episode or repairing its metadata does not change the recorded data.
+
+    `memo_file` remembers (path, size, mtime) → hash so unchanged bags are not re-read every run.
+    """
+    files = data_files(bag)
+    if not files:
+        raise BagError(f"{bag}: no .mcap or .db3 data file")
+    stat_key = "|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+    memo: dict[str, str] = {}
+    if memo_file is not None and memo_file.is_file():
+        try:
+            memo = json.loads(memo_file.read_text())
+        except (OSError, ValueError):
+            memo = {}
+        if stat_key in memo:
+            return memo[stat_key]
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
+        with open(f, "rb") as fh:
+            while block := fh.read(8 << 20):
+                digest.update(block)
+    value = digest.hexdigest()[:32]
+    if memo_file is not None:
+        memo[stat_key] = value
+        try:
+            memo_file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = memo_file.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps(memo))
+            tmp.replace(memo_file)
+        except OSError:
+            pass
+    return value
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def _as_bool(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "success", "succeeded"):
+        return True
+    if text in ("false", "0", "no", "failure", "failed", "fail"):
+        return False
+    return None
+
+
+def _from_corft_episodes(bag: Path) -> dict | None:
+    """The logging area's reader, when that module is present (it owns the episode.yaml format)."""
+    try:
+        from corft_ros.core.episodes import load_episode_metadata  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    try:
+        data = load_episode_metadata(bag)
+    except Exception:
+        return None
+    return dict(data) if isinstance(data, dict) else None
+
+
+def episode_metadata(bag: Path) -> dict:
+    """Episode metadata as a flat dict: `instruction` (str|None), `success` (bool|None),
+    `joint_names` (list|None), plus whatever else was recorded.
+
+    Sources, later ones filling gaps: the logging area's reader, `episode.yaml` in the bag folder
+    (or `<bag>.yaml`/`episode.yaml` beside it), the bag's metadata.yaml `custom_data`.
+    """
+    merged: dict = {}
+    sources: list[dict] = []
+    found = _from_corft_episodes(bag)
+    if found:
+        sources.append(found)
+    for candidate in (bag / "episode.yaml", bag.parent / f"{bag.name}.yaml"):
+        if candidate.is_file():
+            try:
+                data = yaml.safe_load(candidate.read_text())
+            except (OSError, yaml.YAMLError) as exc:
+                raise BagError(f"{bag}: {candidate.name} is not valid YAML ({_one_line(exc)})") from None
+            if isinstance(data, dict):
+                sources.append(data.get("episode", data) if isinstance(data.get("episode"), dict) else data)
+            break
+    meta_file = bag / "metadata.yaml"
+    if meta_file.is_file():
+        try:
+            info = yaml.safe_load(meta_file.read_text()) or {}
+            custom = (info.get("rosbag2_bagfile_information") or {}).get("custom_data") or {}
+            if isinstance(custom, dict):
+                sources.append(custom)
+        except (OSError, yaml.YAMLError):
+            pass
+    for src in sources:
+        for key, value in src.items():
+            if merged.get(key) is None:
+                merged[key] = value
+    instruction = merged.get("instruction") or merged.get("task")
+    merged["instruction"] = str(instruction).strip() if instruction else None
+    success = merged.get("success")
+    if success is None and "label" in merged:
+        success = merged["label"]
+    merged["success"] = _as_bool(success)
+    names = merged.get("joint_names")
+    if isinstance(names, str):
+        try:
+            names = json.loads(names)
+        except ValueError:
+            names = [n.strip() for n in names.split(",") if n.strip()]
+    merged["joint_names"] = list(names) if names else None
+    return merged

@@ -1,0 +1,522 @@
+"""Bag → per-episode arrays at the action rate, cached as memory-mappable .npy files.
+
+Per episode (one rosbag2 folder, MCAP or sqlite3):
+- ticks every 1/action_rate_hz on a grid anchored at whole multiples of dt, from the moment every
+  stream has started until the first stream ends;
+- images: for each camera, the latest frame whose `header.stamp` is at or before the tick (never a
+  future frame), converted to RGB and resized (area) to `image_size`; only frames that some tick
+  uses are decoded;
+- state: `/joint_states` positions interpolated at the tick, mapped by name to robot.yaml order;
+- action: the command in force at the tick (Float64MultiArray in robot.yaml order, or a
+  JointTrajectory evaluated at the tick), i.e. what was actually sent to the controller;
+- instruction and success label from the episode metadata (read fresh, never cached).
+
+The arrays are cached under `<cache_dir>/<content hash>-<config hash>/`; a later run maps them
+(`np.load(mmap_mode="r")`) without touching the bag. Bad bags are skipped with one line each
+(`strict=True` makes the first one fatal).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from corft_ros.core.rl import bagio, cdr, resample
+from corft_ros.core.robot import RobotConfig
+
+CACHE_VERSION = 1
+FORWARD_COMMANDS = "/forward_position_controller/commands"
+TRAJECTORY_COMMANDS = "/arm_controller/joint_trajectory"
+
+
+@dataclass
+class DatasetConfig:
+    camera_names: list[str] = field(default_factory=lambda: ["front", "wrist"])
+    image_size: tuple[int, int] = (64, 64)  # (height, width)
+    rate_hz: float | None = None  # None: robot.action_rate_hz
+    image_topic: str = "/camera/{name}/image_raw"
+    joint_states_topic: str = "/joint_states"
+    action_topics: list[str] = field(default_factory=lambda: [FORWARD_COMMANDS, TRAJECTORY_COMMANDS])
+    cache_dir: str | None = None  # None: $XDG_CACHE_HOME/corft_ros/datasets
+    require_label: bool = True
+    require_instruction: bool = True
+    min_ticks: int = 2
+    stale_factor: float = 2.5
+
+    def resolved_cache_dir(self) -> Path:
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "corft_ros" / "datasets"
+
+    def fingerprint(self, robot: RobotConfig) -> str:
+        data = {
+            "v": CACHE_VERSION,
+            "cams": list(self.camera_names),
+            "size": list(self.image_size),
+            "dt_ns": _dt_ns(self, robot),
+            "img": self.image_topic,
+            "js": self.joint_states_topic,
+            "act": list(self.action_topics),
+            "joints": robot.joint_names,
+            "stale": self.stale_factor,
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def _dt_ns(cfg: DatasetConfig, robot: RobotConfig) -> int:
+    rate = cfg.rate_hz or robot.action_rate_hz
+    return int(round(1e9 / rate))
+
+
+@dataclass
+class Episode:
+    bag: Path
+    key: str
+    instruction: str
+    success: bool
+    images: dict[str, np.ndarray]  # cam -> [T, H, W, 3] uint8
+    state: np.ndarray  # [T, d] float32, robot.yaml order
+    action: np.ndarray  # [T, d] float32
+    tick_ns: np.ndarray  # [T] int64
+    stats: dict
+    from_cache: bool = False
+
+    def __len__(self) -> int:
+        return int(self.state.shape[0])
+
+
+class EpisodeProblem(bagio.BagError):
+    pass
+
+
+# --------------------------------------------------------------------------- building
+
+
+class _FrameCells:
+    """Keeps, per tick cell c = ceil(stamp/dt), only the newest frame of that cell, decoded to a small
+    RGB image as soon as the stream has moved past the cell (so raw frames never pile up)."""
+
+    def __init__(self, dt_ns: int, size_hw: tuple[int, int], name: str) -> None:
+        self.dt = dt_ns
+        self.size = size_hw
+        self.name = name
+        self.stamps: list[int] = []
+        self.cells: dict[int, tuple[int, np.ndarray]] = {}
+        self._open: tuple[int, int, cdr.ImageView] | None = None  # (cell, stamp, view)
+
+    def add(self, view: cdr.ImageView) -> None:
+        stamp = view.stamp_ns
+        self.stamps.append(stamp)
+        cell = -(-stamp // self.dt)
+        if self._open is not None:
+            ocell, ostamp, oview = self._open
+            if cell == ocell:
+                if stamp >= ostamp:
+                    self._open = (cell, stamp, view)
+                return
+            self._close()
+        done = self.cells.get(cell)
+        if done is not None and done[0] >= stamp:
+            return  # an out-of-order older frame for a cell already settled
+        self._open = (cell, stamp, view)
+
+    def _close(self) -> None:
+        if self._open is None:
+            return
+        cell, stamp, view = self._open
+        self._open = None
+        self.cells[cell] = (stamp, _resize(view.to_rgb(), self.size))
+
+    def finish(self) -> None:
+        self._close()
+
+
+def _resize(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+    h, w = size_hw
+    if img.shape[0] == h and img.shape[1] == w:
+        return np.ascontiguousarray(img)
+    import cv2
+
+    return cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+def _stamp(header, log_ns: int) -> int:
+    ns = int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+    return ns if ns > 0 else log_ns
+
+
+def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict | None = None) -> tuple[dict, dict]:
+    """Decode one bag into tick-aligned arrays. Returns (arrays, stats); raises EpisodeProblem."""
+    bag = Path(bag)
+    meta = meta if meta is not None else bagio.episode_metadata(bag)
+    names = robot.joint_names
+    recorded_names = meta.get("joint_names")
+    command_order = np.arange(robot.dof)
+    if recorded_names:
+        if sorted(recorded_names) != sorted(names):
+            missing = [n for n in names if n not in recorded_names]
+            extra = [n for n in recorded_names if n not in names]
+            raise EpisodeProblem(
+                f"{bag}: joint names do not match the robot (missing {missing or '[]'}, unexpected {extra or '[]'})"
+            )
+        command_order = np.array([recorded_names.index(n) for n in names])
+
+    topics = bagio.bag_topics(bag)
+    cam_topics = {cam: cfg.image_topic.format(name=cam) for cam in cfg.camera_names}
+    action_topic = next((t for t in cfg.action_topics if t in topics), None)
+    missing = [t for t in cam_topics.values() if t not in topics]
+    if cfg.joint_states_topic not in topics:
+        missing.append(cfg.joint_states_topic)
+    if action_topic is None:
+        missing.append(" or ".join(cfg.action_topics))
+    if missing:
+        raise EpisodeProblem(f"{bag}: missing required topics: {', '.join(missing)}")
+
+    dt = _dt_ns(cfg, robot)
+    ts = _typestore()
+    cells = {cam: _FrameCells(dt, tuple(cfg.image_size), cam) for cam in cfg.camera_names}
+    topic_cam = {t: c for c, t in cam_topics.items()}
+    js_t: dict[str, list[int]] = {n: [] for n in names}
+    js_q: dict[str, list[float]] = {n: [] for n in names}
+    js_offsets: list[int] = []
+    cmd_t: list[int] = []
+    cmd_q: list[np.ndarray] = []
+    trajectories: list[tuple[int, np.ndarray, np.ndarray]] = []  # (start_ns, times_ns[P], positions[P, d])
+    counts = {"messages": 0, "bytes": 0}
+    want = set(cam_topics.values()) | {cfg.joint_states_topic, action_topic}
+
+    for msg in bagio.read_raw(bag, want):
+        counts["messages"] += 1
+        counts["bytes"] += len(msg.data)
+        try:
+            if msg.topic in topic_cam:
+                view = cdr.parse_image(msg.data)
+                if view.stamp_ns <= 0:
+                    view = cdr.ImageView(msg.log_time_ns, view.height, view.width, view.encoding, view.step, view.data)
+                cells[topic_cam[msg.topic]].add(view)
+            elif msg.topic == cfg.joint_states_topic:
+                js = ts.deserialize_cdr(msg.data, msg.msgtype)
+                stamp = _stamp(js.header, msg.log_time_ns)
+                js_offsets.append(stamp - msg.log_time_ns)
+                for name, pos in zip(js.name, js.position, strict=False):
+                    if name in js_t:
+                        js_t[name].append(stamp)
+                        js_q[name].append(float(pos))
+            elif msg.topic == action_topic:
+                cmd = ts.deserialize_cdr(msg.data, msg.msgtype)
+                if msg.msgtype.endswith("Float64MultiArray"):
+                    values = np.asarray(cmd.data, dtype=np.float64)
+                    if values.shape != (robot.dof,):
+                        raise EpisodeProblem(
+                            f"{bag}: {action_topic} command has {values.size} values, expected {robot.dof}"
+                        )
+                    cmd_t.append(msg.log_time_ns)
+                    cmd_q.append(values[command_order])
+                else:
+                    trajectories.append(_trajectory(bag, cmd, msg.log_time_ns, robot))
+        except (cdr.CdrError, ValueError) as exc:
+            if isinstance(exc, EpisodeProblem):
+                raise
+            raise EpisodeProblem(f"{bag}: bad {msg.topic} message at {msg.log_time_ns} ns ({exc})") from None
+    for c in cells.values():
+        c.finish()
+
+    empty = [cam_topics[c] for c, cell in cells.items() if not cell.stamps]
+    missing_joints = [n for n in names if not js_t[n]]
+    if missing_joints:
+        raise EpisodeProblem(f"{bag}: {cfg.joint_states_topic} never reports joints {missing_joints}")
+    if empty or (not cmd_t and not trajectories):
+        what = empty + ([] if cmd_t or trajectories else [action_topic])
+        raise EpisodeProblem(f"{bag}: no messages on {', '.join(what)}")
+
+    # Commands carry no header: their time is the bag's log time. If the recorded header stamps live on
+    # another clock (sim time), move command times onto it using the joint states' header-log offset.
+    offset = int(np.median(js_offsets)) if js_offsets else 0
+    if abs(offset) < 500_000_000:
+        offset = 0
+
+    starts = [min(c.stamps) for c in cells.values()] + [min(js_t[n][0] for n in names)]
+    stops = [max(c.stamps) for c in cells.values()] + [min(max(js_t[n]) for n in names)]
+    if cmd_t:
+        starts.append(min(cmd_t) + offset)
+    else:
+        starts.append(min(t[0] for t in trajectories) + offset)
+    first_tick = -(-max(starts) // dt) * dt
+    ticks = resample.make_ticks(first_tick, min(stops), dt / 1e9)
+    if len(ticks) < cfg.min_ticks:
+        raise EpisodeProblem(
+            f"{bag}: only {len(ticks)} control ticks where all streams overlap (need {cfg.min_ticks})"
+        )
+
+    # state
+    state = np.empty((len(ticks), robot.dof), dtype=np.float64)
+    for k, n in enumerate(names):
+        t = np.asarray(js_t[n], dtype=np.int64)
+        q = np.asarray(js_q[n], dtype=np.float64)
+        keep = resample.sort_unique(t)
+        state[:, k] = resample.interpolate(t[keep], q[keep, None], ticks)[:, 0]
+
+    # action
+    if cmd_t:
+        t = np.asarray(cmd_t, dtype=np.int64) + offset
+        q = np.stack(cmd_q)
+        keep = resample.sort_unique(t)
+        idx = resample.latest_at_or_before(t[keep], ticks)
+        action = q[keep][np.maximum(idx, 0)]
+    else:
+        action = _evaluate_trajectories(trajectories, ticks - offset)
+
+    # images
+    images: dict[str, np.ndarray] = {}
+    frame_report: dict[str, dict] = {}
+    for cam, cell in cells.items():
+        keys = np.array(sorted(cell.cells), dtype=np.int64)
+        idx = np.searchsorted(keys, ticks // dt, side="right") - 1
+        if np.any(idx < 0):
+            raise EpisodeProblem(f"{bag}: camera {cam} has no frame at or before tick {int(ticks[0])}")
+        frames = [cell.cells[int(keys[i])] for i in idx]
+        images[cam] = np.stack([f[1] for f in frames])
+        chosen_stamps = np.array([f[0] for f in frames], dtype=np.int64)
+        if np.any(chosen_stamps > ticks):  # the invariant the whole pipeline rests on
+            raise AssertionError(f"{bag}: camera {cam} picked a future frame")
+        all_stamps = np.sort(np.asarray(cell.stamps, dtype=np.int64))
+        chosen_idx = np.searchsorted(all_stamps, chosen_stamps, side="left")
+        frame_report[cam] = resample.frame_stats(all_stamps, ticks, chosen_idx, cfg.stale_factor).as_dict()
+
+    if not np.all(np.isfinite(state)) or not np.all(np.isfinite(action)):
+        raise EpisodeProblem(f"{bag}: NaN/Inf in joint states or commands")
+    arrays = {
+        "state": state.astype(np.float32),
+        "action": action.astype(np.float32),
+        "tick_ns": ticks,
+        **{f"image_{cam}": img for cam, img in images.items()},
+    }
+    stats = {
+        "ticks": len(ticks),
+        "duration_s": round((ticks[-1] - ticks[0]) / 1e9, 3),
+        "action_topic": action_topic,
+        "clock_offset_ns": offset,
+        "messages": counts["messages"],
+        "bytes": counts["bytes"],
+        "cameras": frame_report,
+    }
+    return arrays, stats
+
+
+def _trajectory(bag: Path, msg, log_ns: int, robot: RobotConfig) -> tuple[int, np.ndarray, np.ndarray]:
+    try:
+        idx = robot.index_of(list(msg.joint_names))
+    except ValueError as exc:
+        raise EpisodeProblem(f"{bag}: trajectory command: {exc}") from None
+    if len(idx) != robot.dof:
+        missing = [n for n in robot.joint_names if n not in msg.joint_names]
+        raise EpisodeProblem(f"{bag}: trajectory command lacks joints {missing}")
+    if not msg.points:
+        raise EpisodeProblem(f"{bag}: trajectory command with no points at {log_ns} ns")
+    start = _stamp(msg.header, log_ns)
+    times = np.array(
+        [int(p.time_from_start.sec) * 1_000_000_000 + int(p.time_from_start.nanosec) for p in msg.points], np.int64
+    )
+    pos = np.zeros((len(msg.points), robot.dof))
+    for i, p in enumerate(msg.points):
+        if len(p.positions) != robot.dof:
+            raise EpisodeProblem(f"{bag}: trajectory point {i} has {len(p.positions)} positions, expected {robot.dof}")
+        pos[i, idx] = p.positions
+    return start, start + times, pos
+
+
+def _evaluate_trajectories(trajs: list, ticks: np.ndarray) -> np.ndarray:
+    """Each new trajectory replaces the previous one (ros2_control semantics); points interpolated."""
+    trajs = sorted(trajs, key=lambda x: x[0])
+    starts = np.array([t[0] for t in trajs], dtype=np.int64)
+    which = np.maximum(np.searchsorted(starts, ticks, side="right") - 1, 0)
+    out = np.empty((len(ticks), trajs[0][2].shape[1]))
+    for i, tick in enumerate(ticks):
+        _, times, pos = trajs[which[i]]
+        out[i] = resample.interpolate(times, pos, np.array([tick]))[0] if len(times) > 1 else pos[0]
+    return out
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _save_cache(folder: Path, arrays: dict, stats: dict) -> None:
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    shapes = {}
+    for name, arr in arrays.items():
+        np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
+        shapes[name] = [list(arr.shape), str(arr.dtype)]
+    (tmp / "info.json").write_text(json.dumps({"version": CACHE_VERSION, "arrays": shapes, "stats": stats}))
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        tmp.rename(folder)
+    except OSError:  # another process (a DDP rank) won the race with identical content
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _load_cache(folder: Path, cams: Sequence[str]) -> tuple[dict, dict]:
+    """Map a cache entry; ValueError says what is wrong with it."""
+    try:
+        info = json.loads((folder / "info.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"info.json unreadable ({type(exc).__name__})") from None
+    if info.get("version") != CACHE_VERSION:
+        raise ValueError(f"cache version {info.get('version')} != {CACHE_VERSION}")
+    needed = ["state", "action", "tick_ns"] + [f"image_{c}" for c in cams]
+    arrays = {}
+    for name in needed:
+        if name not in info["arrays"]:
+            raise ValueError(f"{name} not in cache")
+        shape, dtype = info["arrays"][name]
+        try:
+            arr = np.load(folder / f"{name}.npy", mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{name}.npy unreadable ({exc})") from None
+        if list(arr.shape) != shape or str(arr.dtype) != dtype:
+            raise ValueError(f"{name}.npy has shape {list(arr.shape)} {arr.dtype}, expected {shape} {dtype}")
+        arrays[name] = arr
+    return arrays, info["stats"]
+
+
+def load_episode(
+    bag: Path, robot: RobotConfig, cfg: DatasetConfig, log: Callable[[str], None] = print
+) -> Episode:
+    """One episode from the cache, or built from its bag (and cached). Raises EpisodeProblem."""
+    bag = Path(bag)
+    meta = bagio.episode_metadata(bag)
+    if cfg.require_instruction and not meta.get("instruction"):
+        raise EpisodeProblem(f"{bag}: episode metadata has no instruction")
+    if cfg.require_label and meta.get("success") is None:
+        raise EpisodeProblem(f"{bag}: episode has no success label (label it: corft-ros bag / /corft/episode/label)")
+    cache_root = cfg.resolved_cache_dir()
+    key = f"{bagio.content_hash(bag, cache_root / 'hashes.json')}-{cfg.fingerprint(robot)}"
+    folder = cache_root / key
+    from_cache = False
+    arrays = stats = None
+    if folder.is_dir():
+        try:
+            arrays, stats = _load_cache(folder, cfg.camera_names)
+            from_cache = True
+        except ValueError as exc:
+            log(f"warning: {bag}: cache {folder} is corrupt ({exc}); rebuilding from the bag")
+            shutil.rmtree(folder, ignore_errors=True)
+    if arrays is None:
+        built, stats = build_episode(bag, robot, cfg, meta)
+        _save_cache(folder, built, stats)
+        try:
+            arrays, stats = _load_cache(folder, cfg.camera_names)
+        except ValueError:
+            arrays = built  # unwritable cache folder: train from memory
+    return Episode(
+        bag=bag,
+        key=key,
+        instruction=meta.get("instruction") or "",
+        success=bool(meta.get("success")),
+        images={c: arrays[f"image_{c}"] for c in cfg.camera_names},
+        state=arrays["state"],
+        action=arrays["action"],
+        tick_ns=arrays["tick_ns"],
+        stats=stats,
+        from_cache=from_cache,
+    )
+
+
+@dataclass
+class LoadReport:
+    episodes: list[Episode]
+    problems: list[str]
+    seconds: float
+
+    def lines(self) -> list[str]:
+        out = []
+        for ep in self.episodes:
+            cams = ", ".join(
+                f"{c}: {s['dropped']} dropped, {s['stale_ticks']} stale" for c, s in ep.stats["cameras"].items()
+            )
+            src = "cache" if ep.from_cache else "bag"
+            label = "success" if ep.success else "failure"
+            out.append(f"{ep.bag.name}: {len(ep)} ticks, {label}, from {src}; {cams}")
+        out.extend(f"skipped {p}" for p in self.problems)
+        return out
+
+
+def load_episodes(
+    bags: str | Path | Sequence[str | Path],
+    robot: RobotConfig,
+    cfg: DatasetConfig | None = None,
+    strict: bool = False,
+    log: Callable[[str], None] = print,
+) -> LoadReport:
+    """Every usable episode under `bags` (a folder of episode folders, one bag, or a list of bags).
+
+    Unusable bags are skipped with a one-line error (logged and listed in `problems`); with `strict`
+    the first one raises EpisodeProblem.
+    """
+    cfg = cfg or DatasetConfig()
+    t0 = time.perf_counter()
+    paths: list[Path] = []
+    for item in [bags] if isinstance(bags, str | Path) else bags:
+        paths.extend(bagio.find_bags(item))
+    if not paths:
+        raise EpisodeProblem(f"{bags}: no episode bags (.mcap/.db3) found")
+    episodes: list[Episode] = []
+    problems: list[str] = []
+    for bag in paths:
+        try:
+            episodes.append(load_episode(bag, robot, cfg, log))
+        except bagio.BagError as exc:
+            message = str(exc).splitlines()[0]
+            if strict:
+                raise EpisodeProblem(message) from None
+            log(f"error: {message} (skipped)")
+            problems.append(message)
+    if not episodes:
+        raise EpisodeProblem(f"{bags}: no usable episodes ({len(problems)} skipped)")
+    return LoadReport(episodes, problems, time.perf_counter() - t0)
+
+
+def dataset_summary(report: LoadReport) -> dict:
+    eps = report.episodes
+    return {
+        "episodes": len(eps),
+        "successes": sum(e.success for e in eps),
+        "ticks": int(sum(len(e) for e in eps)),
+        "skipped": len(report.problems),
+        "from_cache": sum(e.from_cache for e in eps),
+        "instructions": sorted({e.instruction for e in eps}),
+        "seconds": round(report.seconds, 3),
+    }
+
+
+def config_from_dict(data: dict) -> DatasetConfig:
+    known = {f for f in asdict(DatasetConfig())}
+    unknown = set(data) - known
+    if unknown:
+        from corft_ros.core.robot import ConfigError
+
+        raise ConfigError(f"unknown dataset option(s): {', '.join(sorted(unknown))}")
+    out = DatasetConfig(**data)
+    out.image_size = tuple(int(v) for v in out.image_size)  # type: ignore[assignment]
+    if out.rate_hz is not None and (not math.isfinite(out.rate_hz) or out.rate_hz <= 0):
+        from corft_ros.core.robot import ConfigError
+
+        raise ConfigError(f"dataset rate_hz must be positive, got {out.rate_hz}")
+    return out
