@@ -1,0 +1,295 @@
+"""EpisodeWriter: raw CDR bytes in, one rosbag2 MCAP bag out; callbacks only enqueue, a thread writes.
+
+Crash safety: MCAP chunks are closed at least every `flush_interval_s` and flushed to the OS, so a
+SIGKILLed process leaves a file that is complete up to its last chunk (`repair_episode` then adds the
+summary, footer and metadata.yaml). Memory is bounded by `queue_max_bytes`/`queue_max_messages`;
+every message that does not fit is counted as dropped for its topic.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rosbags.interfaces import Qos
+from rosbags.rosbag2 import Writer
+from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
+
+from corft_ros.core.episodes.diskguard import DiskFullError, check_free
+from corft_ros.core.episodes.layout import BAG_DIRNAME, EPISODE_FILENAME
+from corft_ros.core.episodes.metadata import EpisodeMetadata, TopicStats, write_episode_yaml
+from corft_ros.core.episodes.typestore import normalize_msgtype, resolve_msgdef
+
+COMPRESSIONS = ("none", "zstd")
+
+
+@dataclass
+class WriterStats:
+    state: str
+    messages: int
+    bytes: int
+    dropped: int
+    queue_messages: int
+    queue_bytes: int
+    chunks_flushed: int
+    error: str
+    topics: dict[str, TopicStats] = field(default_factory=dict)
+
+
+@dataclass
+class _AddTopic:
+    topic: str
+    msgtype: str
+    msgdef: str
+    rihs01: str
+    qos: tuple[Qos, ...]
+
+
+class EpisodeWriter:
+    """Record one episode. `start()`, then `add_topic()`/`write()` from any thread, then `stop()`."""
+
+    def __init__(
+        self,
+        episode_dir: str | Path,
+        metadata: EpisodeMetadata,
+        *,
+        compression: str = "none",
+        queue_max_bytes: int = 1 << 30,
+        queue_max_messages: int = 100_000,
+        min_free_bytes: int = 1 << 30,
+        flush_interval_s: float = 0.5,
+        disk_check_interval_s: float = 0.5,
+        msg_search_paths: Iterable[str | Path] = (),
+        on_abort: Callable[[str, str], None] | None = None,
+    ) -> None:
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
+        if queue_max_bytes <= 0 or queue_max_messages <= 0:
+            raise ValueError("queue_max_bytes and queue_max_messages must be positive")
+        self.episode_dir = Path(episode_dir)
+        self.bag_dir = self.episode_dir / BAG_DIRNAME
+        self.metadata = metadata
+        self.metadata.compression = compression
+        self._compression = compression
+        self._max_bytes = int(queue_max_bytes)
+        self._max_msgs = int(queue_max_messages)
+        self._min_free = int(min_free_bytes)
+        self._flush_interval = float(flush_interval_s)
+        self._disk_interval = float(disk_check_interval_s)
+        self._search_paths = [Path(p) for p in msg_search_paths]
+        self._on_abort = on_abort
+
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[str, int, bytes] | _AddTopic] = deque()
+        self._qbytes = 0
+        self._accepting = False
+        self._stopping = False
+        self._state = "idle"
+        self._error = ""
+        self._stats: dict[str, TopicStats] = {}
+        self._chunks_flushed = 0
+        self._writer: Writer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Create the episode folder and bag; raise OSError/DiskFullError with a one-line message."""
+        root = self.episode_dir.parent
+        if not root.is_dir():
+            raise FileNotFoundError(f"output folder {root} does not exist")
+        check_free(root, self._min_free)
+        try:
+            self.episode_dir.mkdir()
+        except FileExistsError:
+            raise FileExistsError(f"episode folder {self.episode_dir} exists already") from None
+        except PermissionError:
+            raise PermissionError(f"output folder {root} is not writable") from None
+        if not self.metadata.start_ns:
+            self.metadata.start_ns = time.time_ns()
+        self.metadata.status = "recording"
+        write_episode_yaml(self.episode_dir / EPISODE_FILENAME, self.metadata)
+        writer = Writer(self.bag_dir, version=9, storage_plugin=StoragePlugin.MCAP)
+        if self._compression == "zstd":
+            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        writer.open()
+        self._writer = writer
+        with self._cond:
+            self._accepting = True
+            self._state = "recording"
+        self._thread = threading.Thread(target=self._run, name="episode-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, status: str = "stopped") -> EpisodeMetadata:
+        """Write everything queued, close the bag (footer + metadata.yaml) and episode.yaml; idempotent."""
+        with self._cond:
+            if self._accepting:
+                self._accepting = False
+                if self.metadata.stop_ns is None:
+                    self.metadata.stop_ns = time.time_ns()
+                if self.metadata.status == "recording":
+                    self.metadata.status = status
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
+        return self.metadata
+
+    @property
+    def recording(self) -> bool:
+        return self._accepting
+
+    # ---------------------------------------------------------------- producers
+    def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = ()) -> None:
+        """Declare a topic; TypeResolutionError when its message definition is unknown."""
+        msgtype = normalize_msgtype(msgtype)
+        msgdef, rihs01 = resolve_msgdef(msgtype, self._search_paths)
+        with self._cond:
+            if topic in self._stats:
+                return
+            self._stats[topic] = TopicStats(msgtype=msgtype)
+            # Control items go through the same queue, so they are ordered before the topic's messages.
+            self._queue.append(_AddTopic(topic, msgtype, msgdef, rihs01, tuple(qos)))
+            self._cond.notify()
+
+    def has_topic(self, topic: str) -> bool:
+        return topic in self._stats
+
+    def write(self, topic: str, data: bytes, t_ns: int | None = None) -> bool:
+        """Enqueue one raw CDR message (called from DDS callbacks: O(1), never blocks on I/O)."""
+        if t_ns is None:
+            t_ns = time.time_ns()
+        n = len(data)
+        with self._cond:
+            stats = self._stats.get(topic)
+            if stats is None or not self._accepting:
+                return False
+            if self._qbytes + n > self._max_bytes or len(self._queue) >= self._max_msgs:
+                stats.dropped += 1
+                return False
+            self._queue.append((topic, t_ns, data))
+            self._qbytes += n
+            self._cond.notify()
+        return True
+
+    def count_drop(self, topic: str, n: int = 1) -> None:
+        """Count messages lost before reaching the writer (e.g. detected by the caller)."""
+        with self._cond:
+            if topic in self._stats:
+                self._stats[topic].dropped += n
+
+    def stats(self) -> WriterStats:
+        with self._cond:
+            topics = {k: TopicStats(v.msgtype, v.count, v.dropped, v.bytes) for k, v in self._stats.items()}
+            return WriterStats(
+                state=self._state,
+                messages=sum(t.count for t in topics.values()),
+                bytes=sum(t.bytes for t in topics.values()),
+                dropped=sum(t.dropped for t in topics.values()),
+                queue_messages=len(self._queue),
+                queue_bytes=self._qbytes,
+                chunks_flushed=self._chunks_flushed,
+                error=self._error,
+                topics=topics,
+            )
+
+    # ---------------------------------------------------------------- writer thread
+    def _run(self) -> None:
+        writer = self._writer
+        assert writer is not None
+        connections: dict[str, object] = {}
+        last_flush = time.monotonic()
+        last_disk = last_flush
+        failure: tuple[str, str] | None = None
+        while True:
+            with self._cond:
+                if not self._queue and not self._stopping:
+                    self._cond.wait(self._flush_interval)
+                batch = self._queue
+                self._queue = deque()
+                stopping = self._stopping
+            batch_bytes = sum(len(i[2]) for i in batch if not isinstance(i, _AddTopic))
+            try:
+                while batch:
+                    item = batch.popleft()
+                    if isinstance(item, _AddTopic):
+                        connections[item.topic] = writer.add_connection(
+                            item.topic, item.msgtype, msgdef=item.msgdef, rihs01=item.rihs01,
+                            offered_qos_profiles=list(item.qos),
+                        )
+                        continue
+                    topic, t_ns, data = item
+                    writer.write(connections[topic], t_ns, data)  # type: ignore[arg-type]
+                    stats = self._stats[topic]
+                    stats.count += 1
+                    stats.bytes += len(data)
+                    if writer.storage.chunk.bio.tell() == 0:  # type: ignore[union-attr]
+                        # rosbags closed a full chunk (1 MiB): push it to the OS now.
+                        writer.storage.bio.flush()  # type: ignore[union-attr]
+                        last_flush = time.monotonic()
+                        self._chunks_flushed += 1
+                now = time.monotonic()
+                if now - last_flush >= self._flush_interval:
+                    self._flush_chunk(writer)
+                    last_flush = now
+                if now - last_disk >= self._disk_interval:
+                    last_disk = now
+                    check_free(self.bag_dir, self._min_free)
+            except DiskFullError as exc:
+                failure = ("disk_full", str(exc))
+            except OSError as exc:
+                failure = ("write_error", f"writing {self.bag_dir} failed: {exc}")
+            with self._cond:
+                self._qbytes -= batch_bytes
+                for item in batch:  # left unwritten by a failure
+                    if not isinstance(item, _AddTopic):
+                        self._stats[item[0]].dropped += 1
+            if failure or stopping:
+                break
+        self._finish(writer, failure)
+
+    def _flush_chunk(self, writer: Writer) -> None:
+        storage = writer.storage
+        if storage is not None and storage.chunk.msgs:  # type: ignore[attr-defined]
+            storage.close_chunk()  # type: ignore[attr-defined]
+            storage.bio.flush()  # type: ignore[attr-defined]
+            self._chunks_flushed += 1
+
+    def _finish(self, writer: Writer, failure: tuple[str, str] | None) -> None:
+        with self._cond:
+            self._accepting = False
+            if failure:
+                # What is still queued cannot be written safely: count it, never lose it silently.
+                for item in self._queue:
+                    if not isinstance(item, _AddTopic):
+                        self._stats[item[0]].dropped += 1
+                self._queue.clear()
+                self._qbytes = 0
+                self.metadata.status, self.metadata.error = failure
+                self._error = failure[1]
+                if self.metadata.stop_ns is None:
+                    self.metadata.stop_ns = time.time_ns()
+            self.metadata.topics = {
+                k: TopicStats(v.msgtype, v.count, v.dropped, v.bytes) for k, v in self._stats.items()
+            }
+        try:
+            for key, value in self.metadata.custom_data().items():
+                writer.set_custom_data(key, value)
+            writer.close()
+        except OSError as exc:
+            # Disk really full: the MCAP file stays valid up to its last chunk; `repair` finishes it.
+            writer.abort()
+            self.metadata.status = "write_error"
+            self.metadata.error = self.metadata.error or f"closing {self.bag_dir} failed: {exc}"
+            self._error = self.metadata.error
+        try:
+            write_episode_yaml(self.episode_dir / EPISODE_FILENAME, self.metadata)
+        except OSError as exc:
+            self._error = self._error or f"writing {self.episode_dir / EPISODE_FILENAME} failed: {exc}"
+        with self._cond:
+            self._state = self.metadata.status
+        if failure and self._on_abort is not None:
+            self._on_abort(*failure)
