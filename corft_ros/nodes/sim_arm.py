@@ -1,0 +1,343 @@
+"""sim_arm: the embedded default robot. OGBench's MuJoCo cube scene behind ros2_control-shaped topics.
+
+One dedicated thread owns the MuJoCo scene (steps physics, renders cameras, publishes); ROS callbacks only hand
+commands and reset requests to it, because a MuJoCo renderer works only on the thread that created it.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass
+
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64MultiArray
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from corft_ros.core.commands import parse_forward, parse_trajectory
+from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
+from corft_ros.core.sim.regions import REGIONS, Box2D, StartRegions
+from corft_ros.core.sim.scene import CAMERAS, CubeScene, SceneConfig
+from corft_ros.core.sim.trajectory import TrajectoryFollower
+from corft_ros.nodes._common import declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@dataclass
+class _ResetRequest:
+    seed: int
+    region: str
+    done: threading.Event
+    result: dict | None = None
+    error: str | None = None
+
+
+class SimArmNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("sim_arm", **kwargs)
+        self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
+        self.realtime = bool(declare(self, "realtime", True, "pace the sim to wall time; false = as fast as possible"))
+        self.real_time_factor = float(declare(self, "real_time_factor", 1.0, "sim seconds per wall second (realtime)"))
+        cameras = list(declare(self, "cameras", ["front", "wrist"], f"cameras to render ({', '.join(CAMERAS)})"))
+        width = int(declare(self, "image_width", 64, "rendered image width (px)"))
+        height = int(declare(self, "image_height", 64, "rendered image height (px)"))
+        self.camera_rate_hz = float(declare(self, "camera_rate_hz", 10.0, "camera frames per sim second"))
+        self.joint_state_rate_hz = float(
+            declare(self, "joint_state_rate_hz", self.robot.joint_state_rate_hz, "/joint_states rate (sim time)")
+        )
+        declare(self, "seed", 0, "seed of the next reset (incremented after each reset)")
+        declare(self, "region", "seen", "cube start region of the next reset: seen | unseen (held out)")
+        goal = list(declare(self, "goal", [0.425, -0.2, 0.02], "cube target position x, y, z (m)"))
+        area = list(declare(self, "start_area", [0.32, 0.52, 0.0, 0.25], "cube start area xmin, xmax, ymin, ymax"))
+        held = list(declare(self, "held_out_area", [0.39, 0.45, 0.095, 0.155], "unseen region inside start_area"))
+        self.instruction = str(
+            declare(self, "instruction", "pick up the red cube and place it on the target", "the task, in words")
+        )
+        trajectory_topic = declare(self, "trajectory_topic", "/arm_controller/joint_trajectory", "JTC input")
+        forward_topic = declare(self, "forward_topic", "/forward_position_controller/commands", "forward input")
+        forward_joints = list(declare(self, "forward_joints", self.robot.joint_names, "forward controller joints"))
+
+        if self.real_time_factor <= 0:
+            raise ConfigError(f"real_time_factor must be positive, got {self.real_time_factor}")
+        if self.camera_rate_hz <= 0:
+            raise ConfigError(f"camera_rate_hz must be positive, got {self.camera_rate_hz}")
+        if self.joint_state_rate_hz <= 0:
+            raise ConfigError(f"joint_state_rate_hz must be positive, got {self.joint_state_rate_hz}")
+        if self.get_parameter("region").value not in REGIONS:
+            raise ConfigError(f"region must be one of {', '.join(REGIONS)}, got '{self.get_parameter('region').value}'")
+        if len(goal) != 3 or len(area) != 4 or len(held) != 4:
+            raise ConfigError("goal needs 3 values; start_area and held_out_area need 4 (xmin, xmax, ymin, ymax)")
+        try:
+            self.forward_indices = self.robot.index_of(forward_joints)
+        except CommandError as exc:
+            raise ConfigError(f"forward_joints: {exc}") from None
+        regions = StartRegions(area=Box2D(x=(area[0], area[1]), y=(area[2], area[3])),
+                               held_out=Box2D(x=(held[0], held[1]), y=(held[2], held[3])))
+        scene_config = SceneConfig(cameras=tuple(cameras), image_width=width, image_height=height,
+                                   goal=(goal[0], goal[1], goal[2]), regions=regions)
+        self.scene = CubeScene(self.robot, scene_config)
+        self.physics_steps_per_tick = max(1, int(round(1.0 / (self.joint_state_rate_hz * scene_config.physics_dt))))
+        self.tick_dt = self.physics_steps_per_tick * scene_config.physics_dt
+
+        self._group = ReentrantCallbackGroup()
+        self._js_pub = self.create_publisher(JointState, "/joint_states", RELIABLE)
+        clock_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self._clock_pub = self.create_publisher(Clock, "/clock", clock_qos)
+        self._image_pubs = {
+            name: self.create_publisher(Image, f"/camera/{name}/image_raw", qos_profile_sensor_data) for name in cameras
+        }
+        self._success_pub = self.create_publisher(Bool, "/sim/success", RELIABLE)
+        self._cube_pub = self.create_publisher(PoseStamped, "/sim/cube_pose", RELIABLE)
+        self._goal_pub = self.create_publisher(PoseStamped, "/sim/goal_pose", RELIABLE)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.create_subscription(JointTrajectory, trajectory_topic, self._on_trajectory, RELIABLE,
+                                 callback_group=self._group)
+        self.create_subscription(Float64MultiArray, forward_topic, self._on_forward, RELIABLE,
+                                 callback_group=self._group)
+        self.create_service(Trigger, "/sim/reset", self._on_reset, callback_group=self._group)
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=self._group)
+
+        self._lock = threading.Lock()
+        self._pending_command: tuple[str, object] | None = None
+        self._resets: queue.Queue[_ResetRequest] = queue.Queue()
+        self._stats = {"rejected_commands": 0, "accepted_commands": 0, "frames": 0, "resets": 0}
+        self._render_ms: dict[str, float] = {}
+        self._last_error = ""
+        self._rtf = 0.0
+        self._success = False
+        self._clock_offset = time.time()  # sim time continues wall-clock epoch time, so stamps are comparable
+        self._sim_elapsed = 0.0
+        self._running = True
+        self._first_reset = _ResetRequest(seed=self._next_seed(), region=self.get_parameter("region").value,
+                                          done=threading.Event())
+        self._thread = threading.Thread(target=self._run, name="sim_arm", daemon=True)
+        self._thread.start()
+        if not self._first_reset.done.wait(60.0) or self._first_reset.error:
+            raise ConfigError(f"sim failed to start: {self._first_reset.error or 'timeout'}")
+
+    # --- ROS callbacks: validate and hand over ---------------------------------------------------------------
+    def _reject(self, topic: str, error: Exception) -> None:
+        self._stats["rejected_commands"] += 1
+        self._last_error = f"{topic}: {error}"
+        self.get_logger().error(f"rejected command on {topic}: {error}; holding last valid target",
+                                throttle_duration_sec=1.0)
+
+    def _on_trajectory(self, msg: JointTrajectory) -> None:
+        try:
+            command = parse_trajectory(
+                self.robot, list(msg.joint_names),
+                [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points],
+                [list(p.positions) for p in msg.points],
+            )
+        except CommandError as exc:
+            self._reject("joint_trajectory", exc)
+            return
+        with self._lock:
+            self._pending_command = ("trajectory", (stamp_to_sec(msg.header.stamp), command))
+        self._stats["accepted_commands"] += 1
+
+    def _on_forward(self, msg: Float64MultiArray) -> None:
+        try:
+            values = parse_forward(self.robot, self.forward_indices, list(msg.data))
+        except CommandError as exc:
+            self._reject("commands", exc)
+            return
+        with self._lock:
+            self._pending_command = ("forward", values)
+        self._stats["accepted_commands"] += 1
+
+    def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        region = self.get_parameter("region").value
+        reset = _ResetRequest(seed=self._next_seed(), region=region, done=threading.Event())
+        self._resets.put(reset)
+        if not reset.done.wait(30.0):
+            response.success, response.message = False, "sim did not reset within 30 s"
+        elif reset.error:
+            response.success, response.message = False, reset.error
+        else:
+            response.success, response.message = True, json.dumps(reset.result)
+        return response
+
+    def _next_seed(self) -> int:
+        seed = int(self.get_parameter("seed").value)
+        self.set_parameters([Parameter("seed", value=seed + 1)])
+        return seed
+
+    def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            if param.name == "region" and param.value not in REGIONS:
+                return SetParametersResult(successful=False, reason=f"region must be one of {', '.join(REGIONS)}")
+        return SetParametersResult(successful=True)
+
+    # --- the sim thread ----------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            self._do_reset(self._first_reset)
+            self._loop()
+        except Exception as exc:  # the thread must say why it stopped
+            self._last_error = f"sim thread stopped: {exc}"
+            self.get_logger().fatal(self._last_error)
+            if not self._first_reset.done.is_set():
+                self._first_reset.error = str(exc)
+                self._first_reset.done.set()
+        finally:
+            self.scene.close()
+
+    def _do_reset(self, request: _ResetRequest) -> None:
+        try:
+            info = self.scene.reset(request.seed, request.region)
+        except (ConfigError, ValueError) as exc:
+            request.error = str(exc)
+            request.done.set()
+            return
+        self._follower = TrajectoryFollower(self.scene.joint_positions())
+        self._follower.hold(self.scene.joint_positions())
+        with self._lock:
+            self._pending_command = None
+        self._success = False
+        self._stats["resets"] += 1
+        self._next_camera = self._sim_elapsed
+        request.result = {
+            "seed": info.seed, "region": info.region, "cube_xy": list(info.cube_xy), "cube_yaw": info.cube_yaw,
+            "goal": list(info.goal), "instruction": self.instruction, "stamp": self._now(),
+        }
+        request.done.set()
+
+    def _now(self) -> float:
+        return self._clock_offset + self._sim_elapsed
+
+    def _loop(self) -> None:
+        wall_start, sim_start = time.monotonic(), self._sim_elapsed
+        rtf_wall, rtf_sim = time.monotonic(), self._sim_elapsed
+        camera_period = 1.0 / self.camera_rate_hz
+        while self._running:
+            while not self._resets.empty():
+                self._do_reset(self._resets.get_nowait())
+                wall_start, sim_start = time.monotonic(), self._sim_elapsed
+            self._apply_pending_command()
+            self.scene.set_targets(self._follower.sample(self._now()))
+            self.scene.step(self.physics_steps_per_tick)
+            self._sim_elapsed += self.tick_dt
+            now = self._now()
+            self._clock_pub.publish(Clock(clock=sec_to_stamp(now)))
+            self._publish_joint_states(now)
+            success = self.scene.success()
+            if success != self._success:
+                self._success = success
+                self._success_pub.publish(Bool(data=success))
+            if self._sim_elapsed >= self._next_camera - 1e-9:
+                self._next_camera += camera_period
+                self._publish_cameras(now)
+                self._publish_task_state(now)
+            if self.realtime:
+                target_wall = wall_start + (self._sim_elapsed - sim_start) / self.real_time_factor
+                delay = target_wall - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -1.0:  # far behind (slow machine): re-anchor instead of sprinting to catch up
+                    wall_start, sim_start = time.monotonic(), self._sim_elapsed
+            wall = time.monotonic()
+            if wall - rtf_wall >= 1.0:
+                self._rtf = (self._sim_elapsed - rtf_sim) / (wall - rtf_wall)
+                rtf_wall, rtf_sim = wall, self._sim_elapsed
+
+    def _apply_pending_command(self) -> None:
+        with self._lock:
+            pending, self._pending_command = self._pending_command, None
+        if pending is None:
+            return
+        kind, payload = pending
+        if kind == "forward":
+            target = self._follower.sample(self._now())
+            target[self.forward_indices] = payload
+            self._follower.hold(target)
+        else:
+            stamp, command = payload
+            try:
+                self._follower.set_trajectory(self._now(), stamp, command.times_from_start, command.positions,
+                                              command.joint_indices)
+            except CommandError as exc:
+                self._reject("joint_trajectory", exc)
+
+    def _publish_joint_states(self, now: float) -> None:
+        msg = JointState()
+        msg.header.stamp = sec_to_stamp(now)
+        msg.name = self.robot.joint_names
+        msg.position = self.scene.joint_positions().tolist()
+        msg.velocity = self.scene.joint_velocities().tolist()
+        self._js_pub.publish(msg)
+
+    def _publish_cameras(self, now: float) -> None:
+        for name, pub in self._image_pubs.items():
+            t0 = time.perf_counter()
+            frame = self.scene.render(name)
+            self._render_ms[name] = 0.9 * self._render_ms.get(name, 0.0) + 0.1 * (time.perf_counter() - t0) * 1e3
+            msg = Image()
+            msg.header.stamp = sec_to_stamp(now)
+            msg.header.frame_id = f"{name}_camera_optical_frame"
+            msg.height, msg.width = frame.shape[:2]
+            msg.encoding = "rgb8"
+            msg.step = msg.width * 3
+            msg.data = frame.tobytes()
+            pub.publish(msg)
+            self._stats["frames"] += 1
+
+    def _publish_task_state(self, now: float) -> None:
+        stamp = sec_to_stamp(now)
+        cube_pos = self.scene._data.joint("object_joint_0").qpos  # position + wxyz quaternion
+        cube = PoseStamped()
+        cube.header.stamp, cube.header.frame_id = stamp, "world"
+        cube.pose.position.x, cube.pose.position.y, cube.pose.position.z = (float(v) for v in cube_pos[:3])
+        w, x, y, z = (float(v) for v in cube_pos[3:7])
+        cube.pose.orientation.w, cube.pose.orientation.x = w, x
+        cube.pose.orientation.y, cube.pose.orientation.z = y, z
+        self._cube_pub.publish(cube)
+        goal = PoseStamped()
+        goal.header.stamp, goal.header.frame_id = stamp, "world"
+        gx, gy, gz = self.scene.config.goal
+        goal.pose.position.x, goal.pose.position.y, goal.pose.position.z = gx, gy, gz
+        goal.pose.orientation.w = 1.0
+        self._goal_pub.publish(goal)
+        self._success_pub.publish(Bool(data=self._success))
+
+    def _publish_diagnostics(self) -> None:
+        level = DiagnosticStatus.OK if self._thread.is_alive() else DiagnosticStatus.ERROR
+        values = {"real_time_factor": self._rtf, "sim_time": self._now(), "success": self._success,
+                  **self._stats, **{f"render_ms_{k}": v for k, v in self._render_ms.items()}}
+        if self.realtime and 0 < self._rtf < 0.9 * self.real_time_factor:
+            level = DiagnosticStatus.WARN
+        message = self._last_error or ("running" if level == DiagnosticStatus.OK else "slower than real time")
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [diagnostic_status("sim_arm", self.robot.name, level, message, values)]
+        self._diag_pub.publish(msg)
+
+    def close(self) -> None:
+        self._running = False
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(lambda: SimArmNode(), args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,113 @@
+"""The embedded robot's core: trajectory semantics, start regions, scripted operator quality."""
+
+import numpy as np
+import pytest
+
+from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
+from corft_ros.core.sim.operator import OperatorConfig, ScriptedOperator
+from corft_ros.core.sim.regions import Box2D, StartRegions
+from corft_ros.core.sim.scene import CubeScene, SceneConfig
+from corft_ros.core.sim.trajectory import TrajectoryFollower
+
+
+@pytest.fixture(scope="module")
+def robot():
+    return load_robot_config()
+
+
+@pytest.fixture(scope="module")
+def scene(robot):
+    s = CubeScene(robot)
+    yield s
+    s.close()
+
+
+def test_trajectory_follower_interpolates_replaces_and_holds():
+    f = TrajectoryFollower(np.zeros(2))
+    f.set_trajectory(now=10.0, start_time=0.0, times_from_start=np.array([1.0, 2.0]),
+                     positions=np.array([[1.0], [3.0]]), joint_indices=np.array([1]))
+    assert f.sample(10.0) == pytest.approx([0.0, 0.0])
+    assert f.sample(10.5) == pytest.approx([0.0, 0.5])  # linear from the current desired state
+    assert f.sample(11.5) == pytest.approx([0.0, 2.0])
+    assert f.sample(99.0) == pytest.approx([0.0, 3.0])  # holds the last point
+    # A new message replaces the old trajectory, starting from where the old one was at that time.
+    f.set_trajectory(now=11.0, start_time=12.0, times_from_start=np.array([0.0]),
+                     positions=np.array([[5.0, 1.0]]), joint_indices=np.array([0, 1]))
+    assert f.sample(11.0) == pytest.approx([0.0, 1.0])
+    assert f.sample(11.5) == pytest.approx([2.5, 1.0])
+    assert f.sample(13.0) == pytest.approx([5.0, 1.0])
+    with pytest.raises(CommandError, match="increase"):
+        f.set_trajectory(now=0.0, start_time=0.0, times_from_start=np.array([1.0, 1.0]),
+                         positions=np.zeros((2, 1)), joint_indices=np.array([0]))
+
+
+def test_regions_seen_never_samples_the_held_out_box():
+    regions = StartRegions(area=Box2D((0.0, 1.0), (0.0, 1.0)), held_out=Box2D((0.4, 0.6), (0.4, 0.6)))
+    rng = np.random.default_rng(0)
+    seen = np.array([regions.sample("seen", rng) for _ in range(2000)])
+    unseen = np.array([regions.sample("unseen", rng) for _ in range(200)])
+    assert not any(regions.held_out.contains(p) for p in seen)
+    assert all(regions.held_out.contains(p) for p in unseen)
+    with pytest.raises(ConfigError, match="unknown region 'elsewhere'"):
+        regions.sample("elsewhere", rng)
+    with pytest.raises(ConfigError, match="inside the start area"):
+        StartRegions(area=Box2D((0.0, 1.0), (0.0, 1.0)), held_out=Box2D((0.5, 1.5), (0.4, 0.6)))
+
+
+def test_bad_scene_parameters_refuse_to_start(robot):
+    with pytest.raises(ConfigError, match="camera size must be positive"):
+        SceneConfig(image_width=0)
+    with pytest.raises(ConfigError, match="unknown sim camera 'top'"):
+        SceneConfig(cameras=("top",))
+
+
+def test_reset_is_seeded_and_region_is_reported(scene):
+    a = scene.reset(7, "seen")
+    q_a = scene.joint_positions()
+    b = scene.reset(7, "seen")
+    assert a == b
+    assert np.allclose(q_a, scene.joint_positions())
+    u = scene.reset(3, "unseen")
+    assert u.region == "unseen"
+    assert not scene.success()
+
+
+def test_render_gives_rgb_frames(scene):
+    scene.reset(0, "seen")
+    for camera in ("front", "wrist"):
+        frame = scene.render(camera)
+        assert frame.shape == (64, 64, 3) and frame.dtype == np.uint8
+        assert frame.std() > 5  # a real scene, not a blank buffer
+
+
+def _run_demo(scene, robot, seed, human_like):
+    info = scene.reset(seed, "seen")
+    op = ScriptedOperator(robot, OperatorConfig(human_like=human_like, action_dt=robot.action_dt), seed=seed)
+    pos, yaw = scene.cube_pose()
+    op.start(scene.time, scene.joint_positions(), pos, yaw, scene.goal_position())
+    steps = int(round(robot.action_dt / scene.config.physics_dt))
+    while scene.time < op.duration + 3.0:
+        target = op.command(scene.time)
+        assert np.all(target >= robot.lower) and np.all(target <= robot.upper)
+        scene.set_targets(target)
+        scene.step(steps)
+        if scene.success():
+            return True, scene.time, info
+    return False, scene.time, info
+
+
+def test_scripted_operator_succeeds_and_is_human_like(scene, robot):
+    results = [_run_demo(scene, robot, seed, human_like=True) for seed in range(20)]
+    successes = [ok for ok, _, _ in results]
+    durations = [t for ok, t, _ in results if ok]
+    assert all(info.region == "seen" for _, _, info in results)
+    assert sum(successes) >= 18, f"scripted operator succeeded in {sum(successes)}/20"
+    assert max(durations) / min(durations) >= 1.3, f"durations {min(durations):.2f}..{max(durations):.2f} s"
+
+
+def test_scripted_operator_is_deterministic_and_expert_is_faster(scene, robot):
+    first = _run_demo(scene, robot, 11, human_like=True)
+    again = _run_demo(scene, robot, 11, human_like=True)
+    expert = _run_demo(scene, robot, 11, human_like=False)
+    assert first[1] == again[1]
+    assert expert[0] and expert[1] < first[1]
