@@ -1,0 +1,87 @@
+"""Image helpers shared by the camera and policy nodes: sensor_msgs/Image encodings → rgb8, resizing.
+
+No ROS here: nodes pass the message's fields (data, width, height, encoding, step, is_bigendian).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+class ImageError(ValueError):
+    """An image cannot be used (unsupported encoding, truncated data, bad size); the message says which."""
+
+
+# encoding → (bytes per pixel, how to get RGB)
+_BAYER = {
+    # ROS names the pattern's first row; OpenCV names the second: rggb in ROS is BayerBG in OpenCV.
+    "bayer_rggb8": cv2.COLOR_BayerBG2RGB,
+    "bayer_bggr8": cv2.COLOR_BayerRG2RGB,
+    "bayer_gbrg8": cv2.COLOR_BayerGR2RGB,
+    "bayer_grbg8": cv2.COLOR_BayerGB2RGB,
+}
+_BYTES_PER_PIXEL = {
+    "rgb8": 3, "bgr8": 3, "8UC3": 3, "rgba8": 4, "bgra8": 4, "8UC4": 4, "mono8": 1, "8UC1": 1,
+    "mono16": 2, "16UC1": 2, "yuv422": 2, "uyvy": 2, "yuv422_yuy2": 2, "yuyv": 2, **dict.fromkeys(_BAYER, 1),
+}
+SUPPORTED_ENCODINGS = tuple(_BYTES_PER_PIXEL)
+
+
+def to_rgb8(data: bytes | bytearray | memoryview | np.ndarray, width: int, height: int, encoding: str,
+            step: int = 0, is_bigendian: bool = False) -> np.ndarray:
+    """Decode a sensor_msgs/Image payload into an [height, width, 3] uint8 RGB array (a copy)."""
+    enc = encoding.strip()
+    bpp = _BYTES_PER_PIXEL.get(enc)
+    if bpp is None:
+        raise ImageError(f"unsupported image encoding '{encoding}' (supported: {', '.join(SUPPORTED_ENCODINGS)})")
+    if width <= 0 or height <= 0:
+        raise ImageError(f"image size {width}x{height} is empty")
+    row = width * bpp
+    step = step or row
+    if step < row:
+        raise ImageError(f"image step {step} < width×bytes per pixel {row} for {enc}")
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
+    if buf.size < step * height:
+        raise ImageError(f"image data has {buf.size} bytes, {enc} {width}x{height} with step {step} "
+                         f"needs {step * height}")
+    rows = buf[: step * height].reshape(height, step)[:, :row]
+    if enc in ("rgb8",):
+        return np.ascontiguousarray(rows.reshape(height, width, 3))
+    if enc in ("bgr8", "8UC3"):
+        return cv2.cvtColor(rows.reshape(height, width, 3), cv2.COLOR_BGR2RGB)
+    if enc == "rgba8":
+        return cv2.cvtColor(rows.reshape(height, width, 4), cv2.COLOR_RGBA2RGB)
+    if enc in ("bgra8", "8UC4"):
+        return cv2.cvtColor(rows.reshape(height, width, 4), cv2.COLOR_BGRA2RGB)
+    if enc in ("mono8", "8UC1"):
+        return cv2.cvtColor(np.ascontiguousarray(rows), cv2.COLOR_GRAY2RGB)
+    if enc in ("mono16", "16UC1"):
+        gray16 = np.ascontiguousarray(rows).view(">u2" if is_bigendian else "<u2").reshape(height, width)
+        return cv2.cvtColor((gray16 >> 8).astype(np.uint8), cv2.COLOR_GRAY2RGB)
+    if enc in ("yuv422", "uyvy"):  # ROS 'yuv422' is UYVY
+        return cv2.cvtColor(rows.reshape(height, width, 2), cv2.COLOR_YUV2RGB_UYVY)
+    if enc in ("yuv422_yuy2", "yuyv"):
+        return cv2.cvtColor(rows.reshape(height, width, 2), cv2.COLOR_YUV2RGB_YUY2)
+    return cv2.cvtColor(np.ascontiguousarray(rows), _BAYER[enc])
+
+
+def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize an HxWxC image (area averaging when shrinking, bilinear when enlarging); same size → unchanged."""
+    if image.ndim != 3:
+        raise ImageError(f"expected an HxWxC image, got shape {image.shape}")
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    if height <= 0 or width <= 0:
+        raise ImageError(f"cannot resize to {width}x{height}")
+    interp = cv2.INTER_AREA if height <= h and width <= w else cv2.INTER_LINEAR
+    return cv2.resize(image, (width, height), interpolation=interp)
+
+
+def check_rgb8(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """An HxWx3 uint8 array, or ImageError naming `name`."""
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise ImageError(f"{name}: expected an HxWx3 uint8 RGB array, got {arr.dtype} {arr.shape}")
+    return arr

@@ -1,0 +1,403 @@
+"""models/<name>/: the exported policy, and loading it back with validation.
+
+    actor.onnx           (images [B, n_cams, 3, H, W] float [0, 1], state [B, d], text [B, E]) → chunk [B, h, d]
+                         absolute joint targets
+    critic.onnx          (images [1, ...], state [1, d], text [1, E], chunk [N, h, d] absolute) → q [num_critics, N, h]
+                         every head's value of every chunk prefix; the conservative value is the min over heads
+    weights.safetensors  the torch weights, normalization buffers included (the torch backend and fine-tuning)
+    policy.yaml          config (joints, dt, h, cameras and sizes, architecture), normalization, instruction
+                         embeddings, versions, sha256 of every file
+
+A checkpoint (`save_checkpoint`, what the trainer writes) is a torch file {format, config, state_dict, instructions}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import io
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from corft_ros.core.policy.config import PolicyConfig
+from corft_ros.core.policy.text import InstructionEmbeddings
+from corft_ros.core.robot import ConfigError
+
+FORMAT = "corft_ros.policy/1"
+ACTOR_FILE = "actor.onnx"
+CRITIC_FILE = "critic.onnx"
+WEIGHTS_FILE = "weights.safetensors"
+META_FILE = "policy.yaml"
+OPSET = 18
+NORM_KEYS = ("state_mean", "state_std", "action_mean", "action_std")
+
+
+class ModelError(ConfigError):
+    """A model file is missing, corrupt or does not match the others; the message names the file and why."""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import onnx
+    import torch
+
+    import corft_ros
+
+    versions = {"corft_ros": str(corft_ros.__version__), "torch": str(torch.__version__),
+                "onnx": str(onnx.__version__), "python": platform.python_version()}
+    try:
+        import onnxruntime
+
+        versions["onnxruntime"] = str(onnxruntime.__version__)
+    except ImportError:
+        pass
+    return versions
+
+
+def io_shapes(config: PolicyConfig) -> dict[str, dict[str, list[Any]]]:
+    """The ONNX graphs' input/output shapes (symbolic dims as names), as stored in policy.yaml and checked on load."""
+    cams, (h, w), d = config.num_cameras, config.image_size, config.action_dim
+    return {
+        "actor": {
+            "images": ["batch", cams, 3, h, w], "state": ["batch", d], "text": ["batch", config.text_dim],
+            "chunk": ["batch", config.chunk_size, d],
+        },
+        "critic": {
+            "images": [1, cams, 3, h, w], "state": [1, d], "text": [1, config.text_dim],
+            "chunk": ["n", config.chunk_size, d], "q": [config.num_critics, "n", config.chunk_size],
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------- checkpoints
+def save_checkpoint(model: Any, path: str | Path, instructions: Mapping[str, Any] | Iterable[str] | None = None,
+                    extra: Mapping[str, Any] | None = None) -> Path:
+    """Save a ChunkPolicy (config + state_dict + instruction embeddings) as a torch checkpoint."""
+    import torch
+
+    table = _instruction_table(instructions)
+    data = {
+        "format": FORMAT,
+        "config": model.config.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "instructions": {k: v.tolist() for k, v in table.items()},
+    }
+    if extra:
+        data["extra"] = dict(extra)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(data, path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[Any, dict[str, np.ndarray]]:
+    """(ChunkPolicy, instruction embeddings) from a checkpoint written by save_checkpoint."""
+    import torch
+
+    from corft_ros.core.policy.model import ChunkPolicy
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable torch checkpoint ({_first_line(exc)})") from None
+    if not isinstance(data, dict) or "config" not in data or "state_dict" not in data:
+        raise ModelError(f"{path}: not a corft_ros policy checkpoint (needs 'config' and 'state_dict')")
+    config = PolicyConfig.from_dict(data["config"], source=str(path))
+    model = ChunkPolicy(config)
+    _load_state(model, data["state_dict"], path.name)
+    table = {str(k): np.asarray(v, dtype=np.float32) for k, v in (data.get("instructions") or {}).items()}
+    return model.eval(), table
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _load_state(model: Any, state: Mapping[str, Any], filename: str) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    if missing:
+        raise ModelError(f"{filename}: missing tensor '{missing[0]}' (weights do not match the config)")
+    unexpected = [k for k in state if k not in expected]
+    if unexpected:
+        raise ModelError(f"{filename}: unexpected tensor '{unexpected[0]}' (weights do not match the config)")
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise ModelError(f"{filename}: tensor '{key}' has shape {tuple(state[key].shape)}, "
+                             f"the config needs {tuple(ref.shape)}")
+    model.load_state_dict(dict(state), strict=True)
+
+
+def _instruction_table(instructions: Mapping[str, Any] | Iterable[str] | None) -> dict[str, np.ndarray]:
+    if instructions is None:
+        return {}
+    if isinstance(instructions, Mapping):
+        return InstructionEmbeddings(instructions).table()
+    embeddings = InstructionEmbeddings()
+    embeddings.add(list(instructions))
+    return embeddings.table()
+
+
+# ---------------------------------------------------------------------------------------------------- export
+class _FlowListDumper(yaml.SafeDumper):
+    """Lists of numbers/strings on one line: policy.yaml stays readable with 384-float embeddings in it."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = all(isinstance(x, int | float | str) for x in data)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=flow)
+
+
+_FlowListDumper.add_representer(list, _represent_list)
+
+
+def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, Any] | Iterable[str] | None = None,
+                  verify: bool = True) -> Path:
+    """Write models/<name>/ (see the module docstring) for `model`; returns the directory.
+
+    `instructions`: a mapping text → embedding, or texts to embed now with the sentence encoder.
+    The directory is written next to its final place and swapped in whole, so a failed export leaves no half model.
+    """
+    import copy
+
+    import torch
+    from safetensors.torch import save_file
+
+    from corft_ros.core.policy.model import ActorGraph, CriticGraph
+
+    # The exporter logs one warning per missing torchvision op it could translate: not our concern.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+    out_dir = Path(out_dir)
+    cfg: PolicyConfig = model.config
+    table = _instruction_table(instructions)
+    cpu_model = copy.deepcopy(model).to("cpu").eval()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        state = {k: v.detach().contiguous().clone() for k, v in cpu_model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
+
+        cams, (h, w), d = cfg.num_cameras, cfg.image_size, cfg.action_dim
+        images = torch.rand(1, cams, 3, h, w)
+        joint = cpu_model.action_mean.reshape(1, d).clone()
+        text = torch.randn(1, cfg.text_dim)
+        chunks = cpu_model.unnormalize_action(torch.randn(3, cfg.chunk_size, d))
+        batch = torch.export.Dim("batch", min=1, max=4096)
+        n = torch.export.Dim("n", min=1, max=4096)
+        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            # The exporter narrates its passes on stdout and warns about its own internals: keep CLIs quiet.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                ActorGraph(cpu_model).eval(), (images, joint, text), str(tmp / ACTOR_FILE),
+                input_names=["images", "state", "text"], output_names=["chunk"],
+                dynamic_shapes={"images": {0: batch}, "state": {0: batch}, "text": {0: batch}},
+                dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
+            )
+            torch.onnx.export(
+                CriticGraph(cpu_model).eval(), (images, joint, text, chunks), str(tmp / CRITIC_FILE),
+                input_names=["images", "state", "text", "chunk"], output_names=["q"],
+                dynamic_shapes={"images": None, "state": None, "text": None, "chunk": {0: n}},
+                dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
+            )
+        files = {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
+                 for name in (ACTOR_FILE, CRITIC_FILE, WEIGHTS_FILE)}
+        meta = {
+            "format": FORMAT,
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "joint_names": list(cfg.joint_names),
+            "action_dt": float(cfg.action_dt),
+            "chunk_size": int(cfg.chunk_size),
+            "cameras": [{"name": c, "height": h, "width": w, "encoding": "rgb8"} for c in cfg.camera_names],
+            "config": cfg.to_dict(),
+            "normalization": {k: [float(x) for x in getattr(cpu_model, k).tolist()] for k in NORM_KEYS},
+            "onnx": {"opset": OPSET, **io_shapes(cfg),
+                     "critic_output": "q[m, n, j]: critic head m's value of chunk n's prefix a[0..j]; "
+                                      "min over heads m is the conservative value"},
+            "instructions": {k: [float(x) for x in v.tolist()] for k, v in table.items()},
+            "versions": _versions(),
+            "files": files,
+        }
+        with open(tmp / META_FILE, "w") as f:
+            yaml.dump(meta, f, Dumper=_FlowListDumper, sort_keys=False, width=120)
+        os.chmod(tmp, 0o755)
+        for file in tmp.iterdir():
+            os.chmod(file, 0o644)
+        if verify:
+            _verify_export(cpu_model, tmp, images, joint, text, chunks)
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def _verify_export(model: Any, folder: Path, images: Any, joint: Any, text: Any, chunks: Any,
+                   tol: float = 1e-4) -> None:
+    """The exported graphs must reproduce torch on the export inputs (catches exporter regressions)."""
+    import onnxruntime as ort
+    import torch
+
+    from corft_ros.core.policy.model import CriticGraph
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    feeds = {"images": images.numpy(), "state": joint.numpy(), "text": text.numpy()}
+    with torch.no_grad():
+        ref_chunk = model(images, joint, text).numpy()
+        ref_q = CriticGraph(model)(images, joint, text, chunks).numpy()
+    actor = ort.InferenceSession(str(folder / ACTOR_FILE), options, providers=["CPUExecutionProvider"])
+    critic = ort.InferenceSession(str(folder / CRITIC_FILE), options, providers=["CPUExecutionProvider"])
+    diff_a = float(np.abs(actor.run(None, feeds)[0] - ref_chunk).max())
+    diff_q = float(np.abs(critic.run(None, {**feeds, "chunk": chunks.numpy()})[0] - ref_q).max())
+    if not (diff_a <= tol and diff_q <= tol):
+        raise ModelError(f"export verification failed: ONNX differs from torch by {max(diff_a, diff_q):.2e} > {tol}")
+
+
+# ---------------------------------------------------------------------------------------------------- loading
+@dataclass
+class PolicyMeta:
+    """policy.yaml, parsed and checked."""
+
+    directory: Path
+    config: PolicyConfig
+    normalization: dict[str, np.ndarray]
+    instructions: dict[str, np.ndarray]
+    files: dict[str, dict[str, Any]]
+    versions: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+
+def load_metadata(model_dir: str | Path, verify_hashes: bool = True) -> PolicyMeta:
+    """Read and validate models/<name>/policy.yaml (and, by default, every file's sha256)."""
+    directory = Path(model_dir)
+    if not directory.is_dir():
+        raise ModelError(f"{directory}: model directory not found")
+    meta_path = directory / META_FILE
+    if not meta_path.is_file():
+        raise ModelError(f"{meta_path}: missing ({META_FILE} describes the model)")
+    try:
+        raw = yaml.safe_load(meta_path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{meta_path}: not valid YAML ({_first_line(exc)})") from None
+    if not isinstance(raw, dict):
+        raise ModelError(f"{meta_path}: expected a mapping at the top level")
+    if raw.get("format") != FORMAT:
+        raise ModelError(f"{meta_path}: format is {raw.get('format')!r}, this corft_ros reads {FORMAT!r}")
+    for key in ("config", "normalization", "files"):
+        if key not in raw:
+            raise ModelError(f"{meta_path}: missing field '{key}'")
+    try:
+        config = PolicyConfig.from_dict(raw["config"], source=str(meta_path))
+    except ConfigError as exc:
+        raise ModelError(str(exc)) from None
+    for key, value in (("joint_names", config.joint_names), ("chunk_size", config.chunk_size),
+                       ("action_dt", config.action_dt)):
+        if key in raw and raw[key] != value:
+            raise ModelError(f"{meta_path}: {key} {raw[key]!r} contradicts config.{key} {value!r}")
+    normalization = {}
+    for key in NORM_KEYS:
+        values = np.asarray(raw["normalization"].get(key, []), dtype=np.float64)
+        if values.shape != (config.action_dim,) or not np.isfinite(values).all():
+            raise ModelError(f"{meta_path}: normalization.{key} must be {config.action_dim} finite numbers")
+        normalization[key] = values.astype(np.float32)
+    try:
+        instructions = InstructionEmbeddings(raw.get("instructions") or {}, dim=config.text_dim).table()
+    except ValueError as exc:
+        raise ModelError(f"{meta_path}: instructions: {exc}") from None
+    files = raw["files"]
+    if not isinstance(files, dict) or not all(isinstance(v, dict) and "sha256" in v for v in files.values()):
+        raise ModelError(f"{meta_path}: files must map each file name to its sha256")
+    meta = PolicyMeta(directory, config, normalization, instructions, files, dict(raw.get("versions") or {}), raw)
+    if verify_hashes:
+        for name in files:
+            verify_file(meta, name)
+    return meta
+
+
+def verify_file(meta: PolicyMeta, name: str) -> Path:
+    """The path of model file `name`, after checking it exists and matches policy.yaml's sha256."""
+    path = meta.path(name)
+    if name not in meta.files:
+        raise ModelError(f"{path}: not listed in {META_FILE}")
+    if not path.is_file():
+        raise ModelError(f"{path}: missing")
+    digest = _sha256(path)
+    if digest != meta.files[name]["sha256"]:
+        raise ModelError(f"{path}: sha256 {digest[:12]}… does not match {META_FILE} "
+                         f"({str(meta.files[name]['sha256'])[:12]}…): the file is corrupt or from another model")
+    return path
+
+
+def check_onnx_io(meta: PolicyMeta, name: str, inputs: Mapping[str, list[Any]],
+                  outputs: Mapping[str, list[Any]]) -> None:
+    """Compare an ONNX session's inputs/outputs (name → shape) with what policy.yaml's config implies."""
+    kind = "actor" if name == ACTOR_FILE else "critic"
+    expected = io_shapes(meta.config)[kind]
+    expected_inputs = ["images", "state", "text"] + (["chunk"] if kind == "critic" else [])
+    expected_outputs = ["chunk"] if kind == "actor" else ["q"]
+    path = meta.path(name)
+    if list(inputs) != expected_inputs:
+        raise ModelError(f"{path}: inputs {list(inputs)}, expected {expected_inputs}")
+    if list(outputs) != expected_outputs:
+        raise ModelError(f"{path}: outputs {list(outputs)}, expected {expected_outputs}")
+    for key, shape in {**inputs, **outputs}.items():
+        want = expected[key]
+        got = list(shape)
+        ok = len(got) == len(want) and all(
+            isinstance(w, str) or not isinstance(g, int) or g == w for g, w in zip(got, want, strict=True)
+        )
+        if not ok:
+            raise ModelError(f"{path}: '{key}' has shape {got}, {META_FILE} implies {want}")
+
+
+def load_torch_policy(model_dir: str | Path | PolicyMeta) -> Any:
+    """The ChunkPolicy of models/<name>/ from weights.safetensors (eval mode, CPU)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from corft_ros.core.policy.model import ChunkPolicy
+
+    meta = model_dir if isinstance(model_dir, PolicyMeta) else load_metadata(model_dir)
+    path = verify_file(meta, WEIGHTS_FILE)
+    try:
+        state = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
+    model = ChunkPolicy(meta.config)
+    _load_state(model, state, str(path))
+    for key in NORM_KEYS:
+        if not np.allclose(getattr(model, key).numpy(), meta.normalization[key], rtol=1e-5, atol=1e-6):
+            raise ModelError(f"{path}: {key} differs from {META_FILE}'s normalization.{key}")
+    return model.eval()

@@ -1,0 +1,288 @@
+"""Policy runtimes: one interface, two backends (ONNX Runtime, torch) over an exported models/<name>/.
+
+    runtime = load_runtime("models/default", backend="onnx")
+    chunk = runtime.predict({"front": rgb, "wrist": rgb}, joint_positions, "pick up the cube")  # [h, d] absolute
+    q = runtime.score(Observation(images, joint_positions, instruction), chunks)                # [num_critics, N, h]
+
+ONNX Runtime picks its execution providers by availability, in the order TensorRT, CUDA, CPU (the `gpu` extra
+installs onnxruntime-gpu; the code is the same). The torch backend runs on CUDA when present.
+With best_of_n > 1, predict samples N−1 noisy variants of the action expert's chunk (Gaussian noise of
+`noise_std` in normalized action units), keeps the noiseless one as candidate 0, and returns the candidate with the
+highest conservative value: min over critic heads of the full-chunk Q (prefix h−1).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from corft_ros.core.images import ImageError, check_rgb8, resize
+from corft_ros.core.policy.export import (
+    ACTOR_FILE,
+    CRITIC_FILE,
+    ModelError,
+    PolicyMeta,
+    check_onnx_io,
+    load_metadata,
+    load_torch_policy,
+    verify_file,
+)
+from corft_ros.core.policy.text import InstructionEmbeddings
+from corft_ros.core.robot import check_finite
+
+PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The model produced NaN/Inf; the chunk must not be used."""
+
+
+class MissingCameraError(ImageError):
+    """An image the model needs was not given; the message names the camera."""
+
+
+@dataclass
+class Observation:
+    images: Mapping[str, np.ndarray]  # camera name → HxWx3 uint8 RGB
+    joint_state: np.ndarray  # [d] absolute joint positions, canonical order
+    instruction: str
+
+
+@dataclass
+class Selection:
+    """What best-of-N chose in the last predict()."""
+
+    index: int
+    value: float
+    candidates: int
+
+
+class PolicyRuntime(ABC):
+    backend = ""
+
+    def __init__(self, meta: PolicyMeta, best_of_n: int = 1, noise_std: float = 0.1, seed: int | None = None,
+                 allow_encoder: bool = True) -> None:
+        if best_of_n < 1:
+            raise ValueError(f"best_of_n must be >= 1, got {best_of_n}")
+        if noise_std < 0:
+            raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        self.meta = meta
+        self.config = meta.config
+        self.best_of_n = int(best_of_n)
+        self.noise_std = float(noise_std)
+        self.rng = np.random.default_rng(seed)
+        self.instructions = InstructionEmbeddings(meta.instructions, dim=meta.config.text_dim,
+                                                  allow_encoder=allow_encoder)
+        self.last_selection: Selection | None = None
+        self._action_std = meta.normalization["action_std"].astype(np.float32)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def joint_names(self) -> list[str]:
+        return list(self.config.joint_names)
+
+    @property
+    def camera_names(self) -> list[str]:
+        return list(self.config.camera_names)
+
+    @property
+    def chunk_size(self) -> int:
+        return self.config.chunk_size
+
+    @property
+    def action_dt(self) -> float:
+        return self.config.action_dt
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    # ------------------------------------------------------------------ inputs
+    def prepare(self, images: Mapping[str, np.ndarray], joint_state: np.ndarray | Sequence[float],
+                instruction: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Model inputs (images [1, n, 3, H, W] float32 in [0, 1], state [1, d], text [1, E]); wrong sizes resized."""
+        h, w = self.config.image_size
+        stacked = np.empty((1, self.config.num_cameras, 3, h, w), dtype=np.float32)
+        for i, name in enumerate(self.config.camera_names):
+            if name not in images or images[name] is None:
+                raise MissingCameraError(f"no image from camera '{name}'")
+            rgb = resize(check_rgb8(images[name], f"camera '{name}'"), h, w)
+            stacked[0, i] = rgb.transpose(2, 0, 1)
+        stacked *= 1.0 / 255.0
+        state = np.asarray(joint_state, dtype=np.float64).reshape(-1)
+        if state.shape != (self.config.action_dim,):
+            raise ValueError(f"joint_state has {state.size} values, the model needs {self.config.action_dim} "
+                             f"({', '.join(self.config.joint_names)})")
+        check_finite(state, self.config.joint_names, "joint_state")
+        text = self.instructions.get(instruction)
+        return stacked, state.astype(np.float32)[None], text[None]
+
+    # ------------------------------------------------------------------ API
+    def predict(self, images: Mapping[str, np.ndarray], joint_state: np.ndarray | Sequence[float],
+                instruction: str) -> np.ndarray:
+        """The absolute chunk [h, d] (float64) for one observation; NonFiniteOutputError on NaN/Inf."""
+        inputs = self.prepare(images, joint_state, instruction)
+        if self.best_of_n == 1:
+            chunk = self._actor(*inputs)[0]
+            self.last_selection = None
+        else:
+            base = self._actor(*inputs)[0]
+            noise = self.rng.standard_normal((self.best_of_n - 1, *base.shape)).astype(np.float32)
+            candidates = np.concatenate([base[None], base[None] + noise * self.noise_std * self._action_std])
+            values = self._critic(*inputs, candidates).min(axis=0)[:, -1]
+            values = np.where(np.isfinite(values), values, -np.inf)
+            best = int(np.argmax(values))
+            chunk = candidates[best]
+            self.last_selection = Selection(best, float(values[best]), len(candidates))
+        if not np.isfinite(chunk).all():
+            raise NonFiniteOutputError(f"{self.backend} model output contains NaN/Inf "
+                                       f"({int((~np.isfinite(chunk)).sum())} of {chunk.size} values)")
+        return chunk.astype(np.float64)
+
+    def score(self, obs: Observation, chunks: np.ndarray) -> np.ndarray:
+        """Q [num_critics, N, h] of absolute chunks [N, h, d] (or one [h, d]) at `obs`: every head, every prefix."""
+        arr = np.asarray(chunks, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        want = (self.config.chunk_size, self.config.action_dim)
+        if arr.ndim != 3 or arr.shape[1:] != want:
+            raise ValueError(f"chunks must be [N, {want[0]}, {want[1]}], got {list(np.shape(chunks))}")
+        inputs = self.prepare(obs.images, obs.joint_state, obs.instruction)
+        q = self._critic(*inputs, arr)
+        if not np.isfinite(q).all():
+            raise NonFiniteOutputError(f"{self.backend} critic output contains NaN/Inf")
+        return q
+
+    def warmup(self) -> float:
+        """Run one inference on blank inputs (cold start: allocations, kernel selection); returns its seconds."""
+        h, w = self.config.image_size
+        images = np.zeros((1, self.config.num_cameras, 3, h, w), np.float32)
+        state = self.meta.normalization["state_mean"][None].astype(np.float32)
+        text = np.zeros((1, self.config.text_dim), np.float32)
+        start = time.perf_counter()
+        self._actor(images, state, text)
+        if self.best_of_n > 1:
+            self._critic(images, state, text, np.zeros((self.best_of_n, *self._chunk_shape), np.float32))
+        return time.perf_counter() - start
+
+    @property
+    def _chunk_shape(self) -> tuple[int, int]:
+        return (self.config.chunk_size, self.config.action_dim)
+
+    @abstractmethod
+    def _actor(self, images: np.ndarray, state: np.ndarray, text: np.ndarray) -> np.ndarray:
+        """Absolute chunks [B, h, d] float32."""
+
+    @abstractmethod
+    def _critic(self, images: np.ndarray, state: np.ndarray, text: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+        """Q [num_critics, N, h] float32 for absolute chunks [N, h, d] at one observation."""
+
+
+def select_providers(preferred: Sequence[str] | None = None) -> list[str]:
+    """ONNX Runtime execution providers to use, best first, among those this onnxruntime build has."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    order = list(preferred) if preferred else list(PROVIDER_PREFERENCE)
+    chosen = [p for p in order if p in available]
+    if "CPUExecutionProvider" not in chosen:
+        chosen.append("CPUExecutionProvider")
+    return chosen
+
+
+class OnnxPolicyRuntime(PolicyRuntime):
+    backend = "onnx"
+
+    def __init__(self, meta: PolicyMeta, threads: int = 0, providers: Sequence[str] | None = None, **kwargs) -> None:
+        super().__init__(meta, **kwargs)
+        import onnxruntime as ort
+
+        self.providers = select_providers(providers)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = max(0, int(threads))
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        provider_args = []
+        for p in self.providers:
+            if p == "TensorrtExecutionProvider":
+                cache = Path(os.environ.get("CORFT_TRT_CACHE", Path.home() / ".cache" / "corft_ros" / "tensorrt"))
+                cache.mkdir(parents=True, exist_ok=True)
+                provider_args.append((p, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache)}))
+            else:
+                provider_args.append(p)
+        self.actor_session = self._session(ACTOR_FILE, options, provider_args)
+        self.critic_session = self._session(CRITIC_FILE, options, provider_args)
+        self.active_providers = self.actor_session.get_providers()
+
+    def _session(self, name: str, options, providers):  # noqa: ANN001 - onnxruntime types
+        import onnxruntime as ort
+
+        path = verify_file(self.meta, name)
+        try:
+            session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception classes for invalid graphs
+            msg = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: ONNX Runtime cannot load it ({msg})") from None
+        check_onnx_io(self.meta, name, {i.name: i.shape for i in session.get_inputs()},
+                      {o.name: o.shape for o in session.get_outputs()})
+        return session
+
+    def _actor(self, images: np.ndarray, state: np.ndarray, text: np.ndarray) -> np.ndarray:
+        return self.actor_session.run(None, {"images": images, "state": state, "text": text})[0]
+
+    def _critic(self, images: np.ndarray, state: np.ndarray, text: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+        feeds = {"images": images, "state": state, "text": text, "chunk": np.ascontiguousarray(chunks, np.float32)}
+        return self.critic_session.run(None, feeds)[0]
+
+
+class TorchPolicyRuntime(PolicyRuntime):
+    backend = "torch"
+
+    def __init__(self, meta: PolicyMeta, device: str = "auto", threads: int = 0, **kwargs) -> None:
+        super().__init__(meta, **kwargs)
+        import torch
+
+        if threads > 0:
+            torch.set_num_threads(int(threads))
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self._device = torch.device(device)
+        self.model = load_torch_policy(meta).to(self._device).eval()
+        self._torch = torch
+
+    @property
+    def device(self) -> str:
+        return str(self._device)
+
+    def _tensors(self, *arrays: np.ndarray):  # noqa: ANN202
+        return [self._torch.from_numpy(np.ascontiguousarray(a)).to(self._device) for a in arrays]
+
+    def _actor(self, images: np.ndarray, state: np.ndarray, text: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            return self.model(*self._tensors(images, state, text)).float().cpu().numpy()
+
+    def _critic(self, images: np.ndarray, state: np.ndarray, text: np.ndarray, chunks: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            img, st, tx, ch = self._tensors(images, state, text, np.asarray(chunks, np.float32))
+            features = self.model.encode(img, st, tx)
+            return self.model.critic(features, self.model.normalize_action(ch)).float().cpu().numpy()
+
+
+def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0, best_of_n: int = 1,
+                 noise_std: float = 0.1, seed: int | None = None, allow_encoder: bool = True,
+                 device: str = "auto", providers: Sequence[str] | None = None) -> PolicyRuntime:
+    """Validate models/<name>/ and open it with `backend` ('onnx' or 'torch'); ModelError names a bad file."""
+    meta = load_metadata(model_dir)
+    common = {"best_of_n": best_of_n, "noise_std": noise_std, "seed": seed, "allow_encoder": allow_encoder}
+    if backend == "onnx":
+        return OnnxPolicyRuntime(meta, threads=threads, providers=providers, **common)
+    if backend == "torch":
+        return TorchPolicyRuntime(meta, device=device, threads=threads, **common)
+    raise ValueError(f"backend must be 'onnx' or 'torch', got {backend!r}")
