@@ -1,0 +1,102 @@
+"""What the control loop reports: rate, period error, underruns, jumps at chunk switches, counters."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass
+class LoopReport:
+    ticks: int
+    rate_hz: float
+    period_error_p50_ms: float
+    period_error_p99_ms: float
+    period_error_max_ms: float
+    overruns: int  # ticks that came more than one period late (slots skipped)
+    underruns: int  # ticks with no action for now after the first chunk (held instead)
+    stale_holds: int
+    estop_holds: int
+    chunks_accepted: int
+    chunks_rejected: int
+    chunk_switches: int
+    max_switch_jump: float  # max |Δq| (rad) between consecutive targets where the source chunk changed
+    position_clamps: int
+    velocity_clamps: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+class LoopStats:
+    """Per-tick bookkeeping, O(1) per tick; percentiles over a sliding window when reported."""
+
+    def __init__(self, nominal_period: float, window: int = 1000) -> None:
+        self.nominal_period = nominal_period
+        self.period_errors: deque[float] = deque(maxlen=window)
+        self.tick_times: deque[float] = deque(maxlen=window)
+        self.ticks = 0
+        self.overruns = 0
+        self.underruns = 0
+        self.stale_holds = 0
+        self.estop_holds = 0
+        self.chunks_accepted = 0
+        self.chunks_rejected = 0
+        self.chunk_switches = 0
+        self.max_switch_jump = 0.0
+        self._previous_time: float | None = None
+        self._previous_target: list[float] | None = None
+        self._previous_source = -1
+
+    def tick(self, now: float, skipped_slots: int = 0) -> None:
+        """A tick ran at `now` (seconds on the loop's clock)."""
+        self.ticks += 1
+        self.overruns += skipped_slots > 0
+        if self._previous_time is not None:
+            self.period_errors.append(abs(now - self._previous_time - self.nominal_period))
+        self._previous_time = now
+        self.tick_times.append(now)
+
+    def target(self, values: list[float], source: int) -> None:
+        """The blended target of this tick (before safety) and the chunk seq it came from."""
+        previous = self._previous_target
+        if previous is not None and source != self._previous_source:
+            self.chunk_switches += 1
+            jump = max(abs(a - b) for a, b in zip(values, previous, strict=True))
+            if jump > self.max_switch_jump:
+                self.max_switch_jump = jump
+        self._previous_target = values
+        self._previous_source = source
+
+    def no_target(self) -> None:
+        """A tick without a blended target: the next target is not compared with an older one."""
+        self._previous_target = None
+        self._previous_source = -1
+
+    def restart_timing(self) -> None:
+        """The clock jumped (sim reset): the next tick has no previous period."""
+        self._previous_time = None
+
+    def report(self, position_clamps: int = 0, velocity_clamps: int = 0) -> LoopReport:
+        errors = np.asarray(self.period_errors, dtype=np.float64) * 1e3
+        times = self.tick_times
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        return LoopReport(
+            ticks=self.ticks,
+            rate_hz=(len(times) - 1) / span if span > 0 else 0.0,
+            period_error_p50_ms=float(np.percentile(errors, 50)) if errors.size else 0.0,
+            period_error_p99_ms=float(np.percentile(errors, 99)) if errors.size else 0.0,
+            period_error_max_ms=float(errors.max()) if errors.size else 0.0,
+            overruns=self.overruns,
+            underruns=self.underruns,
+            stale_holds=self.stale_holds,
+            estop_holds=self.estop_holds,
+            chunks_accepted=self.chunks_accepted,
+            chunks_rejected=self.chunks_rejected,
+            chunk_switches=self.chunk_switches,
+            max_switch_jump=self.max_switch_jump,
+            position_clamps=position_clamps,
+            velocity_clamps=velocity_clamps,
+        )
