@@ -156,3 +156,33 @@ def test_reset_service_regions_success_signal_and_clock(ros, sim):
 def test_bad_parameters_refuse_to_start(ros, name, value, message):
     with pytest.raises(ConfigError, match=message):
         SimArmNode(context=ros.context, parameter_overrides=[Parameter(name, value=value)])
+
+
+def test_nodes_with_use_sim_time_follow_the_sim_clock(ros, sim):
+    from rclpy.node import Node
+
+    clock = ros.subscribe(Clock, "/clock", 10)
+    follower = ros.add(Node("sim_time_user", context=ros.context,
+                            parameter_overrides=[Parameter("use_sim_time", value=True)]))
+    clock.wait(lambda m: len(m) >= 50)
+    time.sleep(0.3)
+    latest = clock.last.clock
+    now = follower.get_clock().now().nanoseconds * 1e-9
+    assert follower.get_clock().ros_time_is_active
+    assert abs(now - (latest.sec + latest.nanosec * 1e-9)) < 0.1
+    ros.remove(follower)
+
+
+def test_sim_yaml_parameters_are_the_nodes_parameters(ros):
+    import yaml
+
+    from corft_ros.core.paths import config_path
+
+    params = yaml.safe_load(config_path("sim").read_text())["sim_arm"]["ros__parameters"]
+    node = SimArmNode(context=ros.context,
+                      parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    try:
+        for key, value in params.items():
+            assert node.get_parameter(key).value == value or key == "seed"
+    finally:
+        node.destroy_node()
