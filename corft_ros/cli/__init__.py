@@ -18,11 +18,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure a part of the stack (prints what it measured)")
     benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         if hasattr(module, "register"):
             module.register(commands)
         if hasattr(module, "register_bench"):
             module.register_bench(benches)
+    parser.set_defaults(bench_names=sorted(benches.choices))
     return parser
 
 
