@@ -110,6 +110,11 @@ class ChunkExecutor:
         """Count a chunk refused before submit (by validation)."""
         self.stats.chunks_rejected += 1
 
+    @property
+    def wants_measurement(self) -> bool:
+        """True until a measured state has become the hold position (after start, a clear or an episode start)."""
+        return self._rebase_pending
+
     def measured(self, positions: Sequence[float]) -> None:
         """A measured joint state (canonical order): becomes the hold position after start or a clear."""
         if self._rebase_pending:

@@ -1,0 +1,291 @@
+"""executor: the only node that commands the robot. Action chunks in, one safe command per control tick out.
+
+Thin adapter around `corft_ros.core.chunking.ChunkExecutor`: messages are converted at the edge; the
+control loop runs in a dedicated thread that sleeps to each tick's time on the node's clock (ROS time,
+so `use_sim_time` works), because a thread that owns its schedule keeps the period error lower than
+an executor-dispatched timer under load (see docs/executor.md for the measurements).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from builtin_interfaces.msg import Duration as DurationMsg
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.clock import ClockType, JumpThreshold
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from corft_ros.core.chunking import MODES, ChunkError, ChunkExecutor, ExecutorConfig, TickState, make_chunk
+from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
+from corft_ros.nodes._common import declare, diagnostic_status, run_node, stamp_to_sec
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+OUTPUTS = ("forward", "jtc")
+DEFAULT_CONTROLLERS = {"forward": "forward_position_controller", "jtc": "arm_controller"}
+TIMINGS = ("thread", "timer")
+
+_LEVELS = {
+    TickState.NO_STATE: DiagnosticStatus.WARN,
+    TickState.WAITING: DiagnosticStatus.OK,
+    TickState.TRACKING: DiagnosticStatus.OK,
+    TickState.STALE: DiagnosticStatus.WARN,
+    TickState.UNDERRUN: DiagnosticStatus.WARN,
+    TickState.ESTOP: DiagnosticStatus.WARN,
+}
+_MESSAGES = {
+    TickState.NO_STATE: "no /joint_states yet: not commanding",
+    TickState.WAITING: "holding: no chunk since start",
+    TickState.TRACKING: "tracking chunks",
+    TickState.STALE: "holding: chunks are stale (staleness_timeout exceeded)",
+    TickState.UNDERRUN: "holding: no buffered action for now (underrun)",
+    TickState.ESTOP: "holding: e-stop latched",
+}
+
+
+class ExecutorNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("executor", **kwargs)
+        robot_path = declare(self, "robot_config", "", "robot.yaml path ('' = bundled config/robot.yaml)")
+        self.robot = load_robot_config(robot_path or None)
+        mode = str(declare(self, "mode", "temporal_ensembling", f"blending mode: {' | '.join(MODES)}"))
+        m = float(declare(self, "m", 0.01, "temporal ensembling: weight exp(-m*i), i = 0 the oldest chunk"))
+        k = int(declare(self, "k", 10, "receding_horizon: actions of a chunk played before switching"))
+        staleness = float(declare(self, "staleness_timeout", 0.5, "s; newest chunk older than this → hold"))
+        max_lead = float(declare(self, "max_lead", 1.0, "s; refuse chunks stamped further in the future"))
+        rate = float(declare(self, "control_rate_hz", 0.0, "control loop rate (0 = robot.yaml control_rate_hz)"))
+        self.output = str(declare(self, "output", "forward", f"command output: {' | '.join(OUTPUTS)}"))
+        controller = str(declare(self, "controller", "", "controller name ('' = forward_position_controller / "
+                                 "arm_controller by output)"))
+        joints = list(declare(self, "controller_joints", self.robot.joint_names, "the controller's joints, in order"))
+        spacing = float(declare(self, "jtc_point_spacing", 0.0, "s between jtc waypoints after the first "
+                                "(0 = robot action dt)"))
+        self.jtc_max_points = int(declare(self, "jtc_max_points", 50, "most waypoints per jtc message"))
+        timing = str(declare(self, "timing", "thread", f"control loop: {' | '.join(TIMINGS)}"))
+
+        if self.output not in OUTPUTS:
+            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if timing not in TIMINGS:
+            raise ConfigError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
+        if rate < 0:
+            raise ConfigError(f"control_rate_hz must be >= 0, got {rate}")
+        if spacing < 0:
+            raise ConfigError(f"jtc_point_spacing must be >= 0 s, got {spacing}")
+        if self.jtc_max_points < 1:
+            raise ConfigError(f"jtc_max_points must be >= 1, got {self.jtc_max_points}")
+        if not joints:
+            raise ConfigError("controller_joints is empty")
+        try:
+            self.output_index = [int(i) for i in self.robot.index_of(joints)]
+        except CommandError as exc:
+            raise ConfigError(f"controller_joints: {exc}") from None
+        self.controller_joints = joints
+        self.controller = controller or DEFAULT_CONTROLLERS[self.output]
+        self.rate_hz = rate or self.robot.control_rate_hz
+        self.jtc_spacing = spacing or self.robot.action_dt
+        self.core = ChunkExecutor(
+            self.robot,
+            ExecutorConfig(control_period=1.0 / self.rate_hz, mode=mode, m=m, k=k, staleness_timeout=staleness,
+                           max_lead=max_lead),
+        )
+        self._period_ns = round(1e9 / self.rate_hz)
+        self._lock = threading.Lock()
+        self._last_error = ""
+        self._measured_index = {name: i for i, name in enumerate(self.robot.joint_names)}
+
+        if self.output == "forward":
+            self._command_pub = self.create_publisher(Float64MultiArray, f"/{self.controller}/commands", RELIABLE)
+        else:
+            self._command_pub = self.create_publisher(JointTrajectory, f"/{self.controller}/joint_trajectory",
+                                                      RELIABLE)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        inputs = ReentrantCallbackGroup()
+        self.create_subscription(JointTrajectory, "/corft/action_chunk", self._on_chunk, RELIABLE,
+                                 callback_group=inputs)
+        self.create_subscription(JointState, "/joint_states", self._on_joint_state, qos_profile_sensor_data,
+                                 callback_group=inputs)
+        self.create_subscription(String, "/corft/episode/events", self._on_episode_event, RELIABLE,
+                                 callback_group=inputs)
+        self.create_service(SetBool, "/corft/estop", self._on_estop, callback_group=inputs)
+        self.create_service(Trigger, "~/clear", self._on_clear, callback_group=inputs)
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+
+        self._running = True
+        self._clock_moved = threading.Event()
+        self._thread: threading.Thread | None = None
+        if timing == "timer":
+            self.create_timer(1.0 / self.rate_hz, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
+        else:
+            # every /clock update wakes the loop when ROS time is simulated (system time never jumps)
+            self._jump_handle = self.get_clock().create_jump_callback(
+                JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=Duration(nanoseconds=-1),
+                              on_clock_change=True),
+                post_callback=lambda _jump: self._clock_moved.set(),
+            )
+            self._thread = threading.Thread(target=self._loop, name="executor_loop", daemon=True)
+            self._thread.start()
+
+    # ---- inputs -------------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        stamp = stamp_to_sec(msg.header.stamp)
+        try:
+            chunk = make_chunk(
+                self.robot, stamp, list(msg.joint_names),
+                [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points],
+                [p.positions for p in msg.points],
+                default_dt=self.robot.action_dt,
+            )
+        except ChunkError as exc:
+            with self._lock:
+                self.core.reject()
+            self._error(f"rejected {exc}")
+            return
+        try:
+            with self._lock:
+                self.core.submit(chunk, self._now())
+        except ChunkError as exc:
+            self._error(f"rejected {exc}")
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        if not self.core.wants_measurement:
+            return
+        index = {name: i for i, name in enumerate(msg.name)}
+        missing = [name for name in self.robot.joint_names if name not in index]
+        if missing or len(msg.position) < len(msg.name):
+            self._error(f"/joint_states lacks positions for {', '.join(missing) or 'some joints'}; still waiting")
+            return
+        positions = [float(msg.position[index[name]]) for name in self.robot.joint_names]
+        if any(p != p or abs(p) == float("inf") for p in positions):
+            self._error("/joint_states has NaN/Inf positions; still waiting")
+            return
+        with self._lock:
+            self.core.measured(positions)
+
+    def _on_episode_event(self, msg: String) -> None:
+        if msg.data not in ("start", "stop"):
+            self._error(f"/corft/episode/events: unknown event {msg.data!r} (expected start | stop)")
+            return
+        with self._lock:
+            self.core.clear(rebase=msg.data == "start")
+        self.get_logger().info(f"episode {msg.data}: chunk buffer cleared")
+
+    def _on_estop(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        with self._lock:
+            self.core.set_estop(bool(request.data))
+        response.success = True
+        response.message = "e-stop latched: holding" if request.data else "e-stop released: waiting for new chunks"
+        (self.get_logger().warn if request.data else self.get_logger().info)(response.message)
+        return response
+
+    def _on_clear(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        with self._lock:
+            self.core.clear(rebase=True)
+        response.success, response.message = True, "chunk buffer cleared; holding the measured position"
+        return response
+
+    def _error(self, message: str) -> None:
+        self._last_error = message
+        self.get_logger().error(message, throttle_duration_sec=1.0)
+
+    # ---- the control loop ---------------------------------------------------------------------------
+    def _loop(self) -> None:
+        clock = self.get_clock()
+        period = self._period_ns
+        next_slot: int | None = None
+        while self._running:
+            now_ns = clock.now().nanoseconds
+            if next_slot is None or now_ns < (next_slot - 2) * period:  # first tick, or the clock went back
+                next_slot = now_ns // period + 1
+            if not self._sleep_until(next_slot * period):
+                continue
+            now_ns = clock.now().nanoseconds
+            slot = now_ns // period
+            if slot < next_slot:
+                continue
+            self._tick(slot, now_ns)
+            next_slot = slot + 1
+
+    def _sleep_until(self, target_ns: int) -> bool:
+        """Sleep until the node's clock reaches target_ns; False if woken for another reason."""
+        clock = self.get_clock()
+        if clock.clock_type == ClockType.ROS_TIME and clock.ros_time_is_active:
+            self._clock_moved.clear()
+            if clock.now().nanoseconds >= target_ns:
+                return True
+            self._clock_moved.wait(0.05)
+            return clock.now().nanoseconds >= target_ns
+        remaining = (target_ns - clock.now().nanoseconds) * 1e-9
+        if remaining > 0:
+            time.sleep(min(remaining, 0.05))
+        return self._running
+
+    def _on_timer(self) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        self._tick(round(now_ns / self._period_ns), now_ns)
+
+    def _tick(self, slot: int, now_ns: int) -> None:
+        with self._lock:
+            tick = self.core.tick(slot, now_ns * 1e-9)
+            plan = self.core.plan(self.jtc_spacing, self.jtc_max_points) if self.output == "jtc" else None
+        if tick.command is None:
+            return
+        index = self.output_index
+        if plan is None:
+            msg = Float64MultiArray()
+            msg.data = [tick.command[i] for i in index]
+        else:
+            msg = JointTrajectory()  # header.stamp stays 0: "start now"
+            msg.joint_names = self.controller_joints
+            msg.points = [
+                JointTrajectoryPoint(positions=[point[i] for i in index], time_from_start=_duration(offset))
+                for offset, point in plan
+            ]
+        self._command_pub.publish(msg)
+
+    # ---- diagnostics --------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            report = self.core.report()
+            state = self.core.state
+            newest = self.core.newest_stamp
+        values = {
+            "state": state.value, "mode": self.core.config.mode, "output": self.output,
+            "controller": self.controller, "estop": self.core.estopped,
+            "newest_chunk_age_s": (self._now() - newest) if newest is not None else "none",
+            **report.as_dict(),
+        }
+        if self._last_error:
+            values["last_error"] = self._last_error
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [diagnostic_status("executor", self.robot.name, _LEVELS[state], _MESSAGES[state], values)]
+        self._diag_pub.publish(msg)
+
+    def close(self) -> None:
+        self._running = False
+        self._clock_moved.set()
+        if self._thread is not None and self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def _duration(seconds: float) -> DurationMsg:
+    nanoseconds = round(seconds * 1e9)
+    return DurationMsg(sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(lambda: ExecutorNode(), args)
