@@ -1,0 +1,1 @@
+"""Trial statistics and reports for benchmarks (success rate with intervals, cycle time, loop stats)."""

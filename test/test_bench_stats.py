@@ -1,0 +1,53 @@
+"""Benchmark statistics: Wilson intervals against known values, cycle time over successes only."""
+
+import math
+
+import pytest
+
+from corft_ros.core.bench.stats import Trial, relative_change, summarize, summarize_all, wilson_interval
+
+
+@pytest.mark.parametrize(
+    ("k", "n", "low", "high"),
+    [
+        (0, 10, 0.0, 0.2775),  # upper = z^2 / (n + z^2)
+        (5, 10, 0.2366, 0.7634),
+        (10, 10, 0.7225, 1.0),
+        (1, 2, 0.0945, 0.9055),
+        (40, 50, 0.6696, 0.8876),
+    ],
+)
+def test_wilson_interval_matches_known_values(k, n, low, high):
+    lo, hi = wilson_interval(k, n)
+    assert lo == pytest.approx(low, abs=1e-4)
+    assert hi == pytest.approx(high, abs=1e-4)
+
+
+def test_wilson_interval_edge_cases():
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_cycle_time_counts_successes_only_and_episode_length_counts_failures_at_the_limit():
+    trials = [
+        Trial("il", "seen", 0, True, 4.0, 20.0, end_reason="success"),
+        Trial("il", "seen", 1, True, 6.0, 20.0, end_reason="success"),
+        Trial("il", "seen", 2, False, 20.0, 20.0, end_reason="timeout"),
+        Trial("il", "unseen", 3, False, 7.0, 20.0, end_reason="failure_label"),
+        Trial("corft", "seen", 0, True, 3.0, 20.0, end_reason="success"),
+    ]
+    s = summarize(trials, "il", "seen")
+    assert (s.trials, s.successes, s.timeouts) == (3, 2, 1)
+    assert s.success_rate == pytest.approx(2 / 3)
+    assert s.cycle_time_mean_s == pytest.approx(5.0)
+    assert s.cycle_time_median_s == pytest.approx(5.0)
+    assert s.cycle_time_std_s == pytest.approx(math.sqrt(2.0))
+    assert s.episode_length_mean_s == pytest.approx((4 + 6 + 20) / 3)
+    unseen = summarize(trials, "il", "unseen")
+    assert unseen.successes == 0 and math.isnan(unseen.cycle_time_mean_s)
+    assert unseen.episode_length_mean_s == pytest.approx(20.0)  # a failure counts at the limit
+    everything = summarize_all(trials)
+    assert {(x.arm, x.region) for x in everything} >= {("il", "all"), ("corft", "seen")}
+    assert relative_change(3.0, 4.0) == pytest.approx(-0.25)
+    assert math.isnan(relative_change(1.0, 0.0))
