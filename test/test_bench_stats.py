@@ -51,3 +51,33 @@ def test_cycle_time_counts_successes_only_and_episode_length_counts_failures_at_
     assert {(x.arm, x.region) for x in everything} >= {("il", "all"), ("corft", "seen")}
     assert relative_change(3.0, 4.0) == pytest.approx(-0.25)
     assert math.isnan(relative_change(1.0, 0.0))
+
+
+def test_report_files_have_consistent_counts(tmp_path):
+    import json
+
+    from corft_ros.core.bench.report import read_trials_csv, write_report
+
+    rng = __import__("numpy").random.default_rng(0)
+    trials = []
+    for i in range(12):
+        for arm in ("il", "corft"):
+            ok = bool(rng.uniform() < (0.5 if arm == "il" else 0.8))
+            trials.append(Trial(arm, "seen" if i % 3 else "unseen", i, ok, rng.uniform(3, 8) if ok else 20.0, 20.0,
+                                start_x=rng.uniform(0.3, 0.5), start_y=rng.uniform(0, 0.25),
+                                end_reason="success" if ok else "timeout"))
+    summary = write_report(tmp_path, trials, title="t", command="corft-ros bench trials", compare=("il", "corft"),
+                           latency_samples={"il": rng.uniform(0.005, 0.01, 50)},
+                           period_error_samples={"il": rng.normal(0, 1e-4, 50)},
+                           loop={"il": {"period_error_p99_ms": 0.4}})
+    for name in ("report.md", "trials.csv", "summary.json", "success_rate.png", "cycle_time.png",
+                 "success_map.png", "loop_latency.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert read_trials_csv(tmp_path / "trials.csv") == trials
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["trials"] == summary["trials"] == len(trials)
+    for arm in ("il", "corft"):
+        total = next(a for a in on_disk["arms"] if a["arm"] == arm and a["region"] == "all")
+        assert total["trials"] == 12
+        assert total["successes"] == sum(t.success for t in trials if t.arm == arm)
+    assert "seen" in on_disk["comparison"] and "Wilson" in (tmp_path / "report.md").read_text()

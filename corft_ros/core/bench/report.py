@@ -1,0 +1,206 @@
+"""Benchmark report: trials.csv, summary.json, report.md and PNG plots in one folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+
+from corft_ros.core.bench.stats import ArmSummary, Trial, relative_change, summarize_all
+
+CYCLE_TIME_DEFINITION = (
+    "Cycle time = time from the start of a trial (after reset, when the episode starts) to the first success "
+    "signal, over successful trials only (mean, median, p90, std), reported beside the success rate and its "
+    "Wilson 95% interval. Episode length counts failed trials at the time limit."
+)
+
+
+def write_trials_csv(path: Path, trials: Sequence[Trial]) -> None:
+    names = [f.name for f in fields(Trial)]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        for trial in trials:
+            writer.writerow(asdict(trial))
+
+
+def read_trials_csv(path: Path) -> list[Trial]:
+    out = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            out.append(Trial(arm=row["arm"], region=row["region"], seed=int(row["seed"]),
+                             success=row["success"] == "True", duration_s=float(row["duration_s"]),
+                             timeout_s=float(row["timeout_s"]), start_x=float(row["start_x"]),
+                             start_y=float(row["start_y"]), end_reason=row["end_reason"]))
+    return out
+
+
+def _fmt(x: float, digits: int = 2) -> str:
+    return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
+
+
+def comparisons(summaries: Sequence[ArmSummary], baseline: str, candidate: str) -> dict[str, dict]:
+    """Relative change of candidate vs baseline per region: success rate and mean cycle time."""
+    by_key = {(s.arm, s.region): s for s in summaries}
+    out = {}
+    for (arm, region), base in by_key.items():
+        if arm != baseline or (candidate, region) not in by_key:
+            continue
+        cand = by_key[(candidate, region)]
+        out[region] = {
+            "success_rate_relative_change": relative_change(cand.success_rate, base.success_rate),
+            "cycle_time_relative_change": relative_change(cand.cycle_time_mean_s, base.cycle_time_mean_s),
+        }
+    return out
+
+
+def write_report(out_dir: Path, trials: Sequence[Trial], *, title: str, command: str,
+                 loop: dict[str, dict] | None = None, latency_samples: dict[str, Sequence[float]] | None = None,
+                 period_error_samples: dict[str, Sequence[float]] | None = None,
+                 compare: tuple[str, str] | None = None, notes: Sequence[str] = ()) -> dict:
+    """Write every report file; returns the summary dict (also summary.json)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries = summarize_all(trials)
+    write_trials_csv(out_dir / "trials.csv", trials)
+    summary = {
+        "title": title,
+        "command": command,
+        "definition": CYCLE_TIME_DEFINITION,
+        "trials": len(trials),
+        "arms": [s.as_dict() for s in summaries],
+        "loop": loop or {},
+        "comparison": ({"baseline": compare[0], "candidate": compare[1], **comparisons(summaries, *compare)}
+                       if compare else {}),
+        "notes": list(notes),
+    }
+    plots = _plots(out_dir, trials, summaries, latency_samples or {}, period_error_samples or {})
+    summary["plots"] = plots
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    (out_dir / "report.md").write_text(_markdown(summary, summaries, plots))
+    return summary
+
+
+def _markdown(summary: dict, summaries: Sequence[ArmSummary], plots: list[str]) -> str:
+    lines = [f"# {summary['title']}", "", f"Command: `{summary['command']}`", "", summary["definition"], ""]
+    lines += ["| arm | region | trials | success | 95% CI | timeouts | cycle time mean / median / p90 (s) | "
+              "std (s) | episode length (s) |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in summaries:
+        lo, hi = s.success_ci95
+        lines.append(
+            f"| {s.arm} | {s.region} | {s.trials} | {s.successes}/{s.trials} ({_fmt(100 * s.success_rate, 0)}%) | "
+            f"{_fmt(100 * lo, 0)}–{_fmt(100 * hi, 0)}% | {s.timeouts} | {_fmt(s.cycle_time_mean_s)} / "
+            f"{_fmt(s.cycle_time_median_s)} / {_fmt(s.cycle_time_p90_s)} | {_fmt(s.cycle_time_std_s)} | "
+            f"{_fmt(s.episode_length_mean_s)} |"
+        )
+    if summary["comparison"]:
+        c = summary["comparison"]
+        lines += ["", f"## {c['candidate']} vs {c['baseline']}", "", "| region | success rate change | "
+                  "cycle time change |", "|---|---|---|"]
+        for region, change in c.items():
+            if isinstance(change, dict):
+                lines.append(f"| {region} | {_fmt(100 * change['success_rate_relative_change'], 1)}% | "
+                             f"{_fmt(100 * change['cycle_time_relative_change'], 1)}% |")
+    if summary["loop"]:
+        lines += ["", "## Control loop and inference", "", "| arm | metric | value |", "|---|---|---|"]
+        for arm, values in summary["loop"].items():
+            for key, value in values.items():
+                lines.append(f"| {arm} | {key} | {value if isinstance(value, str) else _fmt(float(value), 3)} |")
+    if summary["notes"]:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in summary["notes"]]
+    lines += [""] + [f"![{p}]({p})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummary],
+           latency: dict[str, Sequence[float]], period_error: dict[str, Sequence[float]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    arms = list(dict.fromkeys(t.arm for t in trials))
+    regions = [r for r in dict.fromkeys(t.region for t in trials)]
+    if not arms:
+        return written
+
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(arms) * max(1, len(regions)), 3.6))
+    width = 0.8 / max(1, len(regions))
+    by_key = {(s.arm, s.region): s for s in summaries}
+    for j, region in enumerate(regions):
+        xs, ys, err = [], [], [[], []]
+        for i, arm in enumerate(arms):
+            s = by_key.get((arm, region))
+            if s is None or s.trials == 0:
+                continue
+            xs.append(i + (j - (len(regions) - 1) / 2) * width)
+            ys.append(s.success_rate)
+            err[0].append(s.success_rate - s.success_ci95[0])
+            err[1].append(s.success_ci95[1] - s.success_rate)
+        ax.bar(xs, ys, width=width, yerr=err, capsize=4, label=region)
+    ax.set_xticks(range(len(arms)), arms)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate (Wilson 95% CI)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_dir / "success_rate.png", dpi=110)
+    plt.close(fig)
+    written.append("success_rate.png")
+
+    fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(arms), 3.6))
+    data = [[t.duration_s for t in trials if t.arm == arm and t.success] for arm in arms]
+    ax.boxplot([d if d else [float("nan")] for d in data], showmeans=True)
+    ax.set_xticks(range(1, len(arms) + 1), arms)
+    for i, d in enumerate(data, start=1):
+        ax.scatter(np.full(len(d), i) + np.random.default_rng(i).uniform(-0.12, 0.12, len(d)), d, s=8, alpha=0.5)
+    ax.set_ylabel("cycle time of successful trials (s)")
+    fig.tight_layout()
+    fig.savefig(out_dir / "cycle_time.png", dpi=110)
+    plt.close(fig)
+    written.append("cycle_time.png")
+
+    positioned = [t for t in trials if math.isfinite(t.start_x) and math.isfinite(t.start_y)]
+    if positioned:
+        fig, axes = plt.subplots(1, len(arms), figsize=(3.2 * len(arms), 3.4), squeeze=False)
+        for ax, arm in zip(axes[0], arms, strict=True):
+            mine = [t for t in positioned if t.arm == arm]
+            for ok, color, label in ((True, "tab:green", "success"), (False, "tab:red", "failure")):
+                pts = [(t.start_y, t.start_x) for t in mine if t.success == ok]
+                if pts:
+                    ys, xs = zip(*pts, strict=True)
+                    ax.scatter(ys, xs, c=color, s=18, label=label,
+                               marker="o" if ok else "x")
+            ax.set_title(arm)
+            ax.set_xlabel("cube start y (m)")
+            ax.set_ylabel("cube start x (m)")
+        axes[0][0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / "success_map.png", dpi=110)
+        plt.close(fig)
+        written.append("success_map.png")
+
+    if latency or period_error:
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+        for arm, samples in period_error.items():
+            if len(samples):
+                axes[0].hist(np.asarray(samples) * 1e3, bins=40, alpha=0.5, label=arm)
+        axes[0].set_xlabel("control period error (ms)")
+        for arm, samples in latency.items():
+            if len(samples):
+                axes[1].hist(np.asarray(samples) * 1e3, bins=40, alpha=0.5, label=arm)
+        axes[1].set_xlabel("inference latency (ms)")
+        for ax in axes:
+            ax.set_ylabel("count")
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / "loop_latency.png", dpi=110)
+        plt.close(fig)
+        written.append("loop_latency.png")
+    return written
