@@ -141,8 +141,8 @@ def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummar
                 continue
             xs.append(i + (j - (len(regions) - 1) / 2) * width)
             ys.append(s.success_rate)
-            err[0].append(s.success_rate - s.success_ci95[0])
-            err[1].append(s.success_ci95[1] - s.success_rate)
+            err[0].append(max(0.0, s.success_rate - s.success_ci95[0]))
+            err[1].append(max(0.0, s.success_ci95[1] - s.success_rate))
         ax.bar(xs, ys, width=width, yerr=err, capsize=4, label=region)
     ax.set_xticks(range(len(arms)), arms)
     ax.set_ylim(0, 1.05)
