@@ -31,6 +31,11 @@ def data_files(bag: Path) -> list[Path]:
     return sorted(p for p in bag.iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES))
 
 
+def episode_name(bag: Path) -> str:
+    """A readable name for a bag: the episode folder's name (bags live in <episode>/bag/)."""
+    return bag.parent.name if bag.name == "bag" else bag.name
+
+
 def find_bags(root: str | Path) -> list[Path]:
     """Episode bag folders under `root` (or `root` itself): folders holding an .mcap/.db3 file."""
     root = Path(root)
@@ -169,7 +174,7 @@ def episode_metadata(bag: Path) -> dict:
     found = _from_corft_episodes(bag)
     if found:
         sources.append(found)
-    for candidate in (bag / "episode.yaml", bag.parent / f"{bag.name}.yaml"):
+    for candidate in (bag / "episode.yaml", bag.parent / "episode.yaml", bag.parent / f"{bag.name}.yaml"):
         if candidate.is_file():
             try:
                 data = yaml.safe_load(candidate.read_text())

@@ -405,7 +405,9 @@ def load_episode(
     if cfg.require_instruction and not meta.get("instruction"):
         raise EpisodeProblem(f"{bag}: episode metadata has no instruction")
     if cfg.require_label and meta.get("success") is None:
-        raise EpisodeProblem(f"{bag}: episode has no success label (label it: corft-ros bag / /corft/episode/label)")
+        raise EpisodeProblem(
+            f"{bag}: episode has no success label (label it with /corft/episode/label or in episode.yaml)"
+        )
     cache_root = cfg.resolved_cache_dir()
     key = f"{bagio.content_hash(bag, cache_root / 'hashes.json')}-{cfg.fingerprint(robot)}"
     folder = cache_root / key
@@ -453,7 +455,7 @@ class LoadReport:
             )
             src = "cache" if ep.from_cache else "bag"
             label = "success" if ep.success else "failure"
-            out.append(f"{ep.bag.name}: {len(ep)} ticks, {label}, from {src}; {cams}")
+            out.append(f"{bagio.episode_name(ep.bag)}: {len(ep)} ticks, {label}, from {src}; {cams}")
         out.extend(f"skipped {p}" for p in self.problems)
         return out
 

@@ -69,7 +69,8 @@ def render(
 
 
 def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) -> Path:
-    """Write one episode bag folder at `path` (which must not exist) and its episode.yaml."""
+    """Write one episode folder at `path` (which must not exist) in the logger's layout:
+    `<path>/episode.yaml` and the bag in `<path>/bag/`. Returns the episode folder."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -84,7 +85,9 @@ def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) ->
     )
     Duration = T["builtin_interfaces/msg/Duration"]
     rng = np.random.default_rng(ep.seed)
-    path = Path(path)
+    episode_dir = Path(path)
+    episode_dir.mkdir(parents=True)
+    path = episode_dir / "bag"
     plugin = StoragePlugin.MCAP if ep.storage == "mcap" else StoragePlugin.SQLITE3
 
     def stamp(ns: int):
@@ -157,16 +160,19 @@ def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) ->
                 writer.write(conns[topic], ns, ts.serialize_cdr(msg, types[topic]))
     if ep.write_metadata:
         meta = {
+            "episode_id": episode_dir.name,
             "instruction": ep.instruction,
             "success": ep.success,
+            "operator": "synthetic",
+            "source": "scripted",
             "robot": robot.name,
             "joint_names": ep.joint_names or robot.joint_names,
-            "start_stamp_ns": ep.start_ns,
-            "stop_stamp_ns": ep.start_ns + int(ep.duration_s * 1e9),
-            "operator": "synthetic",
+            "start_ns": ep.start_ns,
+            "stop_ns": ep.start_ns + int(ep.duration_s * 1e9),
+            "status": "stopped",
         }
-        (path / "episode.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    return path
+        (episode_dir / "episode.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    return episode_dir
 
 
 def write_dataset(root: str | Path, robot: RobotConfig, n: int, seed: int = 0, **overrides) -> list[Path]:

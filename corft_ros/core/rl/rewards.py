@@ -1,0 +1,58 @@
+"""Rewards and Monte-Carlo returns-to-go.
+
+Per episode of T ticks, for t = 0..T-1:
+    r_t = -step_cost
+        + success_reward   at t = T-1 of a successful episode (then the episode is terminal: d_{T-1} = 1)
+        + failure_reward   at t = T-1 of a failed episode (not terminal: the recording just stopped)
+        + shaping_scale * (γ Φ(s_{t+1}) - Φ(s_t))   optional, potential-based, Φ(s) = -||q - q_goal||,
+                                                    q_goal = the final joint state of a successful episode
+                                                    (Φ after the terminal step is 0; failed episodes get none)
+The per-step cost is what makes a faster completion worth more: the same success, fewer -step_cost terms.
+G_t = Σ_{k≥0} γ^k r_{t+k} (to the end of the recording) is the Monte-Carlo return-to-go.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class RewardConfig:
+    success_reward: float = 1.0
+    step_cost: float = 0.01
+    failure_reward: float = 0.0
+    shaping_scale: float = 0.0
+    gamma: float = 0.99
+
+
+def episode_rewards(
+    length: int, success: bool, cfg: RewardConfig, state: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(rewards [T] float64, terminals [T] bool) of one episode."""
+    if length < 1:
+        raise ValueError("episode has no steps")
+    r = np.full(length, -cfg.step_cost, dtype=np.float64)
+    terminal = np.zeros(length, dtype=bool)
+    if success:
+        r[-1] += cfg.success_reward
+        terminal[-1] = True
+    else:
+        r[-1] += cfg.failure_reward
+    if cfg.shaping_scale and success and state is not None:
+        q = np.asarray(state, dtype=np.float64)
+        phi = -np.linalg.norm(q - q[-1], axis=1)
+        phi_next = np.append(phi[1:], 0.0)  # absorbing state after the terminal step
+        r += cfg.shaping_scale * (cfg.gamma * phi_next - phi)
+    return r, terminal
+
+
+def returns_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """G_t = r_t + γ G_{t+1}, G_T = 0."""
+    out = np.empty(len(rewards), dtype=np.float64)
+    acc = 0.0
+    for t in range(len(rewards) - 1, -1, -1):
+        acc = rewards[t] + gamma * acc
+        out[t] = acc
+    return out
