@@ -1,0 +1,355 @@
+"""policy: VLA chunk inference. Latest image per camera + joint state + instruction → /corft/action_chunk.
+
+Callbacks only store the newest messages; a dedicated thread runs inference at `rate_hz` (never inside an executor
+callback, so a slow model never delays message handling). Each chunk is a trajectory_msgs/JointTrajectory:
+header.stamp = the NEWEST stamp among the inputs it used (the camera images and the joint state), points[i] =
+absolute joint targets for header.stamp + i·dt, time_from_start = i·dt. The observation age on /diagnostics is
+measured from the OLDEST input it used (the worst case).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from corft_ros.core.images import ImageError, to_rgb8
+from corft_ros.core.paths import models_dir
+from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
+from corft_ros.core.policy.text import InstructionError, clean_instruction
+from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
+from corft_ros.nodes._common import declare, diagnostic_status, run_node, stamp_to_sec
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+INSTRUCTION_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+
+
+@dataclass
+class _Stamped:
+    value: object
+    stamp: Time
+
+
+def _percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+class PolicyNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("policy", **kwargs)
+        self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
+        model_path = str(declare(self, "model_path", "", "exported model directory ('' = models/default)"))
+        self.backend = str(declare(self, "backend", "onnx", "inference backend: onnx | torch"))
+        self.rate_hz = float(declare(self, "rate_hz", 10.0, "inferences per second (one chunk each)"))
+        self.best_of_n = int(declare(self, "best_of_n", 1, "candidate chunks ranked by the critic (1 = off)"))
+        noise_std = float(declare(self, "noise_std", 0.1, "best-of-N sampling noise (normalized action units)"))
+        threads = int(declare(self, "threads", 0, "inference threads (0 = the runtime's default)"))
+        device = str(declare(self, "device", "auto", "torch backend device: auto | cpu | cuda[:i]"))
+        self.max_age = float(declare(self, "max_observation_age", 1.0, "inputs older than this (s) count as missing"))
+        allow_encoder = bool(declare(self, "allow_encoder", True, "embed instructions the model does not know"))
+        seed = int(declare(self, "seed", -1, "best-of-N noise seed (-1 = random)"))
+        self.camera_topic_format = str(
+            declare(self, "camera_topic_format", "/camera/{name}/image_raw", "camera topic; {name} = camera name")
+        )
+        joint_topic = str(declare(self, "joint_states_topic", "/joint_states", "sensor_msgs/JointState input"))
+        self.instruction_topic = str(declare(self, "instruction_topic", "/corft/instruction", "std_msgs/String"))
+        chunk_topic = str(declare(self, "chunk_topic", "/corft/action_chunk", "trajectory_msgs/JointTrajectory out"))
+        initial_instruction = str(declare(self, "instruction", "", "instruction to start with ('' = wait for topic)"))
+
+        if self.backend not in ("onnx", "torch"):
+            raise ConfigError(f"backend must be 'onnx' or 'torch', got '{self.backend}'")
+        if not self.rate_hz > 0:
+            raise ConfigError(f"rate_hz must be positive, got {self.rate_hz}")
+        if self.best_of_n < 1:
+            raise ConfigError(f"best_of_n must be >= 1, got {self.best_of_n}")
+        if noise_std < 0:
+            raise ConfigError(f"noise_std must be >= 0, got {noise_std}")
+        if not self.max_age > 0:
+            raise ConfigError(f"max_observation_age must be positive, got {self.max_age}")
+        if "{name}" not in self.camera_topic_format:
+            raise ConfigError(f"camera_topic_format must contain '{{name}}', got '{self.camera_topic_format}'")
+
+        self.model_path = model_path or str(models_dir() / "default")
+        # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
+        self.runtime: PolicyRuntime = load_runtime(
+            self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n, noise_std=noise_std,
+            seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device,
+        )
+        self.joint_names = self.runtime.joint_names
+        try:
+            self.robot.index_of(self.joint_names)
+        except CommandError as exc:
+            raise ConfigError(f"model {self.model_path} does not fit robot '{self.robot.name}': {exc}") from None
+        cameras = list(self.declare_parameter(
+            "cameras", self.runtime.camera_names,
+            ParameterDescriptor(type=ParameterType.PARAMETER_STRING_ARRAY,
+                                description="cameras to subscribe to (default: the model's cameras)"),
+        ).value)
+        missing = [c for c in self.runtime.camera_names if c not in cameras]
+        extra = [c for c in cameras if c not in self.runtime.camera_names]
+        if missing or extra:
+            raise ConfigError(
+                f"cameras {cameras}: the model needs exactly {self.runtime.camera_names} "
+                + (f"(missing '{missing[0]}')" if missing else f"('{extra[0]}' is not a model input)")
+            )
+        self.cameras = self.runtime.camera_names
+        self.chunk_size, self.dt = self.runtime.chunk_size, self.runtime.action_dt
+
+        self._lock = threading.Lock()
+        self._images: dict[str, _Stamped] = {}
+        self._joints: _Stamped | None = None
+        self._instruction: str | None = None
+        if initial_instruction.strip():
+            self._instruction = clean_instruction(initial_instruction)
+        self._converted: dict[str, tuple[int, np.ndarray]] = {}  # camera → (id of the msg, rgb)
+        self.counters = {
+            "inferences": 0, "chunks_published": 0, "nonfinite_outputs": 0, "rejected_images": 0, "resized_images": 0,
+            "joint_state_errors": 0, "instruction_errors": 0, "skipped_missing_input": 0, "overruns": 0,
+        }
+        self.missing_camera: dict[str, int] = dict.fromkeys(self.cameras, 0)
+        self.latencies: deque[float] = deque(maxlen=500)
+        self.ages: deque[float] = deque(maxlen=500)
+        self.cold_start_s: float | None = None
+        self.warmup_s = self.runtime.warmup()
+        self.problem = ""  # the last thing that kept a chunk from being published ('' = none)
+        # the last rejected /joint_states and instruction messages, with when (monotonic s)
+        self.input_errors: dict[str, tuple[str, float]] = {}
+        self.problem_level = DiagnosticStatus.OK
+
+        for name in self.cameras:
+            topic = self.camera_topic_format.format(name=name)
+            self.create_subscription(Image, topic, lambda msg, n=name: self._on_image(n, msg), qos_profile_sensor_data)
+        self.create_subscription(JointState, joint_topic, self._on_joints, RELIABLE)
+        self.create_subscription(String, self.instruction_topic, self._on_instruction, INSTRUCTION_QOS)
+        self.chunk_pub = self.create_publisher(JointTrajectory, chunk_topic, RELIABLE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="policy-inference", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"policy {self.model_path} ({self.backend}, {self._providers()}) cameras {self.cameras}, "
+            f"h={self.chunk_size} dt={self.dt:g}s at {self.rate_hz:g} Hz, best_of_n={self.best_of_n}"
+        )
+
+    # ------------------------------------------------------------------ callbacks: store only
+    def _on_image(self, camera: str, msg: Image) -> None:
+        with self._lock:
+            self._images[camera] = _Stamped(msg, msg.header.stamp)
+
+    def _on_joints(self, msg: JointState) -> None:
+        names = list(msg.name)
+        if len(msg.position) != len(names):
+            self._joint_error(f"/joint_states has {len(names)} names but {len(msg.position)} positions")
+            return
+        lookup = {n: i for i, n in enumerate(names)}
+        missing = [j for j in self.joint_names if j not in lookup]
+        if missing:
+            self._joint_error(f"joint '{missing[0]}' missing from /joint_states (it has: {', '.join(names) or 'none'})")
+            return
+        positions = np.array([msg.position[lookup[j]] for j in self.joint_names], dtype=np.float64)
+        bad = np.nonzero(~np.isfinite(positions))[0]
+        if bad.size:
+            self._joint_error(f"joint '{self.joint_names[int(bad[0])]}' position is {positions[int(bad[0])]}")
+            return
+        with self._lock:
+            self._joints = _Stamped(positions, msg.header.stamp)
+
+    def _joint_error(self, text: str) -> None:
+        with self._lock:
+            self.counters["joint_state_errors"] += 1
+            self.input_errors["joints"] = (text, time.monotonic())
+        self.get_logger().error(text, throttle_duration_sec=2.0)
+
+    def _on_instruction(self, msg: String) -> None:
+        try:
+            text = clean_instruction(msg.data)
+        except InstructionError:
+            text = f"empty instruction on {self.instruction_topic} ignored"
+            with self._lock:
+                self.counters["instruction_errors"] += 1
+                self.input_errors["instruction"] = (text, time.monotonic())
+            self.get_logger().error(text)
+            return
+        with self._lock:
+            self._instruction = text
+        self.get_logger().info(f"instruction: '{text}'")
+
+    # ------------------------------------------------------------------ inference thread
+    def _loop(self) -> None:
+        period = 1.0 / self.rate_hz
+        next_time = time.monotonic()
+        while not self._stop.is_set():
+            next_time += period
+            delay = next_time - time.monotonic()
+            if delay < -period:  # fell more than a period behind: don't burst to catch up
+                self.counters["overruns"] += 1
+                next_time = time.monotonic()
+            elif delay > 0 and self._stop.wait(delay):
+                return
+            try:
+                self.step()
+            except Exception as exc:  # keep running: one bad step must not kill inference
+                self._set_problem(f"inference step failed: {type(exc).__name__}: {exc}", DiagnosticStatus.ERROR)
+
+    def _set_problem(self, text: str, level: bytes, counter: str | None = None, warn: bool = False) -> None:
+        with self._lock:
+            self.problem, self.problem_level = text, level
+            if counter:
+                self.counters[counter] += 1
+        log = self.get_logger().warning if warn else self.get_logger().error
+        log(text, throttle_duration_sec=2.0)
+
+    def step(self) -> bool:
+        """One inference from the newest inputs; True when a chunk was published."""
+        with self._lock:
+            images = dict(self._images)
+            joints = self._joints
+            instruction = self._instruction
+        if instruction is None:
+            if "instruction" in self.input_errors:
+                self._set_problem(f"no usable instruction: {self.input_errors['instruction'][0]}",
+                                  DiagnosticStatus.ERROR, "skipped_missing_input")
+            else:
+                self._set_problem(f"waiting for an instruction on {self.instruction_topic}", DiagnosticStatus.WARN,
+                                  "skipped_missing_input", warn=True)
+            return False
+        if joints is None:
+            if "joints" in self.input_errors:
+                self._set_problem(f"no usable /joint_states: {self.input_errors['joints'][0]}", DiagnosticStatus.ERROR,
+                                  "skipped_missing_input")
+            else:
+                self._set_problem("waiting for /joint_states", DiagnosticStatus.WARN, "skipped_missing_input",
+                                  warn=True)
+            return False
+        now = self.get_clock().now().nanoseconds * 1e-9
+        stamps = [joints.stamp]
+        rgb: dict[str, np.ndarray] = {}
+        for name in self.cameras:
+            item = images.get(name)
+            if item is None or now - stamp_to_sec(item.stamp) > self.max_age:
+                why = "no image yet" if item is None else f"image is {now - stamp_to_sec(item.stamp):.2f}s old"
+                with self._lock:
+                    self.missing_camera[name] += 1
+                self._set_problem(f"camera '{name}' missing ({why} on {self.camera_topic_format.format(name=name)})",
+                                  DiagnosticStatus.WARN, "skipped_missing_input", warn=True)
+                return False
+            try:
+                rgb[name] = self._rgb(name, item.value)
+            except ImageError as exc:
+                self._set_problem(f"camera '{name}': {exc}", DiagnosticStatus.ERROR, "rejected_images")
+                return False
+            stamps.append(item.stamp)
+        if now - stamp_to_sec(joints.stamp) > self.max_age:
+            self._set_problem(f"/joint_states is {now - stamp_to_sec(joints.stamp):.2f}s old", DiagnosticStatus.WARN,
+                              "skipped_missing_input", warn=True)
+            return False
+        start = time.perf_counter()
+        try:
+            chunk = self.runtime.predict(rgb, joints.value, instruction)
+        except NonFiniteOutputError as exc:
+            self._set_problem(f"chunk not published: {exc}", DiagnosticStatus.ERROR, "nonfinite_outputs")
+            return False
+        except InstructionError as exc:
+            self._set_problem(str(exc), DiagnosticStatus.ERROR, "instruction_errors")
+            return False
+        latency = time.perf_counter() - start
+        newest = max(stamps, key=stamp_to_sec)
+        oldest = min(stamp_to_sec(s) for s in stamps)
+        self.chunk_pub.publish(self._trajectory(chunk, newest))
+        with self._lock:
+            self.counters["inferences"] += 1
+            self.counters["chunks_published"] += 1
+            if self.cold_start_s is None:
+                self.cold_start_s = latency  # first inference: allocations, caches; kept out of the stats
+            else:
+                self.latencies.append(latency)
+            self.ages.append(now - oldest)
+            self.problem, self.problem_level = "", DiagnosticStatus.OK
+        return True
+
+    def _rgb(self, camera: str, msg: Image) -> np.ndarray:
+        cached = self._converted.get(camera)
+        if cached is not None and cached[0] == id(msg):
+            return cached[1]
+        image = to_rgb8(bytes(msg.data), msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian))
+        if image.shape[:2] != self.runtime.config.image_size:
+            with self._lock:
+                self.counters["resized_images"] += 1  # the runtime resizes; counted so a misconfigured camera shows
+        self._converted[camera] = (id(msg), image)
+        return image
+
+    def _trajectory(self, chunk: np.ndarray, stamp: Time) -> JointTrajectory:
+        msg = JointTrajectory()
+        msg.header.stamp = stamp
+        msg.joint_names = list(self.joint_names)
+        for i, row in enumerate(chunk):
+            t = i * self.dt
+            sec = int(t)
+            msg.points.append(JointTrajectoryPoint(
+                positions=[float(x) for x in row],
+                time_from_start=Duration(sec=sec, nanosec=int(round((t - sec) * 1e9))),
+            ))
+        return msg
+
+    # ------------------------------------------------------------------ diagnostics
+    def _providers(self) -> str:
+        providers = getattr(self.runtime, "active_providers", None)
+        return ",".join(providers) if providers else self.runtime.device
+
+    def _publish_diagnostics(self) -> None:
+        with self._lock:
+            lat = [x * 1e3 for x in self.latencies]
+            ages = [x * 1e3 for x in self.ages]
+            values: dict[str, object] = {
+                "backend": self.backend, "providers": self._providers(), "model": self.model_path,
+                "instruction": self._instruction or "", "rate_hz": self.rate_hz, "best_of_n": self.best_of_n,
+                **self.counters,
+                "latency_p50_ms": _percentile(lat, 50), "latency_p95_ms": _percentile(lat, 95),
+                "latency_max_ms": max(lat) if lat else float("nan"),
+                "cold_start_ms": (self.cold_start_s or float("nan")) * 1e3, "warmup_ms": self.warmup_s * 1e3,
+                "observation_age_ms": ages[-1] if ages else float("nan"),
+                "observation_age_p95_ms": _percentile(ages, 95),
+                **{f"missing_camera_{c}": n for c, n in self.missing_camera.items()},
+                "last_problem": self.problem,
+            }
+            level, message = self.problem_level, self.problem or "ok"
+            # an input rejected in the last 2 s shows even while older valid inputs keep chunks going
+            recent = [text for text, when in self.input_errors.values() if time.monotonic() - when < 2.0]
+            if recent and level != DiagnosticStatus.ERROR:
+                level, message = DiagnosticStatus.ERROR, recent[-1]
+        array = DiagnosticArray()
+        array.header.stamp = self.get_clock().now().to_msg()
+        array.status.append(diagnostic_status("policy: inference", self.get_name(), level, message, values))
+        self.diag_pub.publish(array)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(lambda: PolicyNode(), args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

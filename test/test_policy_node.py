@@ -1,0 +1,345 @@
+"""The policy node over real DDS: images + joint states + instruction in, well-formed chunks out; bad input."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from trajectory_msgs.msg import JointTrajectory
+
+from corft_ros.core.paths import models_dir
+from corft_ros.core.policy.config import PolicyConfig
+from corft_ros.core.policy.export import META_FILE, WEIGHTS_FILE, _sha256, export_policy
+from corft_ros.core.policy.model import ChunkPolicy
+from corft_ros.core.policy.runtime import load_runtime
+from corft_ros.core.robot import ConfigError, load_robot_config
+from corft_ros.nodes.policy import PolicyNode
+
+INSTRUCTION_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+ROBOT = load_robot_config()
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    """models/default when it exists (and knows an instruction); otherwise a freshly initialised small model."""
+    default = models_dir() / "default"
+    if (default / META_FILE).is_file() and yaml.safe_load((default / META_FILE).read_text()).get("instructions"):
+        return default
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = ChunkPolicy(PolicyConfig.for_robot(ROBOT))
+    model.set_normalization(ROBOT.home_array, np.ones(7), ROBOT.home_array, np.full(7, 0.1))
+    rng = np.random.default_rng(0)
+    table = {}
+    for text in ("pick up the cube", "push the cube left"):
+        v = rng.standard_normal(384).astype(np.float32)
+        table[text] = v / np.linalg.norm(v)
+    return export_policy(model, tmp_path_factory.mktemp("models") / "test_policy", table)
+
+
+@pytest.fixture(scope="module")
+def reference(model_dir):
+    runtime = load_runtime(model_dir, "onnx", threads=1)
+    return runtime
+
+
+class Rig:
+    """A PolicyNode on topics of its own (so tests don't hear each other) and the probe's publishers."""
+
+    def __init__(self, ros, model_dir: Path, tag: str, **params) -> None:
+        self.ros = ros
+        self.tag = tag
+        overrides = {
+            "model_path": str(model_dir), "rate_hz": 20.0, "threads": 1,
+            "camera_topic_format": f"/{tag}/camera/{{name}}/image_raw", "joint_states_topic": f"/{tag}/joint_states",
+            "instruction_topic": f"/{tag}/instruction", "chunk_topic": f"/{tag}/action_chunk",
+            # inputs are sent once and must stay usable (staleness has its own test)
+            "max_observation_age": 60.0, **params,
+        }
+        self.chunks = ros.subscribe(JointTrajectory, f"/{tag}/action_chunk")
+        self.diagnostics = ros.subscribe(DiagnosticArray, "/diagnostics")
+        self.node = ros.add(PolicyNode(
+            context=ros.context, cli_args=["--ros-args", "-r", f"__node:=policy_{tag}"],
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
+        ))
+        self.cams = {c: ros.publisher(Image, f"/{tag}/camera/{c}/image_raw", qos_profile_sensor_data)
+                     for c in self.node.cameras}
+        self.joints = ros.publisher(JointState, f"/{tag}/joint_states")
+        self.instruction = ros.publisher(String, f"/{tag}/instruction", INSTRUCTION_QOS)
+        for pub in [*self.cams.values(), self.joints, self.instruction, self.node.chunk_pub, self.node.diag_pub]:
+            ros.wait_for_subscribers(pub)
+
+    def now(self):
+        return self.node.get_clock().now()
+
+    def stamp(self, ago: float = 0.0):
+        return (self.now() - rclpy_duration(ago)).to_msg()
+
+    def send_image(self, camera: str, rgb: np.ndarray, encoding: str = "rgb8", ago: float = 0.0,
+                   data: np.ndarray | None = None):
+        msg = Image()
+        msg.header.stamp = self.stamp(ago)
+        msg.height, msg.width = rgb.shape[:2]
+        msg.encoding = encoding
+        payload = np.ascontiguousarray(rgb if data is None else data)
+        msg.step = payload.shape[1] * (payload.shape[2] if payload.ndim == 3 else 1) * payload.itemsize
+        msg.data = payload.tobytes()
+        self.cams[camera].publish(msg)
+        return msg.header.stamp
+
+    def send_joints(self, positions: np.ndarray, names: list[str] | None = None, ago: float = 0.0):
+        msg = JointState()
+        msg.header.stamp = self.stamp(ago)
+        names = list(ROBOT.joint_names) if names is None else names
+        order = ROBOT.index_of(names)
+        # publish in reversed order: the node must map by name
+        msg.name = names[::-1]
+        msg.position = [float(positions[i]) for i in order][::-1]
+        self.joints.publish(msg)
+        return msg.header.stamp
+
+    def say(self, text: str) -> None:
+        self.instruction.publish(String(data=text))
+
+    def status(self, predicate, timeout: float = 10.0):
+        name = f"policy_{self.tag}"
+
+        def match(messages):
+            return any(s.hardware_id == name and predicate(s) for m in messages for s in m.status)
+
+        msgs = self.diagnostics.wait(match, timeout)
+        return [s for m in msgs for s in m.status if s.hardware_id == name and predicate(s)][-1]
+
+    def close(self) -> None:
+        self.ros.remove(self.node)
+
+
+def rclpy_duration(seconds: float):
+    from rclpy.duration import Duration
+
+    return Duration(nanoseconds=int(seconds * 1e9))
+
+
+def values(status) -> dict[str, str]:
+    return {kv.key: kv.value for kv in status.values}
+
+
+def scene(seed: int = 0, size: tuple[int, int] = (64, 64)) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {c: rng.integers(0, 256, (*size, 3), dtype=np.uint8) for c in ("front", "wrist")}
+
+
+def stamp_key(stamp) -> tuple[int, int]:
+    return (stamp.sec, stamp.nanosec)
+
+
+def test_publishes_well_formed_chunks_stamped_with_the_observation(ros, model_dir, reference):
+    rig = Rig(ros, model_dir, "ok")
+    try:
+        instruction = reference.instructions.instructions[0]
+        images = scene(1)
+        q = ROBOT.home_array + 0.05
+        rig.say(instruction)
+        t_joint = rig.send_joints(q, ago=0.3)
+        t_front = rig.send_image("front", images["front"], ago=0.2)
+        t_wrist = rig.send_image("wrist", images["wrist"], ago=0.1)  # the newest input
+        msgs = rig.chunks.wait(lambda m: len(m) >= 3, timeout=15)
+        expected = reference.predict(images, q, instruction)
+        for msg in msgs:
+            assert list(msg.joint_names) == reference.joint_names
+            assert len(msg.points) == reference.chunk_size
+            assert stamp_key(msg.header.stamp) == stamp_key(t_wrist)
+            for i, point in enumerate(msg.points):
+                t = point.time_from_start.sec + point.time_from_start.nanosec * 1e-9
+                assert t == pytest.approx(i * reference.action_dt, abs=1e-9)
+            np.testing.assert_allclose(np.array([p.positions for p in msg.points]), expected, atol=1e-5)
+        assert stamp_key(t_wrist) > stamp_key(t_front) > stamp_key(t_joint)
+        # a newer joint state becomes the newest input: the next chunks carry its stamp
+        t_joint2 = rig.send_joints(q)
+        rig.chunks.wait(lambda m: any(stamp_key(x.header.stamp) == stamp_key(t_joint2) for x in m), timeout=10)
+        st = rig.status(lambda s: values(s).get("latency_p50_ms", "nan") != "nan")
+        v = values(st)
+        assert float(v["latency_p95_ms"]) >= float(v["latency_p50_ms"]) > 0
+        assert float(v["observation_age_ms"]) > 0
+        assert int(v["chunks_published"]) >= 3
+    finally:
+        rig.close()
+
+
+def test_encodings_converted_and_sizes_resized(ros, model_dir, reference):
+    rig = Rig(ros, model_dir, "enc")
+    try:
+        instruction = reference.instructions.instructions[0]
+        images = scene(2)
+        q = ROBOT.home_array
+        rig.say(instruction)
+        rig.send_joints(q)
+        # bgr8 on the front camera: the node must convert it back to the same RGB
+        rig.send_image("front", images["front"], encoding="bgr8", data=images["front"][:, :, ::-1])
+        rig.send_image("wrist", images["wrist"])
+        expected = reference.predict(images, q, instruction)
+        msg = rig.chunks.wait(lambda m: len(m) >= 1, timeout=15)[-1]
+        np.testing.assert_allclose(np.array([p.positions for p in msg.points]), expected, atol=1e-5)
+
+        # wrong size: a 96x128 wrist image is resized, and counted
+        big = np.random.default_rng(3).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+        rig.chunks.clear()
+        rig.send_image("wrist", big)
+        expected = reference.predict({"front": images["front"], "wrist": big}, q, instruction)
+        rig.chunks.wait(lambda m: any(np.allclose([p.positions for p in x.points], expected, atol=1e-5) for x in m),
+                        timeout=10)
+        rig.status(lambda s: int(values(s).get("resized_images", "0")) > 0)
+
+        # mono8 and yuv422 are converted (chunks keep coming)
+        gray = np.full((64, 64), 128, np.uint8)
+        rig.send_image("wrist", np.zeros((64, 64, 1), np.uint8), encoding="mono8", data=gray)
+        rig.chunks.clear()
+        rig.chunks.wait(lambda m: len(m) >= 1, timeout=10)
+        uyvy = np.full((64, 64, 2), 128, np.uint8)
+        rig.send_image("wrist", np.zeros((64, 64, 2), np.uint8), encoding="yuv422", data=uyvy)
+        rig.chunks.clear()
+        rig.chunks.wait(lambda m: len(m) >= 1, timeout=10)
+
+        # an encoding the node cannot convert is rejected by name: no chunks
+        rig.send_image("wrist", np.zeros((64, 64, 4), np.uint8), encoding="32FC1",
+                       data=np.zeros((64, 64), np.float32))
+        st = rig.status(lambda s: "32FC1" in s.message, timeout=10)
+        assert "wrist" in st.message and st.level == b"\x02"
+        rig.chunks.clear()
+        time.sleep(0.5)
+        assert rig.chunks.messages == []
+        assert int(values(rig.status(lambda s: "32FC1" in s.message))["rejected_images"]) > 0
+    finally:
+        rig.close()
+
+
+def test_missing_camera_gives_no_chunk_and_a_warning_naming_it(ros, model_dir, reference):
+    rig = Rig(ros, model_dir, "cam")
+    try:
+        rig.say(reference.instructions.instructions[0])
+        rig.send_joints(ROBOT.home_array)
+        rig.send_image("front", scene()["front"])
+        st = rig.status(lambda s: "camera 'wrist' missing" in s.message)
+        assert st.level == b"\x01"
+        assert int(values(st)["missing_camera_wrist"]) > 0
+        assert rig.chunks.messages == []
+        # a stale image counts as missing too
+        rig.send_image("wrist", scene()["wrist"], ago=100.0)  # max_observation_age is 60 s
+        rig.diagnostics.clear()
+        st = rig.status(lambda s: "camera 'wrist' missing" in s.message and "old" in s.message)
+        assert rig.chunks.messages == []
+        rig.send_image("wrist", scene()["wrist"])
+        rig.chunks.wait(lambda m: len(m) >= 1, timeout=10)
+    finally:
+        rig.close()
+
+
+def test_missing_joint_is_an_error_naming_it(ros, model_dir, reference):
+    rig = Rig(ros, model_dir, "joint")
+    try:
+        rig.say(reference.instructions.instructions[0])
+        for c, img in scene().items():
+            rig.send_image(c, img)
+        rig.send_joints(ROBOT.home_array, names=ROBOT.joint_names[:-1])
+        st = rig.status(lambda s: "finger_joint" in s.message)
+        assert "missing from /joint_states" in st.message and st.level == b"\x02"
+        assert int(values(st)["joint_state_errors"]) >= 1
+        time.sleep(0.3)
+        assert rig.chunks.messages == []
+    finally:
+        rig.close()
+
+
+def test_empty_and_unknown_instructions(ros, model_dir, reference):
+    rig = Rig(ros, model_dir, "instr", allow_encoder=False)
+    try:
+        for c, img in scene().items():
+            rig.send_image(c, img)
+        rig.send_joints(ROBOT.home_array)
+        rig.say("   ")
+        st = rig.status(lambda s: "empty instruction" in s.message)
+        assert int(values(st)["instruction_errors"]) == 1
+        assert rig.chunks.messages == []
+        rig.say("juggle three cubes")
+        st = rig.status(lambda s: "unknown instruction 'juggle three cubes'" in s.message)
+        assert st.level == b"\x02"
+        assert rig.chunks.messages == []
+        rig.say(reference.instructions.instructions[0])
+        rig.chunks.wait(lambda m: len(m) >= 1, timeout=10)
+    finally:
+        rig.close()
+
+
+def test_nonfinite_output_is_not_published_and_counted(ros, model_dir, reference, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "nan_model"
+    shutil.copytree(model_dir, broken)
+    weights = load_file(str(broken / WEIGHTS_FILE))
+    weights["action_head.bias"][3] = float("nan")  # a real model whose output has a NaN in joint 3
+    save_file(weights, str(broken / WEIGHTS_FILE))
+    meta = yaml.safe_load((broken / META_FILE).read_text())
+    meta["files"][WEIGHTS_FILE]["sha256"] = _sha256(broken / WEIGHTS_FILE)
+    (broken / META_FILE).write_text(yaml.safe_dump(meta))
+    rig = Rig(ros, broken, "nan", backend="torch")
+    try:
+        rig.say(reference.instructions.instructions[0])
+        rig.send_joints(ROBOT.home_array)
+        for c, img in scene().items():
+            rig.send_image(c, img)
+        st = rig.status(lambda s: int(values(s).get("nonfinite_outputs", "0")) >= 2)
+        assert "NaN/Inf" in st.message
+        assert rig.chunks.messages == []
+    finally:
+        rig.close()
+
+
+def _node(ros, model: Path, **params):
+    overrides = [Parameter("model_path", value=str(model)), *(Parameter(k, value=v) for k, v in params.items())]
+    return PolicyNode(context=ros.context, parameter_overrides=overrides)
+
+
+def test_corrupt_or_mismatched_model_refuses_to_start_naming_the_file(ros, model_dir, tmp_path):
+    corrupt = tmp_path / "corrupt"
+    shutil.copytree(model_dir, corrupt)
+    data = bytearray((corrupt / "actor.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (corrupt / "actor.onnx").write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match=r"actor\.onnx: sha256 .* corrupt"):
+        _node(ros, corrupt)
+
+    truncated = tmp_path / "truncated"
+    shutil.copytree(model_dir, truncated)
+    (truncated / "critic.onnx").write_bytes((truncated / "critic.onnx").read_bytes()[:1000])
+    meta = yaml.safe_load((truncated / META_FILE).read_text())
+    meta["files"]["critic.onnx"]["sha256"] = _sha256(truncated / "critic.onnx")  # hash consistent, file still bad
+    (truncated / META_FILE).write_text(yaml.safe_dump(meta))
+    with pytest.raises(ConfigError, match=r"critic\.onnx: ONNX Runtime cannot load it"):
+        _node(ros, truncated)
+
+    other_robot = tmp_path / "other_robot"
+    shutil.copytree(model_dir, other_robot)
+    meta = yaml.safe_load((other_robot / META_FILE).read_text())
+    meta["config"]["joint_names"][0] = meta["joint_names"][0] = "elbow_2_joint"
+    (other_robot / META_FILE).write_text(yaml.safe_dump(meta))
+    with pytest.raises(ConfigError, match="unknown joint name 'elbow_2_joint'"):
+        _node(ros, other_robot)
+
+    with pytest.raises(ConfigError, match="model directory not found"):
+        _node(ros, tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match="missing 'wrist'"):
+        _node(ros, model_dir, cameras=["front"])
+    with pytest.raises(ConfigError, match="backend"):
+        _node(ros, model_dir, backend="tensorflow")
