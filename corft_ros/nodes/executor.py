@@ -8,6 +8,7 @@ an executor-dispatched timer under load (see docs/executor.md for the measuremen
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -69,6 +70,8 @@ class ExecutorNode(Node):
                                 "(0 = robot action dt)"))
         self.jtc_max_points = int(declare(self, "jtc_max_points", 50, "most waypoints per jtc message"))
         timing = str(declare(self, "timing", "thread", f"control loop: {' | '.join(TIMINGS)}"))
+        switch_ms = float(declare(self, "gil_switch_interval_ms", 0.25, "process-wide sys.setswitchinterval (ms) "
+                                  "so the loop thread gets the GIL soon after waking (0 = leave as is)"))
 
         if self.output not in OUTPUTS:
             raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
@@ -78,6 +81,8 @@ class ExecutorNode(Node):
             raise ConfigError(f"control_rate_hz must be >= 0, got {rate}")
         if spacing < 0:
             raise ConfigError(f"jtc_point_spacing must be >= 0 s, got {spacing}")
+        if switch_ms < 0:
+            raise ConfigError(f"gil_switch_interval_ms must be >= 0, got {switch_ms}")
         if self.jtc_max_points < 1:
             raise ConfigError(f"jtc_max_points must be >= 1, got {self.jtc_max_points}")
         if not joints:
@@ -117,9 +122,14 @@ class ExecutorNode(Node):
         self.create_service(Trigger, "~/clear", self._on_clear, callback_group=inputs)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
 
+        if switch_ms > 0:
+            # Python's default 5 ms means a thread waking for its tick can wait up to 5 ms for the GIL while any
+            # other thread of this process runs Python code; that alone breaks a 1 ms period-error budget.
+            sys.setswitchinterval(switch_ms * 1e-3)
         self._running = True
         self._clock_moved = threading.Event()
         self._thread: threading.Thread | None = None
+        self._timer_slot: int | None = None
         if timing == "timer":
             self.create_timer(1.0 / self.rate_hz, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
         else:
@@ -231,7 +241,10 @@ class ExecutorNode(Node):
 
     def _on_timer(self) -> None:
         now_ns = self.get_clock().now().nanoseconds
-        self._tick(round(now_ns / self._period_ns), now_ns)
+        slot = now_ns // self._period_ns
+        if slot != self._timer_slot:  # a timer firing early twice in one slot would otherwise repeat it
+            self._timer_slot = slot
+            self._tick(slot, now_ns)
 
     def _tick(self, slot: int, now_ns: int) -> None:
         with self._lock:

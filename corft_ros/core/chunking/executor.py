@@ -138,8 +138,10 @@ class ChunkExecutor:
     # ---- the control tick ---------------------------------------------------------------------------
     def tick(self, slot: int, now: float) -> Tick:
         previous = self._slot
-        if previous is not None and slot <= previous:
-            # the clock went back (sim reset) or repeated: old chunks are meaningless on the new timeline
+        if previous is not None and slot == previous:  # a second tick in the same slot: repeat, change nothing
+            return Tick(slot, now, self.state, self.safety.last)
+        if previous is not None and slot < previous:
+            # the clock went back (sim reset): old chunks are meaningless on the new timeline
             self.clear(rebase=False)
             self.stats.restart_timing()
             previous = None
