@@ -1,0 +1,162 @@
+"""One YAML per launch file is the single source of truth for a node graph: which nodes run, with which
+parameters, and which launch arguments change what. `launch/*.launch.py` (launch_ros, on machines with ROS 2)
+and `corft-ros <command>` (one process, rclpy executor composition) both build their node set with
+`load_graph`, so they cannot drift apart.
+
+File format (config/<graph>.yaml). It stays a valid ROS parameter file (`--params-file`): the launch section
+is itself a `ros__parameters` block, of a node that never exists.
+
+    launch:
+      ros__parameters:
+        arguments:
+          sim: {default: "true", description: "...", sets: [sim_arm.realtime]}
+          mode: {default: temporal_ensembling, description: "...", sets: [executor.mode]}
+        nodes:
+          sim_arm: {if: sim}          # started only when the argument is true
+          camera: {unless: sim}
+          executor: {always: true}
+    sim_arm:                          # ROS parameters of each node, standard form
+      ros__parameters: {...}
+
+Argument values arrive as strings (as from `ros2 launch ... name:=value`) and are parsed as YAML scalars
+before they are written into the parameters they `sets`; a comma-separated value sets a string array where
+the parameter's default is a list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from corft_ros.core.paths import config_path
+from corft_ros.core.robot import ConfigError
+
+TRUE_WORDS = {"true", "1", "yes", "on"}
+FALSE_WORDS = {"false", "0", "no", "off"}
+
+
+@dataclass(frozen=True)
+class LaunchArgument:
+    name: str
+    default: str
+    description: str = ""
+    sets: tuple[str, ...] = ()  # "node.parameter" targets
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    executable: str
+    parameters: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Graph:
+    name: str
+    source: Path
+    arguments: dict[str, str]
+    nodes: tuple[NodeSpec, ...]
+
+    def node(self, name: str) -> NodeSpec:
+        for spec in self.nodes:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"graph '{self.name}' has no node '{name}'")
+
+
+def _read(name_or_path: str | Path) -> tuple[Path, dict]:
+    path = Path(name_or_path)
+    if path.suffix != ".yaml" or not path.exists():
+        path = config_path(str(name_or_path))
+    if not path.is_file():
+        raise ConfigError(f"graph config not found: {path}")
+    data = yaml.safe_load(path.read_text()) or {}
+    section = ((data.get("launch") or {}).get("ros__parameters")) or {}
+    if "nodes" not in section:
+        raise ConfigError(f"{path}: missing 'launch: ros__parameters: nodes:' section (the node set)")
+    data["launch"] = section
+    return path, data
+
+
+def launch_arguments(name_or_path: str | Path) -> dict[str, LaunchArgument]:
+    path, data = _read(name_or_path)
+    out = {}
+    for arg_name, spec in (data["launch"].get("arguments") or {}).items():
+        spec = spec or {}
+        out[arg_name] = LaunchArgument(
+            name=arg_name,
+            default=str(spec.get("default", "")),
+            description=str(spec.get("description", "")),
+            sets=tuple(spec.get("sets", []) or []),
+        )
+        for target in out[arg_name].sets:
+            if "." not in target:
+                raise ConfigError(f"{path}: launch argument '{arg_name}' sets '{target}', expected node.parameter")
+    return out
+
+
+def parse_bool(value: str, what: str) -> bool:
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError(f"{what} must be true or false, got '{value}'")
+
+
+def _coerce(raw: str, current: object) -> object:
+    if isinstance(current, list):
+        return [item.strip() for item in raw.split(",") if item.strip()] if raw else []
+    value = yaml.safe_load(raw) if raw != "" else ""
+    if isinstance(current, bool):
+        return parse_bool(raw, "argument")
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(current, str) and not isinstance(value, str):
+        return raw
+    return value
+
+
+def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None) -> Graph:
+    """Resolve a graph: argument values (defaults + overrides) decide the node set and fill parameters."""
+    path, data = _read(name_or_path)
+    arguments = launch_arguments(path)
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(arguments))
+    if unknown:
+        raise ConfigError(f"unknown argument '{unknown[0]}' for {path.name} (known: {', '.join(sorted(arguments))})")
+    values = {n: overrides.get(n, a.default) for n, a in arguments.items()}
+
+    nodes = []
+    for node_name, rule in (data["launch"]["nodes"] or {}).items():
+        rule = rule or {}
+        if "if" in rule and not parse_bool(values[rule["if"]], f"argument '{rule['if']}'"):
+            continue
+        if "unless" in rule and parse_bool(values[rule["unless"]], f"argument '{rule['unless']}'"):
+            continue
+        params = dict(((data.get(node_name) or {}).get("ros__parameters")) or {})
+        nodes.append(NodeSpec(name=node_name, executable=str(rule.get("executable", node_name)), parameters=params))
+
+    by_name = {spec.name: spec for spec in nodes}
+    for arg_name, arg in arguments.items():
+        if arg_name not in overrides and values[arg_name] == "":
+            continue  # an empty default leaves the YAML's parameter alone
+        for target in arg.sets:
+            node_name, param = target.split(".", 1)
+            if node_name in by_name:
+                params = by_name[node_name].parameters
+                params[param] = _coerce(values[arg_name], params.get(param, ""))
+    return Graph(name=path.stem, source=path, arguments=values, nodes=tuple(nodes))
+
+
+def parse_launch_style_args(items: list[str]) -> dict[str, str]:
+    """`name:=value` words (as `ros2 launch` takes them) -> dict; anything else is a one-line error."""
+    out = {}
+    for item in items:
+        if ":=" not in item:
+            raise ConfigError(f"expected name:=value, got '{item}'")
+        key, value = item.split(":=", 1)
+        out[key.strip()] = value
+    return out
