@@ -54,6 +54,13 @@ _MESSAGES = {
 class ExecutorNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("executor", **kwargs)
+        try:
+            self._setup()
+        except ConfigError:
+            super().destroy_node()  # a refused node leaves nothing behind in the graph
+            raise
+
+    def _setup(self) -> None:
         robot_path = declare(self, "robot_config", "", "robot.yaml path ('' = bundled config/robot.yaml)")
         self.robot = load_robot_config(robot_path or None)
         mode = str(declare(self, "mode", "temporal_ensembling", f"blending mode: {' | '.join(MODES)}"))
@@ -194,7 +201,7 @@ class ExecutorNode(Node):
             self.core.set_estop(bool(request.data))
         response.success = True
         response.message = "e-stop latched: holding" if request.data else "e-stop released: waiting for new chunks"
-        (self.get_logger().warn if request.data else self.get_logger().info)(response.message)
+        (self.get_logger().warning if request.data else self.get_logger().info)(response.message)
         return response
 
     def _on_clear(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
