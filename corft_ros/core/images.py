@@ -85,3 +85,52 @@ def check_rgb8(image: np.ndarray, name: str = "image") -> np.ndarray:
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise ImageError(f"{name}: expected an HxWx3 uint8 RGB array, got {arr.dtype} {arr.shape}")
     return arr
+
+
+# ---------------------------------------------------------------------------------------------------- capture
+def source_kind(source: str) -> str:
+    """'device' (V4L2 index or /dev/video*), 'stream' (RTSP/HTTP URL), 'gstreamer' (a pipeline) or 'file'."""
+    text = source.strip()
+    if not text:
+        raise ImageError("camera source is empty")
+    if text.isdigit() or text.startswith("/dev/"):
+        return "device"
+    if "://" in text:
+        return "stream"
+    if "!" in text:
+        return "gstreamer"
+    return "file"
+
+
+def open_capture(source: str, width: int = 0, height: int = 0, fps: float = 0.0) -> cv2.VideoCapture:
+    """An opened cv2.VideoCapture for `source` (see source_kind); ImageError when it cannot be opened.
+
+    For devices, width/height/fps are requested from the driver (it may pick the nearest mode it has).
+    """
+    kind = source_kind(source)
+    text = source.strip()
+    if kind == "device":
+        cap = cv2.VideoCapture(int(text) if text.isdigit() else text, cv2.CAP_V4L2)
+        if width > 0 and height > 0:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        if fps > 0:
+            cap.set(cv2.CAP_PROP_FPS, fps)
+        cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # the newest frame, not a queue of old ones
+    elif kind == "gstreamer":
+        cap = cv2.VideoCapture(text, cv2.CAP_GSTREAMER)
+    else:
+        cap = cv2.VideoCapture(text, cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        hint = " (this OpenCV build has no GStreamer)" if kind == "gstreamer" and not _has_gstreamer() else ""
+        raise ImageError(f"cannot open {kind} camera source '{text}'{hint}")
+    return cap
+
+
+def _has_gstreamer() -> bool:
+    info = cv2.getBuildInformation()
+    for line in info.splitlines():
+        if line.strip().startswith("GStreamer:"):
+            return "YES" in line
+    return False
