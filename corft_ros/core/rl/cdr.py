@@ -11,8 +11,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-import numpy as np
-
 _LE = {0x00: ">", 0x01: "<"}  # encapsulation kind low byte: CDR_BE = 0, CDR_LE = 1
 
 
@@ -62,26 +60,7 @@ class ImageView:
     encoding: str
     step: int
     data: memoryview
-
-    def to_rgb(self) -> np.ndarray:
-        """HxWx3 uint8 RGB (rgb8, bgr8, rgba8, bgra8, mono8); ValueError names other encodings."""
-        enc = self.encoding.lower()
-        channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "8uc3": 3, "8uc1": 1}.get(enc)
-        if channels is None:
-            raise ValueError(f"unsupported image encoding '{self.encoding}' (rgb8, bgr8, rgba8, bgra8, mono8)")
-        row = self.width * channels
-        if self.step < row or len(self.data) < self.step * self.height:
-            raise ValueError(
-                f"image data has {len(self.data)} bytes, expected {self.step}x{self.height} for "
-                f"{self.width}x{self.height} {self.encoding}"
-            )
-        arr = np.frombuffer(self.data, dtype=np.uint8, count=self.step * self.height).reshape(self.height, self.step)
-        arr = arr[:, :row].reshape(self.height, self.width, channels)
-        if channels == 1:
-            return np.repeat(arr, 3, axis=2)
-        if enc in ("bgr8", "bgra8"):
-            return arr[:, :, 2::-1]
-        return arr[:, :, :3]
+    is_bigendian: bool = False
 
 
 def parse_image(data: bytes | memoryview) -> ImageView:
@@ -94,7 +73,8 @@ def parse_image(data: bytes | memoryview) -> ImageView:
         pos = _align(pos, 4)
         height, width = struct.unpack_from(end + "II", buf, pos)
         encoding, pos = _string(buf, pos + 8, end)
-        pos += 1  # is_bigendian
+        is_bigendian = bool(buf[pos])
+        pos += 1
         pos = _align(pos, 4)
         step, length = struct.unpack_from(end + "II", buf, pos)
         pos += 8
@@ -102,4 +82,4 @@ def parse_image(data: bytes | memoryview) -> ImageView:
         raise CdrError("image message truncated") from None
     if pos + length > len(buf):
         raise CdrError(f"image data truncated: {len(buf) - pos} of {length} bytes present")
-    return ImageView(sec * 1_000_000_000 + nsec, height, width, encoding, step, buf[pos : pos + length])
+    return ImageView(sec * 1_000_000_000 + nsec, height, width, encoding, step, buf[pos : pos + length], is_bigendian)

@@ -18,18 +18,22 @@ The arrays are cached under `<cache_dir>/<content hash>-<config hash>/`; a later
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
 import os
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from corft_ros.core.images import ImageError, resize, to_rgb8
 from corft_ros.core.rl import bagio, cdr, resample
 from corft_ros.core.robot import RobotConfig
 
@@ -103,23 +107,26 @@ class EpisodeProblem(bagio.BagError):
 
 
 class _FrameCells:
-    """Keeps, per tick cell c = ceil(stamp/dt), only the newest frame of that cell, decoded to a small
-    RGB image as soon as the stream has moved past the cell (so raw frames never pile up)."""
+    """Keeps, per tick cell c = ceil(stamp/dt), only the newest frame of that cell. When the stream moves past
+    a cell, its frame is handed to a thread pool for decoding and resizing (OpenCV releases the GIL), so
+    raw frames never pile up and decoding overlaps reading."""
 
-    def __init__(self, dt_ns: int, size_hw: tuple[int, int], name: str) -> None:
+    def __init__(self, dt_ns: int, size_hw: tuple[int, int], name: str, pool, pending: deque) -> None:
         self.dt = dt_ns
         self.size = size_hw
         self.name = name
         self.stamps: list[int] = []
-        self.cells: dict[int, tuple[int, np.ndarray]] = {}
+        self.cells: dict[int, tuple[int, Future]] = {}
         self._open: tuple[int, int, cdr.ImageView] | None = None  # (cell, stamp, view)
+        self._pool = pool
+        self._pending = pending
 
     def add(self, view: cdr.ImageView) -> None:
         stamp = view.stamp_ns
         self.stamps.append(stamp)
         cell = -(-stamp // self.dt)
         if self._open is not None:
-            ocell, ostamp, oview = self._open
+            ocell, ostamp, _ = self._open
             if cell == ocell:
                 if stamp >= ostamp:
                     self._open = (cell, stamp, view)
@@ -135,19 +142,27 @@ class _FrameCells:
             return
         cell, stamp, view = self._open
         self._open = None
-        self.cells[cell] = (stamp, _resize(view.to_rgb(), self.size))
+        future = self._pool.submit(_decode, view, self.size)
+        self.cells[cell] = (stamp, future)
+        self._pending.append(future)
+        while len(self._pending) > 16:  # bound the raw frames held by queued decodes
+            self._pending.popleft().result()
 
-    def finish(self) -> None:
+    def finish(self) -> dict[int, tuple[int, np.ndarray]]:
         self._close()
+        out = {}
+        for cell, (stamp, future) in self.cells.items():
+            try:
+                out[cell] = (stamp, future.result())
+            except (ImageError, ValueError) as exc:
+                raise EpisodeProblem(f"camera {self.name}: {exc}") from None
+        return out
 
 
-def _resize(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
-    h, w = size_hw
-    if img.shape[0] == h and img.shape[1] == w:
-        return np.ascontiguousarray(img)
-    import cv2
-
-    return cv2.resize(np.ascontiguousarray(img), (w, h), interpolation=cv2.INTER_AREA)
+def _decode(view: cdr.ImageView, size_hw: tuple[int, int]) -> np.ndarray:
+    """Same conversion and resize as the policy node at deployment (corft_ros.core.images)."""
+    rgb = to_rgb8(view.data, view.width, view.height, view.encoding, view.step, view.is_bigendian)
+    return np.ascontiguousarray(resize(rgb, size_hw[0], size_hw[1]))
 
 
 def _typestore():
@@ -177,7 +192,14 @@ def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict 
             )
         command_order = np.array([recorded_names.index(n) for n in names])
 
-    topics = bagio.bag_topics(bag)
+    with bagio.BagReader(bag) as reader, ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        return _build(bag, reader, pool, robot, cfg, command_order)
+
+
+def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: RobotConfig, cfg: DatasetConfig,
+           command_order: np.ndarray) -> tuple[dict, dict]:
+    names = robot.joint_names
+    topics = reader.topics()
     cam_topics = {cam: cfg.image_topic.format(name=cam) for cam in cfg.camera_names}
     action_topic = next((t for t in cfg.action_topics if t in topics), None)
     missing = [t for t in cam_topics.values() if t not in topics]
@@ -190,7 +212,8 @@ def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict 
 
     dt = _dt_ns(cfg, robot)
     ts = _typestore()
-    cells = {cam: _FrameCells(dt, tuple(cfg.image_size), cam) for cam in cfg.camera_names}
+    pending: deque = deque()
+    cells = {cam: _FrameCells(dt, tuple(cfg.image_size), cam, pool, pending) for cam in cfg.camera_names}
     topic_cam = {t: c for c, t in cam_topics.items()}
     js_t: dict[str, list[int]] = {n: [] for n in names}
     js_q: dict[str, list[float]] = {n: [] for n in names}
@@ -201,14 +224,14 @@ def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict 
     counts = {"messages": 0, "bytes": 0}
     want = set(cam_topics.values()) | {cfg.joint_states_topic, action_topic}
 
-    for msg in bagio.read_raw(bag, want):
+    for msg in reader.messages(want):
         counts["messages"] += 1
         counts["bytes"] += len(msg.data)
         try:
             if msg.topic in topic_cam:
                 view = cdr.parse_image(msg.data)
                 if view.stamp_ns <= 0:
-                    view = cdr.ImageView(msg.log_time_ns, view.height, view.width, view.encoding, view.step, view.data)
+                    view = dataclasses.replace(view, stamp_ns=msg.log_time_ns)
                 cells[topic_cam[msg.topic]].add(view)
             elif msg.topic == cfg.joint_states_topic:
                 js = ts.deserialize_cdr(msg.data, msg.msgtype)
@@ -234,8 +257,10 @@ def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict 
             if isinstance(exc, EpisodeProblem):
                 raise
             raise EpisodeProblem(f"{bag}: bad {msg.topic} message at {msg.log_time_ns} ns ({exc})") from None
-    for c in cells.values():
-        c.finish()
+    try:
+        frames_of = {cam: cell.finish() for cam, cell in cells.items()}
+    except EpisodeProblem as exc:
+        raise EpisodeProblem(f"{bag}: {exc}") from None
 
     empty = [cam_topics[c] for c, cell in cells.items() if not cell.stamps]
     missing_joints = [n for n in names if not js_t[n]]
@@ -286,11 +311,12 @@ def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict 
     images: dict[str, np.ndarray] = {}
     frame_report: dict[str, dict] = {}
     for cam, cell in cells.items():
-        keys = np.array(sorted(cell.cells), dtype=np.int64)
+        decoded = frames_of[cam]
+        keys = np.array(sorted(decoded), dtype=np.int64)
         idx = np.searchsorted(keys, ticks // dt, side="right") - 1
         if np.any(idx < 0):
             raise EpisodeProblem(f"{bag}: camera {cam} has no frame at or before tick {int(ticks[0])}")
-        frames = [cell.cells[int(keys[i])] for i in idx]
+        frames = [decoded[int(keys[i])] for i in idx]
         images[cam] = np.stack([f[1] for f in frames])
         chosen_stamps = np.array([f[0] for f in frames], dtype=np.int64)
         if np.any(chosen_stamps > ticks):  # the invariant the whole pipeline rests on
@@ -409,24 +435,36 @@ def load_episode(
             f"{bag}: episode has no success label (label it with /corft/episode/label or in episode.yaml)"
         )
     cache_root = cfg.resolved_cache_dir()
-    key = f"{bagio.content_hash(bag, cache_root / 'hashes.json')}-{cfg.fingerprint(robot)}"
-    folder = cache_root / key
-    from_cache = False
+    memo = cache_root / "hashes.json"
+    suffix = cfg.fingerprint(robot)
     arrays = stats = None
-    if folder.is_dir():
-        try:
-            arrays, stats = _load_cache(folder, cfg.camera_names)
-            from_cache = True
-        except ValueError as exc:
-            log(f"warning: {bag}: cache {folder} is corrupt ({exc}); rebuilding from the bag")
-            shutil.rmtree(folder, ignore_errors=True)
+    from_cache = False
+    content = bagio.remembered_hash(bag, memo)
+    if content is not None:
+        folder = cache_root / f"{content}-{suffix}"
+        arrays, stats = _try_cache(folder, bag, cfg, log)
+        from_cache = arrays is not None
     if arrays is None:
-        built, stats = build_episode(bag, robot, cfg, meta)
-        _save_cache(folder, built, stats)
-        try:
-            arrays, stats = _load_cache(folder, cfg.camera_names)
-        except ValueError:
-            arrays = built  # unwritable cache folder: train from memory
+        # Not known at this path (or not cached): hash the content in a thread while decoding (both release
+        # the GIL most of the time); a bag copied from elsewhere then still finds its cache entry.
+        with ThreadPoolExecutor(max_workers=1) as hasher:
+            stat_key = bagio.stat_key(bag)
+            hashing = hasher.submit(bagio.compute_hash, bag) if content is None else None
+            try:
+                built, stats = build_episode(bag, robot, cfg, meta)
+            finally:
+                content = content if hashing is None else hashing.result()
+        bagio.remember_hash(bag, memo, content, stat_key)
+        folder = cache_root / f"{content}-{suffix}"
+        cached, cached_stats = _try_cache(folder, bag, cfg, log) if folder.is_dir() else (None, None)
+        if cached is not None:
+            arrays, stats, from_cache = cached, cached_stats, True
+        else:
+            _save_cache(folder, built, stats)
+            arrays, stats = _try_cache(folder, bag, cfg, lambda _m: None)
+            if arrays is None:  # unwritable cache folder: train from memory
+                arrays, stats = built, stats or {}
+    key = folder.name
     return Episode(
         bag=bag,
         key=key,
@@ -439,6 +477,17 @@ def load_episode(
         stats=stats,
         from_cache=from_cache,
     )
+
+
+def _try_cache(folder: Path, bag: Path, cfg: DatasetConfig, log: Callable[[str], None]) -> tuple[dict | None, dict]:
+    if not folder.is_dir():
+        return None, {}
+    try:
+        return _load_cache(folder, cfg.camera_names)
+    except ValueError as exc:
+        log(f"warning: {bag}: cache {folder} is corrupt ({exc}); rebuilding from the bag")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None, {}
 
 
 @dataclass
