@@ -25,6 +25,14 @@ START[6] = 0.2
 LOWER, UPPER = ROBOT.lower, ROBOT.upper
 
 
+def remove_node(ros, node) -> None:
+    """Take the node out of the spinning executor, let the spin thread drop its wait set, then destroy it:
+    destroying at once can race the harness's spin thread (InvalidHandle in wait_for_ready_callbacks)."""
+    ros.executor.remove_node(node)
+    time.sleep(0.15)
+    ros.remove(node)
+
+
 class Rig:
     """An executor node plus the probe's publishers and logs for one test."""
 
@@ -78,7 +86,7 @@ class Rig:
         return next(s for m in reversed(messages) for s in m.status if s.name == "executor" and predicate(s))
 
     def close(self) -> None:
-        self.ros.remove(self.node)
+        remove_node(self.ros, self.node)
 
 
 def values(status) -> dict[str, str]:

@@ -201,7 +201,10 @@ class ExecutorNode(Node):
             self.core.set_estop(bool(request.data))
         response.success = True
         response.message = "e-stop latched: holding" if request.data else "e-stop released: waiting for new chunks"
-        (self.get_logger().warning if request.data else self.get_logger().info)(response.message)
+        if request.data:  # two call sites: rclpy refuses one call site logging at two severities
+            self.get_logger().warning(response.message)
+        else:
+            self.get_logger().info(response.message)
         return response
 
     def _on_clear(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
