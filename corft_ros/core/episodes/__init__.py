@@ -5,6 +5,7 @@ through `list_episodes`, `read_episode` and `load_episode_metadata`.
 """
 
 from corft_ros.core.episodes.diskguard import DiskFullError, free_bytes
+from corft_ros.core.episodes.label import set_episode_label
 from corft_ros.core.episodes.layout import (
     BAG_DIRNAME,
     EPISODE_FILENAME,
@@ -49,6 +50,7 @@ __all__ = [
     "read_episode_yaml",
     "repair_episode",
     "resolve_msgdef",
+    "set_episode_label",
     "slugify",
     "write_episode_yaml",
 ]

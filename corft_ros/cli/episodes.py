@@ -1,0 +1,409 @@
+"""`corft-ros bag ls|info|repair`, `corft-ros record`, `corft-ros bench logger`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    bag = commands.add_parser("bag", help="list, inspect and repair recorded episodes")
+    sub = bag.add_subparsers(dest="bag_command", required=True, metavar="BAG_COMMAND")
+    ls = sub.add_parser("ls", help="list the episodes under a folder")
+    ls.add_argument("root", nargs="?", default="episodes", help="episodes folder (default: ./episodes)")
+    ls.add_argument("--json", action="store_true", help="print JSON")
+    ls.set_defaults(func=cmd_bag_ls)
+    info = sub.add_parser("info", help="metadata, durations, message counts per topic, drops of episodes")
+    info.add_argument("paths", nargs="+", help="episode folders (or their bag folders)")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(func=cmd_bag_info)
+    repair = sub.add_parser("repair", help="rebuild a killed recording's MCAP index and metadata.yaml")
+    repair.add_argument("paths", nargs="+", help="episode folders, or an episodes folder with --all")
+    repair.add_argument("--all", action="store_true", help="repair every episode under the given folders")
+    repair.add_argument("--force", action="store_true", help="rewrite even bags that look intact")
+    repair.set_defaults(func=cmd_bag_repair)
+
+    record = commands.add_parser("record", help="record demonstration episodes (teleop; unattended in sim)")
+    record.add_argument("--episodes", type=int, default=10, help="number of episodes to record")
+    record.add_argument("--task", default="", help="task instruction (stored in every episode)")
+    record.add_argument("--output", default="", help="dataset folder (default: ./episodes/<task slug>); resumes")
+    record.add_argument("--sim", action=argparse.BooleanOptionalAction, default=None,
+                        help="use the bundled MuJoCo arm and the scripted operator (default when no robot is found)")
+    record.add_argument("--source", choices=["keyboard", "leader", "joy", "scripted"], default="",
+                        help="teleop source (default: scripted in sim, leader otherwise)")
+    record.add_argument("--operator", default="", help="operator id stored in the metadata")
+    record.add_argument("--max-seconds", type=float, default=60.0, help="end an episode after this long")
+    record.add_argument("--seed", type=int, default=0, help="sim: first reset seed (episode i uses seed+i)")
+    record.add_argument("--compression", choices=["none", "zstd"], default="none")
+    record.add_argument("--config", default="", help="ROS parameter YAML (default: config/record.yaml)")
+    record.set_defaults(func=cmd_record)
+
+
+def register_bench(benches: argparse._SubParsersAction) -> None:
+    bench = benches.add_parser("logger", help="episode_logger throughput: drops at the nominal load, max rate")
+    bench.add_argument("--seconds", type=float, default=60.0, help="duration of the nominal-load phase")
+    bench.add_argument("--ramp-seconds", type=float, default=5.0, help="duration of each step of the rate ramp")
+    bench.add_argument("--width", type=int, default=640)
+    bench.add_argument("--height", type=int, default=480)
+    bench.add_argument("--compression", choices=["none", "zstd"], default="none")
+    bench.add_argument("--camera-qos", choices=["reliable", "best_effort"], default="reliable",
+                       help="QoS the simulated cameras publish with (the logger adapts to it)")
+    bench.add_argument("--output", default="", help="where bags go (default: a temporary folder, deleted)")
+    bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.set_defaults(func=cmd_bench_logger)
+
+
+# --------------------------------------------------------------------------- bag tools
+def _fmt_duration(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.1f}s"
+
+
+def _info_dict(info) -> dict:
+    return {
+        "path": str(info.path),
+        "episode_id": info.episode_id,
+        "instruction": info.instruction,
+        "label": info.label,
+        "status": info.status,
+        "operator": info.operator,
+        "duration_s": info.duration_s,
+        "messages": info.message_total,
+        "dropped": info.dropped_total,
+        "needs_repair": info.needs_repair,
+        "error": info.error,
+        "topics": {t: {"type": s.msgtype, "count": s.count, "dropped": s.dropped} for t, s in info.topics.items()},
+    }
+
+
+def cmd_bag_ls(args: argparse.Namespace) -> int:
+    from corft_ros.core.episodes import EpisodeReadError, list_episodes
+
+    try:
+        infos = list_episodes(args.root)
+    except EpisodeReadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps([_info_dict(i) for i in infos], indent=2))
+        return 0
+    if not infos:
+        print(f"no episodes under {args.root}")
+        return 0
+    print(f"{'episode':<48} {'label':<10} {'duration':>9} {'messages':>9} {'dropped':>8}  status")
+    for i in infos:
+        print(f"{i.path.name:<48} {i.label:<10} {_fmt_duration(i.duration_s):>9} {i.message_total:>9} "
+              f"{i.dropped_total:>8}  {i.status}{'  ' + i.error if i.error else ''}")
+    n_ok = sum(1 for i in infos if i.success)
+    print(f"{len(infos)} episodes, {n_ok} successful, {sum(i.dropped_total for i in infos)} messages dropped")
+    return 0
+
+
+def cmd_bag_info(args: argparse.Namespace) -> int:
+    from corft_ros.core.episodes import episode_info, load_episode_metadata
+
+    rc = 0
+    out = []
+    for path in args.paths:
+        if not Path(path).exists():
+            print(f"error: {path} does not exist", file=sys.stderr)
+            rc = 1
+            continue
+        info = episode_info(path)
+        data = _info_dict(info)
+        try:
+            data["metadata"] = load_episode_metadata(path)
+        except OSError as exc:
+            data["metadata"] = None
+            data["error"] = data["error"] or str(exc)
+        out.append(data)
+        if args.json:
+            continue
+        meta = data["metadata"] or {}
+        print(f"episode:      {info.path}")
+        print(f"instruction:  {info.instruction!r}")
+        print(f"label:        {info.label}    status: {info.status}")
+        print(f"operator:     {meta.get('operator', '')}  source: {meta.get('source', '')}  "
+              f"robot: {meta.get('robot', '')}")
+        print(f"duration:     {_fmt_duration(info.duration_s)}  cycle time: {meta.get('cycle_time_s')}")
+        print(f"software:     corft_ros {meta.get('software_version', '?')}  "
+              f"compression: {meta.get('compression', '?')}")
+        if info.needs_repair:
+            print("bag:          NOT CLOSED (writer killed?) - run `corft-ros bag repair` ")
+        if info.error:
+            print(f"error:        {info.error}")
+        print(f"{'topic':<44} {'type':<38} {'count':>8} {'dropped':>8}")
+        for topic, s in sorted(info.topics.items()):
+            print(f"{topic:<44} {s.msgtype:<38} {s.count:>8} {s.dropped:>8}")
+        print()
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    return rc
+
+
+def cmd_bag_repair(args: argparse.Namespace) -> int:
+    from corft_ros.core.episodes import EpisodeReadError, list_episodes, repair_episode
+
+    targets: list[Path] = []
+    for path in args.paths:
+        p = Path(path)
+        if not p.exists():
+            print(f"error: {p} does not exist", file=sys.stderr)
+            return 1
+        targets.extend([i.path for i in list_episodes(p)] if args.all else [p])
+    rc = 0
+    for target in targets:
+        try:
+            print(repair_episode(target, force=args.force).summary())
+        except (EpisodeReadError, OSError, ValueError) as exc:
+            print(f"error: {target}: {exc}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+# --------------------------------------------------------------------------- record
+def cmd_record(args: argparse.Namespace) -> int:
+    return run_record(args)
+
+
+def run_record(args: argparse.Namespace) -> int:
+    raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- bench
+def cmd_bench_logger(args: argparse.Namespace) -> int:
+    result = run_bench(args)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return 0
+
+
+
+# --------------------------------------------------------------------------- logger benchmark
+_PUBLISHER = """
+import json, sys, time
+import rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+cfg = json.loads(sys.argv[1])
+rclpy.init()
+node = rclpy.create_node("bench_publisher")
+pubs, msgs, periods = {}, {}, {}
+w, h = cfg["width"], cfg["height"]
+for topic, rate in cfg["rates"].items():
+    if topic == "/joint_states":
+        pubs[topic] = node.create_publisher(JointState, topic, 100)
+        m = JointState(name=[f"j{i}" for i in range(7)], position=[0.0] * 7, velocity=[0.0] * 7, effort=[0.0] * 7)
+    else:
+        # usb_cam's default is reliable, depth 100; best_effort is SensorDataQoS.
+        qos = 100 if cfg["image_qos"] == "reliable" else qos_profile_sensor_data
+        pubs[topic] = node.create_publisher(Image, topic, qos)
+        m = Image(height=h, width=w, encoding="rgb8", step=3 * w)
+        m.data = bytes(range(256)) * (h * w * 3 // 256) + bytes(h * w * 3 % 256)
+    msgs[topic] = m
+    periods[topic] = 1.0 / rate if rate > 0 else 0.0
+deadline = time.monotonic() + 20
+while any(p.get_subscription_count() < cfg["subscribers"] for p in pubs.values()):
+    if time.monotonic() > deadline:
+        print(json.dumps({"error": "no subscriber"}), flush=True)
+        sys.exit(1)
+    time.sleep(0.01)
+time.sleep(cfg["warmup"])
+counts = {t: 0 for t in pubs}
+failed = {t: 0 for t in pubs}
+start = time.monotonic()
+nxt = {t: start for t in pubs}
+end = start + cfg["seconds"]
+while True:
+    now = time.monotonic()
+    if now >= end:
+        break
+    topic = min(nxt, key=nxt.get)
+    if nxt[topic] > now:
+        time.sleep(min(nxt[topic] - now, end - now))
+        continue
+    m = msgs[topic]
+    ns = time.time_ns()
+    m.header.stamp.sec, m.header.stamp.nanosec = ns // 10**9, ns % 10**9
+    try:
+        pubs[topic].publish(m)
+        counts[topic] += 1
+    except Exception:  # a reliable writer whose history is full (reader too slow): a lost frame
+        failed[topic] += 1
+    # Fixed schedule (no drift); a flood (period 0) publishes back to back.
+    nxt[topic] = max(nxt[topic] + periods[topic], now - 0.05) if periods[topic] else now
+elapsed = time.monotonic() - start
+print(json.dumps({"counts": counts, "failed": failed, "elapsed": elapsed}), flush=True)
+time.sleep(0.5)
+"""
+
+
+def _publish(
+    rates: dict[str, float], seconds: float, width: int, height: int, subscribers: int = 1, image_qos: str = "reliable",
+    warmup: float = 1.5,
+) -> dict:
+    import subprocess
+
+    cfg = {"rates": rates, "seconds": seconds, "width": width, "height": height, "subscribers": subscribers,
+           "image_qos": image_qos, "warmup": warmup}
+    out = subprocess.run([sys.executable, "-c", _PUBLISHER, json.dumps(cfg)], capture_output=True, text=True,
+                         timeout=seconds + 60)
+    lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"bench publisher failed: {out.stderr.strip()[-500:]}")
+    result = json.loads(lines[-1])
+    if "error" in result:
+        raise RuntimeError(f"bench publisher: {result['error']}")
+    return result
+
+
+def run_bench(args: argparse.Namespace) -> dict:
+    import os
+    import random
+    import shutil
+    import tempfile
+    import threading
+
+    # Isolated DDS domain on loopback, shared with the publisher subprocesses through the environment.
+    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(150, 230))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from corft_ros.nodes.episode_logger import SENSOR_RELIABLE_QOS, EpisodeLoggerNode
+
+    cams = ["/camera/front/image_raw", "/camera/wrist/image_raw"]
+    w, h = args.width, args.height
+    image_bytes = w * h * 3
+    out_root = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="corft_bench_logger_"))
+    out_root.mkdir(parents=True, exist_ok=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    result: dict = {
+        "bench": "logger", "image": f"{w}x{h} rgb8", "compression": args.compression, "cpu_count": os.cpu_count(),
+        "camera_qos": "reliable, depth 100 (usb_cam's default)" if args.camera_qos == "reliable" else "SensorDataQoS",
+    }
+
+    def spin(executor, stop: threading.Event) -> None:
+        while not stop.is_set() and context.ok():
+            executor.spin_once(timeout_sec=0.05)
+
+    def with_logger(topics: list[str], rates: dict[str, float], seconds: float) -> dict:
+        node = EpisodeLoggerNode(context=context, parameter_overrides=[
+            Parameter("output_dir", value=str(out_root)), Parameter("topics", value=topics),
+            Parameter("compression", value=args.compression), Parameter("min_free_bytes", value=1 << 30),
+            Parameter("instruction", value="bench logger"),
+        ])
+        executor = SingleThreadedExecutor(context=context)  # as episode_logger's main()
+        executor.add_node(node)
+        stop = threading.Event()
+        thread = threading.Thread(target=spin, args=(executor, stop), daemon=True)
+        thread.start()
+        try:
+            ok, message = node.start_episode()
+            if not ok:
+                raise RuntimeError(message)
+            pub = _publish(rates, seconds, w, h, image_qos=args.camera_qos)
+            # Let DDS deliver what is in flight (a reliable resend can wait for the next heartbeat, ~3 s).
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline:
+                s = node._writer.stats()  # noqa: SLF001
+                counts = {t: v.count + v.dropped for t, v in s.topics.items()}
+                if all(counts.get(t, 0) >= n for t, n in pub["counts"].items()):
+                    break
+                time.sleep(0.1)
+            ep = node._writer.episode_dir  # noqa: SLF001
+            ok, message = node.stop_episode()
+            from corft_ros.core.episodes import load_episode_metadata
+
+            meta = load_episode_metadata(ep)
+        finally:
+            stop.set()
+            thread.join()
+            executor.remove_node(node)
+            node.destroy_node()
+            executor.shutdown()
+        topics_meta = meta["topics"]
+        per_topic = {t: {"published": n + pub["failed"][t], "recorded": topics_meta.get(t, {}).get("count", 0),
+                         "publish_failed": pub["failed"][t], "queue_dropped": topics_meta.get(t, {}).get("dropped", 0)}
+                     for t, n in pub["counts"].items()}
+        shutil.rmtree(ep, ignore_errors=True)
+        return {"elapsed": pub["elapsed"], "topics": per_topic}
+
+    def bare(topic: str, seconds: float) -> dict:
+        node = rclpy.create_node("bench_bare_subscriber", context=context)
+        count = [0]
+
+        def cb(data: bytes) -> None:
+            count[0] += 1
+
+        qos = SENSOR_RELIABLE_QOS if args.camera_qos == "reliable" else qos_profile_sensor_data
+        node.create_subscription(Image, topic, cb, qos, raw=True)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        stop = threading.Event()
+        thread = threading.Thread(target=spin, args=(executor, stop), daemon=True)
+        thread.start()
+        try:
+            pub = _publish({topic: 0.0}, seconds, w, h, image_qos=args.camera_qos)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            thread.join()
+            executor.remove_node(node)
+            node.destroy_node()
+            executor.shutdown()
+        return {"published": pub["counts"][topic], "received": count[0], "elapsed": pub["elapsed"]}
+
+    try:
+        # 1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz.
+        nominal = with_logger(cams + ["/joint_states"], {cams[0]: 30.0, cams[1]: 30.0, "/joint_states": 500.0},
+                              args.seconds)
+        t = nominal["topics"]
+        result["nominal"] = {
+            "seconds": round(nominal["elapsed"], 2),
+            "published": sum(v["published"] for v in t.values()),
+            "recorded": sum(v["recorded"] for v in t.values()),
+            "dropped": sum(v["published"] - v["recorded"] for v in t.values()),
+            "queue_dropped": sum(v["queue_dropped"] for v in t.values()),
+            "topics": t,
+        }
+        # 2. DDS ceiling: a bare raw subscriber under a publisher that floods one camera topic.
+        b = bare(cams[0], args.ramp_seconds)
+        ceiling = b["received"] / b["elapsed"]
+        result["bare_subscriber"] = {
+            "images_per_s": round(ceiling, 1),
+            "mb_per_s": round(ceiling * image_bytes / 1e6, 1),
+            "published_per_s": round(b["published"] / b["elapsed"], 1),
+        }
+        # 3. Ramp the image rate through the logger; the highest rate with nothing lost counts.
+        best = 0.0
+        steps = []
+        for frac in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+            target = frac * ceiling
+            r = with_logger([cams[0]], {cams[0]: target}, args.ramp_seconds)["topics"][cams[0]]
+            achieved = r["published"] / args.ramp_seconds
+            lost = r["published"] - r["recorded"]
+            steps.append({"target_per_s": round(target, 1), "published_per_s": round(achieved, 1),
+                          "recorded": r["recorded"], "lost": lost, "queue_dropped": r["queue_dropped"]})
+            if lost == 0 and r["queue_dropped"] == 0:
+                best = max(best, achieved)
+            else:
+                break
+        result["ramp"] = steps
+        result["max_zero_drop_images_per_s"] = round(best, 1)
+        result["max_zero_drop_mb_per_s"] = round(best * image_bytes / 1e6, 1)
+        result["ratio_to_bare_subscriber"] = round(best / ceiling, 3) if ceiling else None
+    finally:
+        rclpy.shutdown(context=context)
+        if not args.output:
+            shutil.rmtree(out_root, ignore_errors=True)
+    return result
