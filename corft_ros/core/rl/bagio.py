@@ -3,10 +3,8 @@ and read the episode metadata (instruction, success label, joint names) written 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +107,7 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-# --------------------------------------------------------------------------- content hash
+# --------------------------------------------------------------------------- content-hash memo
 
 
 def stat_key(bag: Path) -> str:
@@ -142,32 +140,6 @@ def remember_hash(bag: Path, memo_file: Path, value: str, key: str | None = None
         tmp.replace(memo_file)
     except OSError:
         pass
-
-
-def compute_hash(bag: Path) -> str:
-    """Hash of every byte of the bag's data files (names and sizes included): CRC-32 of each 8 MiB block
-    (zlib, GIL released, ~4 GB/s) folded into SHA-256. metadata.yaml and episode.yaml are left out:
-    relabelling an episode or rewriting its metadata does not change the recorded data."""
-    digest = hashlib.sha256()
-    for f in data_files(bag):
-        digest.update(f"{f.name}:{f.stat().st_size}\n".encode())
-        with open(f, "rb") as fh:
-            while block := fh.read(8 << 20):
-                digest.update(zlib.crc32(block).to_bytes(4, "little"))
-    return digest.hexdigest()[:32]
-
-
-def content_hash(bag: Path, memo_file: Path | None = None) -> str:
-    """compute_hash, remembered in `memo_file` by (path, size, mtime) so unchanged bags are hashed once."""
-    if memo_file is not None:
-        known = remembered_hash(bag, memo_file)
-        if known:
-            return known
-    key = stat_key(bag)
-    value = compute_hash(bag)
-    if memo_file is not None:
-        remember_hash(bag, memo_file, value, key)
-    return value
 
 
 # --------------------------------------------------------------------------- metadata
@@ -221,9 +193,10 @@ def episode_metadata(bag: Path) -> dict:
                 sources.append(data.get("episode", data) if isinstance(data.get("episode"), dict) else data)
             break
     meta_file = bag / "metadata.yaml"
-    if meta_file.is_file():
+    complete = all(any(src.get(k) not in (None, "", []) for src in sources) for k in ("instruction", "success"))
+    if meta_file.is_file() and not complete:
         try:
-            info = yaml.safe_load(meta_file.read_text()) or {}
+            info = yaml.load(meta_file.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
             custom = (info.get("rosbag2_bagfile_information") or {}).get("custom_data") or {}
             if isinstance(custom, dict):
                 sources.append(custom)
