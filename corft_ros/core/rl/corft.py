@@ -88,6 +88,13 @@ def calql_bound(q_candidates: torch.Tensor, mc_return: torch.Tensor, bounded: to
     return torch.where(bounded.view(1, 1, -1, 1), torch.maximum(q_candidates, g), q_candidates)
 
 
+def td_targets(reward: torch.Tensor, done: torch.Tensor, q_next: torch.Tensor, gamma: float) -> torch.Tensor:
+    """y[b, j] = reward[b, j] + γ^{j+1} (1 − done[b, j]) q_next[b, j]; reward is the prefix's discounted sum."""
+    h = reward.shape[-1]
+    discount = gamma ** torch.arange(1, h + 1, device=reward.device, dtype=reward.dtype)
+    return reward + discount * (1.0 - done.to(reward.dtype)) * q_next
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of x [..., B, h] over entries where mask [B, h] (broadcast over leading dims)."""
     w = mask.to(x.dtype).expand_as(x)
@@ -136,9 +143,7 @@ class CORFTObjective(nn.Module):
             a_next = tgt.act(feats)
             noise = (torch.randn_like(a_next) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
             q_next = tgt.critic(feats, a_next + noise)[..., -1].min(dim=0).values.view(b, h)
-            discount = cfg.gamma ** torch.arange(1, h + 1, device=q_next.device, dtype=q_next.dtype)
-            not_done = 1.0 - batch["done"].to(q_next.dtype)
-            return batch["reward"] + discount * not_done * q_next
+            return td_targets(batch["reward"], batch["done"], q_next, cfg.gamma)
 
     def candidates(self, features: torch.Tensor, data_chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Candidate chunks [B, K, h, d] and which are policy samples [K] (bounded by Cal-QL)."""
