@@ -289,12 +289,15 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
         raise EpisodeProblem(f"{bag}: {exc}") from None
 
     empty = [cam_topics[c] for c, cell in cells.items() if not cell.stamps]
+    if not js_offsets:
+        empty.append(cfg.joint_states_topic)
+    if not cmd_t and not trajectories:
+        empty.append(action_topic)
+    if empty:
+        raise EpisodeProblem(f"{bag}: no messages on {', '.join(empty)}")
     missing_joints = [n for n in names if not js_t[n]]
     if missing_joints:
         raise EpisodeProblem(f"{bag}: {cfg.joint_states_topic} never reports joints {missing_joints}")
-    if empty or (not cmd_t and not trajectories):
-        what = empty + ([] if cmd_t or trajectories else [action_topic])
-        raise EpisodeProblem(f"{bag}: no messages on {', '.join(what)}")
 
     # Commands carry no header: their time is the bag's log time. If the recorded header stamps live on
     # another clock (sim time), move command times onto it using the joint states' header-log offset.
