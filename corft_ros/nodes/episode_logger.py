@@ -21,6 +21,7 @@ from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -56,6 +57,7 @@ DEFAULT_TOPICS = [
     "/sim/success",
     "/leader/joint_states",
     "/joy",
+    "/corft/teleop/command",
 ]
 # Types of the default topics, so they are subscribed before any publisher exists (late publishers'
 # first messages are not missed); other topics get their type from the ROS graph.
@@ -71,6 +73,7 @@ DEFAULT_TOPIC_TYPES = [
     "/sim/success=std_msgs/msg/Bool",
     "/leader/joint_states=sensor_msgs/msg/JointState",
     "/joy=sensor_msgs/msg/Joy",
+    "/corft/teleop/command=sensor_msgs/msg/JointState",
 ]
 INSTRUCTION_TOPIC = "/corft/instruction"
 INSTRUCTION_QOS = QoSProfile(
@@ -220,8 +223,10 @@ class EpisodeLoggerNode(Node):
     # ------------------------------------------------------------------ helpers
     def _declare(self, name: str, default, description: str, ptype: int | None = None):
         descriptor = ParameterDescriptor(description=description)
-        if ptype is not None:
-            descriptor.type = ptype
+        if ptype is not None and default == []:
+            # An empty list has no element type: declare the type instead (unset = the empty default).
+            value = self.declare_parameter(name, Parameter.Type(ptype), descriptor).value
+            return [] if value is None else value
         return self.declare_parameter(name, default, descriptor).value
 
     def _output_dir_problem(self) -> str:

@@ -1,0 +1,479 @@
+"""teleop: drive the follower arm from a leader arm, a gamepad, the keyboard, or (in sim) a scripted operator.
+
+Every source produces a full joint target in robot.yaml order; the node clamps it to the joint limits and to
+the joints' velocity limits, then publishes it on the forward controller's command topic at the action rate
+(std_msgs/Float64MultiArray) and, stamped, on /corft/teleop/command (sensor_msgs/JointState) so recorded
+actions carry their real stamps.
+"""
+
+from __future__ import annotations
+
+import math
+import select
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import JointState, Joy
+from std_msgs.msg import Float64MultiArray, String
+
+from corft_ros.core.robot import ConfigError, RobotConfig, load_robot_config
+
+SOURCES = ("leader", "joy", "keyboard", "scripted")
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+# ----------------------------------------------------------------------------------------------- pure logic
+@dataclass
+class LeaderMapping:
+    """Leader joint name -> follower joint, plus per-follower-joint offset and scale (follower = scale*q + offset)."""
+
+    robot: RobotConfig
+    names: dict[str, str] = field(default_factory=dict)  # leader name -> follower name (identity when absent)
+    offsets: np.ndarray | None = None
+    scales: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        dof = self.robot.dof
+        self.offsets = np.zeros(dof) if self.offsets is None else np.asarray(self.offsets, dtype=np.float64)
+        self.scales = np.ones(dof) if self.scales is None else np.asarray(self.scales, dtype=np.float64)
+        for what, arr in (("leader_offsets", self.offsets), ("leader_scales", self.scales)):
+            if arr.shape != (dof,):
+                raise ConfigError(f"{what} has {arr.size} values, expected {dof} (robot.yaml joint order)")
+        known = set(self.robot.joint_names)
+        for leader, follower in self.names.items():
+            if follower not in known:
+                raise ConfigError(f"leader_joint_map: '{leader}={follower}' names no joint of the robot")
+
+    def apply(self, names: Sequence[str], positions: Sequence[float], base: np.ndarray) -> tuple[np.ndarray, int]:
+        """Follower targets (base where the leader says nothing) and how many joints the leader set."""
+        if len(names) != len(positions):
+            raise ValueError(f"leader message has {len(names)} names but {len(positions)} positions")
+        target = base.copy()
+        lookup = {n: i for i, n in enumerate(self.robot.joint_names)}
+        mapped = 0
+        for name, value in zip(names, positions, strict=True):
+            follower = self.names.get(name, name)
+            i = lookup.get(follower)
+            if i is None:
+                continue  # leader joints the follower lacks are ignored (they are counted by the caller)
+            if not math.isfinite(value):
+                raise ValueError(f"leader joint '{name}' is {value}")
+            target[i] = self.scales[i] * value + self.offsets[i]
+            mapped += 1
+        return target, mapped
+
+
+@dataclass
+class JoyJogger:
+    """Gamepad axes -> joint velocities (joint jogging); two buttons open/close the gripper."""
+
+    robot: RobotConfig
+    axes: Sequence[int]  # per robot joint: axis index, -1 = not jogged
+    speed: float = 0.5  # rad/s at full deflection
+    deadzone: float = 0.1
+    enable_button: int = -1  # dead-man: -1 = always enabled
+    gripper_open_button: int = -1
+    gripper_close_button: int = -1
+    gripper_index: int = -1
+
+    def velocity(self, axes: Sequence[float], buttons: Sequence[int]) -> np.ndarray:
+        vel = np.zeros(self.robot.dof)
+        if self.enable_button >= 0 and not (self.enable_button < len(buttons) and buttons[self.enable_button]):
+            return vel
+        for joint, axis in enumerate(self.axes):
+            if axis < 0:
+                continue
+            if axis >= len(axes):
+                raise ValueError(f"joy message has {len(axes)} axes, joy_axes needs axis {axis}")
+            value = float(axes[axis])
+            if not math.isfinite(value):
+                raise ValueError(f"joy axis {axis} is {value}")
+            if abs(value) < self.deadzone:
+                continue
+            # Rescale past the dead zone so motion starts smoothly from zero.
+            value = math.copysign((abs(value) - self.deadzone) / (1.0 - self.deadzone), value)
+            vel[joint] = max(-1.0, min(1.0, value)) * self.speed
+        if self.gripper_index >= 0:
+            j = self.gripper_index
+            gripper_speed = self.robot.joints[j].max_velocity
+            if 0 <= self.gripper_open_button < len(buttons) and buttons[self.gripper_open_button]:
+                vel[j] = -gripper_speed
+            elif 0 <= self.gripper_close_button < len(buttons) and buttons[self.gripper_close_button]:
+                vel[j] = gripper_speed
+        return vel
+
+
+# Keyboard: one key pair per joint (+/-), in robot.yaml order; 'h' = home, space = stop the key's motion.
+KEY_PAIRS = ("qa", "ws", "ed", "rf", "tg", "yh", "uj", "ik", "ol")
+
+
+def keyboard_delta(key: str, dof: int, step: float) -> np.ndarray | None:
+    """Joint delta for one key press; None for keys that are not jog keys."""
+    for joint, (plus, minus) in enumerate(KEY_PAIRS[:dof]):
+        if key == plus:
+            delta = np.zeros(dof)
+            delta[joint] = step
+            return delta
+        if key == minus:
+            delta = np.zeros(dof)
+            delta[joint] = -step
+            return delta
+    return None
+
+
+def clamp_command(robot: RobotConfig, target: np.ndarray, previous: np.ndarray | None, dt: float,
+                  velocity_scale: float = 1.0) -> np.ndarray:
+    """Within the joint limits, and no joint faster than velocity_scale * max_velocity from `previous`."""
+    out = np.clip(target, robot.lower, robot.upper)
+    if previous is not None:
+        step = robot.max_velocity * velocity_scale * dt
+        out = np.clip(out, previous - step, previous + step)
+        out = np.clip(out, robot.lower, robot.upper)
+    return out
+
+
+def yaw_of(q_w: float, q_x: float, q_y: float, q_z: float) -> float:
+    return math.atan2(2.0 * (q_w * q_z + q_x * q_y), 1.0 - 2.0 * (q_y * q_y + q_z * q_z))
+
+
+# ----------------------------------------------------------------------------------------------- the node
+class TeleopNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("teleop", **kwargs)
+        p = self._declare
+        self.robot = load_robot_config(p("robot_config", "", "robot.yaml path (empty = the package's)") or None)
+        self.source = p("source", "leader", "leader | joy | keyboard | scripted")
+        self.command_topic = p("command_topic", "/forward_position_controller/commands", "forward controller input")
+        rate = float(p("rate_hz", 0.0, "command rate (0 = robot.action_rate_hz)"))
+        self.velocity_scale = float(p("velocity_scale", 1.0, "fraction of each joint's max_velocity allowed"))
+        leader_topic = p("leader_topic", "/leader/joint_states", "leader arm joint states")
+        joint_map = list(p("leader_joint_map", [], "'leader_name=follower_name' pairs (identity when absent)",
+                           ParameterType.PARAMETER_STRING_ARRAY))
+        offsets = list(p("leader_offsets", [0.0] * self.robot.dof, "added to mapped leader positions (robot order)"))
+        scales = list(p("leader_scales", [1.0] * self.robot.dof, "multiplies leader positions (robot order)"))
+        joy_topic = p("joy_topic", "/joy", "sensor_msgs/Joy input")
+        joy_axes = list(p("joy_axes", [0, 1, 4, 3, 6, 7, -1], "axis per robot joint (-1 = none)",
+                          ParameterType.PARAMETER_INTEGER_ARRAY))
+        joy_speed = float(p("joy_speed", 0.5, "rad/s at full stick deflection"))
+        joy_deadzone = float(p("joy_deadzone", 0.1, "stick dead zone (0..1)"))
+        joy_enable = int(p("joy_enable_button", -1, "dead-man button (-1 = none)"))
+        joy_open = int(p("joy_gripper_open_button", 0, "button opening the gripper (-1 = none)"))
+        joy_close = int(p("joy_gripper_close_button", 1, "button closing the gripper (-1 = none)"))
+        gripper = p("gripper_joint", "finger_joint", "the gripper joint ('' = none)")
+        self.keyboard_step = float(p("keyboard_step", 0.05, "rad per key press"))
+        self.seed = int(p("seed", 0, "scripted: seed of the first demo (incremented per demo)"))
+        self.human_like = bool(p("human_like", True, "scripted: slow, uneven, hesitant, like a person"))
+        self.input_timeout_s = float(p("input_timeout_s", 0.5, "hold position when the input is older than this"))
+
+        if self.source not in SOURCES:
+            raise ConfigError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        self.rate_hz = rate if rate > 0 else self.robot.action_rate_hz
+        if not 0 < self.velocity_scale <= 1.0:
+            raise ConfigError(f"velocity_scale must be in (0, 1], got {self.velocity_scale}")
+        names: dict[str, str] = {}
+        for entry in joint_map:
+            leader, sep, follower = entry.partition("=")
+            if not sep or not leader or not follower:
+                raise ConfigError(f"leader_joint_map: '{entry}' is not 'leader_name=follower_name'")
+            names[leader.strip()] = follower.strip()
+        self.mapping = LeaderMapping(self.robot, names, np.array(offsets, dtype=float), np.array(scales, dtype=float))
+        if len(joy_axes) != self.robot.dof:
+            raise ConfigError(f"joy_axes has {len(joy_axes)} entries, expected {self.robot.dof} (robot.yaml order)")
+        if gripper and gripper not in self.robot.joint_names:
+            raise ConfigError(f"gripper_joint '{gripper}' is not a joint of {self.robot.name}")
+        if not 0 <= joy_deadzone < 1:
+            raise ConfigError(f"joy_deadzone must be in [0, 1), got {joy_deadzone}")
+        self.jogger = JoyJogger(self.robot, [int(a) for a in joy_axes], joy_speed, joy_deadzone, joy_enable,
+                                joy_open, joy_close, self.robot.joint_names.index(gripper) if gripper else -1)
+
+        self._lock = threading.Lock()
+        self.state: np.ndarray | None = None  # measured follower positions (robot order)
+        self.state_stamp = 0.0
+        self.last_command: np.ndarray | None = None
+        self._target: np.ndarray | None = None
+        self._input_time = 0.0
+        self._joy_velocity = np.zeros(self.robot.dof)
+        self.errors = 0
+        self.commands_sent = 0
+        self._error_times: dict[str, float] = {}
+        self.operator = None
+        self._demo_index = 0
+        self._pending_demo = False
+        self._demo_requested_at = 0.0
+        self._cube: tuple[np.ndarray, float, float] | None = None  # position, yaw, receive time
+        self._goal: tuple[np.ndarray, float, float] | None = None
+        self._keyboard_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+        group = MutuallyExclusiveCallbackGroup()
+        self.command_pub = self.create_publisher(Float64MultiArray, self.command_topic, RELIABLE)
+        self.stamped_pub = self.create_publisher(JointState, "/corft/teleop/command", RELIABLE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(JointState, "/joint_states", self._on_joint_states, 100, callback_group=group)
+        if self.source == "leader":
+            self.create_subscription(JointState, leader_topic, self._on_leader, qos_profile_sensor_data,
+                                     callback_group=group)
+        elif self.source == "joy":
+            self.create_subscription(Joy, joy_topic, self._on_joy, qos_profile_sensor_data, callback_group=group)
+        elif self.source == "keyboard":
+            self._start_keyboard()
+        elif self.source == "scripted":
+            from corft_ros.core.sim.operator import OperatorConfig, ScriptedOperator
+
+            self._operator_factory = lambda seed: ScriptedOperator(
+                self.robot, OperatorConfig(human_like=self.human_like, action_dt=self.robot.action_dt), seed=seed
+            )
+            self.create_subscription(PoseStamped, "/sim/cube_pose", self._on_cube, RELIABLE, callback_group=group)
+            self.create_subscription(PoseStamped, "/sim/goal_pose", self._on_goal, RELIABLE, callback_group=group)
+            self.create_subscription(String, "/corft/episode/events", self._on_event, RELIABLE, callback_group=group)
+        self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group)
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def _declare(self, name: str, default, description: str, ptype: int | None = None):
+        descriptor = ParameterDescriptor(description=description)
+        if ptype is not None and default == []:
+            # An empty list has no element type: declare the type instead (unset = the empty default).
+            value = self.declare_parameter(name, Parameter.Type(ptype), descriptor).value
+            return [] if value is None else value
+        return self.declare_parameter(name, default, descriptor).value
+
+    def _error(self, key: str, message: str) -> None:
+        """One line per problem, at most once a second per kind; every occurrence is counted."""
+        self.errors += 1
+        now = time.monotonic()
+        if now - self._error_times.get(key, -1e9) >= 1.0:
+            self._error_times[key] = now
+            self.get_logger().error(message)
+
+    def _base(self) -> np.ndarray | None:
+        """Where targets start from: the last command, else the measured state."""
+        if self.last_command is not None:
+            return self.last_command.copy()
+        return None if self.state is None else self.state.copy()
+
+    # ------------------------------------------------------------------------------------------ inputs
+    def _on_joint_states(self, msg: JointState) -> None:
+        try:
+            idx = self.robot.index_of(msg.name)
+        except ValueError as exc:
+            self._error("joint_states", f"/joint_states: {exc}")
+            return
+        if len(msg.position) != len(msg.name):
+            self._error("joint_states", f"/joint_states: {len(msg.name)} names but {len(msg.position)} positions")
+            return
+        with self._lock:
+            state = self.state.copy() if self.state is not None else self.robot.home_array.copy()
+            state[idx] = msg.position
+            self.state = state
+            self.state_stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+    def _on_leader(self, msg: JointState) -> None:
+        with self._lock:
+            base = self._base()
+        if base is None:
+            base = self.robot.home_array.copy()
+        try:
+            target, mapped = self.mapping.apply(msg.name, msg.position, base)
+        except ValueError as exc:
+            self._error("leader", f"leader: {exc}; message ignored")
+            return
+        if mapped == 0:
+            self._error("leader", f"leader: none of the joints {list(msg.name)} maps to {self.robot.name}; ignored")
+            return
+        with self._lock:
+            self._target = target
+            self._input_time = time.monotonic()
+
+    def _on_joy(self, msg: Joy) -> None:
+        try:
+            vel = self.jogger.velocity(msg.axes, msg.buttons)
+        except ValueError as exc:
+            self._error("joy", f"joy: {exc}; message ignored")
+            return
+        with self._lock:
+            self._joy_velocity = vel
+            self._input_time = time.monotonic()
+
+    def _on_cube(self, msg: PoseStamped) -> None:
+        o = msg.pose.orientation
+        p = msg.pose.position
+        self._cube = (np.array([p.x, p.y, p.z]), yaw_of(o.w, o.x, o.y, o.z), time.monotonic())
+
+    def _on_goal(self, msg: PoseStamped) -> None:
+        o = msg.pose.orientation
+        p = msg.pose.position
+        self._goal = (np.array([p.x, p.y, p.z]), yaw_of(o.w, o.x, o.y, o.z), time.monotonic())
+
+    def _on_event(self, msg: String) -> None:
+        if msg.data == "start":
+            self.request_demo()
+
+    def request_demo(self) -> None:
+        """Scripted: plan a new demo from the next cube/goal poses (received after this call)."""
+        with self._lock:
+            self._pending_demo = True
+            self._demo_requested_at = time.monotonic()
+            self.operator = None
+            self.last_command = None  # start from the measured (reset) state
+
+    @property
+    def demo_done(self) -> bool:
+        return self.operator is not None and self.operator.done
+
+    def _plan_demo(self) -> None:
+        cube, goal, since = self._cube, self._goal, self._demo_requested_at
+        if cube is None or goal is None or cube[2] < since or goal[2] < since or self.state is None:
+            return
+        operator = self._operator_factory(self.seed + self._demo_index)
+        t = self.state_stamp or self.get_clock().now().nanoseconds * 1e-9
+        try:
+            operator.start(t, self.state.copy(), cube[0], cube[1], goal[0], goal[1])
+        except Exception as exc:
+            self._pending_demo = False
+            self._error("scripted", f"scripted operator: cannot plan a demo: {exc}")
+            return
+        self._demo_index += 1
+        self._pending_demo = False
+        self.operator = operator
+        self.get_logger().info(f"scripted demo {self._demo_index} planned ({operator.duration:.1f} s)")
+
+    # ------------------------------------------------------------------------------------------ keyboard
+    def _start_keyboard(self) -> None:
+        if not sys.stdin.isatty():
+            self._error("keyboard", "keyboard: stdin is not a terminal; run teleop in a terminal (no commands sent)")
+            return
+        self._keyboard_thread = threading.Thread(target=self._keyboard_loop, name="teleop-keyboard", daemon=True)
+        self._keyboard_thread.start()
+        keys = KEY_PAIRS[: self.robot.dof]
+        pairs = ", ".join(f"{self.robot.joint_names[i]} {k[0]}/{k[1]}" for i, k in enumerate(keys))
+        self.get_logger().info(f"keyboard teleop: {pairs}; h = home")
+
+    def _keyboard_loop(self) -> None:
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while not self._stop.is_set():
+                ready, _, _ = select.select([sys.stdin], [], [], 0.1)
+                if ready:
+                    self.key(sys.stdin.read(1))
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    def key(self, key: str) -> None:
+        """Apply one key press (also the entry point for tests and other front ends)."""
+        with self._lock:
+            base = self._target if self._target is not None else self._base()
+            if base is None:
+                self._error("keyboard", "keyboard: no /joint_states yet; key ignored")
+                return
+            if key == "h":
+                self._target = self.robot.home_array.copy()
+            else:
+                delta = keyboard_delta(key, self.robot.dof, self.keyboard_step)
+                if delta is None:
+                    return
+                self._target = np.clip(base + delta, self.robot.lower, self.robot.upper)
+            self._input_time = time.monotonic()
+
+    # ------------------------------------------------------------------------------------------ output
+    def _tick(self) -> None:
+        dt = 1.0 / self.rate_hz
+        with self._lock:
+            now = time.monotonic()
+            fresh = now - self._input_time <= self.input_timeout_s
+            target: np.ndarray | None = None
+            if self.source == "scripted":
+                if self._pending_demo:
+                    self._plan_demo()
+                if self.operator is not None:
+                    t = self.state_stamp or self.get_clock().now().nanoseconds * 1e-9
+                    target = self.operator.command(t)
+            elif self.source == "joy":
+                base = self._base()
+                if base is not None:
+                    target = base + (self._joy_velocity * dt if fresh else 0.0)
+            elif self._target is not None:
+                # leader / keyboard: the last target is held; a stale leader is reported, the arm holds.
+                if self.source == "leader" and not fresh:
+                    self._error("stale", f"leader: no message for {now - self._input_time:.1f} s; holding")
+                    target = self._base()
+                else:
+                    target = self._target
+            if target is None:
+                return
+            if self.last_command is None and self.state is None:
+                # Never command blind: the first command is rate-limited from the measured position.
+                self._error("no_state", "no /joint_states yet; not commanding")
+                return
+            command = clamp_command(self.robot, target, self._base(), dt, self.velocity_scale)
+            self.last_command = command
+        msg = Float64MultiArray(data=command.tolist())
+        self.command_pub.publish(msg)
+        stamped = JointState(name=self.robot.joint_names, position=command.tolist())
+        stamped.header.stamp = self.get_clock().now().to_msg()
+        self.stamped_pub.publish(stamped)
+        self.commands_sent += 1
+
+    def _publish_diagnostics(self) -> None:
+        values = {
+            "source": self.source, "commands_sent": str(self.commands_sent), "errors": str(self.errors),
+            "rate_hz": f"{self.rate_hz:g}", "input_age_s": f"{time.monotonic() - self._input_time:.2f}",
+        }
+        if self.source == "scripted":
+            values["demos"] = str(self._demo_index)
+            values["demo_done"] = str(self.demo_done)
+        level = DiagnosticStatus.OK if self.state is not None else DiagnosticStatus.WARN
+        message = "commanding" if self.last_command is not None else "waiting for input"
+        status = DiagnosticStatus(
+            level=level, name="corft_ros: teleop", message=message, hardware_id=self.robot.name,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
+    def destroy_node(self) -> None:
+        self._stop.set()
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = TeleopNode()
+    except ConfigError as exc:
+        print(f"teleop: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""teleop over real DDS: leader mirroring (mapping, offsets), joy jogging, keyboard keys, limits, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import JointState, Joy
+from std_msgs.msg import Float64MultiArray
+
+from corft_ros.core.robot import ConfigError, load_robot_config
+from corft_ros.nodes.teleop import JoyJogger, LeaderMapping, TeleopNode, clamp_command, keyboard_delta
+
+ROBOT = load_robot_config()
+HOME = ROBOT.home_array
+
+
+def make_teleop(ros, **params) -> TeleopNode:
+    overrides = [Parameter(k, value=v) for k, v in params.items()]
+    return ros.add(TeleopNode(context=ros.context, parameter_overrides=overrides))
+
+
+def publish_state(ros, positions: np.ndarray) -> None:
+    pub = ros.publisher(JointState, "/joint_states", 100)
+    ros.wait_for_subscribers(pub)
+    pub.publish(JointState(name=ROBOT.joint_names, position=positions.tolist()))
+
+
+def last_command(log) -> np.ndarray:
+    return np.array(log.last.data)
+
+
+def test_pure_logic() -> None:
+    mapping = LeaderMapping(ROBOT, {"l_grip": "finger_joint"}, offsets=np.r_[0.1, np.zeros(6)])
+    target, mapped = mapping.apply(["l_grip", "shoulder_pan_joint", "extra"], [0.4, 1.0, 9.0], HOME)
+    assert mapped == 2 and target[0] == pytest.approx(1.1) and target[6] == pytest.approx(0.4)
+    assert np.allclose(target[1:6], HOME[1:6])
+    with pytest.raises(ValueError, match="is nan"):
+        mapping.apply(["shoulder_pan_joint"], [float("nan")], HOME)
+    with pytest.raises(ConfigError, match="names no joint"):
+        LeaderMapping(ROBOT, {"a": "nope"})
+    jog = JoyJogger(ROBOT, [0, 1, -1, -1, -1, -1, -1], speed=1.0, deadzone=0.2, enable_button=2,
+                    gripper_open_button=0, gripper_close_button=1, gripper_index=6)
+    assert not jog.velocity([1.0, 1.0], [0, 0, 0]).any()  # dead-man released
+    v = jog.velocity([1.0, 0.1], [0, 1, 1])
+    assert v[0] == pytest.approx(1.0) and v[1] == 0.0 and v[6] == pytest.approx(ROBOT.joints[6].max_velocity)
+    with pytest.raises(ValueError, match="1 axes"):
+        jog.velocity([0.5], [0, 0, 1])
+    assert keyboard_delta("q", 7, 0.1)[0] == pytest.approx(0.1) and keyboard_delta("j", 7, 0.1)[6] == -0.1
+    assert keyboard_delta("x", 7, 0.1) is None
+    cmd = clamp_command(ROBOT, np.r_[10.0, HOME[1:6], 2.0], HOME, dt=0.05)
+    assert cmd[0] == pytest.approx(HOME[0] + 3.14 * 0.05) and cmd[6] == pytest.approx(HOME[6] + 4.0 * 0.05)
+    assert clamp_command(ROBOT, np.r_[10.0, HOME[1:6], 2.0], None, dt=0.05)[6] == pytest.approx(0.8)
+
+
+def test_leader_mirrored_with_mapping_offsets_and_limits(ros) -> None:
+    commands = ros.subscribe(Float64MultiArray, "/forward_position_controller/commands", 10)
+    node = make_teleop(ros, source="leader", leader_joint_map=["leader_gripper=finger_joint"],
+                       leader_offsets=[0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    try:
+        publish_state(ros, HOME)
+        leader = ros.publisher(JointState, "/leader/joint_states", qos_profile_sensor_data)
+        ros.wait_for_subscribers(leader)
+        # Leader order differs from the follower's; its gripper has another name; finger 2.0 is past the limit.
+        names = ["wrist_3_joint", "leader_gripper", "shoulder_pan_joint"]
+        want = HOME.copy()
+        want[5], want[6], want[0] = 0.3, 0.8, -1.2 + 0.2
+
+        def converged(msgs) -> bool:
+            leader.publish(JointState(name=names, position=[0.3, 2.0, -1.2]))
+            return bool(msgs) and np.allclose(msgs[-1].data, want, atol=1e-9)
+
+        log = commands.wait(converged, 10)
+        # Velocity-limited on the way: no step larger than max_velocity / rate.
+        steps = np.abs(np.diff([np.array(m.data) for m in log], axis=0))
+        assert (steps <= ROBOT.max_velocity / ROBOT.action_rate_hz + 1e-9).all()
+        assert all(np.array(m.data)[6] <= 0.8 for m in log)
+        # Bad leader messages are ignored and counted; the last good target holds.
+        errors = node.errors
+        leader.publish(JointState(name=["shoulder_pan_joint"], position=[float("nan")]))
+        leader.publish(JointState(name=["unknown_a", "unknown_b"], position=[1.0, 2.0]))
+        commands.clear()
+        commands.wait(lambda m: len(m) >= 5, 5)
+        assert np.allclose(last_command(commands), want)
+        assert node.errors >= errors + 2
+    finally:
+        ros.remove(node)
+
+
+def test_joy_jogging(ros) -> None:
+    commands = ros.subscribe(Float64MultiArray, "/forward_position_controller/commands", 10)
+    node = make_teleop(ros, source="joy", joy_axes=[0, -1, -1, -1, -1, 1, -1], joy_speed=1.0, joy_deadzone=0.1,
+                       joy_gripper_close_button=1, joy_gripper_open_button=0, input_timeout_s=5.0)
+    try:
+        publish_state(ros, HOME)
+        joy = ros.publisher(Joy, "/joy", qos_profile_sensor_data)
+        ros.wait_for_subscribers(joy)
+        joy.publish(Joy(axes=[1.0, -1.0], buttons=[0, 1]))
+        commands.clear()
+        log = commands.wait(lambda m: len(m) >= 10, 10)
+        q = np.array([m.data for m in log])
+        # Full deflection: shoulder_pan up and wrist_3 down at joy_speed, the gripper closing, nothing else.
+        assert (np.diff(q[:, 0]) > 0).all() and (np.diff(q[:, 5]) < 0).all()
+        assert np.diff(q[:, 0]).mean() == pytest.approx(1.0 / ROBOT.action_rate_hz, rel=1e-6)
+        assert (np.diff(q[:, 6]) >= 0).all() and q[-1, 6] > HOME[6]
+        assert np.allclose(q[:, 1:5], HOME[1:5])
+        # Sticks released (inside the dead zone): the arm holds where it is.
+        joy.publish(Joy(axes=[0.05, 0.0], buttons=[0, 0]))
+        commands.wait(lambda m: len(m) >= len(log) + 3, 5)
+        commands.clear()
+        held = commands.wait(lambda m: len(m) >= 5, 5)
+        assert np.allclose([m.data for m in held], held[0].data)
+        # Too few axes: reported, ignored.
+        errors = node.errors
+        joy.publish(Joy(axes=[0.5], buttons=[]))
+        commands.wait(lambda m: node.errors > errors, 5)
+    finally:
+        ros.remove(node)
+
+
+def test_keyboard_keys_and_limits(ros) -> None:
+    commands = ros.subscribe(Float64MultiArray, "/forward_position_controller/commands", 10)
+    node = make_teleop(ros, source="keyboard", keyboard_step=0.3)
+    try:
+        node.key("q")  # before any /joint_states: refused, counted
+        assert node.errors >= 1
+        publish_state(ros, HOME)
+        commands.wait(lambda m: node.state is not None, 5)
+        for _ in range(5):
+            node.key("u")  # close the gripper 5 x 0.3: clamped at its 0.8 limit
+        node.key("q")
+        want = HOME.copy()
+        want[0] += 0.3
+        want[6] = 0.8
+        commands.wait(lambda m: bool(m) and np.allclose(m[-1].data, want), 10)
+        node.key("h")
+        commands.wait(lambda m: np.allclose(m[-1].data, HOME), 10)
+    finally:
+        ros.remove(node)
+
+
+def test_bad_parameters(ros) -> None:
+    cases = [
+        ({"source": "telepathy"}, "source must be one of"),
+        ({"leader_joint_map": ["broken"]}, "leader_joint_map"),
+        ({"leader_offsets": [0.0, 0.0]}, "leader_offsets has 2 values"),
+        ({"joy_axes": [0, 1]}, "joy_axes has 2 entries"),
+        ({"velocity_scale": 0.0}, "velocity_scale"),
+        ({"gripper_joint": "claw"}, "gripper_joint 'claw'"),
+    ]
+    for params, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            TeleopNode(context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
