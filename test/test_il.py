@@ -1,0 +1,88 @@
+"""Stage 1: imitation learning overfits a tiny dataset of real bags; a run resumes from its checkpoint."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from corft_ros.core.policy.export import load_checkpoint
+from corft_ros.core.rl import synthetic
+from corft_ros.core.rl.augment import random_shift
+from corft_ros.core.rl.trainer import config_from_params, load_training_data, train
+from corft_ros.core.robot import load_robot_config
+
+ROBOT = load_robot_config()
+TINY = {"d_model": 32, "heads": 2, "ff_dim": 64, "encoder_layers": 1, "decoder_layers": 1, "cnn_channels": [8, 16],
+        "chunk_size": 4}
+
+
+@pytest.fixture(scope="module")
+def episodes(tmp_path_factory):
+    root = tmp_path_factory.mktemp("il")
+    synthetic.write_dataset(root / "eps", ROBOT, 2, image_hw=(24, 32), duration_s=1.2)
+    return root
+
+
+def _cfg(root, out, **extra):
+    params = {
+        "output": str(out), "export": False, "progress": False, "batch_size": 16, "log_every": 10,
+        "checkpoint_every": 1000, "seed": 0,
+        "dataset": {"cache_dir": str(root / "cache"), "image_size": [32, 32]},
+        "policy": TINY, "il": {"lr": 2e-3, "shift_pad": 0, "loss": "l1"},
+    }
+    params.update(extra)
+    return config_from_params(params)
+
+
+def test_random_shift_moves_whole_images():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    y = random_shift(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape
+    assert not torch.equal(x, y)
+    assert torch.equal(random_shift(x, 0), x)
+    # a shift never invents values: every output pixel is some input pixel of the same image and channel
+    for i in range(2):
+        for c in range(3):
+            assert set(y[i, c].flatten().tolist()) <= set(x[i, c].flatten().tolist())
+
+
+def test_il_overfits_a_tiny_dataset(episodes, tmp_path):
+    torch.set_num_threads(1)
+    cfg = _cfg(episodes, tmp_path / "run", stage="il", il_steps=250)
+    summary = train(episodes / "eps", cfg, ROBOT, log=lambda m: None)
+    assert summary["stages"]["il"]["steps"] == 250
+
+    policy, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "final.pt")
+    tdata = load_training_data(cfg, episodes / "eps", ROBOT, policy.config.chunk_size, log=lambda m: None)
+    rows = tdata.data.rows_of("success")
+    batch = tdata.data.batch(rows)
+    with torch.no_grad():
+        pred = policy(batch["images"].float() / 255, batch["state"], batch["text"])
+    valid = batch["valid"].unsqueeze(-1).float()
+    err = ((pred - batch["action"]).abs() * valid).sum() / (valid.sum() * pred.shape[-1])
+    # the trivial predictor (the mean action) for comparison
+    mean = torch.from_numpy(tdata.data.action.mean(0))
+    base = ((mean - batch["action"]).abs() * valid).sum() / (valid.sum() * pred.shape[-1])
+    assert err < 0.15 * base, (float(err), float(base))
+    assert summary["stages"]["il"]["final"]["il/loss"] < 0.2
+
+
+def test_il_resumes_from_its_last_checkpoint(episodes, tmp_path):
+    torch.set_num_threads(1)
+    out = tmp_path / "run"
+    train(episodes / "eps", _cfg(episodes, out, stage="il", il_steps=10), ROBOT, log=lambda m: None)
+    first = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
+    assert first["extra"]["step"] == 10
+    lines: list[str] = []
+    summary = train(episodes / "eps", _cfg(episodes, out, stage="il", il_steps=15), ROBOT, log=lines.append)
+    assert any("resuming" in line and "step 10" in line for line in lines)
+    assert summary["stages"]["il"]["steps"] == 15
+    latest = torch.load(out / "checkpoints" / "latest.pt", weights_only=True)
+    assert latest["extra"]["step"] == 15
+    changed = [not torch.equal(latest["state_dict"][k], first["state_dict"][k]) for k in first["state_dict"]]
+    assert any(changed)
+    # the critic is not trained in stage 1
+    critic = [k for k in first["state_dict"] if k.startswith("critics.")]
+    assert critic and all(torch.equal(latest["state_dict"][k], first["state_dict"][k]) for k in critic)
+    assert np.isfinite(summary["stages"]["il"]["final"]["il/loss"])
