@@ -33,8 +33,10 @@ INSTRUCTION_QOS = QoSProfile(
 )
 
 
-def make_logger(ros, out: Path, **params) -> EpisodeLoggerNode:
+def make_logger(ros, out: Path, optional_topics: list[str] | None = None, **params) -> EpisodeLoggerNode:
     overrides = [Parameter("output_dir", value=str(out))] + [Parameter(k, value=v) for k, v in params.items()]
+    # rclpy cannot override a list parameter with [] (no element type): [""] means none.
+    overrides.append(Parameter("optional_topics", value=optional_topics or [""]))
     return ros.add(EpisodeLoggerNode(context=ros.context, parameter_overrides=overrides))
 
 
@@ -68,7 +70,7 @@ def test_records_live_topics_and_bag_reads_back(ros, tmp_path: Path) -> None:
     topics = ["/joint_states", "/camera/front/image_raw", "/corft/instruction", "/extra/pose",
               "/never/appears", "/bad/type"]
     logger = make_logger(
-        ros, tmp_path, topics=topics, operator="bob", topic_wait_s=1.0,
+        ros, tmp_path, topics=topics, operator="bob", topic_wait_s=1.0, optional_topics=["/maybe/later"],
         topic_types=["/joint_states=sensor_msgs/msg/JointState", "/camera/front/image_raw=sensor_msgs/msg/Image",
                      "/corft/instruction=std_msgs/msg/String", "/never/appears=std_msgs/msg/String",
                      "/bad/type=nope_msgs/msg/Thing"],
@@ -136,7 +138,7 @@ def test_records_live_topics_and_bag_reads_back(ros, tmp_path: Path) -> None:
     assert meta["robot"] == "ur5e_robotiq_2f85" and meta["joint_names"][-1] == "finger_joint"
     assert meta["topics"]["/joint_states"] == {"msgtype": "sensor_msgs/msg/JointState", "count": n, "dropped": 0,
                                                "bytes": meta["topics"]["/joint_states"]["bytes"]}
-    assert meta["extra"]["missing_topics"] == ["/never/appears"]
+    assert meta["extra"]["missing_topics"] == ["/never/appears"]  # not /maybe/later: optional
     custom = yaml.safe_load((ep / "bag" / "metadata.yaml").read_text())["rosbag2_bagfile_information"]["custom_data"]
     assert custom["corft_ros.success"] == "true" and custom["corft_ros.instruction"] == "stack the red cube"
     assert "/bad/type" in logger._failed_types and "nope_msgs/msg/Thing" in logger._failed_types["/bad/type"]
@@ -198,7 +200,7 @@ def test_sigkill_mid_episode_leaves_readable_bag_and_cli_repair(ros, tmp_path: P
     cmd = [sys.executable, "-m", "corft_ros.nodes.episode_logger", "--ros-args",
            "-p", f"output_dir:={tmp_path}", "-p", "autostart:=true", "-p", "flush_interval_s:=0.1",
            "-p", "instruction:=killed mid episode",
-           "-p", "topics:=[/joint_states]", "-p", "topic_types:=[/joint_states=sensor_msgs/msg/JointState]"]
+           "-p", "topics:=[/joint_states]", "-p", "optional_topics:=['']", "-p", "topic_types:=[/joint_states=sensor_msgs/msg/JointState]"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sent = 0
     try:

@@ -45,19 +45,26 @@ from corft_ros.core.episodes import (
 from corft_ros.core.episodes.typestore import normalize_msgtype
 from corft_ros.core.robot import ConfigError, load_robot_config
 
+# Recorded and expected: each one missing in an episode is reported.
 DEFAULT_TOPICS = [
     "/camera/front/image_raw",
     "/camera/wrist/image_raw",
     "/joint_states",
+    "/diagnostics",
+]
+# Recorded whenever they are published; their absence is normal (depends on the setup: sim or real robot,
+# teleop source, controller type, policy or teleop).
+DEFAULT_OPTIONAL_TOPICS = [
+    "/corft/instruction",
     "/corft/action_chunk",
     "/forward_position_controller/commands",
     "/arm_controller/joint_trajectory",
-    "/corft/instruction",
-    "/diagnostics",
-    "/sim/success",
+    "/corft/teleop/command",
     "/leader/joint_states",
     "/joy",
-    "/corft/teleop/command",
+    "/sim/success",
+    "/sim/cube_pose",
+    "/sim/goal_pose",
 ]
 # Types of the default topics, so they are subscribed before any publisher exists (late publishers'
 # first messages are not missed); other topics get their type from the ROS graph.
@@ -74,6 +81,8 @@ DEFAULT_TOPIC_TYPES = [
     "/leader/joint_states=sensor_msgs/msg/JointState",
     "/joy=sensor_msgs/msg/Joy",
     "/corft/teleop/command=sensor_msgs/msg/JointState",
+    "/sim/cube_pose=geometry_msgs/msg/PoseStamped",
+    "/sim/goal_pose=geometry_msgs/msg/PoseStamped",
 ]
 INSTRUCTION_TOPIC = "/corft/instruction"
 INSTRUCTION_QOS = QoSProfile(
@@ -146,7 +155,11 @@ class EpisodeLoggerNode(Node):
         p = self._declare
         robot_config = p("robot_config", "", "robot.yaml path (empty = the package's config/robot.yaml)")
         self.output_dir = Path(p("output_dir", "episodes", "folder holding one sub-folder per episode")).expanduser()
-        self.topics: list[str] = list(p("topics", DEFAULT_TOPICS, "topics to record"))
+        # Empty strings are ignored: [""] is how a launch file or override says "none".
+        topics = p("topics", DEFAULT_TOPICS, "topics to record (missing = reported)")
+        self.required_topics: list[str] = [t for t in topics if t]
+        optional = [t for t in p("optional_topics", DEFAULT_OPTIONAL_TOPICS, "topics recorded when present") if t]
+        self.topics = list(dict.fromkeys(self.required_topics + optional))
         topic_types = list(p("topic_types", DEFAULT_TOPIC_TYPES, "'topic=pkg/msg/Type' (else typed from the graph)"))
         self.instruction = p("instruction", "", "task instruction (else the last /corft/instruction)")
         self.operator = p("operator", "", "operator id (teleop) or policy id (deployment)")
@@ -463,7 +476,7 @@ class EpisodeLoggerNode(Node):
     def _check_missing(self, writer: EpisodeWriter) -> None:
         """Report (once per episode) each configured topic that has no publisher and nothing recorded."""
         counts = writer.stats().topics
-        for topic in self.topics:
+        for topic in self.required_topics:
             if topic in self._missing_reported or topic in self._failed_types:
                 continue
             stats = counts.get(topic)
