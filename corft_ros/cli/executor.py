@@ -21,8 +21,8 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     parser.add_argument("--ticks", type=int, default=4000, help="ticks per cost measurement")
     parser.add_argument("--seconds", type=float, default=8.0, help="loop measurement per configuration (s)")
     parser.add_argument("--no-loop", action="store_true", help="skip the ROS control-loop measurement")
-    parser.add_argument("--timing", nargs="+", default=["thread", "timer"], choices=["thread", "timer"],
-                        help="control-loop implementations to measure")
+    parser.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS),
+                        help="loop configurations to measure (timing, scheduling, load)")
     parser.set_defaults(func=bench_executor)
 
 
@@ -123,18 +123,61 @@ def measure_costs(ticks: int) -> dict:
 
 
 def _burn(stop: threading.Event) -> None:
-    """Pure-Python CPU load: holds the GIL in short slices, as an in-process Python node would."""
+    """Pure-Python CPU load: holds the GIL in short slices, as a busy in-process Python node would."""
     while not stop.is_set():
         sum(i * i for i in range(2000))
 
 
-def measure_loop(seconds: float, timing: str, load: bool) -> dict:
+def _bench_model(workdir) -> str:
+    """models/default when present; otherwise a freshly initialised small policy exported to `workdir`."""
+    from corft_ros.core.paths import models_dir
+    from corft_ros.core.policy.export import META_FILE
+
+    default = models_dir() / "default"
+    if (default / META_FILE).is_file():
+        return str(default)
+    import numpy as np
+    import torch
+
+    from corft_ros.core.policy.config import PolicyConfig
+    from corft_ros.core.policy.export import export_policy
+    from corft_ros.core.policy.model import ChunkPolicy
+    from corft_ros.core.robot import load_robot_config
+
+    robot = load_robot_config()
+    torch.manual_seed(0)
+    model = ChunkPolicy(PolicyConfig.for_robot(robot))
+    model.set_normalization(robot.home_array, np.ones(robot.dof), robot.home_array, np.full(robot.dof, 0.05))
+    embedding = np.random.default_rng(0).standard_normal(384).astype(np.float32)
+    table = {BENCH_INSTRUCTION: embedding / np.linalg.norm(embedding)}
+    return str(export_policy(model, workdir / "bench_policy", table))
+
+
+BENCH_INSTRUCTION = "pick up the cube"
+
+
+def measure_loop(seconds: float, timing: str, priority: int, load: tuple[str, ...], workdir=None,
+                 switch_interval_ms: float = 0.25) -> dict:
+    """Run the real ExecutorNode at the robot rate for `seconds` and report its own loop statistics.
+
+    load: "deploy" = the real policy node (ONNX, 10 Hz) and episode logger (recording an episode) in the
+    same process, fed by camera + joint-state publishers as a robot would; "synthetic" = a pure-Python
+    CPU-burning thread and a 320x240 image flood (~200 Hz) with a subscriber. Without "deploy", a small
+    feeder publishes chunks at 10 Hz itself.
+    """
+    import tempfile
+    from pathlib import Path
+
     import numpy as np
     import rclpy
     from builtin_interfaces.msg import Duration
     from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
     from corft_ros.core.chunking import LoopStats
@@ -146,35 +189,69 @@ def measure_loop(seconds: float, timing: str, load: bool) -> dict:
     rclpy.init(context=context)
     stop = threading.Event()
     threads: list[threading.Thread] = []
+    temp = tempfile.TemporaryDirectory(prefix="corft_bench_executor_")
+    workdir = Path(workdir or temp.name)
     try:
-        from rclpy.parameter import Parameter
-
-        executor_node = ExecutorNode(context=context, parameter_overrides=[Parameter("timing", value=timing)])
+        executor_node = ExecutorNode(context=context, parameter_overrides=[
+            Parameter("timing", value=timing), Parameter("thread_priority", value=priority),
+            Parameter("staleness_timeout", value=1.0), Parameter("gil_switch_interval_ms", value=switch_interval_ms)])
         feeder = Node("bench_feeder", context=context)
         js_pub = feeder.create_publisher(JointState, "/joint_states", 10)
-        chunk_pub = feeder.create_publisher(JointTrajectory, "/corft/action_chunk", 10)
         home = robot.home_array
 
         def publish_state() -> None:
-            js_pub.publish(JointState(name=robot.joint_names, position=home.tolist()))
+            msg = JointState(name=robot.joint_names, position=home.tolist())
+            msg.header.stamp = feeder.get_clock().now().to_msg()
+            js_pub.publish(msg)
 
-        def publish_chunk() -> None:
-            now = feeder.get_clock().now()
-            t = now.nanoseconds * 1e-9
-            msg = JointTrajectory()
-            msg.header.stamp = now.to_msg()
-            msg.joint_names = robot.joint_names
-            for i in range(H):
-                q = home + 0.2 * np.sin(0.5 * (t + i * robot.action_dt))
-                ns = round(i * robot.action_dt * 1e9)
-                msg.points.append(JointTrajectoryPoint(positions=q.tolist(), time_from_start=Duration(
-                    sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
-            chunk_pub.publish(msg)
+        feeder.create_timer(0.01, publish_state)
+        nodes: list[Node] = [executor_node, feeder]
+        extra: dict = {}
+        if "deploy" in load:
+            from corft_ros.nodes.episode_logger import EpisodeLoggerNode
+            from corft_ros.nodes.policy import PolicyNode
 
-        feeder.create_timer(0.1, publish_state)
-        feeder.create_timer(0.1, publish_chunk)  # 10 Hz inference
-        nodes = [executor_node, feeder]
-        if load:
+            policy = PolicyNode(context=context, parameter_overrides=[
+                Parameter("model_path", value=_bench_model(workdir)), Parameter("rate_hz", value=10.0),
+                Parameter("instruction", value=BENCH_INSTRUCTION), Parameter("threads", value=1)])
+            (workdir / "episodes").mkdir(exist_ok=True)
+            logger = EpisodeLoggerNode(context=context, parameter_overrides=[
+                Parameter("output_dir", value=str(workdir / "episodes"))])
+            nodes += [policy, logger]
+            instruction_pub = feeder.create_publisher(String, "/corft/instruction", QoSProfile(
+                depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+            instruction_pub.publish(String(data=BENCH_INSTRUCTION))
+            camera_pubs = [feeder.create_publisher(Image, f"/camera/{name}/image_raw", qos_profile_sensor_data)
+                           for name in policy.cameras]
+            pixels = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3), dtype=np.uint8).tobytes()
+
+            def publish_cameras() -> None:
+                stamp = feeder.get_clock().now().to_msg()
+                for pub in camera_pubs:
+                    msg = Image(height=64, width=64, encoding="rgb8", step=192, data=pixels)
+                    msg.header.stamp = stamp
+                    pub.publish(msg)
+
+            feeder.create_timer(0.1, publish_cameras)
+            extra["episode_client"] = feeder.create_client(Trigger, "/corft/episode/start")
+        else:
+            chunk_pub = feeder.create_publisher(JointTrajectory, "/corft/action_chunk", 10)
+
+            def publish_chunk() -> None:
+                now = feeder.get_clock().now()
+                t = now.nanoseconds * 1e-9
+                msg = JointTrajectory()
+                msg.header.stamp = now.to_msg()
+                msg.joint_names = robot.joint_names
+                for i in range(H):
+                    ns = round(i * robot.action_dt * 1e9)
+                    msg.points.append(JointTrajectoryPoint(
+                        positions=(home + 0.2 * np.sin(0.5 * (t + i * robot.action_dt))).tolist(),
+                        time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
+                chunk_pub.publish(msg)
+
+            feeder.create_timer(0.1, publish_chunk)
+        if "synthetic" in load:
             flood = Node("bench_flood", context=context)
             image_pub = flood.create_publisher(Image, "/bench/flood", 10)
             received = [0]
@@ -184,18 +261,27 @@ def measure_loop(seconds: float, timing: str, load: bool) -> dict:
             def flood_loop() -> None:
                 while not stop.is_set():
                     image_pub.publish(frame)
-                    time.sleep(0.005)  # ~200 frames/s of 230 kB
+                    time.sleep(0.005)
 
             threads += [threading.Thread(target=flood_loop, daemon=True),
                         threading.Thread(target=_burn, args=(stop,), daemon=True)]
             nodes.append(flood)
-        ros_executor = MultiThreadedExecutor(num_threads=4, context=context)
+            extra["flood_received"] = received
+        ros_executor = MultiThreadedExecutor(num_threads=6, context=context)
         for node in nodes:
             ros_executor.add_node(node)
         threads.append(threading.Thread(target=ros_executor.spin, daemon=True))
         for thread in threads:
             thread.start()
-        time.sleep(2.0)  # discovery, first state, first chunks
+        if "episode_client" in extra:
+            client = extra["episode_client"]
+            if client.wait_for_service(timeout_sec=10.0):
+                future = client.call_async(Trigger.Request())
+                deadline = time.monotonic() + 10.0
+                while not future.done() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                extra["episode_started"] = bool(future.done() and future.result().success)
+        time.sleep(3.0)  # discovery, first state, first chunks, warm inference
         with executor_node._lock:
             executor_node.core.stats = LoopStats(executor_node.core.config.control_period, window=100_000)
         load_before = os.getloadavg()[0]
@@ -203,25 +289,38 @@ def measure_loop(seconds: float, timing: str, load: bool) -> dict:
         with executor_node._lock:
             report = executor_node.core.report()
             state = executor_node.core.state.value
-        result = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in report.as_dict().items()
-                  if k in ("ticks", "rate_hz", "period_error_p50_ms", "period_error_p99_ms", "period_error_max_ms",
-                           "overruns", "underruns", "chunks_accepted", "chunks_rejected")}
-        result.update(state=state, loadavg_1min=round(max(load_before, os.getloadavg()[0]), 2))
-        if load:
-            result["flood_images_received"] = received[0]
-        executor_node.close()
+        keep = ("ticks", "rate_hz", "period_error_p50_ms", "period_error_p99_ms", "period_error_max_ms", "overruns",
+                "underruns", "chunks_accepted", "chunks_rejected")
+        result = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in report.as_dict().items() if k in keep}
+        result.update(state=state, scheduling=executor_node.scheduling,
+                      loadavg_1min=round(max(load_before, os.getloadavg()[0]), 2))
+        if "episode_started" in extra:
+            result["episode_recording"] = extra["episode_started"]
+        if "flood_received" in extra:
+            result["flood_images_received"] = extra["flood_received"][0]
+        stop.set()
+        ros_executor.shutdown(timeout_sec=2.0)
+        for node in nodes:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
         return result
     finally:
         stop.set()
-        rclpy.shutdown(context=context)
+        rclpy.try_shutdown(context=context)
         for thread in threads:
             thread.join(timeout=2.0)
+        temp.cleanup()
 
 
-def _real_load_nodes_exist() -> bool:
-    from importlib.util import find_spec
-
-    return all(find_spec(f"corft_ros.nodes.{name}") is not None for name in ("policy", "episode_logger"))
+RUNS = {
+    # name: (timing, SCHED_FIFO priority, load)
+    "timer_deploy": ("timer", 0, ("deploy",)),
+    "thread_normal_deploy": ("thread", 0, ("deploy",)),
+    "thread_fifo_idle": ("thread", 50, ()),
+    "thread_fifo_deploy": ("thread", 50, ("deploy",)),
+    "thread_fifo_deploy_synthetic": ("thread", 50, ("deploy", "synthetic")),
+}
 
 
 def bench_executor(args: argparse.Namespace) -> int:
@@ -237,18 +336,22 @@ def bench_executor(args: argparse.Namespace) -> int:
     if not args.no_loop:
         result["loop"] = {
             "rate_hz": 100.0,
-            "load": ("synthetic, in the executor's process: one pure-Python CPU-burning thread + a 320x240 rgb8 "
-                     "image publisher flood at ~200 Hz with a subscriber; the policy and episode_logger nodes "
-                     + ("exist but are not used by this benchmark yet" if _real_load_nodes_exist()
-                        else "do not exist in the tree yet")),
-            "chunks": "h=50 at 10 Hz over DDS, /joint_states at 10 Hz",
+            "clock": "system time (use_sim_time false)",
+            "loads": {
+                "deploy": "the real policy node (ONNX Runtime, 10 Hz, fresh small model unless models/default exists) "
+                          "and episode_logger (recording an episode) in the executor's process, fed 2 cameras "
+                          "64x64 at 10 Hz and /joint_states at 100 Hz",
+                "synthetic": "plus a pure-Python CPU-burning thread and a 320x240 rgb8 image flood (~200 Hz) with a "
+                             "subscriber, in the same process",
+                "idle": "only a chunk feeder (h=50 at 10 Hz) and /joint_states at 100 Hz",
+            },
+            "machine_note": "shared machine: other processes' load shows in loadavg_1min",
             "runs": {},
         }
-        for timing in args.timing:
-            for load in (False, True):
-                name = f"{timing}_{'load' if load else 'idle'}"
-                result["loop"]["runs"][name] = measure_loop(args.seconds, timing, load)
-                if not args.json:
-                    print(name, result["loop"]["runs"][name], file=sys.stderr)
+        for name in args.runs:
+            timing, priority, load = RUNS[name]
+            result["loop"]["runs"][name] = measure_loop(args.seconds, timing, priority, load)
+            if not args.json:
+                print(name, result["loop"]["runs"][name], file=sys.stderr)
     print(json.dumps(result, indent=2))
     return 0

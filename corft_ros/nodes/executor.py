@@ -8,6 +8,7 @@ an executor-dispatched timer under load (see docs/executor.md for the measuremen
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -77,6 +78,8 @@ class ExecutorNode(Node):
                                 "(0 = robot action dt)"))
         self.jtc_max_points = int(declare(self, "jtc_max_points", 50, "most waypoints per jtc message"))
         timing = str(declare(self, "timing", "thread", f"control loop: {' | '.join(TIMINGS)}"))
+        self.thread_priority = int(declare(self, "thread_priority", 50, "SCHED_FIFO priority of the loop thread "
+                                           "(1-99; 0 = normal scheduling; falls back with a warning if refused)"))
         switch_ms = float(declare(self, "gil_switch_interval_ms", 0.25, "process-wide sys.setswitchinterval (ms) "
                                   "so the loop thread gets the GIL soon after waking (0 = leave as is)"))
 
@@ -88,6 +91,8 @@ class ExecutorNode(Node):
             raise ConfigError(f"control_rate_hz must be >= 0, got {rate}")
         if spacing < 0:
             raise ConfigError(f"jtc_point_spacing must be >= 0 s, got {spacing}")
+        if not 0 <= self.thread_priority <= 99:
+            raise ConfigError(f"thread_priority must be 0..99, got {self.thread_priority}")
         if switch_ms < 0:
             raise ConfigError(f"gil_switch_interval_ms must be >= 0, got {switch_ms}")
         if self.jtc_max_points < 1:
@@ -133,6 +138,7 @@ class ExecutorNode(Node):
             # Python's default 5 ms means a thread waking for its tick can wait up to 5 ms for the GIL while any
             # other thread of this process runs Python code; that alone breaks a 1 ms period-error budget.
             sys.setswitchinterval(switch_ms * 1e-3)
+        self.scheduling = "normal"
         self._running = True
         self._clock_moved = threading.Event()
         self._thread: threading.Thread | None = None
@@ -218,7 +224,18 @@ class ExecutorNode(Node):
         self.get_logger().error(message, throttle_duration_sec=1.0)
 
     # ---- the control loop ---------------------------------------------------------------------------
+    def _raise_priority(self) -> None:
+        if self.thread_priority <= 0:
+            return
+        try:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(self.thread_priority))
+            self.scheduling = f"SCHED_FIFO {self.thread_priority}"
+        except (OSError, AttributeError) as exc:  # no CAP_SYS_NICE / rtprio limit, or not Linux
+            self.get_logger().warning(f"loop thread stays at normal priority: SCHED_FIFO refused ({exc}); "
+                                      "grant rtprio (e.g. limits.conf) or set thread_priority 0")
+
     def _loop(self) -> None:
+        self._raise_priority()
         clock = self.get_clock()
         period = self._period_ns
         next_slot: int | None = None
@@ -283,7 +300,7 @@ class ExecutorNode(Node):
             newest = self.core.newest_stamp
         values = {
             "state": state.value, "mode": self.core.config.mode, "output": self.output,
-            "controller": self.controller, "estop": self.core.estopped,
+            "controller": self.controller, "estop": self.core.estopped, "loop_scheduling": self.scheduling,
             "newest_chunk_age_s": (self._now() - newest) if newest is not None else "none",
             **report.as_dict(),
         }
