@@ -114,7 +114,8 @@ class PolicyNode(Node):
         self._instruction: str | None = None
         if initial_instruction.strip():
             self._instruction = clean_instruction(initial_instruction)
-        self._converted: dict[str, tuple[int, np.ndarray]] = {}  # camera → (id of the msg, rgb)
+        # camera → (msg, rgb): the msg reference is kept so identity, not a reusable id(), marks the cache as valid
+        self._converted: dict[str, tuple[Image, np.ndarray]] = {}
         self.counters = {
             "inferences": 0, "chunks_published": 0, "nonfinite_outputs": 0, "rejected_images": 0, "resized_images": 0,
             "joint_state_errors": 0, "instruction_errors": 0, "skipped_missing_input": 0, "overruns": 0,
@@ -284,13 +285,13 @@ class PolicyNode(Node):
 
     def _rgb(self, camera: str, msg: Image) -> np.ndarray:
         cached = self._converted.get(camera)
-        if cached is not None and cached[0] == id(msg):
+        if cached is not None and cached[0] is msg:
             return cached[1]
         image = to_rgb8(bytes(msg.data), msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian))
         if image.shape[:2] != self.runtime.config.image_size:
             with self._lock:
                 self.counters["resized_images"] += 1  # the runtime resizes; counted so a misconfigured camera shows
-        self._converted[camera] = (id(msg), image)
+        self._converted[camera] = (msg, image)
         return image
 
     def _trajectory(self, chunk: np.ndarray, stamp: Time) -> JointTrajectory:
