@@ -156,22 +156,10 @@ def _bench_model(workdir) -> str:
 BENCH_INSTRUCTION = "pick up the cube"
 
 
-def measure_loop(seconds: float, timing: str, priority: int, load: tuple[str, ...], workdir=None,
-                 switch_interval_ms: float = 0.25) -> dict:
-    """Run the real ExecutorNode at the robot rate for `seconds` and report its own loop statistics.
-
-    load: "deploy" = the real policy node (ONNX, 10 Hz) and episode logger (recording an episode) in the
-    same process, fed by camera + joint-state publishers as a robot would; "synthetic" = a pure-Python
-    CPU-burning thread and a 320x240 image flood (~200 Hz) with a subscriber. Without "deploy", a small
-    feeder publishes chunks at 10 Hz itself.
-    """
-    import tempfile
-    from pathlib import Path
-
+def build_load(context, load: tuple[str, ...], workdir, stop: threading.Event) -> tuple[list, list, dict]:
+    """The nodes and threads that load a run (see measure_loop); returns (nodes, threads, extra)."""
     import numpy as np
-    import rclpy
     from builtin_interfaces.msg import Duration
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -180,107 +168,193 @@ def measure_loop(seconds: float, timing: str, priority: int, load: tuple[str, ..
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-    from corft_ros.core.chunking import LoopStats
     from corft_ros.core.robot import load_robot_config
-    from corft_ros.nodes.executor import ExecutorNode
 
     robot = load_robot_config()
+    home = robot.home_array
+    feeder = Node("bench_feeder", context=context)
+    js_pub = feeder.create_publisher(JointState, "/joint_states", 10)
+
+    def publish_state() -> None:  # a robot's joint_state_broadcaster
+        msg = JointState(name=robot.joint_names, position=home.tolist())
+        msg.header.stamp = feeder.get_clock().now().to_msg()
+        js_pub.publish(msg)
+
+    feeder.create_timer(0.01, publish_state)
+    nodes: list = [feeder]
+    threads: list[threading.Thread] = []
+    extra: dict = {}
+    if "deploy" in load:
+        from corft_ros.nodes.episode_logger import EpisodeLoggerNode
+        from corft_ros.nodes.policy import PolicyNode
+
+        policy = PolicyNode(context=context, parameter_overrides=[
+            Parameter("model_path", value=_bench_model(workdir)), Parameter("rate_hz", value=10.0),
+            Parameter("instruction", value=BENCH_INSTRUCTION), Parameter("threads", value=1)])
+        (workdir / "episodes").mkdir(exist_ok=True)
+        logger = EpisodeLoggerNode(context=context, parameter_overrides=[
+            Parameter("output_dir", value=str(workdir / "episodes"))])
+        nodes += [policy, logger]
+        instruction_pub = feeder.create_publisher(String, "/corft/instruction", QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        instruction_pub.publish(String(data=BENCH_INSTRUCTION))
+        camera_pubs = [feeder.create_publisher(Image, f"/camera/{name}/image_raw", qos_profile_sensor_data)
+                       for name in policy.cameras]
+        pixels = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3), dtype=np.uint8).tobytes()
+
+        def publish_cameras() -> None:
+            stamp = feeder.get_clock().now().to_msg()
+            for pub in camera_pubs:
+                msg = Image(height=64, width=64, encoding="rgb8", step=192, data=pixels)
+                msg.header.stamp = stamp
+                pub.publish(msg)
+
+        feeder.create_timer(0.1, publish_cameras)
+        extra["episode_client"] = feeder.create_client(Trigger, "/corft/episode/start")
+    else:
+        chunk_pub = feeder.create_publisher(JointTrajectory, "/corft/action_chunk", 10)
+
+        def publish_chunk() -> None:
+            now = feeder.get_clock().now()
+            t = now.nanoseconds * 1e-9
+            msg = JointTrajectory()
+            msg.header.stamp = now.to_msg()
+            msg.joint_names = robot.joint_names
+            for i in range(H):
+                ns = round(i * robot.action_dt * 1e9)
+                msg.points.append(JointTrajectoryPoint(
+                    positions=(home + 0.2 * np.sin(0.5 * (t + i * robot.action_dt))).tolist(),
+                    time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
+            chunk_pub.publish(msg)
+
+        feeder.create_timer(0.1, publish_chunk)
+    if "synthetic" in load:
+        flood = Node("bench_flood", context=context)
+        image_pub = flood.create_publisher(Image, "/bench/flood", 10)
+        received = [0]
+        flood.create_subscription(Image, "/bench/flood", lambda _m: received.__setitem__(0, received[0] + 1), 10)
+        frame = Image(height=240, width=320, encoding="rgb8", step=960, data=bytes(320 * 240 * 3))
+
+        def flood_loop() -> None:
+            while not stop.is_set():
+                image_pub.publish(frame)
+                time.sleep(0.005)
+
+        threads += [threading.Thread(target=flood_loop, daemon=True),
+                    threading.Thread(target=_burn, args=(stop,), daemon=True)]
+        nodes.append(flood)
+        extra["flood_received"] = received
+    return nodes, threads, extra
+
+
+def _start_episode(extra: dict) -> None:
+    client = extra.get("episode_client")
+    if client is None:
+        return
+    from std_srvs.srv import Trigger
+
+    extra["episode_started"] = False
+    if client.wait_for_service(timeout_sec=10.0):
+        future = client.call_async(Trigger.Request())
+        deadline = time.monotonic() + 10.0
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        extra["episode_started"] = bool(future.done() and future.result().success)
+
+
+def _spin_all(context, nodes: list, threads: list[threading.Thread]):
+    from rclpy.executors import MultiThreadedExecutor
+
+    ros_executor = MultiThreadedExecutor(num_threads=6, context=context)
+    for node in nodes:
+        ros_executor.add_node(node)
+    threads.append(threading.Thread(target=ros_executor.spin, daemon=True))
+    for thread in threads:
+        thread.start()
+    return ros_executor
+
+
+def _stop_all(ros_executor, nodes: list, threads: list[threading.Thread], stop: threading.Event, context) -> None:
+    import rclpy
+
+    stop.set()
+    ros_executor.shutdown(timeout_sec=2.0)
+    for node in nodes:
+        close = getattr(node, "close", None)
+        if close is not None:
+            close()
+    rclpy.try_shutdown(context=context)
+    for thread in threads:
+        thread.join(timeout=2.0)
+
+
+def _load_process(load: tuple[str, ...], workdir: str, stop, ready, report) -> None:
+    """Child process: the load graph in its own process, as `ros2 launch` runs one process per node."""
+    from pathlib import Path
+
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    local_stop = threading.Event()
+    nodes, threads, extra = build_load(context, load, Path(workdir), local_stop)
+    ros_executor = _spin_all(context, nodes, threads)
+    _start_episode(extra)
+    report["episode_started"] = extra.get("episode_started")
+    ready.set()
+    stop.wait()
+    _stop_all(ros_executor, nodes, threads, local_stop, context)
+
+
+def measure_loop(seconds: float, timing: str, priority: int, load: tuple[str, ...], separate: bool = False,
+                 switch_interval_ms: float = 0.25) -> dict:
+    """Run the real ExecutorNode at the robot rate for `seconds` and report its own loop statistics.
+
+    load: "deploy" = the real policy node (ONNX, 10 Hz) and episode logger (recording an episode), fed by
+    camera + joint-state publishers as a robot would; "synthetic" = a pure-Python CPU-burning thread and a
+    320x240 image flood (~200 Hz) with a subscriber. Without "deploy", a feeder publishes chunks at 10 Hz.
+    separate: the load runs in a child process (one process per graph part, as with ros2 launch) instead
+    of the executor's own process (as with `corft-ros deploy`'s composition).
+    """
+    import multiprocessing
+    import tempfile
+    from pathlib import Path
+
+    import rclpy
+    from rclpy.parameter import Parameter
+
+    from corft_ros.core.chunking import LoopStats
+    from corft_ros.nodes.executor import ExecutorNode
+
+    temp = tempfile.TemporaryDirectory(prefix="corft_bench_executor_")
     context = rclpy.Context()
     rclpy.init(context=context)
     stop = threading.Event()
-    threads: list[threading.Thread] = []
-    temp = tempfile.TemporaryDirectory(prefix="corft_bench_executor_")
-    workdir = Path(workdir or temp.name)
+    child = None
     try:
         executor_node = ExecutorNode(context=context, parameter_overrides=[
             Parameter("timing", value=timing), Parameter("thread_priority", value=priority),
             Parameter("staleness_timeout", value=1.0), Parameter("gil_switch_interval_ms", value=switch_interval_ms)])
-        feeder = Node("bench_feeder", context=context)
-        js_pub = feeder.create_publisher(JointState, "/joint_states", 10)
-        home = robot.home_array
-
-        def publish_state() -> None:
-            msg = JointState(name=robot.joint_names, position=home.tolist())
-            msg.header.stamp = feeder.get_clock().now().to_msg()
-            js_pub.publish(msg)
-
-        feeder.create_timer(0.01, publish_state)
-        nodes: list[Node] = [executor_node, feeder]
+        nodes: list = [executor_node]
+        threads: list[threading.Thread] = []
         extra: dict = {}
-        if "deploy" in load:
-            from corft_ros.nodes.episode_logger import EpisodeLoggerNode
-            from corft_ros.nodes.policy import PolicyNode
-
-            policy = PolicyNode(context=context, parameter_overrides=[
-                Parameter("model_path", value=_bench_model(workdir)), Parameter("rate_hz", value=10.0),
-                Parameter("instruction", value=BENCH_INSTRUCTION), Parameter("threads", value=1)])
-            (workdir / "episodes").mkdir(exist_ok=True)
-            logger = EpisodeLoggerNode(context=context, parameter_overrides=[
-                Parameter("output_dir", value=str(workdir / "episodes"))])
-            nodes += [policy, logger]
-            instruction_pub = feeder.create_publisher(String, "/corft/instruction", QoSProfile(
-                depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
-            instruction_pub.publish(String(data=BENCH_INSTRUCTION))
-            camera_pubs = [feeder.create_publisher(Image, f"/camera/{name}/image_raw", qos_profile_sensor_data)
-                           for name in policy.cameras]
-            pixels = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3), dtype=np.uint8).tobytes()
-
-            def publish_cameras() -> None:
-                stamp = feeder.get_clock().now().to_msg()
-                for pub in camera_pubs:
-                    msg = Image(height=64, width=64, encoding="rgb8", step=192, data=pixels)
-                    msg.header.stamp = stamp
-                    pub.publish(msg)
-
-            feeder.create_timer(0.1, publish_cameras)
-            extra["episode_client"] = feeder.create_client(Trigger, "/corft/episode/start")
+        if separate:
+            spawn = multiprocessing.get_context("spawn")
+            manager = spawn.Manager()
+            child_stop, child_ready, child_report = spawn.Event(), spawn.Event(), manager.dict()
+            child = spawn.Process(target=_load_process, args=(load, temp.name, child_stop, child_ready, child_report),
+                                  daemon=True)
+            child.start()
         else:
-            chunk_pub = feeder.create_publisher(JointTrajectory, "/corft/action_chunk", 10)
-
-            def publish_chunk() -> None:
-                now = feeder.get_clock().now()
-                t = now.nanoseconds * 1e-9
-                msg = JointTrajectory()
-                msg.header.stamp = now.to_msg()
-                msg.joint_names = robot.joint_names
-                for i in range(H):
-                    ns = round(i * robot.action_dt * 1e9)
-                    msg.points.append(JointTrajectoryPoint(
-                        positions=(home + 0.2 * np.sin(0.5 * (t + i * robot.action_dt))).tolist(),
-                        time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
-                chunk_pub.publish(msg)
-
-            feeder.create_timer(0.1, publish_chunk)
-        if "synthetic" in load:
-            flood = Node("bench_flood", context=context)
-            image_pub = flood.create_publisher(Image, "/bench/flood", 10)
-            received = [0]
-            flood.create_subscription(Image, "/bench/flood", lambda _m: received.__setitem__(0, received[0] + 1), 10)
-            frame = Image(height=240, width=320, encoding="rgb8", step=960, data=bytes(320 * 240 * 3))
-
-            def flood_loop() -> None:
-                while not stop.is_set():
-                    image_pub.publish(frame)
-                    time.sleep(0.005)
-
-            threads += [threading.Thread(target=flood_loop, daemon=True),
-                        threading.Thread(target=_burn, args=(stop,), daemon=True)]
-            nodes.append(flood)
-            extra["flood_received"] = received
-        ros_executor = MultiThreadedExecutor(num_threads=6, context=context)
-        for node in nodes:
-            ros_executor.add_node(node)
-        threads.append(threading.Thread(target=ros_executor.spin, daemon=True))
-        for thread in threads:
-            thread.start()
-        if "episode_client" in extra:
-            client = extra["episode_client"]
-            if client.wait_for_service(timeout_sec=10.0):
-                future = client.call_async(Trigger.Request())
-                deadline = time.monotonic() + 10.0
-                while not future.done() and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                extra["episode_started"] = bool(future.done() and future.result().success)
+            more_nodes, threads, extra = build_load(context, load, Path(temp.name), stop)
+            nodes += more_nodes
+        ros_executor = _spin_all(context, nodes, threads)
+        if separate:
+            if not child_ready.wait(120.0):
+                raise RuntimeError("the load process did not start within 120 s")
+            extra["episode_started"] = child_report.get("episode_started")
+        else:
+            _start_episode(extra)
         time.sleep(3.0)  # discovery, first state, first chunks, warm inference
         with executor_node._lock:
             executor_node.core.stats = LoopStats(executor_node.core.config.control_period, window=100_000)
@@ -294,32 +368,33 @@ def measure_loop(seconds: float, timing: str, priority: int, load: tuple[str, ..
         result = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in report.as_dict().items() if k in keep}
         result.update(state=state, scheduling=executor_node.scheduling,
                       loadavg_1min=round(max(load_before, os.getloadavg()[0]), 2))
-        if "episode_started" in extra:
+        if extra.get("episode_started") is not None:
             result["episode_recording"] = extra["episode_started"]
         if "flood_received" in extra:
             result["flood_images_received"] = extra["flood_received"][0]
-        stop.set()
-        ros_executor.shutdown(timeout_sec=2.0)
-        for node in nodes:
-            close = getattr(node, "close", None)
-            if close is not None:
-                close()
+        _stop_all(ros_executor, nodes, threads, stop, context)
         return result
     finally:
         stop.set()
+        if child is not None:
+            child_stop.set()
+            child.join(timeout=15.0)
+            if child.is_alive():
+                child.kill()
+            manager.shutdown()
         rclpy.try_shutdown(context=context)
-        for thread in threads:
-            thread.join(timeout=2.0)
         temp.cleanup()
 
 
 RUNS = {
-    # name: (timing, SCHED_FIFO priority, load)
-    "timer_deploy": ("timer", 0, ("deploy",)),
-    "thread_normal_deploy": ("thread", 0, ("deploy",)),
-    "thread_fifo_idle": ("thread", 50, ()),
-    "thread_fifo_deploy": ("thread", 50, ("deploy",)),
-    "thread_fifo_deploy_synthetic": ("thread", 50, ("deploy", "synthetic")),
+    # name: (timing, SCHED_FIFO priority, load, load in a separate process)
+    "timer_deploy": ("timer", 0, ("deploy",), False),
+    "thread_normal_deploy": ("thread", 0, ("deploy",), False),
+    "thread_fifo_idle": ("thread", 50, (), False),
+    "thread_fifo_deploy": ("thread", 50, ("deploy",), False),
+    "thread_fifo_deploy_synthetic": ("thread", 50, ("deploy", "synthetic"), False),
+    "timer_deploy_processes": ("timer", 0, ("deploy",), True),
+    "thread_fifo_deploy_synthetic_processes": ("thread", 50, ("deploy", "synthetic"), True),
 }
 
 
@@ -344,13 +419,15 @@ def bench_executor(args: argparse.Namespace) -> int:
                 "synthetic": "plus a pure-Python CPU-burning thread and a 320x240 rgb8 image flood (~200 Hz) with a "
                              "subscriber, in the same process",
                 "idle": "only a chunk feeder (h=50 at 10 Hz) and /joint_states at 100 Hz",
+                "processes": "runs named *_processes put the load in a second process (as ros2 launch does); "
+                             "the others compose everything in the executor's process (as corft-ros deploy does)",
             },
             "machine_note": "shared machine: other processes' load shows in loadavg_1min",
             "runs": {},
         }
         for name in args.runs:
-            timing, priority, load = RUNS[name]
-            result["loop"]["runs"][name] = measure_loop(args.seconds, timing, priority, load)
+            timing, priority, load, separate = RUNS[name]
+            result["loop"]["runs"][name] = measure_loop(args.seconds, timing, priority, load, separate)
             if not args.json:
                 print(name, result["loop"]["runs"][name], file=sys.stderr)
     print(json.dumps(result, indent=2))
