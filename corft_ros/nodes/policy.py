@@ -198,7 +198,8 @@ class PolicyNode(Node):
             next_time += period
             delay = next_time - time.monotonic()
             if delay < -period:  # fell more than a period behind: don't burst to catch up
-                self.counters["overruns"] += 1
+                with self._lock:
+                    self.counters["overruns"] += 1
                 next_time = time.monotonic()
             elif delay > 0 and self._stop.wait(delay):
                 return
