@@ -517,8 +517,10 @@ def train(
     log: Callable[[str], None] = print,
     on_progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> dict:
-    """Run the configured stages; returns a summary (also written to <output>/train.json on rank 0)."""
+    return_policy: bool = False,
+) -> Any:
+    """Run the configured stages; returns a summary (also written to <output>/train.json on rank 0), or
+    (summary, trained ChunkPolicy on this rank) with `return_policy`."""
     import torch
 
     from corft_ros.core.policy.config import PolicyConfig
@@ -602,7 +604,7 @@ def train(
             say(f"exported {target}")
         (out / "train.json").write_text(json.dumps(_jsonable(summary), indent=2))
     barrier(rt)
-    return summary
+    return (summary, policy) if return_policy else summary
 
 
 def _jsonable(x: Any) -> Any:
