@@ -394,6 +394,7 @@ RUNS = {
     "thread_fifo_deploy": ("thread", 50, ("deploy",), False),
     "thread_fifo_deploy_synthetic": ("thread", 50, ("deploy", "synthetic"), False),
     "timer_deploy_processes": ("timer", 0, ("deploy",), True),
+    "thread_fifo_deploy_processes": ("thread", 50, ("deploy",), True),
     "thread_fifo_deploy_synthetic_processes": ("thread", 50, ("deploy", "synthetic"), True),
 }
 
