@@ -265,3 +265,15 @@ def test_bad_parameters_refuse_to_start(ros, params, needle):
     overrides = [Parameter(k, value=v) for k, v in params.items()]
     with pytest.raises(ConfigError, match=needle):
         ExecutorNode(context=ros.context, parameter_overrides=overrides)
+
+
+def test_timer_timing_tracks_chunks_too(rig_factory):
+    rig = rig_factory(timing="timer", thread_priority=0, mode="receding_horizon", k=5)
+    rig.publish_state()
+    rig.commands.wait(lambda m: len(m) >= 2)
+    rows = START + np.linspace(0.0, 0.3, 30)[:, None] * np.array([0, 0, 0, 0, 1, 0, 0])
+    rig.publish_chunk(rows)
+    log = rig.commands.wait(lambda m: forward_positions(m[-1])[4] > START[4] + 0.05, timeout=5.0)
+    for msg in log:
+        assert_in_limits(forward_positions(msg))
+    assert values(rig.status())["loop_scheduling"] == "normal"
