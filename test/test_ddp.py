@@ -26,6 +26,7 @@ WORKER = textwrap.dedent("""
         "output": root + "/run", "export": False, "progress": False, "batch_size": 8, "log_every": 2,
         "checkpoint_every": 1000, "il_steps": 4, "rl_steps": 4, "stage": "all",
         "dataset": {"cache_dir": root + "/cache", "image_size": [32, 32]},
+        "corft": {"actor_warmup_steps": 0},  # actor updates at steps 0 and 2: both DDP update kinds run
         "policy": {"d_model": 32, "heads": 2, "ff_dim": 64, "encoder_layers": 1, "decoder_layers": 1,
                    "cnn_channels": [8, 16], "chunk_size": 4},
     }

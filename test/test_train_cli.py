@@ -42,6 +42,7 @@ def corft(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     sets = [f"--set=policy.{k}={json.dumps(v)}" for k, v in TINY.items()]
     cmd = [sys.executable, "-m", "corft_ros.cli", "train", *args, *sets, "--set=threads=1", "--set=batch_size=8",
+           "--set=corft.actor_warmup_steps=0",
            "--set=dataset.image_size=[32, 32]", "--no-progress"]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=cwd, env=env)
 
@@ -154,7 +155,7 @@ def test_trainer_node_trains_from_parameters_and_reports_on_diagnostics(trained,
     params = {
         "bags": str(trained / "eps"), "steps": 2, "shutdown_when_done": False, "export": False, "progress": False,
         "output": str(tmp_path / "node_run"), "dataset.cache_dir": str(trained / "cache"),
-        "dataset.image_size": [32, 32], "batch_size": 8, "log_every": 1,
+        "dataset.image_size": [32, 32], "batch_size": 8, "log_every": 1, "corft.actor_warmup_steps": 0,
         **{f"policy.{k}": v for k, v in TINY.items()},
     }
     diagnostics = ros.subscribe(DiagnosticArray, "/diagnostics")

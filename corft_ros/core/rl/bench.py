@@ -147,6 +147,7 @@ def bench_dataset(bags_root: Path | None, robot: RobotConfig, *, episodes: int =
                 "output": str(work / "run"), "models_dir": str(work / "models"), "export": False, "progress": False,
                 "il_steps": train_steps, "rl_steps": train_steps, "batch_size": batch_size, "log_every": 10,
                 "checkpoint_every": 10 ** 9, "dataset": {"cache_dir": str(work / "cache")},
+                "corft": {"actor_warmup_steps": 0},  # every 2nd step has its actor update, as after warmup
                 "policy": dict(policy_overrides or {}),
             }
             cfg_t = config_from_params(params)

@@ -13,10 +13,11 @@ Critic (every step), for each sample b and prefix j with target_mask[b, j]:
              uniform candidates unbounded
     L_cons = mean_{m, (b,j) masked} [ τ_c · logsumexp_{c∈C} (Q̃_m^(j)(s_t, c) / τ_c) − Q_m^(j)(s_t, a_{t:t+j}) ]
     L_critic = L_TD + α_cql · L_cons        (updates the critic expert, and the backbone at its own LR)
-Actor (every `policy_delay` steps), on detached backbone features:
+Actor (every `policy_delay` steps once `actor_warmup_steps` critic-only steps are done), on detached
+backbone features:
     λ = α / mean|Q_1^(h−1)(s, π(s))|   (no gradient through λ)
     L_actor = −λ · mean Q_1^(h−1)(s, π(s)) + w_bc · masked_mean (π(s) − a_{t:t+h})²
-    then θ̄ ← τ θ + (1 − τ) θ̄
+Targets, every step: θ̄ ← τ θ + (1 − τ) θ̄
 Guard: a non-finite loss, or mean|Q| above `divergence_factor · max|r| / (1 − γ)` (no return can be
 larger), stops training with QDivergenceError.
 """
@@ -45,11 +46,12 @@ class CORFTConfig:
     freeze_backbone: bool = False
     weight_decay: float = 0.0
     policy_delay: int = 2
+    actor_warmup_steps: int = 500  # critic-only steps first: the actor follows a critic that has seen data
     policy_noise: float = 0.2
     noise_clip: float = 0.5
     td3_alpha: float = 2.5
     bc_weight: float = 1.0
-    cql_alpha: float = 1.0
+    cql_alpha: float = 0.1  # Q(data) settles ~cql_alpha/2 above its TD target: scale with the rewards
     cql_temperature: float = 1.0
     calql_bound: bool = True
     num_noisy: int = 4
@@ -69,6 +71,7 @@ class CORFTConfig:
             (self.critic_lr > 0 and self.actor_lr > 0, "corft learning rates must be > 0"),
             (self.backbone_lr >= 0, f"corft.backbone_lr must be >= 0, got {self.backbone_lr}"),
             (self.policy_delay >= 1, f"corft.policy_delay must be >= 1, got {self.policy_delay}"),
+            (self.actor_warmup_steps >= 0, f"corft.actor_warmup_steps must be >= 0, got {self.actor_warmup_steps}"),
             (self.cql_alpha >= 0, f"corft.cql_alpha must be >= 0, got {self.cql_alpha}"),
             (self.cql_temperature > 0, f"corft.cql_temperature must be > 0, got {self.cql_temperature}"),
             (self.num_noisy >= 0 and self.num_uniform >= 0, "corft.num_noisy/num_uniform must be >= 0"),

@@ -470,7 +470,7 @@ def run_rl(policy, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps: in
             loss.backward()
             logs["rl/critic_grad_norm"] = torch.nn.utils.clip_grad_norm_(critic_params + backbone, c.grad_clip)
             critic_opt.step()
-            if step % c.policy_delay == 0:
+            if step >= c.actor_warmup_steps and step % c.policy_delay == 0:
                 a_loss, a_logs = model(batch, "actor")
                 message = objective.divergence(a_loss, a_logs["rl/q_policy"].abs())
                 if _any_rank(rt, message is not None):
@@ -479,8 +479,8 @@ def run_rl(policy, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps: in
                 a_loss.backward()
                 torch.nn.utils.clip_grad_norm_(actor_params, c.grad_clip)
                 actor_opt.step()
-                polyak_update(target, policy, c.tau)
                 logs.update(a_logs)
+            polyak_update(target, policy, c.tau)
             step += 1
             done += 1
             scalars.add(logs)
