@@ -261,8 +261,8 @@ class ExecutorNode(Node):
             if slot < next_slot:
                 continue
             try:
+                self._take_inputs()  # before the tick: a chunk that arrived since the last one counts now
                 self._tick(slot, now_ns)
-                self._take_inputs()
             except Exception as exc:  # a bug must not silently end the loop; the controller keeps its last command
                 self._error(f"control loop error (tick skipped): {type(exc).__name__}: {exc}")
             next_slot = slot + 1
