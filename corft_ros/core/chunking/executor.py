@@ -7,8 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-import numpy as np
-
 from corft_ros.core.chunking.blending import MODES, make_blender
 from corft_ros.core.chunking.buffer import ChunkBuffer, ControlGrid
 from corft_ros.core.chunking.chunk import Chunk, ChunkError
@@ -200,7 +198,3 @@ class ChunkExecutor:
 
     def report(self) -> LoopReport:
         return self.stats.report(self.safety.position_clamps, self.safety.velocity_clamps)
-
-    @property
-    def hold_position(self) -> np.ndarray | None:
-        return None if self.safety.last is None else np.asarray(self.safety.last)
