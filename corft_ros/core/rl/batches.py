@@ -67,6 +67,10 @@ class ChunkData:
     def max_abs_reward(self) -> float:
         return float(max(np.abs(r).max() for r in self.rewards))
 
+    def value_scale(self) -> float:
+        """The largest |value| the data shows: max |G_t| and max |r_t| (the divergence guard's yardstick)."""
+        return max(self.max_abs_reward(), float(np.abs(self.table.mc_return).max()))
+
     def images(self, index: np.ndarray) -> np.ndarray:
         """uint8 [n, cams, 3, H, W] for global tick indices (read from the memory maps)."""
         index = np.asarray(index).reshape(-1)

@@ -11,15 +11,15 @@ Critic (every step), for each sample b and prefix j with target_mask[b, j]:
     candidates C(s_t) = {π(s_t)} ∪ {π(s_t) + N(0, σ_c²)}×n_noisy ∪ {U(−u, u)^{h×d}}×n_uniform
     Cal-QL:  Q̃ = max(Q, G_t) for the policy and noisy candidates (G_t: Monte-Carlo return-to-go);
              uniform candidates unbounded
-    L_cons = mean_{m, (b,j) masked} [ τ_c · logsumexp_{c∈C} (Q̃_m^(j)(s_t, c) / τ_c) − Q_m^(j)(s_t, a_{t:t+j}) ]
+    L_cons = mean_{m, (b,j) masked} [ τ_c (logsumexp_{c∈C} Q̃_m^(j)(s_t, c)/τ_c − log K) − Q_m^(j)(s_t, a_{t:t+j}) ]
     L_critic = L_TD + α_cql · L_cons        (updates the critic expert, and the backbone at its own LR)
 Actor (every `policy_delay` steps once `actor_warmup_steps` critic-only steps are done), on detached
 backbone features:
     λ = α / mean|Q_1^(h−1)(s, π(s))|   (no gradient through λ)
     L_actor = −λ · mean Q_1^(h−1)(s, π(s)) + w_bc · masked_mean (π(s) − a_{t:t+h})²
 Targets, every step: θ̄ ← τ θ + (1 − τ) θ̄
-Guard: a non-finite loss, or mean|Q| above `divergence_factor · max|r| / (1 − γ)` (no return can be
-larger), stops training with QDivergenceError.
+Guard: a non-finite loss, or mean|Q| above `divergence_factor` × the largest |Monte-Carlo return| (or
+|reward|) of the data, stops training with QDivergenceError (on every rank).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class CORFTConfig:
     td3_alpha: float = 2.5
     bc_weight: float = 1.0
     cql_alpha: float = 0.1  # Q(data) settles ~cql_alpha/2 above its TD target: scale with the rewards
-    cql_temperature: float = 1.0
+    cql_temperature: float = 0.1  # in return units: a soft max over candidates (1.0 drifted down here)
     calql_bound: bool = True
     num_noisy: int = 4
     noisy_std: float = 0.3
@@ -123,13 +123,13 @@ class CORFTObjective(nn.Module):
     """forward(batch, part) with part 'critic' or 'actor' → (loss, logs). One module so that one
     DistributedDataParallel wrapper syncs both updates (each forward is followed by its backward)."""
 
-    def __init__(self, policy: nn.Module, target: nn.Module, cfg: CORFTConfig, max_abs_reward: float) -> None:
+    def __init__(self, policy: nn.Module, target: nn.Module, cfg: CORFTConfig, value_scale: float) -> None:
+        """`value_scale`: the largest |value| the data shows (max |G_t| and max |r_t|)."""
         super().__init__()
         self.policy = policy
         self.target = [target]  # a list: not a submodule, so DDP neither syncs nor checks it
         self.cfg = cfg
-        limit = max_abs_reward / (1.0 - cfg.gamma) if cfg.gamma < 1 else max_abs_reward * 1e3
-        self.q_limit = cfg.divergence_factor * max(limit, 1e-3)
+        self.q_limit = cfg.divergence_factor * max(value_scale, 1e-3)
 
     def forward(self, batch: dict[str, torch.Tensor], part: str):
         return self.critic_loss(batch) if part == "critic" else self.actor_loss(batch)
@@ -181,7 +181,8 @@ class CORFTObjective(nn.Module):
             if cfg.calql_bound:
                 q_c = calql_bound(q_c, batch["mc_return"], bounded)
             t = cfg.cql_temperature
-            pushed_down = t * torch.logsumexp(q_c / t, dim=2)  # [M, B, h]
+            # soft maximum over the K candidates, minus τ log K so that equal values give a gap of 0
+            pushed_down = t * (torch.logsumexp(q_c / t, dim=2) - math.log(k))  # [M, B, h]
             gap = masked_mean(pushed_down - q, mask)
             loss = loss + cfg.cql_alpha * gap
             logs["rl/conservative_gap"] = gap.detach()
@@ -223,7 +224,7 @@ class CORFTObjective(nn.Module):
         if value > self.q_limit:
             return (
                 f"Q diverged: mean |Q| = {value:.3g} exceeds {self.q_limit:.3g} "
-                f"({self.cfg.divergence_factor} x max|r|/(1-gamma)); lower corft.critic_lr, raise corft.cql_alpha "
-                f"or shorten the chunk"
+                f"({self.cfg.divergence_factor:g} x the largest |return| in the data); lower corft.critic_lr or "
+                f"corft.cql_alpha, or shorten the chunk"
             )
         return None

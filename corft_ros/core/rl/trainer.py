@@ -437,7 +437,7 @@ def run_rl(policy, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps: in
     target = make_target(policy)
     if resume_state.get("target"):
         target.load_state_dict(resume_state["target"])
-    objective = CORFTObjective(policy, target, c, tdata.data.max_abs_reward()).train()
+    objective = CORFTObjective(policy, target, c, tdata.data.value_scale()).train()
     model = objective
     if rt.distributed:
         from torch.nn.parallel import DistributedDataParallel as DDP
