@@ -129,13 +129,15 @@ def _burn(stop: threading.Event) -> None:
 
 
 def _bench_model(workdir) -> str:
-    """models/default when present; otherwise a freshly initialised small policy exported to `workdir`."""
+    """models/default when present; otherwise a freshly initialised small policy exported to `workdir` (once)."""
     from corft_ros.core.paths import models_dir
     from corft_ros.core.policy.export import META_FILE
 
     default = models_dir() / "default"
     if (default / META_FILE).is_file():
         return str(default)
+    if (workdir / "bench_policy" / META_FILE).is_file():
+        return str(workdir / "bench_policy")
     import numpy as np
     import torch
 
@@ -307,7 +309,7 @@ def _load_process(load: tuple[str, ...], workdir: str, stop, ready, report) -> N
 
 
 def measure_loop(seconds: float, timing: str, priority: int, load: tuple[str, ...], separate: bool = False,
-                 switch_interval_ms: float = 0.25) -> dict:
+                 switch_interval_ms: float = 0.25, workdir: str | None = None) -> dict:
     """Run the real ExecutorNode at the robot rate for `seconds` and report its own loop statistics.
 
     load: "deploy" = the real policy node (ONNX, 10 Hz) and episode logger (recording an episode), fed by
@@ -342,11 +344,12 @@ def measure_loop(seconds: float, timing: str, priority: int, load: tuple[str, ..
             spawn = multiprocessing.get_context("spawn")
             manager = spawn.Manager()
             child_stop, child_ready, child_report = spawn.Event(), spawn.Event(), manager.dict()
-            child = spawn.Process(target=_load_process, args=(load, temp.name, child_stop, child_ready, child_report),
+            child = spawn.Process(target=_load_process, args=(load, workdir or temp.name, child_stop, child_ready,
+                                                              child_report),
                                   daemon=True)
             child.start()
         else:
-            more_nodes, threads, extra = build_load(context, load, Path(temp.name), stop)
+            more_nodes, threads, extra = build_load(context, load, Path(workdir or temp.name), stop)
             nodes += more_nodes
         ros_executor = _spin_all(context, nodes, threads)
         if separate:
@@ -426,9 +429,13 @@ def bench_executor(args: argparse.Namespace) -> int:
             "machine_note": "shared machine: other processes' load shows in loadavg_1min",
             "runs": {},
         }
+        import tempfile
+
+        shared = tempfile.TemporaryDirectory(prefix="corft_bench_executor_")  # one exported model for all runs
         for name in args.runs:
             timing, priority, load, separate = RUNS[name]
-            result["loop"]["runs"][name] = measure_loop(args.seconds, timing, priority, load, separate)
+            result["loop"]["runs"][name] = measure_loop(args.seconds, timing, priority, load, separate,
+                                                        workdir=shared.name)
             if not args.json:
                 print(name, result["loop"]["runs"][name], file=sys.stderr)
     print(json.dumps(result, indent=2))
