@@ -489,3 +489,15 @@ def test_bad_executor_config_is_refused(kwargs, needle):
     kwargs = {"control_period": 0.01, **kwargs}
     with pytest.raises(ConfigError, match=needle):
         ExecutorConfig(**kwargs)
+
+
+def test_loop_stats_copy_is_detached_from_the_running_stats():
+    stats = LoopStats(nominal_period=0.01)
+    for i in range(10):
+        stats.tick(i * 0.01)
+    snapshot = stats.copy()
+    stats.tick(0.2)  # a 110 ms period on the live stats only
+    stats.underruns += 1
+    assert snapshot.report().period_error_max_ms == pytest.approx(0.0, abs=1e-9)
+    assert snapshot.report().ticks == 10 and snapshot.underruns == 0
+    assert stats.report().period_error_max_ms == pytest.approx(100.0)

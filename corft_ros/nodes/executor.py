@@ -327,10 +327,12 @@ class ExecutorNode(Node):
 
     # ---- diagnostics --------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        with self._lock:
-            report = self.core.report()
+        with self._lock:  # copy under the lock, percentiles outside it: the loop never waits for them
+            stats = self.core.stats.copy()
+            clamps = (self.core.safety.position_clamps, self.core.safety.velocity_clamps)
             state = self.core.state
             newest = self.core.newest_stamp
+        report = stats.report(*clamps)
         values = {
             "state": state.value, "mode": self.core.config.mode, "output": self.output,
             "controller": self.controller, "estop": self.core.estopped, "loop_scheduling": self.scheduling,

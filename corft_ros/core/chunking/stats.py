@@ -79,6 +79,14 @@ class LoopStats:
         """The clock jumped (sim reset): the next tick has no previous period."""
         self._previous_time = None
 
+    def copy(self) -> LoopStats:
+        """A detached copy (windows as lists): take it under the caller's lock, compute report() outside."""
+        twin = LoopStats.__new__(LoopStats)
+        twin.__dict__.update(self.__dict__)
+        twin.period_errors = deque(self.period_errors)
+        twin.tick_times = deque(self.tick_times)
+        return twin
+
     def report(self, position_clamps: int = 0, velocity_clamps: int = 0) -> LoopReport:
         errors = np.asarray(self.period_errors, dtype=np.float64) * 1e3
         times = self.tick_times
