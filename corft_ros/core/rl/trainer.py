@@ -114,6 +114,8 @@ def _coerce(key: str, current: Any, value: Any) -> Any:
         if isinstance(current, float):
             return float(value)
         if isinstance(current, tuple | list):
+            if isinstance(value, str):  # one item, or a comma-separated list (launch arguments)
+                return [v.strip() for v in value.split(",") if v.strip()]
             return list(value)
     except (TypeError, ValueError):
         raise ConfigError(f"training parameter '{key}': cannot use {value!r}") from None
