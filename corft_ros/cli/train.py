@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -141,6 +142,8 @@ def _train(args: argparse.Namespace) -> int:
         return 1
     finally:
         _shutdown_distributed()
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 speaks for the job
     stages = summary.get("stages", {})
     for stage, info in stages.items():
         rate = info.get("steps_per_s")
