@@ -68,10 +68,8 @@ def render(
     return img
 
 
-def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) -> Path:
-    """Write one episode folder at `path` (which must not exist) in the logger's layout:
-    `<path>/episode.yaml` and the bag in `<path>/bag/`. Returns the episode folder."""
-    from rosbags.rosbag2 import StoragePlugin, Writer
+def episode_messages(robot: RobotConfig, ep: SyntheticEpisode) -> list[tuple[int, str, str, bytes]]:
+    """The episode's messages as (log time ns, topic, type, CDR bytes), in log-time order, `skip_topics` left out."""
     from rosbags.typesys import Stores, get_typestore
 
     ts = get_typestore(Stores.ROS2_KILTED)
@@ -85,15 +83,11 @@ def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) ->
     )
     Duration = T["builtin_interfaces/msg/Duration"]
     rng = np.random.default_rng(ep.seed)
-    episode_dir = Path(path)
-    episode_dir.mkdir(parents=True)
-    path = episode_dir / "bag"
-    plugin = StoragePlugin.MCAP if ep.storage == "mcap" else StoragePlugin.SQLITE3
 
     def stamp(ns: int):
         return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
 
-    events: list[tuple[int, str, object]] = []
+    events: list[tuple[int, str, str, object]] = []
     cam_topics = {c: f"/camera/{c}/image_raw" for c in ep.cameras}
     n_frames = int(ep.duration_s * ep.camera_fps) + 1
     lag = 0.05
@@ -111,7 +105,7 @@ def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) ->
                 height=h, width=w, encoding="rgb8", is_bigendian=0, step=w * 3,
                 data=img.reshape(-1),
             )
-            events.append((ns + 3_000_000, cam_topics[cam], msg))  # logged 3 ms after capture
+            events.append((ns + 3_000_000, cam_topics[cam], "sensor_msgs/msg/Image", msg))  # logged 3 ms later
     n_js = int(ep.duration_s * ep.joint_state_hz) + 1
     for i in range(n_js):
         t = i / ep.joint_state_hz
@@ -124,13 +118,14 @@ def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) ->
             position=q[order].astype(np.float64),
             velocity=np.zeros(0), effort=np.zeros(0),
         )
-        events.append((ns + 1_000_000, "/joint_states", msg))
+        events.append((ns + 1_000_000, "/joint_states", "sensor_msgs/msg/JointState", msg))
     n_cmd = int(ep.duration_s * ep.command_hz) + 1
+    trajectory = ep.command_topic.endswith("joint_trajectory")
     for i in range(n_cmd):
         t = i / ep.command_hz
         q = command_at(robot, ep, np.array([t]))[0]
         ns = ep.start_ns + int(t * 1e9)
-        if ep.command_topic.endswith("joint_trajectory"):
+        if trajectory:
             msg = JointTrajectory(
                 header=Header(stamp=stamp(0), frame_id=""),
                 joint_names=list(robot.joint_names),
@@ -139,38 +134,49 @@ def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) ->
                     effort=np.zeros(0), time_from_start=Duration(sec=0, nanosec=int(1e9 / ep.command_hz)),
                 )],
             )
+            events.append((ns, ep.command_topic, "trajectory_msgs/msg/JointTrajectory", msg))
         else:
             msg = Float64MultiArray(layout=MultiArrayLayout(dim=[], data_offset=0), data=q.astype(np.float64))
-        events.append((ns, ep.command_topic, msg))
+            events.append((ns, ep.command_topic, "std_msgs/msg/Float64MultiArray", msg))
     events.sort(key=lambda e: e[0])
+    return [(ns, topic, msgtype, bytes(ts.serialize_cdr(msg, msgtype)))
+            for ns, topic, msgtype, msg in events if topic not in ep.skip_topics]
 
-    types = {cam_topics[c]: "sensor_msgs/msg/Image" for c in ep.cameras}
-    types["/joint_states"] = "sensor_msgs/msg/JointState"
-    types[ep.command_topic] = (
-        "trajectory_msgs/msg/JointTrajectory" if ep.command_topic.endswith("joint_trajectory")
-        else "std_msgs/msg/Float64MultiArray"
-    )
-    with Writer(path, version=9 if plugin == StoragePlugin.MCAP else 8, storage_plugin=plugin) as writer:
-        conns = {
-            topic: writer.add_connection(topic, msgtype, typestore=ts)
-            for topic, msgtype in types.items() if topic not in ep.skip_topics
-        }
-        for ns, topic, msg in events:
-            if topic in conns:
-                writer.write(conns[topic], ns, ts.serialize_cdr(msg, types[topic]))
+
+def episode_metadata(robot: RobotConfig, ep: SyntheticEpisode, episode_id: str) -> dict:
+    return {
+        "episode_id": episode_id,
+        "instruction": ep.instruction,
+        "success": ep.success,
+        "operator": "synthetic",
+        "source": "scripted",
+        "robot": robot.name,
+        "joint_names": ep.joint_names or robot.joint_names,
+        "start_ns": ep.start_ns,
+        "stop_ns": ep.start_ns + int(ep.duration_s * 1e9),
+        "status": "stopped",
+    }
+
+
+def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) -> Path:
+    """Write one episode folder at `path` (which must not exist) in the logger's layout:
+    `<path>/episode.yaml` and the bag in `<path>/bag/`. Returns the episode folder."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_KILTED)
+    episode_dir = Path(path)
+    episode_dir.mkdir(parents=True)
+    plugin = StoragePlugin.MCAP if ep.storage == "mcap" else StoragePlugin.SQLITE3
+    messages = episode_messages(robot, ep)
+    types = {topic: msgtype for _, topic, msgtype, _ in messages}
+    with Writer(episode_dir / "bag", version=9 if plugin == StoragePlugin.MCAP else 8,
+                storage_plugin=plugin) as writer:
+        conns = {topic: writer.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in types.items()}
+        for ns, topic, _, data in messages:
+            writer.write(conns[topic], ns, data)
     if ep.write_metadata:
-        meta = {
-            "episode_id": episode_dir.name,
-            "instruction": ep.instruction,
-            "success": ep.success,
-            "operator": "synthetic",
-            "source": "scripted",
-            "robot": robot.name,
-            "joint_names": ep.joint_names or robot.joint_names,
-            "start_ns": ep.start_ns,
-            "stop_ns": ep.start_ns + int(ep.duration_s * 1e9),
-            "status": "stopped",
-        }
+        meta = episode_metadata(robot, ep, episode_dir.name)
         (episode_dir / "episode.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     return episode_dir
 
