@@ -148,17 +148,16 @@ def setup_runtime(cfg: TrainConfig) -> Runtime:
     use_cuda = torch.cuda.is_available() and cfg.device != "cpu"
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("device is 'cuda' but no CUDA device is available")
+    device = torch.device("cpu")
+    if use_cuda:  # one GPU per local rank, chosen before NCCL starts
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     world = dist.get_world_size() if dist.is_initialized() else 1
-    if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    else:
-        device = torch.device("cpu")
     return Runtime(rank, world, device, dist.is_initialized())
 
 
@@ -427,7 +426,8 @@ def run_il(policy, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps: in
 
 def run_rl(policy, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps: int, start: int, resume_state: dict,
            ckpt_dir: Path | None, scalars: ScalarLog, on_progress: ProgressFn | None,
-           should_stop: Callable[[], bool] | None) -> dict:
+           should_stop: Callable[[], bool] | None, step_offset: int = 0) -> dict:
+    """Stage 2; TensorBoard steps continue after stage 1's (`step_offset`)."""
     import torch
 
     from corft_ros.core.rl.corft import CORFTObjective, make_target, polyak_update
@@ -487,7 +487,7 @@ def run_rl(policy, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps: in
             done += 1
             scalars.add(logs)
             if step % cfg.log_every == 0 or step == steps:
-                means = scalars.flush(cfg.il_steps + step if cfg.stage == "all" else step)
+                means = scalars.flush(step_offset + step)
                 bar.set_postfix(q=f"{means.get('rl/q_data', float('nan')):.3f}",
                                 td=f"{means.get('rl/td_error', float('nan')):.3f}")
                 if on_progress:
@@ -585,9 +585,13 @@ def train(
                 summary["stages"][stage] = {"steps": start, "resumed": True}
                 continue
             say(f"stage {stage.upper()}: {steps - start} steps on {rt.world} process(es), device {rt.device}")
-            runner = run_il if stage == "il" else run_rl
-            summary["stages"][stage] = runner(policy, tdata, cfg, rt, steps, start, state, ckpt_dir, scalars,
-                                              on_progress, should_stop)
+            if stage == "il":
+                summary["stages"][stage] = run_il(policy, tdata, cfg, rt, steps, start, state, ckpt_dir, scalars,
+                                                  on_progress, should_stop)
+            else:
+                offset = _stage_steps(cfg, "il", steps_cap) if cfg.stage == "all" else 0
+                summary["stages"][stage] = run_rl(policy, tdata, cfg, rt, steps, start, state, ckpt_dir, scalars,
+                                                  on_progress, should_stop, offset)
             barrier(rt)
     finally:
         scalars.close()
