@@ -22,7 +22,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 import os
 import shutil
 import struct
@@ -31,7 +30,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -581,19 +580,3 @@ def dataset_summary(report: LoadReport) -> dict:
         "instructions": sorted({e.instruction for e in eps}),
         "seconds": round(report.seconds, 3),
     }
-
-
-def config_from_dict(data: dict) -> DatasetConfig:
-    known = {f for f in asdict(DatasetConfig())}
-    unknown = set(data) - known
-    if unknown:
-        from corft_ros.core.robot import ConfigError
-
-        raise ConfigError(f"unknown dataset option(s): {', '.join(sorted(unknown))}")
-    out = DatasetConfig(**data)
-    out.image_size = tuple(int(v) for v in out.image_size)  # type: ignore[assignment]
-    if out.rate_hz is not None and (not math.isfinite(out.rate_hz) or out.rate_hz <= 0):
-        from corft_ros.core.robot import ConfigError
-
-        raise ConfigError(f"dataset rate_hz must be positive, got {out.rate_hz}")
-    return out

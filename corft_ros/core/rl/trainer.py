@@ -15,7 +15,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -244,7 +244,6 @@ class Batches:
     """An endless stream of batches from rows of the chunk table, sharded across ranks."""
 
     def __init__(self, data: Any, rows: np.ndarray, with_next: bool, cfg: TrainConfig, rt: Runtime) -> None:
-        import torch
         from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
         from corft_ros.core.rl.batches import ChunkBatches
@@ -263,7 +262,6 @@ class Batches:
         self.epoch = 0
         self._it = None
         self.device = rt.device
-        self._torch = torch
 
     def __next__(self) -> dict:
         from corft_ros.core.rl.batches import to_device
@@ -624,6 +622,3 @@ def _jsonable(x: Any) -> Any:
         return x.item()
     return x
 
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return asdict(cfg)
