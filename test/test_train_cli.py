@@ -125,6 +125,14 @@ def test_stage_rl_from_a_checkpoint_and_cli_errors(trained):
     summary = json.loads((work / "rl_only" / "train.json").read_text())
     assert list(summary["stages"]) == ["rl"] and summary["stages"]["rl"]["steps"] == 2
 
+    # the divergence guard: with rewards of 1e-6 no value can exceed 5e-3, far below a fresh critic's outputs
+    proc = corft("--bags", str(work / "eps"), "--stage", "rl", "--steps", "2", "--output", str(work / "diverge"),
+                 "--init", str(work / "run" / "checkpoints" / "il_0000003.pt"), "--no-export",
+                 "--set=rewards.step_cost=1e-6", "--set=rewards.success_reward=1e-6", "--cache", str(work / "cache"),
+                 cwd=work)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: step 0: Q diverged: mean |Q|")
+
     # stage rl with nothing to start from
     proc = corft("--bags", str(work / "eps"), "--stage", "rl", "--output", str(work / "nothing"), "--no-export",
                  cwd=work)
