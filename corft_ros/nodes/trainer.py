@@ -58,6 +58,7 @@ def default_parameters() -> dict:
 
     data = asdict(TrainConfig())
     data.pop("policy")
+    data["rewards"].pop("gamma")  # the discount is corft.gamma (one value for rewards and TD targets)
     walk("", data)
     defaults = {f.name: f.default for f in fields(PolicyConfig) if f.name in POLICY_KEYS}
     defaults["cnn_channels"] = PolicyConfig(joint_names=["j"]).cnn_channels
