@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
+from rclpy._rclpy_pybind11 import InvalidHandle
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
@@ -63,6 +64,8 @@ class RosHarness:
         while self.context.ok():
             try:
                 self.executor.spin_once(timeout_sec=0.05)
+            except InvalidHandle:
+                continue  # a node was destroyed while this wait set was being built: the next spin is clean
             except Exception:
                 if not self.context.ok():
                     return
@@ -77,6 +80,7 @@ class RosHarness:
         self.executor.remove_node(node)
         if node in self._nodes:
             self._nodes.remove(node)
+        time.sleep(0.15)  # let the spin thread finish the wait set that may still hold this node's entities
         node.destroy_node()
 
     def subscribe(self, msg_type: type, topic: str, qos: QoSProfile | int = 10) -> MessageLog:
