@@ -111,7 +111,7 @@ class Rig:
     def say(self, text: str) -> None:
         self.instruction.publish(String(data=text))
 
-    def status(self, predicate, timeout: float = 10.0):
+    def status(self, predicate, timeout: float = 20.0):
         name = f"policy_{self.tag}"
 
         def match(messages):
