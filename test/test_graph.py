@@ -33,7 +33,9 @@ def test_every_graph_launch_file_reads_its_own_yaml():
 
 
 @pytest.mark.parametrize("launch_file", GRAPH_LAUNCH_FILES, ids=lambda p: p.name)
-def test_cli_composition_runs_exactly_the_yaml_node_set_with_its_parameters(ros, launch_file):
+def test_cli_composition_runs_exactly_the_yaml_node_set_with_its_parameters(ros, launch_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a fresh working dir with the output folder `corft-ros record` would create
+    (tmp_path / "episodes").mkdir()
     graph = load_graph(_graph_name_used_by(launch_file))
     composed = ComposedGraph(graph, context=ros.context)
     try:

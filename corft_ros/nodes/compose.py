@@ -44,14 +44,15 @@ class ComposedGraph:
         self._own_context = context is None
         self.context = context or rclpy.Context()
         if self._own_context:
-            rclpy.init(context=self.context)
+            rclpy.init(args=[], context=self.context)
         self.nodes: dict[str, Node] = {}
         try:
             for spec in graph.nodes:
                 cls = node_class(spec.executable)
                 try:
                     self.nodes[spec.name] = cls(context=self.context,
-                                                parameter_overrides=parameter_overrides(spec.parameters))
+                                                parameter_overrides=parameter_overrides(spec.parameters),
+                                                cli_args=["--ros-args", "-r", f"__node:={spec.name}"])
                 except InvalidParameterTypeException as exc:
                     hint = "write floats with a decimal point"
                     raise ConfigError(f"{graph.source.name}: {spec.name}: {exc} ({hint})") from None
