@@ -200,7 +200,8 @@ def test_sigkill_mid_episode_leaves_readable_bag_and_cli_repair(ros, tmp_path: P
     cmd = [sys.executable, "-m", "corft_ros.nodes.episode_logger", "--ros-args",
            "-p", f"output_dir:={tmp_path}", "-p", "autostart:=true", "-p", "flush_interval_s:=0.1",
            "-p", "instruction:=killed mid episode",
-           "-p", "topics:=[/joint_states]", "-p", "optional_topics:=['']", "-p", "topic_types:=[/joint_states=sensor_msgs/msg/JointState]"]
+           "-p", "topics:=[/joint_states]", "-p", "optional_topics:=['']",
+           "-p", "topic_types:=[/joint_states=sensor_msgs/msg/JointState]"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     sent = 0
     try:

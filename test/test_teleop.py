@@ -72,9 +72,10 @@ def test_leader_mirrored_with_mapping_offsets_and_limits(ros) -> None:
             return bool(msgs) and np.allclose(msgs[-1].data, want, atol=1e-9)
 
         log = commands.wait(converged, 10)
-        # Velocity-limited on the way: no step larger than max_velocity / rate.
+        # Velocity-limited on the way: a step covers at most max_velocity x the tick interval (capped at 2 ticks).
         steps = np.abs(np.diff([np.array(m.data) for m in log], axis=0))
-        assert (steps <= ROBOT.max_velocity / ROBOT.action_rate_hz + 1e-9).all()
+        assert (steps <= 2 * ROBOT.max_velocity / ROBOT.action_rate_hz + 1e-9).all()
+        assert len(log) >= 3  # the gripper's 0.8 at 4 rad/s takes several ticks, not one jump
         assert all(np.array(m.data)[6] <= 0.8 for m in log)
         # Bad leader messages are ignored and counted; the last good target holds.
         errors = node.errors
@@ -102,7 +103,8 @@ def test_joy_jogging(ros) -> None:
         q = np.array([m.data for m in log])
         # Full deflection: shoulder_pan up and wrist_3 down at joy_speed, the gripper closing, nothing else.
         assert (np.diff(q[:, 0]) > 0).all() and (np.diff(q[:, 5]) < 0).all()
-        assert np.diff(q[:, 0]).mean() == pytest.approx(1.0 / ROBOT.action_rate_hz, rel=1e-6)
+        # joy_speed rad/s over the real tick interval (about 1 / action_rate_hz)
+        assert np.diff(q[:, 0]).mean() == pytest.approx(1.0 / ROBOT.action_rate_hz, rel=0.5)
         assert (np.diff(q[:, 6]) >= 0).all() and q[-1, 6] > HOME[6]
         assert np.allclose(q[:, 1:5], HOME[1:5])
         # Sticks released (inside the dead zone): the arm holds where it is.
@@ -134,7 +136,7 @@ def test_keyboard_keys_and_limits(ros) -> None:
         want[0] += 0.3
         want[6] = 0.8
         commands.wait(lambda m: bool(m) and np.allclose(m[-1].data, want), 10)
-        node.key("h")
+        node.key("0")
         commands.wait(lambda m: np.allclose(m[-1].data, HOME), 10)
     finally:
         ros.remove(node)

@@ -38,7 +38,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     record.add_argument("--max-seconds", type=float, default=60.0, help="end an episode after this long")
     record.add_argument("--seed", type=int, default=0, help="sim: first reset seed (episode i uses seed+i)")
     record.add_argument("--compression", choices=["none", "zstd"], default="none")
-    record.add_argument("--config", default="", help="ROS parameter YAML (default: config/record.yaml)")
+    record.add_argument("--cameras", default="", help="sim: comma-separated cameras to render (default front,wrist)")
+    record.add_argument("--expert", action="store_true", help="sim: scripted operator at the expert's pace")
+    record.add_argument("--config", default="", help="graph YAML (default: config/record.yaml)")
     record.set_defaults(func=cmd_record)
 
 
@@ -168,8 +170,251 @@ def cmd_record(args: argparse.Namespace) -> int:
     return run_record(args)
 
 
+RECORD_KEYS = "enter/space = end episode (then label), s = success, f = failure, d = discard & redo, q = quit"
+
+
+def _robot_present(seconds: float = 2.0) -> bool:
+    """True when something already publishes /joint_states (a real arm or another sim)."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        node = rclpy.create_node("record_probe", context=context)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if node.count_publishers("/joint_states"):
+                return True
+            time.sleep(0.1)
+        return False
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+class _Keys:
+    """Single key presses from a terminal (cbreak mode); nothing when stdin is not a terminal."""
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.interactive = sys.stdin.isatty()
+        self._stop = threading.Event()
+        self._thread = None
+        if self.interactive:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        import select
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while not self._stop.is_set():
+                if select.select([sys.stdin], [], [], 0.1)[0]:
+                    self.queue.put(sys.stdin.read(1))
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    def get(self, timeout: float = 0.0) -> str | None:
+        import queue
+
+        try:
+            return self.queue.get(timeout=timeout) if timeout else self.queue.get_nowait()
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+
 def run_record(args: argparse.Namespace) -> int:
-    raise NotImplementedError
+    import shutil
+
+    from corft_ros.core.episodes import list_episodes, slugify
+    from corft_ros.core.graph import load_graph
+    from corft_ros.core.robot import ConfigError
+
+    if args.episodes < 1:
+        print("error: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    sim = args.sim if args.sim is not None else not _robot_present()
+    source = args.source or ("scripted" if sim else "leader")
+    if source == "scripted" and not sim:
+        print("error: --source scripted needs the sim (--sim)", file=sys.stderr)
+        return 2
+    out = Path(args.output or Path("episodes") / slugify(args.task or "demos")).expanduser()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create output folder {out}: {exc}", file=sys.stderr)
+        return 1
+    existing = list_episodes(out)
+    broken = [i for i in existing if i.needs_repair]
+    if broken:
+        print(f"note: {len(broken)} episode(s) in {out} were not closed; `corft-ros bag repair --all {out}`")
+    if len(existing) >= args.episodes:
+        print(f"{out}: already holds {len(existing)} episodes (asked for {args.episodes}); nothing to record")
+        return 0
+    if existing:
+        print(f"resuming {out}: {len(existing)} of {args.episodes} episodes already recorded")
+
+    overrides = {
+        "sim": str(sim).lower(), "source": source, "output_dir": str(out.resolve()), "operator": args.operator,
+        "compression": args.compression, "seed": str(args.seed + len(existing)),
+        "human_like": "false" if args.expert else "true",
+    }
+    if args.task:
+        overrides["task"] = args.task
+    if args.cameras:
+        overrides["cameras"] = args.cameras
+    try:
+        graph = load_graph(args.config or "record", overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logger_params = graph.node("episode_logger").parameters
+    logger_params["source"] = "scripted" if source == "scripted" else "teleop"
+    if sim and args.cameras:
+        cams = {f"/camera/{c.strip()}/image_raw" for c in args.cameras.split(",")}
+        logger_params["topics"] = [t for t in logger_params["topics"] if not t.startswith("/camera/") or t in cams]
+    task = args.task or str(logger_params.get("instruction", ""))
+    return _record_loop(args, graph, sim, source, out, task, len(existing), shutil)
+
+
+def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done_before: int, shutil) -> int:
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Bool, String
+    from std_srvs.srv import Trigger
+
+    from corft_ros.core.robot import ConfigError
+    from corft_ros.nodes.compose import ComposedGraph
+
+    print(f"record: {'sim' if sim else 'robot'}, source {source}, task {task!r} -> {out}")
+    try:
+        composed = ComposedGraph(graph)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logger = composed.nodes["episode_logger"]
+    teleop = composed.nodes["teleop"]
+    helper = rclpy.create_node("record_cli", context=composed.context)
+    success = {"value": False}
+    helper.create_subscription(Bool, "/sim/success", lambda m: success.__setitem__("value", bool(m.data)), 10)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    helper.create_publisher(String, "/corft/instruction", latched).publish(String(data=task))
+    reset = helper.create_client(Trigger, "/sim/reset")
+    composed.executor.add_node(helper)
+    keys = _Keys()
+    if not sim and not keys.interactive:
+        print(f"note: stdin is not a terminal: episodes end after --max-seconds ({args.max_seconds:g} s)")
+    elif keys.interactive:
+        print(f"keys: {RECORD_KEYS}")
+    wanted = args.episodes - done_before
+    kept = successes = 0
+    index = done_before + 1
+    rc = 0
+    try:
+        while kept < wanted:
+            if sim:
+                success["value"] = False
+                if not reset.wait_for_service(timeout_sec=10.0):
+                    raise RuntimeError("/sim/reset is not available")
+                future = reset.call_async(Trigger.Request())
+                deadline = time.monotonic() + 30
+                while not future.done() and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if not future.done() or not future.result().success:
+                    raise RuntimeError(f"/sim/reset failed: {future.result().message if future.done() else 'timeout'}")
+                time.sleep(0.3)  # let the post-reset state reach every node
+                success["value"] = False
+            else:
+                print(f"episode {index}/{args.episodes}: press enter to start (q = quit)", flush=True)
+                key = None
+                while keys.interactive and key not in ("\n", " ", "q"):
+                    key = keys.get(0.2)
+                if key == "q":
+                    break
+            ok, message = logger.start_episode()
+            if not ok:
+                raise RuntimeError(message)
+            episode = logger.current_episode
+            start = time.monotonic()
+            outcome: str | None = None
+            success_since = done_since = None
+            while outcome is None:
+                now = time.monotonic()
+                elapsed = now - start
+                stats = logger.writer_stats()
+                if stats is None:  # the logger stopped on its own (disk full, write error): already logged
+                    raise RuntimeError(f"recording of {episode} stopped: see the episode_logger error above")
+                frames = sum(t.count for name, t in stats.topics.items() if name.startswith("/camera/"))
+                print(f"\repisode {index}/{args.episodes}  {elapsed:5.1f}s  frames {frames:5d}  "
+                      f"messages {stats.messages:6d}  drops {stats.dropped}   ", end="", flush=True)
+                key = keys.get(0.1)
+                if key in ("s", "f", "d", "q"):
+                    outcome = {"s": "success", "f": "failure", "d": "discard", "q": "quit"}[key]
+                elif key in ("\n", " "):
+                    print(f"\nlabel episode {index}: s = success, f = failure, d = discard", flush=True)
+                    while outcome is None:
+                        key = keys.get(0.2)
+                        outcome = {"s": "success", "f": "failure", "d": "discard"}.get(key or "")
+                elif sim:
+                    if success["value"]:
+                        success_since = success_since or now
+                        if now - success_since >= 0.5:  # the cube stays on the target
+                            outcome = "success"
+                    else:
+                        success_since = None
+                    if teleop.demo_done:
+                        done_since = done_since or now
+                        if now - done_since >= 3.0 and success_since is None:
+                            outcome = "failure"
+                if outcome is None and elapsed >= args.max_seconds:
+                    outcome = "failure" if sim else "timeout"
+            if outcome == "success":
+                cycle = (success_since - start) if success_since is not None else None
+                logger.label_episode(True, cycle_time_s=cycle)
+            elif outcome == "failure":
+                logger.label_episode(False)
+            ok, summary = logger.stop_episode()
+            print()
+            if outcome == "discard":
+                shutil.rmtree(episode, ignore_errors=True)
+                print(f"episode {index}: discarded, recording it again")
+                continue
+            kept += 1
+            successes += outcome == "success"
+            print(f"episode {index}/{args.episodes}: {outcome}  ({summary})")
+            index += 1
+            if outcome == "quit":
+                break
+            if not ok:
+                rc = 1
+                break
+    except RuntimeError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        rc = 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: stopping the current episode")
+        rc = 130
+    finally:
+        if logger.current_episode is not None:
+            logger.stop_episode()
+        keys.close()
+        composed.executor.remove_node(helper)
+        helper.destroy_node()
+        composed.shutdown()
+    print(f"{kept} episodes recorded ({successes} successful) in {out}; dataset: {done_before + kept} episodes")
+    return rc
 
 
 # --------------------------------------------------------------------------- bench

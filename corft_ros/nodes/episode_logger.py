@@ -418,19 +418,35 @@ class EpisodeLoggerNode(Node):
         self.get_logger().info(summary)
         return meta.status == "stopped", summary
 
-    def label_episode(self, success: bool) -> tuple[bool, str]:
+    @property
+    def current_episode(self) -> Path | None:
+        writer = self._writer
+        return None if writer is None else writer.episode_dir
+
+    @property
+    def last_episode(self) -> Path | None:
+        return self._last_episode
+
+    def writer_stats(self):
+        writer = self._writer
+        return None if writer is None else writer.stats()
+
+    def label_episode(self, success: bool, cycle_time_s: float | None = None) -> tuple[bool, str]:
+        """Label the running episode (success also sets the cycle time: start to now), else the last one."""
         with self._lock:
             writer = self._writer
             if writer is not None:
                 writer.metadata.success = success
                 if success:
-                    writer.metadata.cycle_time_s = time.monotonic() - self._episode_start_mono
+                    writer.metadata.cycle_time_s = (
+                        cycle_time_s if cycle_time_s is not None else time.monotonic() - self._episode_start_mono
+                    )
                 return True, f"episode {writer.episode_dir.name} labelled {'success' if success else 'failure'}"
             last = self._last_episode
         if last is None:
             return False, "no episode to label: nothing recorded yet"
         try:
-            meta = set_episode_label(last, success)
+            meta = set_episode_label(last, success, cycle_time_s if success else None)
             if success and meta.cycle_time_s is None and meta.duration_s is not None:
                 set_episode_label(last, success, cycle_time_s=meta.duration_s)
         except Exception as exc:

@@ -116,7 +116,8 @@ class JoyJogger:
         return vel
 
 
-# Keyboard: one key pair per joint (+/-), in robot.yaml order; 'h' = home, space = stop the key's motion.
+# Keyboard: one key pair per joint (+/-), in robot.yaml order; '0' = home.
+HOME_KEY = "0"
 KEY_PAIRS = ("qa", "ws", "ed", "rf", "tg", "yh", "uj", "ik", "ol")
 
 
@@ -184,7 +185,7 @@ class TeleopNode(Node):
         if not 0 < self.velocity_scale <= 1.0:
             raise ConfigError(f"velocity_scale must be in (0, 1], got {self.velocity_scale}")
         names: dict[str, str] = {}
-        for entry in joint_map:
+        for entry in (e for e in joint_map if e):  # [""] = no mapping (rclpy cannot override with [])
             leader, sep, follower = entry.partition("=")
             if not sep or not leader or not follower:
                 raise ConfigError(f"leader_joint_map: '{entry}' is not 'leader_name=follower_name'")
@@ -213,6 +214,7 @@ class TeleopNode(Node):
         self._demo_index = 0
         self._pending_demo = False
         self._demo_requested_at = 0.0
+        self._last_tick = 0.0
         self._cube: tuple[np.ndarray, float, float] | None = None  # position, yaw, receive time
         self._goal: tuple[np.ndarray, float, float] | None = None
         self._keyboard_thread: threading.Thread | None = None
@@ -360,7 +362,7 @@ class TeleopNode(Node):
         self._keyboard_thread.start()
         keys = KEY_PAIRS[: self.robot.dof]
         pairs = ", ".join(f"{self.robot.joint_names[i]} {k[0]}/{k[1]}" for i, k in enumerate(keys))
-        self.get_logger().info(f"keyboard teleop: {pairs}; h = home")
+        self.get_logger().info(f"keyboard teleop: {pairs}; {HOME_KEY} = home")
 
     def _keyboard_loop(self) -> None:
         import termios
@@ -384,7 +386,7 @@ class TeleopNode(Node):
             if base is None:
                 self._error("keyboard", "keyboard: no /joint_states yet; key ignored")
                 return
-            if key == "h":
+            if key == HOME_KEY:
                 self._target = self.robot.home_array.copy()
             else:
                 delta = keyboard_delta(key, self.robot.dof, self.keyboard_step)
@@ -395,9 +397,11 @@ class TeleopNode(Node):
 
     # ------------------------------------------------------------------------------------------ output
     def _tick(self) -> None:
-        dt = 1.0 / self.rate_hz
         with self._lock:
             now = time.monotonic()
+            # The real interval (a loaded machine runs the timer late), capped so a stall never allows a jump.
+            dt = min(now - self._last_tick, 2.0 / self.rate_hz) if self._last_tick else 1.0 / self.rate_hz
+            self._last_tick = now
             fresh = now - self._input_time <= self.input_timeout_s
             target: np.ndarray | None = None
             if self.source == "scripted":

@@ -1,0 +1,44 @@
+"""`corft-ros record` in sim: three labelled episodes recorded unattended, then a resume that has nothing to do."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from rosbags.rosbag2 import Reader
+
+from corft_ros.core.episodes import list_episodes, load_episode_metadata
+from corft_ros.core.episodes.reader import bag_is_intact
+
+CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "corft-ros"
+
+
+def test_record_three_sim_episodes_unattended(tmp_path: Path) -> None:
+    out = tmp_path / "dataset"
+    cmd = [str(CLI), "record", "--episodes", "3", "--task", "put the cube on the target", "--output", str(out),
+           "--sim", "--cameras", "front", "--max-seconds", "40"]
+    run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=400)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "3 episodes recorded" in run.stdout
+    infos = list_episodes(out)
+    assert len(infos) == 3
+    for info in infos:
+        assert info.success is not None, f"{info.path.name} is unlabelled"
+        assert bag_is_intact(info.path) and info.dropped_total == 0
+        meta = load_episode_metadata(info.path)
+        assert meta["instruction"] == "put the cube on the target"
+        assert meta["source"] == "scripted" and meta["status"] == "stopped"
+        if meta["success"]:
+            assert 0 < meta["cycle_time_s"] <= meta["duration_s"]
+        with Reader(info.path / "bag") as reader:
+            counts = {c.topic: c.msgcount for c in reader.connections}
+        # Observations and the commanded actions, every episode.
+        assert counts["/camera/front/image_raw"] > 10 and counts["/joint_states"] > 100
+        assert counts["/forward_position_controller/commands"] > 10 and counts["/corft/teleop/command"] > 10
+        assert counts["/sim/success"] > 0 and counts["/corft/instruction"] == 1
+    # The scripted operator is a competent demonstrator: most demos succeed.
+    assert sum(bool(i.success) for i in infos) >= 2
+    # Resuming into the same folder with the same target count records nothing more.
+    again = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "nothing to record" in again.stdout
+    assert len(list_episodes(out)) == 3
