@@ -632,7 +632,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         # 3. Ramp the image rate through the logger; the highest rate with nothing lost counts.
         best = 0.0
         steps = []
-        for frac in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+        for frac in (0.3, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0):
             target = frac * ceiling
             r = with_logger([cams[0]], {cams[0]: target}, args.ramp_seconds)["topics"][cams[0]]
             achieved = r["published"] / args.ramp_seconds

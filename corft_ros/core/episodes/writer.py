@@ -1,6 +1,6 @@
 """EpisodeWriter: raw CDR bytes in, one rosbag2 MCAP bag out; callbacks only enqueue, a thread writes.
 
-Crash safety: MCAP chunks are closed at least every `flush_interval_s` and flushed to the OS, so a
+Crash safety: MCAP chunks (1 MiB) are closed at least every `flush_interval_s` and written to the OS, so a
 SIGKILLed process leaves a file that is complete up to its last chunk (`repair_episode` then adds the
 summary, footer and metadata.yaml). Memory is bounded by `queue_max_bytes`/`queue_max_messages`;
 every message that does not fit is counted as dropped for its topic.
@@ -21,10 +21,17 @@ from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlu
 
 from corft_ros.core.episodes.diskguard import DiskFullError, check_free
 from corft_ros.core.episodes.layout import BAG_DIRNAME, EPISODE_FILENAME
+from corft_ros.core.episodes.mcap_writer import StreamingMcapWriter
 from corft_ros.core.episodes.metadata import EpisodeMetadata, TopicStats, write_episode_yaml
 from corft_ros.core.episodes.typestore import normalize_msgtype, resolve_msgdef
 
 COMPRESSIONS = ("none", "zstd")
+
+
+class _StreamingWriter(Writer):
+    """rosbags' rosbag2 Writer (connections, QoS, metadata.yaml) over our streaming MCAP storage."""
+
+    STORAGE_PLUGINS = {StoragePlugin.MCAP: StreamingMcapWriter}  # type: ignore[dict-item]
 
 
 @dataclass
@@ -88,6 +95,7 @@ class EpisodeWriter:
         self._qbytes = 0
         self._accepting = False
         self._stopping = False
+        self._waiting = False
         self._state = "idle"
         self._error = ""
         self._stats: dict[str, TopicStats] = {}
@@ -112,7 +120,7 @@ class EpisodeWriter:
             self.metadata.start_ns = time.time_ns()
         self.metadata.status = "recording"
         write_episode_yaml(self.episode_dir / EPISODE_FILENAME, self.metadata)
-        writer = Writer(self.bag_dir, version=9, storage_plugin=StoragePlugin.MCAP)
+        writer = _StreamingWriter(self.bag_dir, version=9, storage_plugin=StoragePlugin.MCAP)
         if self._compression == "zstd":
             writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         writer.open()
@@ -172,7 +180,8 @@ class EpisodeWriter:
                 return False
             self._queue.append((topic, t_ns, data))
             self._qbytes += n
-            self._cond.notify()
+            if self._waiting:  # only wake the writer when it sleeps: a notify per message costs the producer
+                self._cond.notify()
         return True
 
     def count_drop(self, topic: str, n: int = 1) -> None:
@@ -207,7 +216,9 @@ class EpisodeWriter:
         while True:
             with self._cond:
                 if not self._queue and not self._stopping:
+                    self._waiting = True
                     self._cond.wait(self._flush_interval)
+                    self._waiting = False
                 batch = self._queue
                 self._queue = deque()
                 stopping = self._stopping
@@ -226,11 +237,6 @@ class EpisodeWriter:
                     stats = self._stats[topic]
                     stats.count += 1
                     stats.bytes += len(data)
-                    if writer.storage.chunk.bio.tell() == 0:  # type: ignore[union-attr]
-                        # rosbags closed a full chunk (1 MiB): push it to the OS now.
-                        writer.storage.bio.flush()  # type: ignore[union-attr]
-                        last_flush = time.monotonic()
-                        self._chunks_flushed += 1
                 now = time.monotonic()
                 if now - last_flush >= self._flush_interval:
                     self._flush_chunk(writer)
@@ -253,10 +259,9 @@ class EpisodeWriter:
 
     def _flush_chunk(self, writer: Writer) -> None:
         storage = writer.storage
-        if storage is not None and storage.chunk.msgs:  # type: ignore[attr-defined]
-            storage.close_chunk()  # type: ignore[attr-defined]
-            storage.bio.flush()  # type: ignore[attr-defined]
-            self._chunks_flushed += 1
+        if storage is not None:
+            storage.flush()  # type: ignore[attr-defined]
+            self._chunks_flushed = storage.chunks_written  # type: ignore[attr-defined]
 
     def _finish(self, writer: Writer, failure: tuple[str, str] | None) -> None:
         with self._cond:
