@@ -204,3 +204,30 @@ def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummar
         plt.close(fig)
         written.append("loop_latency.png")
     return written
+
+
+def write_run_report(out_dir: Path, trials: Sequence[Trial], trial_loops: Sequence[dict], *, plan_size: int,
+                     title: str, command: str, notes: Sequence[str] = (),
+                     latency_samples: dict[str, Sequence[float]] | None = None,
+                     period_error_samples: dict[str, Sequence[float]] | None = None,
+                     compare: tuple[str, str] | None = None, extra: dict | None = None) -> dict:
+    """write_report for a benchmark run: per-arm loop statistics from per-trial /diagnostics records
+    (`trial_loops`: dicts with 'arm' and trials.LOOP_KEYS), plus the plan size, per-trial loop records and
+    `extra` in summary.json. Called after every trial, so an interrupted run leaves a complete report."""
+    from corft_ros.core.bench.trials import loop_summary
+
+    arms = list(dict.fromkeys([t.arm for t in trials] + [r.get("arm", "") for r in trial_loops]))
+    loop = {}
+    for arm in arms:
+        records = [r for r in trial_loops if r.get("arm") == arm]
+        if any(len(r) > 1 for r in records):
+            loop[arm] = loop_summary(records)
+    pending = plan_size - len(trials)
+    notes = list(notes) + ([f"{pending} of {plan_size} planned trials not (yet) run"] if pending > 0 else [])
+    summary = write_report(out_dir, trials, title=title, command=command, loop=loop,
+                           latency_samples=latency_samples, period_error_samples=period_error_samples,
+                           compare=compare, notes=notes)
+    summary.update({"plan_trials": plan_size, "completed_trials": len(trials), "trial_loop": list(trial_loops),
+                    **(extra or {})})
+    (Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary

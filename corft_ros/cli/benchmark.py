@@ -1,0 +1,340 @@
+"""`corft-ros bench trials`: N trials per arm (policy × executor mode, and the scripted operator) on the sim arm,
+interleaved and paired; success rate with Wilson 95% intervals, cycle time, loop and inference statistics; a report
+folder (report.md, trials.csv, summary.json, PNG plots) rewritten after every trial.
+
+The node set and parameters come from config/benchmark.yaml (what benchmark.launch.py runs). The sim, the cameras
+and the benchmark node live for the whole run; the arm's nodes (policy + executor + episode_logger, or teleop +
+episode_logger for the operator) are created from the same YAML for each arm and replaced when the next trial
+belongs to another arm.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+def register_bench(benches: argparse._SubParsersAction) -> None:
+    p = benches.add_parser(
+        "trials", help="benchmark policies (and the scripted operator) over N sim trials: success, cycle time, report",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--models", nargs="+", default=[], metavar="DIR", help="exported model folders (models/a ...)")
+    p.add_argument("--modes", nargs="+", default=["temporal_ensembling"], metavar="MODE",
+                   help="executor modes to compare (temporal_ensembling open_loop receding_horizon latest)")
+    p.add_argument("--trials", type=int, default=10, help="trials per arm and region (default 10)")
+    p.add_argument("--regions", nargs="+", default=["seen"], help="start regions: seen unseen (default seen)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="time limit per trial, s of sim time")
+    p.add_argument("--output", default="", help="report folder (default bench/<date-time>); an existing one with "
+                   "trials.csv is resumed")
+    p.add_argument("--operator", action="store_true", help="add the scripted human-like operator as a reference arm")
+    p.add_argument("--realtime", choices=("true", "false"), default="true",
+                   help="sim paced to wall time (true, as deployed) or as fast as it can (false); times are sim time")
+    p.add_argument("--seed", type=int, default=0, help="reset seed of the first round (round r: seed + r)")
+    p.add_argument("--controller", choices=("forward", "jtc"), default="forward", help="executor output")
+    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="policy inference backend")
+    p.add_argument("--cameras", default="", help="comma-separated sim cameras (default: the YAML's)")
+    p.add_argument("--json", action="store_true", help="print summary.json at the end")
+    p.set_defaults(func=cmd_trials)
+
+
+@dataclass
+class Arm:
+    name: str
+    model: str = ""  # '' for the operator
+    mode: str = ""
+
+    @property
+    def operator(self) -> bool:
+        return not self.model
+
+
+@dataclass
+class BenchConfig:
+    arms: list[Arm]
+    trials: int = 10
+    regions: list[str] = field(default_factory=lambda: ["seen"])
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    output: Path = Path("bench")
+    realtime: bool = True
+    seed: int = 0
+    controller: str = "forward"
+    backend: str = "onnx"
+    cameras: str = ""
+    command: str = ""
+    title: str = "Benchmark"
+    quiet: bool = False
+
+
+def check_model(path: str, robot) -> None:
+    """A one-line ConfigError when there is no usable model at `path` or its joints are not the robot's."""
+    from corft_ros.core.policy.export import load_metadata
+    from corft_ros.core.robot import ConfigError
+
+    folder = Path(path)
+    if not folder.exists():
+        raise ConfigError(f"no model at {path} (export one with `corft-ros export`, or train one with "
+                          "`corft-ros train`)")
+    meta = load_metadata(folder)
+    names = list(meta.config.joint_names)
+    unknown = [j for j in names if j not in robot.joint_names]
+    missing = [j for j in robot.joint_names if j not in names]
+    if unknown or missing:
+        what = f"has joint '{unknown[0]}'" if unknown else f"lacks joint '{missing[0]}'"
+        raise ConfigError(f"model {path} does not fit robot '{robot.name}': it {what} "
+                          f"(robot joints: {', '.join(robot.joint_names)})")
+
+
+def make_arms(models: list[str], modes: list[str], operator: bool) -> list[Arm]:
+    from corft_ros.core.bench.trials import OPERATOR_ARM, arm_names
+
+    arms = [Arm(n, m, mode) for n, m, mode in arm_names(models, modes)] if models else []
+    if operator:
+        arms.append(Arm(OPERATOR_ARM))
+    return arms
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    from corft_ros.core.chunking import MODES
+    from corft_ros.core.robot import ConfigError, load_robot_config
+    from corft_ros.core.sim.regions import REGIONS
+
+    try:
+        if not args.models and not args.operator:
+            raise ConfigError("nothing to benchmark: give --models DIR [DIR ...] and/or --operator")
+        bad = [m for m in args.modes if m not in MODES]
+        if bad:
+            raise ConfigError(f"unknown executor mode '{bad[0]}' (known: {', '.join(MODES)})")
+        bad = [r for r in args.regions if r not in REGIONS]
+        if bad:
+            raise ConfigError(f"unknown region '{bad[0]}' (known: {', '.join(REGIONS)})")
+        if args.trials < 1:
+            raise ConfigError(f"--trials must be >= 1, got {args.trials}")
+        if not args.timeout > 0:
+            raise ConfigError(f"--timeout must be positive, got {args.timeout}")
+        robot = load_robot_config(None)
+        for model in args.models:
+            check_model(model, robot)
+        arms = make_arms(args.models, args.modes, args.operator)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
+    config = BenchConfig(arms=arms, trials=args.trials, regions=list(args.regions), timeout_s=args.timeout,
+                         output=out, realtime=args.realtime == "true", seed=args.seed, controller=args.controller,
+                         backend=args.backend, cameras=args.cameras,
+                         command="corft-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                         title="Benchmark: " + " vs ".join(a.name for a in arms))
+    rc, summary = run_benchmark(config)
+    if summary is not None and args.json:
+        print(json.dumps(summary, indent=2, default=float))
+    return rc
+
+
+# ------------------------------------------------------------------------------------------------ the run
+class _Samples:
+    """Raw per-tick period errors and per-inference latencies of the arm's nodes, for the histograms (the
+    /diagnostics the benchmark node reads carry only percentiles). Only samples new since the last take."""
+
+    def __init__(self) -> None:
+        self.period_error: dict[str, list[float]] = {}
+        self.latency: dict[str, list[float]] = {}
+        self._seen: dict[int, int] = {}
+
+    def _new(self, key: int, total: int, window) -> list[float]:
+        for _ in range(3):
+            try:
+                values = list(window)
+                break
+            except RuntimeError:  # mutated while copying
+                time.sleep(0.001)
+        else:
+            return []
+        fresh = max(0, total - self._seen.get(key, 0))
+        self._seen[key] = total
+        return values[-fresh:] if fresh else []
+
+    def take(self, arm: str, nodes: dict) -> None:
+        executor, policy = nodes.get("executor"), nodes.get("policy")
+        if executor is not None:
+            stats = executor.core.stats
+            self.period_error.setdefault(arm, []).extend(
+                self._new(id(executor), max(0, stats.ticks - 1), stats.period_errors))
+        if policy is not None:
+            self.latency.setdefault(arm, []).extend(
+                self._new(id(policy), max(0, policy.counters["inferences"] - 1), policy.latencies))
+
+
+def _graph_overrides(config: BenchConfig, arm: Arm | None, out: Path) -> dict[str, str]:
+    overrides = {
+        "sim": "true", "realtime": str(config.realtime).lower(), "controller": config.controller,
+        "backend": config.backend, "trials": str(config.trials), "regions": ",".join(config.regions),
+        "timeout": repr(float(config.timeout_s)), "report": str(out), "first_seed": str(config.seed),
+        "autostart": "false", "output_dir": str((out / "episodes").resolve()),
+    }
+    if config.cameras:
+        overrides["cameras"] = config.cameras
+    if arm is not None:
+        overrides["arm"] = arm.name
+        overrides["operator"] = str(arm.operator).lower()
+        if not arm.operator:
+            overrides["model"] = str(Path(arm.model).resolve())
+            overrides["mode"] = arm.mode
+    return overrides
+
+
+ARM_NODES = ("policy", "executor", "teleop", "episode_logger")
+
+
+def _arm_graph(config: BenchConfig, arm: Arm, out: Path, seed: int):
+    from corft_ros.core.graph import Graph, load_graph
+
+    graph = load_graph("benchmark", _graph_overrides(config, arm, out))
+    specs = [spec for spec in graph.nodes if spec.name in ARM_NODES]
+    for spec in specs:
+        if spec.name == "episode_logger":
+            spec.parameters["source"] = "scripted" if arm.operator else "policy"
+        if spec.name == "teleop":
+            spec.parameters["seed"] = int(seed)
+    return Graph(name=f"{graph.name}-{arm.name}", source=graph.source, arguments=graph.arguments, nodes=tuple(specs))
+
+
+def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
+    """Run the schedule; returns (exit code, summary). The report is rewritten after every trial."""
+    from corft_ros.core.bench.report import read_trials_csv, write_run_report
+    from corft_ros.core.bench.trials import in_plan, remaining, schedule
+    from corft_ros.core.graph import Graph, load_graph
+    from corft_ros.core.robot import ConfigError
+    from corft_ros.nodes.benchmark import summary_lines
+    from corft_ros.nodes.compose import ComposedGraph
+
+    def say(text: str) -> None:
+        if not config.quiet:
+            print(text, flush=True)
+
+    out = config.output
+    try:
+        (out / "episodes").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create the report folder {out}: {exc}", file=sys.stderr)
+        return 1, None
+    plan = schedule([a.name for a in config.arms], config.regions, config.trials, config.seed)
+    arms = {a.name: a for a in config.arms}
+    done, loops = [], []
+    if (out / "trials.csv").is_file():
+        try:
+            done = in_plan(plan, read_trials_csv(out / "trials.csv"))
+            old = json.loads((out / "summary.json").read_text()) if (out / "summary.json").is_file() else {}
+            keys = {(t.arm, t.region, t.seed) for t in done}
+            loops = [r for r in old.get("trial_loop", [])
+                     if (r.get("arm"), r.get("region"), r.get("seed")) in keys]
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: cannot resume from {out / 'trials.csv'}: {exc}", file=sys.stderr)
+            return 2, None
+        if done:
+            say(f"resuming {out}: {len(done)} of {len(plan)} trials already done")
+    todo = remaining(plan, done)
+    compare = (config.arms[0].name, config.arms[1].name) if len(config.arms) >= 2 else None
+    trials, notes = list(done), []
+    samples = _Samples()
+
+    def report() -> dict:
+        return write_run_report(out, trials, loops, plan_size=len(plan), title=config.title, command=config.command,
+                                notes=notes, latency_samples=samples.latency,
+                                period_error_samples=samples.period_error, compare=compare,
+                                extra={"arms_config": [vars(a) for a in config.arms], "realtime": config.realtime,
+                                       "clock": "sim time (use_sim_time): durations and loop periods"})
+
+    try:
+        base = load_graph("benchmark", _graph_overrides(config, None, out))
+        persistent = Graph(name=base.name, source=base.source, arguments=base.arguments,
+                           nodes=tuple(s for s in base.nodes if s.name not in ARM_NODES))
+        started = time.monotonic()
+        composed = ComposedGraph(persistent)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, None
+    bench = composed.nodes["benchmark"]
+    say(f"benchmark: {len(plan)} trials ({len(config.arms)} arms × {len(config.regions)} regions × {config.trials}), "
+        f"{len(todo)} to run; sim {'real time' if config.realtime else 'as fast as possible'}; report in {out}")
+    current: tuple[str, ComposedGraph] | None = None
+    rc, errors = 0, 0
+
+    def drop_arm() -> None:
+        nonlocal current
+        if current is None:
+            return
+        name, graph = current
+        samples.take(name, graph.nodes)
+        logger = graph.nodes.get("episode_logger")
+        if logger is not None:
+            logger.close()  # a running episode (interrupted trial) is closed, not lost
+        graph.shutdown()
+        current = None
+
+    try:
+        for spec in todo:
+            if current is None or current[0] != spec.arm:
+                drop_arm()
+                try:
+                    current = (spec.arm, ComposedGraph(_arm_graph(config, arms[spec.arm], out, spec.seed),
+                                                       context=composed.context, threads=4))
+                except ConfigError as exc:
+                    print(f"error: arm {spec.arm}: {exc}", file=sys.stderr)
+                    notes.append(f"run stopped: arm {spec.arm} could not start: {exc}")
+                    rc = 2
+                    break
+                bench.forget_diagnostics()
+            outcome = bench.run_trial(spec)
+            samples.take(spec.arm, current[1].nodes)
+            if outcome.quit:
+                notes.append(f"stopped by the operator after {len(trials)} of {len(plan)} trials "
+                             f"(trial {spec.index + 1} interrupted, not counted)")
+                say(f"trial {spec.index + 1}/{len(plan)}: the operator quit; stopping")
+                rc = 130
+                break
+            if outcome.trial is None:
+                errors += 1
+                notes.append(f"trial {spec.index + 1} ({spec.arm}, {spec.region}, seed {spec.seed}) not counted: "
+                             f"{outcome.error}")
+                say(f"trial {spec.index + 1}/{len(plan)} {spec.arm} {spec.region} seed {spec.seed}: "
+                    f"not counted: {outcome.error}")
+                if errors >= bench.max_errors:
+                    notes.append(f"run stopped: {errors} trials in a row without a signal from the sim/robot")
+                    print(f"error: {notes[-1]}; partial results in {out}", file=sys.stderr)
+                    rc = 1
+                    break
+                continue
+            errors = 0
+            trials.append(outcome.trial)
+            loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, **outcome.loop})
+            report()
+            t = outcome.trial
+            say(f"trial {spec.index + 1}/{len(plan)} {spec.arm:>12} {spec.region:>6} seed {spec.seed:<4} "
+                f"start ({t.start_x:.3f}, {t.start_y:.3f}): {t.end_reason:<8} {t.duration_s:6.2f} s")
+    except KeyboardInterrupt:
+        notes.append(f"interrupted (Ctrl-C) after {len(trials)} of {len(plan)} trials; the interrupted trial is "
+                     "not counted")
+        say("\ninterrupted: writing the report of the trials done so far")
+        rc = 130
+    finally:
+        drop_arm()
+        composed.shutdown()
+    summary = report()
+    wall = time.monotonic() - started
+    say(f"\n{len(trials)} of {len(plan)} trials in {wall:.0f} s wall. Cycle time = sim time from the episode start "
+        "to the first success signal, over successful trials.")
+    for line in summary_lines(summary):
+        say(line)
+    say(f"report: {out / 'report.md'} (trials.csv, summary.json, plots; episodes in {out / 'episodes'})")
+    if rc == 0 and len(trials) < len(plan):
+        rc = 1
+    return rc, summary

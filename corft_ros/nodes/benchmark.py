@@ -1,0 +1,519 @@
+"""benchmark: N trials of whatever drives the arm (policy → executor, or the scripted operator), one episode each.
+
+A trial: set the sim's region and seed (`/<sim_node>/set_parameters`) and reset it (`/sim/reset`), or on a real
+arm prompt the operator and wait for Enter; publish the instruction; clear the executor's chunk buffer
+(`/<executor_node>/clear`); start an episode (`/corft/episode/start`, logged by episode_logger); wait for the end:
+the sim's success signal (`/sim/success`), the operator's label (key s/f, or a call to `~/label`, SetBool), or the
+time limit; label the episode (`/corft/episode/label`) and stop it (`/corft/episode/stop`).
+
+Per trial it keeps: success, duration (node-clock time, i.e. sim time with use_sim_time, from the episode start to
+the first success signal, or to the end), the cube's start position, the end reason, and the control-loop and
+inference numbers of the executor's and the policy's /diagnostics (rate, period error, underruns, max |Δq| at
+chunk switches, latency p50/p95/max).
+
+With `autostart` the node runs its own schedule (one arm: what this graph deploys) in a thread and rewrites the
+report (`output_dir`: report.md, trials.csv, summary.json, PNG plots) after every trial. `corft-ros bench trials`
+instead drives `run_trial` itself, switching arms (models, executor modes, the scripted operator) between trials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import select
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.srv import SetParameters
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from std_msgs.msg import Bool, String
+from std_srvs.srv import SetBool, Trigger
+
+from corft_ros.core.bench.stats import Trial
+from corft_ros.core.bench.trials import TrialSpec, in_plan, remaining, schedule
+from corft_ros.core.robot import ConfigError, load_robot_config
+from corft_ros.core.sim.regions import REGIONS
+from corft_ros.nodes._common import declare, run_node
+
+RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+INSTRUCTION_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+EXECUTOR_STATUS = "executor"
+POLICY_STATUS = "policy: inference"
+COUNTERS = ("underruns", "overruns", "chunk_switches", "inferences")
+
+
+class BenchmarkError(RuntimeError):
+    """A trial could not run (no service, no signal): one line saying what is missing."""
+
+
+class QuitRequested(RuntimeError):
+    """The operator asked to stop the run."""
+
+
+@dataclass
+class TrialOutcome:
+    spec: TrialSpec
+    trial: Trial | None  # None: the trial did not complete (error or quit): not counted
+    loop: dict = field(default_factory=dict)
+    error: str = ""
+    quit: bool = False
+    episode: str = ""
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+class _Keys:
+    """Single key presses from a terminal (cbreak mode), read in a thread; inert when stdin is not a terminal."""
+
+    def __init__(self) -> None:
+        self.interactive = sys.stdin.isatty()
+        self._keys: list[str] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        if self.interactive:
+            self._thread = threading.Thread(target=self._read, name="benchmark-keys", daemon=True)
+            self._thread.start()
+
+    def _read(self) -> None:
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+        try:
+            tty.setcbreak(fd)
+            while not self._stop.is_set():
+                if select.select([sys.stdin], [], [], 0.1)[0]:
+                    key = sys.stdin.read(1)
+                    with self._lock:
+                        self._keys.append(key)
+        finally:
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+    def get(self) -> str | None:
+        with self._lock:
+            return self._keys.pop(0) if self._keys else None
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+
+class BenchmarkNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__("benchmark", **kwargs)
+        self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
+        self.sim = bool(declare(self, "sim", True, "true: sim reset/success services; false: a real arm, the "
+                                "operator resets and labels"))
+        self.arm = str(declare(self, "arm", "", "name of what is benchmarked (policy id in the episodes; '' = "
+                               "policy); a path gives its last part"))
+        self.trials = int(declare(self, "trials", 10, "trials per region (autostart)"))
+        self.regions = [r for r in declare(self, "regions", ["seen"], "start regions: seen, unseen") if r]
+        self.timeout_s = float(declare(self, "timeout_s", 30.0, "time limit of a trial (s, node clock)"))
+        self.first_seed = int(declare(self, "first_seed", 0, "sim reset seed of the first round (+1 per round)"))
+        self.output_dir = str(declare(self, "output_dir", "", "report folder ('' = bench/<date-time>); an "
+                                      "existing trials.csv there is resumed"))
+        self.autostart = bool(declare(self, "autostart", True, "run the schedule on start (false: driven by "
+                                      "corft-ros bench trials)"))
+        self.stall_timeout_s = float(declare(self, "stall_timeout_s", 15.0, "wall s without progress of the "
+                                             "node clock (/clock) before a trial is abandoned"))
+        self.max_errors = int(declare(self, "max_errors", 3, "consecutive trials without a signal before the run "
+                                      "stops"))
+        self.settle_s = float(declare(self, "settle_s", 0.3, "wait after reset before the episode starts (s)"))
+        self.service_timeout_s = float(declare(self, "service_timeout_s", 20.0, "service wait/answer limit (s)"))
+        self.instruction = str(declare(self, "instruction", "", "instruction published on /corft/instruction "
+                                       "('' = the sim's, from its reset reply)"))
+        self.sim_node = str(declare(self, "sim_node", "sim_arm", "sim node name (its region/seed are set)"))
+        self.executor_node = str(declare(self, "executor_node", "executor", "executor node name (~/clear)"))
+
+        if self.trials < 1:
+            raise ConfigError(f"trials must be >= 1, got {self.trials}")
+        bad = [r for r in self.regions if r not in REGIONS]
+        if bad or not self.regions:
+            raise ConfigError(f"regions must be among {', '.join(REGIONS)}, got {self.regions}")
+        if not self.timeout_s > 0:
+            raise ConfigError(f"timeout_s must be positive, got {self.timeout_s}")
+        if not self.stall_timeout_s > 0:
+            raise ConfigError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
+        if self.max_errors < 1:
+            raise ConfigError(f"max_errors must be >= 1, got {self.max_errors}")
+        if self.settle_s < 0:
+            raise ConfigError(f"settle_s must be >= 0, got {self.settle_s}")
+        self.arm = Path(self.arm).name if "/" in self.arm else (self.arm or "policy")
+
+        group = ReentrantCallbackGroup()
+        self._reset = self.create_client(Trigger, "/sim/reset", callback_group=group)
+        self._sim_params = self.create_client(SetParameters, f"/{self.sim_node}/set_parameters", callback_group=group)
+        self._clear = self.create_client(Trigger, f"/{self.executor_node}/clear", callback_group=group)
+        self._start = self.create_client(Trigger, "/corft/episode/start", callback_group=group)
+        self._stop_ep = self.create_client(Trigger, "/corft/episode/stop", callback_group=group)
+        self._label = self.create_client(SetBool, "/corft/episode/label", callback_group=group)
+        self._instruction_pub = self.create_publisher(String, "/corft/instruction", INSTRUCTION_QOS)
+        self.create_subscription(Bool, "/sim/success", self._on_success, RELIABLE, callback_group=group)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE,
+                                 callback_group=group)
+        self.create_service(SetBool, "~/label", self._on_label_request, callback_group=group)
+
+        self._lock = threading.Lock()
+        self._success_value: bool | None = None
+        self._success_at: float | None = None  # node-clock time of the first success after the trial started
+        self._armed = False
+        self._post_reset = threading.Event()
+        self._reset_done = False
+        self._operator_label: bool | None = None
+        self._diag: dict[str, dict[str, str]] = {}
+        self._stop = threading.Event()
+        self._keys: _Keys | None = None
+        self.outcomes: list[TrialOutcome] = []
+        self._thread: threading.Thread | None = None
+        if self.autostart:
+            self._thread = threading.Thread(target=self._autorun, name="benchmark", daemon=True)
+            self._thread.start()
+
+    # ------------------------------------------------------------------ callbacks
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_success(self, msg: Bool) -> None:
+        t = self.now()
+        with self._lock:
+            self._success_value = bool(msg.data)
+            if self._reset_done and not msg.data:
+                self._post_reset.set()
+            if self._armed and msg.data and self._success_at is None:
+                self._success_at = t
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            if status.name in (EXECUTOR_STATUS, POLICY_STATUS):
+                with self._lock:
+                    self._diag[status.name] = {kv.key: kv.value for kv in status.values}
+
+    def _on_label_request(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
+        with self._lock:
+            armed = self._armed
+            if armed:
+                self._operator_label = bool(request.data)
+        response.success = armed
+        response.message = (f"trial labelled {'success' if request.data else 'failure'}" if armed
+                            else "no trial running: nothing labelled")
+        return response
+
+    def forget_diagnostics(self) -> None:
+        """Drop the stored /diagnostics (the policy/executor were replaced: their counters start again)."""
+        with self._lock:
+            self._diag.clear()
+
+    # ------------------------------------------------------------------ services
+    def _call(self, client, request, what: str, timeout: float | None = None):
+        timeout = self.service_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while not client.service_is_ready():
+            if self._stop.is_set():
+                raise QuitRequested("stopped")
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"{what}: service {client.srv_name} is not available (waited {timeout:g} s)")
+            time.sleep(0.05)
+        future = client.call_async(request)
+        while not future.done():
+            if self._stop.is_set():
+                raise QuitRequested("stopped")
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"{what}: {client.srv_name} did not answer within {timeout:g} s")
+            time.sleep(0.01)
+        result = future.result()
+        if result is None:
+            raise BenchmarkError(f"{what}: {client.srv_name} failed: {future.exception()}")
+        return result
+
+    def _set_sim(self, region: str, seed: int) -> None:
+        request = SetParameters.Request()
+        request.parameters = [Parameter("region", value=region).to_parameter_msg(),
+                              Parameter("seed", value=int(seed)).to_parameter_msg()]
+        result = self._call(self._sim_params, request, "set the sim's region and seed")
+        for param, res in zip(request.parameters, result.results, strict=False):
+            if not res.successful:
+                raise BenchmarkError(f"sim refused {param.name}: {res.reason}")
+
+    def _wait_clock(self, seconds: float) -> None:
+        """Wait `seconds` of node-clock time (sim time with use_sim_time); BenchmarkError if the clock stalls."""
+        start = self.now()
+        last, last_wall = start, time.monotonic()
+        while self.now() - start < seconds:
+            if self._stop.is_set():
+                raise QuitRequested("stopped")
+            t = self.now()
+            if t != last:
+                last, last_wall = t, time.monotonic()
+            elif time.monotonic() - last_wall > self.stall_timeout_s:
+                raise BenchmarkError(f"the clock stopped: no progress for {self.stall_timeout_s:g} s (is the "
+                                     "sim running? /clock)")
+            time.sleep(0.01)
+
+    # ------------------------------------------------------------------ one trial
+    def run_trial(self, spec: TrialSpec, timeout_s: float | None = None) -> TrialOutcome:
+        """Run one trial (blocking; call from a thread other than the executor's). Never raises for a trial that
+        went wrong: the outcome says why (error) or that the operator quit."""
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        episode_started = False
+        label: bool | None = None
+        try:
+            start_xy = (math.nan, math.nan)
+            if self.sim:
+                start_xy = self._reset_sim(spec)
+            else:
+                self._prompt_reset(spec)
+            self._wait_clock(self.settle_s)
+            if self._clear.service_is_ready() or self._clear.wait_for_service(timeout_sec=1.0):
+                self._call(self._clear, Trigger.Request(), "clear the executor's chunk buffer")
+            base = self._diag_snapshot()
+            result = self._call(self._start, Trigger.Request(), "start the episode")
+            if not result.success:
+                raise BenchmarkError(f"episode_logger refused to start an episode: {result.message}")
+            episode_started = True
+            episode = result.message
+            with self._lock:
+                self._success_at, self._operator_label, self._armed = None, None, True
+            t0 = self.now()
+            reason, duration = self._wait_end(t0, timeout_s)
+            label = reason == "success"
+            trial = Trial(arm=spec.arm, region=spec.region, seed=spec.seed, success=label,
+                          duration_s=float(duration), timeout_s=float(timeout_s), start_x=float(start_xy[0]),
+                          start_y=float(start_xy[1]), end_reason=reason)
+            outcome = TrialOutcome(spec, trial, loop=self._loop_record(base), episode=episode)
+        except QuitRequested as exc:
+            outcome = TrialOutcome(spec, None, error=str(exc), quit=True)
+        except BenchmarkError as exc:
+            outcome = TrialOutcome(spec, None, error=str(exc))
+        finally:
+            with self._lock:
+                self._armed = False
+        if episode_started:
+            try:
+                if label is not None:
+                    self._call(self._label, SetBool.Request(data=label), "label the episode", timeout=5.0)
+                self._call(self._stop_ep, Trigger.Request(), "stop the episode", timeout=10.0)
+            except (BenchmarkError, QuitRequested) as exc:
+                outcome.error = outcome.error or str(exc)
+                self.get_logger().error(str(exc))
+        if outcome.error and not outcome.quit:
+            self.get_logger().error(f"trial {spec.index + 1} ({spec.arm}, {spec.region}, seed {spec.seed}): "
+                                    f"{outcome.error}")
+        self.outcomes.append(outcome)
+        return outcome
+
+    def _reset_sim(self, spec: TrialSpec) -> tuple[float, float]:
+        self._set_sim(spec.region, spec.seed)
+        with self._lock:
+            self._post_reset.clear()
+            self._reset_done = False
+        result = self._call(self._reset, Trigger.Request(), "reset the sim")
+        if not result.success:
+            raise BenchmarkError(f"sim reset failed: {result.message}")
+        try:
+            info = json.loads(result.message)
+        except json.JSONDecodeError:
+            raise BenchmarkError(f"/sim/reset reply is not JSON: {result.message[:80]!r}") from None
+        with self._lock:
+            self._reset_done = True
+        text = self.instruction or str(info.get("instruction", ""))
+        if text:
+            self._instruction_pub.publish(String(data=text))
+        # the sim publishes /sim/success (false) at its next camera tick after a reset: it is alive and reset
+        deadline = time.monotonic() + self.stall_timeout_s
+        while not self._post_reset.wait(0.05):
+            if self._stop.is_set():
+                raise QuitRequested("stopped")
+            if time.monotonic() > deadline:
+                raise BenchmarkError(f"no /sim/success after the reset within {self.stall_timeout_s:g} s "
+                                     "(is the sim running?)")
+        xy = info.get("cube_xy") or [math.nan, math.nan]
+        return float(xy[0]), float(xy[1])
+
+    def _prompt_reset(self, spec: TrialSpec) -> None:
+        if self._keys is None:
+            self._keys = _Keys()
+        text = self.instruction
+        if text:
+            self._instruction_pub.publish(String(data=text))
+        if not self._keys.interactive:
+            self.get_logger().warning("stdin is not a terminal: starting the trial without a prompt")
+            return
+        print(f"trial {spec.index + 1}: {spec.arm}, {spec.region} start position: place the object, then press "
+              "Enter (q = quit)", flush=True)
+        while True:
+            key = self._keys.get()
+            if key in ("\n", " "):
+                return
+            if key == "q":
+                raise QuitRequested("the operator quit")
+            if self._stop.is_set():
+                raise QuitRequested("stopped")
+            time.sleep(0.05)
+
+    def _wait_end(self, t0: float, timeout_s: float) -> tuple[str, float]:
+        last, last_wall = t0, time.monotonic()
+        if not self.sim and self._keys is not None and self._keys.interactive:
+            print("  s = success, f = failure, q = quit (or call ~/label)", flush=True)
+        while True:
+            if self._stop.is_set():
+                raise QuitRequested("stopped")
+            with self._lock:
+                success_at, label = self._success_at, self._operator_label
+            if success_at is not None:
+                return "success", max(0.0, success_at - t0)
+            now = self.now()
+            if label is not None:
+                return ("success" if label else "failure_label"), now - t0
+            if self._keys is not None:
+                key = self._keys.get()
+                if key == "s":
+                    return "success", now - t0
+                if key == "f":
+                    return "failure_label", now - t0
+                if key == "q":
+                    raise QuitRequested("the operator quit")
+            if now - t0 >= timeout_s:
+                return "timeout", now - t0
+            if now != last:
+                last, last_wall = now, time.monotonic()
+            elif time.monotonic() - last_wall > self.stall_timeout_s:
+                raise BenchmarkError(f"the clock stopped during the trial: no progress for {self.stall_timeout_s:g}"
+                                     " s (is the sim running? /clock)")
+            time.sleep(0.01)
+
+    # ------------------------------------------------------------------ loop statistics
+    def _diag_snapshot(self) -> dict[str, dict[str, str]]:
+        with self._lock:
+            return {k: dict(v) for k, v in self._diag.items()}
+
+    def _loop_record(self, base: dict[str, dict[str, str]]) -> dict[str, float]:
+        """This trial's loop and inference numbers from the newest /diagnostics (≤ 1 s old): counters as the
+        difference to the trial's start, percentiles over the nodes' windows (the last ~10 s of the loop, the last
+        500 inferences)."""
+        now = self._diag_snapshot()
+        ex, pol = now.get(EXECUTOR_STATUS, {}), now.get(POLICY_STATUS, {})
+        record: dict[str, float] = {}
+        for key in ("rate_hz", "period_error_p50_ms", "period_error_p99_ms", "period_error_max_ms",
+                    "max_switch_jump"):
+            if key in ex:
+                record[key] = _float(ex[key])
+        for key in ("latency_p50_ms", "latency_p95_ms", "latency_max_ms"):
+            if key in pol:
+                record[key] = _float(pol[key])
+        for key in COUNTERS:
+            source, before = (pol, base.get(POLICY_STATUS, {})) if key == "inferences" else \
+                (ex, base.get(EXECUTOR_STATUS, {}))
+            if key in source:
+                end, start = _float(source[key]), _float(before.get(key, "0"))
+                record[key] = end - start if end >= start else end  # a restarted node counts from zero
+        return record
+
+    # ------------------------------------------------------------------ autostart: this graph's one arm
+    def _autorun(self) -> None:
+        from corft_ros.core.bench.report import read_trials_csv, write_run_report
+
+        out = Path(self.output_dir or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.get_logger().error(f"benchmark: cannot create {out}: {exc}")
+            return
+        plan = schedule([self.arm], self.regions, self.trials, self.first_seed)
+        done = in_plan(plan, read_trials_csv(out / "trials.csv")) if (out / "trials.csv").is_file() else []
+        todo = remaining(plan, done)
+        if done:
+            self.get_logger().info(f"benchmark: resuming {out}: {len(done)} of {len(plan)} trials done")
+        trials, loops, notes, errors = list(done), [], [], 0
+        for spec in todo:
+            if self._stop.is_set():
+                return
+            outcome = self.run_trial(spec)
+            if outcome.quit:
+                notes.append(f"stopped after {len(trials)} of {len(plan)} trials: {outcome.error}")
+                break
+            if outcome.trial is None:
+                errors += 1
+                notes.append(f"trial {spec.index + 1} not counted: {outcome.error}")
+                if errors >= self.max_errors:
+                    notes.append(f"run stopped: {errors} trials in a row without a signal")
+                    self.get_logger().error(f"benchmark: {notes[-1]}; partial results in {out}")
+                    break
+                continue
+            errors = 0
+            trials.append(outcome.trial)
+            loops.append({"arm": spec.arm, **outcome.loop})
+            write_run_report(out, trials, loops, plan_size=len(plan), title=f"Benchmark: {self.arm}",
+                             command=" ".join(sys.argv) or "benchmark node", notes=notes)
+            t = outcome.trial
+            self.get_logger().info(f"trial {spec.index + 1}/{len(plan)} {spec.region} seed {spec.seed}: "
+                                   f"{t.end_reason} in {t.duration_s:.2f} s")
+        summary = write_run_report(out, trials, loops, plan_size=len(plan), title=f"Benchmark: {self.arm}",
+                                   command=" ".join(sys.argv) or "benchmark node", notes=notes)
+        for line in summary_lines(summary):
+            self.get_logger().info(line)
+        self.get_logger().info(f"benchmark done: report in {out / 'report.md'}")
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5.0)
+        if self._keys is not None:
+            self._keys.close()
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """A few lines per arm: success rate with its Wilson 95% interval, cycle time, loop and inference numbers."""
+    lines = []
+    loop = summary.get("loop", {})
+    for arm in summary.get("arms", []):
+        if arm["region"] != "all" and len({a["region"] for a in summary["arms"] if a["arm"] == arm["arm"]}) <= 2:
+            continue  # one region: its row equals 'all'
+        lo, hi = arm["success_ci95"]
+        ct = arm["cycle_time_mean_s"]
+        line = (f"{arm['arm']:>16} {arm['region']:>6}: success {arm['successes']}/{arm['trials']} "
+                f"= {100 * arm['success_rate']:.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%), cycle time "
+                + (f"{ct:.2f} s mean / {arm['cycle_time_median_s']:.2f} s median" if math.isfinite(ct) else "-")
+                + f", timeouts {arm['timeouts']}")
+        lines.append(line)
+    for arm, values in loop.items():
+        parts = []
+        if math.isfinite(values.get("rate_hz", math.nan)):
+            parts.append(f"loop {values['rate_hz']:.1f} Hz, period error p50 {values['period_error_p50_ms']:.2f} ms"
+                         f" / p99 {values['period_error_p99_ms_worst_trial']:.2f} ms, underruns "
+                         f"{values['underruns_total']:.0f}, max |dq| at switches {values['max_switch_jump_rad']:.3f}"
+                         " rad")
+        if math.isfinite(values.get("latency_p50_ms", math.nan)):
+            parts.append(f"inference p50 {values['latency_p50_ms']:.2f} ms / p95 "
+                         f"{values['latency_p95_ms_worst_trial']:.2f} ms / max {values['latency_max_ms']:.2f} ms")
+        if parts:
+            lines.append(f"{arm:>16}: " + "; ".join(parts))
+    return lines
+
+
+def main(args: list[str] | None = None) -> int:
+    return run_node(lambda: BenchmarkNode(), args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
