@@ -225,14 +225,16 @@ def load_training_data(
     from corft_ros.core.rl.batches import ChunkData
 
     rt = rt or Runtime(0, 1, None, False)
-    report = None
+    cache = cfg.dataset.resolved_cache_dir()
+    report = texts = None
     if rt.main:
         report = load_episodes(bags, robot, cfg.dataset, strict=cfg.strict, log=log)
-    barrier(rt)  # rank 0 built the cache; the others now only map it
+        texts = instruction_table(sorted({e.instruction for e in report.episodes}), cache)
+    barrier(rt)  # rank 0 built the cache and embedded the instructions; the others now only read them
     if not rt.main:
         report = load_episodes(bags, robot, cfg.dataset, strict=cfg.strict, log=lambda _m: None)
-    assert report is not None
-    texts = instruction_table(sorted({e.instruction for e in report.episodes}), cfg.dataset.resolved_cache_dir())
+        texts = instruction_table(sorted({e.instruction for e in report.episodes}), cache)
+    assert report is not None and texts is not None
     data = ChunkData(report.episodes, horizon, cfg.rewards, cfg.dataset.camera_names, texts)
     return TrainingData(report, data, texts)
 
