@@ -153,7 +153,10 @@ def test_publishes_well_formed_chunks_stamped_with_the_observation(ros, model_di
         t_joint = rig.send_joints(q, ago=0.3)
         t_front = rig.send_image("front", images["front"], ago=0.2)
         t_wrist = rig.send_image("wrist", images["wrist"], ago=0.1)  # the newest input
-        msgs = rig.chunks.wait(lambda m: len(m) >= 3, timeout=15)
+        msgs = rig.chunks.wait(lambda m: len(m) >= 1, timeout=15)
+        time.sleep(0.3)  # several inference periods: the same observation gives no second chunk (a duplicate stamp)
+        assert len(rig.chunks.messages) == 1
+        msgs = list(rig.chunks.messages)
         expected = reference.predict(images, q, instruction)
         for msg in msgs:
             assert list(msg.joint_names) == reference.joint_names
@@ -171,7 +174,7 @@ def test_publishes_well_formed_chunks_stamped_with_the_observation(ros, model_di
         v = values(st)
         assert float(v["latency_p95_ms"]) >= float(v["latency_p50_ms"]) > 0
         assert float(v["observation_age_ms"]) > 0
-        assert int(v["chunks_published"]) >= 3
+        assert int(v["chunks_published"]) >= 2 and int(v["unchanged_inputs"]) > 0
     finally:
         rig.close()
 
@@ -320,7 +323,7 @@ def test_default_model_path_publishes_chunks(ros):
         rig.send_joints(ROBOT.home_array)
         for camera in runtime.camera_names:
             rig.send_image(camera, rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-        msg = rig.chunks.wait(lambda m: len(m) >= 2, timeout=30)[-1]
+        msg = rig.chunks.wait(lambda m: len(m) >= 1, timeout=30)[-1]
         assert list(msg.joint_names) == runtime.joint_names and len(msg.points) == runtime.chunk_size
         assert np.isfinite([p.positions for p in msg.points]).all()
     finally:

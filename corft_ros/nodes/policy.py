@@ -119,7 +119,9 @@ class PolicyNode(Node):
         self.counters = {
             "inferences": 0, "chunks_published": 0, "nonfinite_outputs": 0, "rejected_images": 0, "resized_images": 0,
             "joint_state_errors": 0, "instruction_errors": 0, "skipped_missing_input": 0, "overruns": 0,
+            "unchanged_inputs": 0,
         }
+        self._last_chunk_stamp: float | None = None  # newest input stamp of the last published chunk
         self.missing_camera: dict[str, int] = dict.fromkeys(self.cameras, 0)
         self.latencies: deque[float] = deque(maxlen=500)
         self.ages: deque[float] = deque(maxlen=500)
@@ -260,6 +262,13 @@ class PolicyNode(Node):
             self._set_problem(f"/joint_states is {now - stamp_to_sec(joints.stamp):.2f}s old", DiagnosticStatus.WARN,
                               "skipped_missing_input", warn=True)
             return False
+        newest = max(stamps, key=stamp_to_sec)
+        if stamp_to_sec(newest) == self._last_chunk_stamp:
+            # No input changed since the last chunk (inputs slower than rate_hz, e.g. a sim slower than real time):
+            # a chunk stamped like the last one is a duplicate the executor must refuse. Wait for a new input.
+            with self._lock:
+                self.counters["unchanged_inputs"] += 1
+            return False
         start = time.perf_counter()
         try:
             chunk = self.runtime.predict(rgb, joints.value, instruction)
@@ -270,7 +279,7 @@ class PolicyNode(Node):
             self._set_problem(str(exc), DiagnosticStatus.ERROR, "instruction_errors")
             return False
         latency = time.perf_counter() - start
-        newest = max(stamps, key=stamp_to_sec)
+        self._last_chunk_stamp = stamp_to_sec(newest)
         oldest = min(stamp_to_sec(s) for s in stamps)
         self.chunk_pub.publish(self._trajectory(chunk, newest))
         with self._lock:
