@@ -202,6 +202,9 @@ def _arm_graph(config: BenchConfig, arm: Arm, out: Path, seed: int):
     for spec in specs:
         if spec.name == "episode_logger":
             spec.parameters["source"] = "scripted" if arm.operator else "policy"
+            if arm.operator:  # no policy: its chunks are not expected
+                topics = spec.parameters["topics"]
+                spec.parameters["topics"] = [t for t in topics if t != "/corft/action_chunk"]
         if spec.name == "teleop":
             spec.parameters["seed"] = int(seed)
     return Graph(name=f"{graph.name}-{arm.name}", source=graph.source, arguments=graph.arguments, nodes=tuple(specs))
@@ -253,6 +256,13 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
                                 extra={"arms_config": [vars(a) for a in config.arms], "realtime": config.realtime,
                                        "clock": "sim time (use_sim_time): durations and loop periods"})
 
+    if not todo:
+        summary = report()
+        say(f"{out}: all {len(plan)} planned trials are done")
+        for line in summary_lines(summary):
+            say(line)
+        say(f"report: {out / 'report.md'}")
+        return 0, summary
     try:
         base = load_graph("benchmark", _graph_overrides(config, None, out))
         persistent = Graph(name=base.name, source=base.source, arguments=base.arguments,
