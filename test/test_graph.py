@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from corft_ros.core.graph import load_graph, parse_launch_style_args
+from corft_ros.core.graph import launch_arguments, load_graph, parse_launch_style_args
 from corft_ros.core.paths import share_dir
 from corft_ros.core.robot import ConfigError
 from corft_ros.nodes.compose import ComposedGraph
@@ -21,6 +21,17 @@ def _graph_name_used_by(launch_file: Path) -> str | None:
     return None
 
 
+@pytest.fixture(scope="module")
+def fresh_model(tmp_path_factory) -> Path:
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("models")
+    command = ["export", "--init", "--name", "fresh", "--models-dir", str(out)]
+    subprocess.run([sys.executable, "-m", "corft_ros.cli", *command], check=True, capture_output=True, timeout=300)
+    return out / "fresh"
+
+
 GRAPH_LAUNCH_FILES = sorted(p for p in LAUNCH_DIR.glob("*.launch.py") if _graph_name_used_by(p))
 
 
@@ -33,10 +44,15 @@ def test_every_graph_launch_file_reads_its_own_yaml():
 
 
 @pytest.mark.parametrize("launch_file", GRAPH_LAUNCH_FILES, ids=lambda p: p.name)
-def test_cli_composition_runs_exactly_the_yaml_node_set_with_its_parameters(ros, launch_file, tmp_path, monkeypatch):
+def test_cli_composition_runs_exactly_the_yaml_node_set_with_its_parameters(ros, launch_file, tmp_path, monkeypatch,
+                                                                            fresh_model):
     monkeypatch.chdir(tmp_path)  # a fresh working dir with the output folder `corft-ros record` would create
     (tmp_path / "episodes").mkdir()
-    graph = load_graph(_graph_name_used_by(launch_file))
+    name = _graph_name_used_by(launch_file)
+    overrides = {}
+    if "model" in launch_arguments(name):  # models/default is trained by `make experiment`; use a fresh one here
+        overrides["model"] = str(fresh_model)
+    graph = load_graph(name, overrides)
     composed = ComposedGraph(graph, context=ros.context)
     try:
         assert list(composed.nodes) == [spec.name for spec in graph.nodes]
@@ -61,6 +77,13 @@ def test_arguments_set_parameters_and_bad_arguments_are_named():
         parse_launch_style_args(["realtime=false"])
     with pytest.raises(ConfigError, match="must be true or false"):
         load_graph("sim", {"realtime": "maybe"})
+
+
+def test_nested_parameter_maps_flatten_to_dotted_names_like_launch_ros():
+    from corft_ros.nodes.compose import flatten_parameters
+
+    assert flatten_parameters({"a": 1, "corft": {"alpha": 2.5, "noise": {"std": 0.2}}}) == {
+        "a": 1, "corft.alpha": 2.5, "corft.noise.std": 0.2}
 
 
 def test_graph_yaml_stays_a_valid_ros_params_file():

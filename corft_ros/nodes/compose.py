@@ -32,8 +32,20 @@ def node_class(executable: str) -> type[Node]:
     return classes[0]
 
 
+def flatten_parameters(parameters: dict, prefix: str = "") -> dict:
+    """Nested maps become dotted names, as launch_ros and rcl's YAML parser do."""
+    flat = {}
+    for name, value in parameters.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict):
+            flat.update(flatten_parameters(value, f"{key}."))
+        else:
+            flat[key] = value
+    return flat
+
+
 def parameter_overrides(parameters: dict) -> list[Parameter]:
-    return [Parameter(name, value=value) for name, value in parameters.items()]
+    return [Parameter(name, value=value) for name, value in flatten_parameters(parameters).items()]
 
 
 class ComposedGraph:
