@@ -214,13 +214,13 @@ def write_run_report(out_dir: Path, trials: Sequence[Trial], trial_loops: Sequen
     """write_report for a benchmark run: per-arm loop statistics from per-trial /diagnostics records
     (`trial_loops`: dicts with 'arm' and trials.LOOP_KEYS), plus the plan size, per-trial loop records and
     `extra` in summary.json. Called after every trial, so an interrupted run leaves a complete report."""
-    from corft_ros.core.bench.trials import loop_summary
+    from corft_ros.core.bench.trials import LOOP_KEYS, loop_summary
 
     arms = list(dict.fromkeys([t.arm for t in trials] + [r.get("arm", "") for r in trial_loops]))
     loop = {}
     for arm in arms:
         records = [r for r in trial_loops if r.get("arm") == arm]
-        if any(len(r) > 1 for r in records):
+        if any(key in r for r in records for key in LOOP_KEYS):
             loop[arm] = loop_summary(records)
     pending = plan_size - len(trials)
     notes = list(notes) + ([f"{pending} of {plan_size} planned trials not (yet) run"] if pending > 0 else [])
