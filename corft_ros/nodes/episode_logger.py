@@ -88,7 +88,9 @@ INSTRUCTION_TOPIC = "/corft/instruction"
 INSTRUCTION_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
-RELIABLE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# Deep reader queues: DDS fills them on its own threads, so a stalled Python executor (a loaded machine, GC)
+# loses nothing for 2 s at 500 Hz; measured here, depth 100 lost 0.6 % of /joint_states at 500 Hz over 60 s.
+RELIABLE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 SENSOR_RELIABLE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 EVENTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
