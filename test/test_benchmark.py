@@ -136,3 +136,45 @@ def test_short_benchmark_run_writes_consistent_report_files(tiny_model, tmp_path
                  "--realtime", "false", "--output", str(out)]) == 0
     assert "all 2 planned trials are done" in capsys.readouterr().out
     assert len(list(csv.DictReader((out / "trials.csv").read_text().splitlines()))) == len(rows)
+
+
+def test_real_arm_trial_ends_on_the_operators_label_and_a_silent_sim_is_one_line(ros, tmp_path):
+    import threading
+    import time
+
+    from rclpy.parameter import Parameter
+    from std_srvs.srv import SetBool
+
+    from corft_ros.core.episodes import load_episode_metadata
+    from corft_ros.nodes.benchmark import BenchmarkNode
+    from corft_ros.nodes.episode_logger import EpisodeLoggerNode
+
+    logger = ros.add(EpisodeLoggerNode(context=ros.context, parameter_overrides=[
+        Parameter("output_dir", value=str(tmp_path)), Parameter("topics", value=[""]),
+        Parameter("optional_topics", value=[""])]))
+    common = [Parameter("autostart", value=False), Parameter("service_timeout_s", value=2.0),
+              Parameter("settle_s", value=0.0)]
+    bench = ros.add(BenchmarkNode(context=ros.context, parameter_overrides=[
+        *common, Parameter("sim", value=False), Parameter("timeout_s", value=30.0)]))
+    spec = schedule(["il"], ["seen"], 1)[0]
+    result = {}
+    worker = threading.Thread(target=lambda: result.update(outcome=bench.run_trial(spec)))
+    worker.start()
+    deadline = time.monotonic() + 15
+    while not ros.call(SetBool, "/benchmark/label", SetBool.Request(data=True)).success:  # the operator's label
+        assert time.monotonic() < deadline, "the trial never started"
+        time.sleep(0.1)
+    worker.join(timeout=15)
+    outcome = result["outcome"]
+    assert outcome.error == "" and outcome.trial is not None
+    assert outcome.trial.success and outcome.trial.end_reason == "success" and outcome.trial.duration_s < 30
+    meta = load_episode_metadata(outcome.episode)
+    assert meta["success"] is True and meta["status"] == "stopped"
+    ros.remove(bench)
+    ros.remove(logger)
+
+    silent = ros.add(BenchmarkNode(context=ros.context, parameter_overrides=[*common, Parameter("sim", value=True)]))
+    outcome = silent.run_trial(spec)  # no sim at all: one line naming what is missing, nothing counted
+    assert outcome.trial is None and not outcome.quit
+    assert "not available" in outcome.error and "\n" not in outcome.error
+    ros.remove(silent)
