@@ -276,6 +276,7 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
     say(f"benchmark: {len(plan)} trials ({len(config.arms)} arms × {len(config.regions)} regions × {config.trials}), "
         f"{len(todo)} to run; sim {'real time' if config.realtime else 'as fast as possible'}; report in {out}")
     current: tuple[str, ComposedGraph] | None = None
+    width = max(len(a.name) for a in config.arms)
     rc, errors = 0, 0
 
     def drop_arm() -> None:
@@ -328,7 +329,7 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
             loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, **outcome.loop})
             report()
             t = outcome.trial
-            say(f"trial {spec.index + 1}/{len(plan)} {spec.arm:>12} {spec.region:>6} seed {spec.seed:<4} "
+            say(f"trial {spec.index + 1}/{len(plan)} {spec.arm:>{width}} {spec.region:>6} seed {spec.seed:<4} "
                 f"start ({t.start_x:.3f}, {t.start_y:.3f}): {t.end_reason:<8} {t.duration_s:6.2f} s")
     except KeyboardInterrupt:
         notes.append(f"interrupted (Ctrl-C) after {len(trials)} of {len(plan)} trials; the interrupted trial is "

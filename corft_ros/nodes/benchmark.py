@@ -486,12 +486,13 @@ def summary_lines(summary: dict) -> list[str]:
     """A few lines per arm: success rate with its Wilson 95% interval, cycle time, loop and inference numbers."""
     lines = []
     loop = summary.get("loop", {})
+    width = max([len(a["arm"]) for a in summary.get("arms", [])] + [8])
     for arm in summary.get("arms", []):
         if arm["region"] != "all" and len({a["region"] for a in summary["arms"] if a["arm"] == arm["arm"]}) <= 2:
             continue  # one region: its row equals 'all'
         lo, hi = arm["success_ci95"]
         ct = arm["cycle_time_mean_s"]
-        line = (f"{arm['arm']:>16} {arm['region']:>6}: success {arm['successes']}/{arm['trials']} "
+        line = (f"{arm['arm']:>{width}} {arm['region']:>6}: success {arm['successes']}/{arm['trials']} "
                 f"= {100 * arm['success_rate']:.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%), cycle time "
                 + (f"{ct:.2f} s mean / {arm['cycle_time_median_s']:.2f} s median" if math.isfinite(ct) else "-")
                 + f", timeouts {arm['timeouts']}")
@@ -507,7 +508,7 @@ def summary_lines(summary: dict) -> list[str]:
             parts.append(f"inference p50 {values['latency_p50_ms']:.2f} ms / p95 "
                          f"{values['latency_p95_ms_worst_trial']:.2f} ms / max {values['latency_max_ms']:.2f} ms")
         if parts:
-            lines.append(f"{arm:>16}: " + "; ".join(parts))
+            lines.append(f"{arm:>{width}}: " + "; ".join(parts))
     return lines
 
 
