@@ -68,6 +68,10 @@ class ResetInfo:
 
 
 def _make_env_class():
+    import warnings
+
+    # OGBench builds float64 action bounds that gymnasium casts to float32, warning each time; irrelevant here.
+    warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
     from ogbench.manipspace.envs.cube_env import CubeEnv
 
     class CorftCubeEnv(CubeEnv):
