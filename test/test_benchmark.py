@@ -123,7 +123,7 @@ def test_short_benchmark_run_writes_consistent_report_files(tiny_model, tmp_path
     assert rows[0]["start_x"] != rows[1]["start_x"]  # seeds 0 and 1: different starts
     assert len(summary["trial_loop"]) == len(rows)
     loop = summary["loop"]["tiny"]
-    assert loop["rate_hz"] > 0 and loop["inferences_total"] > 0 and loop["latency_p50_ms"] > 0
+    assert loop["rate_hz"] > 0 and loop["inferences_total"] > 0  # from the executor's and the policy's /diagnostics
     report = (out / "report.md").read_text()
     assert "Cycle time =" in report and "| tiny | all | 2 |" in report
     # one logged episode per trial, labelled and stopped

@@ -497,6 +497,13 @@ def summary_lines(summary: dict) -> list[str]:
                 + (f"{ct:.2f} s mean / {arm['cycle_time_median_s']:.2f} s median" if math.isfinite(ct) else "-")
                 + f", timeouts {arm['timeouts']}")
         lines.append(line)
+    comparison = summary.get("comparison") or {}
+    for region, change in comparison.items():
+        if isinstance(change, dict):
+            sr, ct = change["success_rate_relative_change"], change["cycle_time_relative_change"]
+            lines.append(f"{comparison['candidate']} vs {comparison['baseline']} ({region}): success rate "
+                         + (f"{100 * sr:+.1f}%" if math.isfinite(sr) else "-") + ", mean cycle time "
+                         + (f"{100 * ct:+.1f}%" if math.isfinite(ct) else "-"))
     for arm, values in loop.items():
         parts = []
         if math.isfinite(values.get("rate_hz", math.nan)):
