@@ -1,0 +1,370 @@
+"""`corft-ros bench soak --minutes M`: the deploy graph (config/deploy.yaml, sim) for M minutes, episodes back to back.
+
+Every node of the graph runs in its own process (what `ros2 launch` does), started from the graph's resolved
+parameters, so psutil can measure each node's resident memory over time. A driver in this process resets the
+sim, starts and stops logged episodes back to back, watches every command the executor sends (limit violations)
+and the nodes' /diagnostics (loop period error, underruns, overruns, stale holds, rejected chunks), and reads each
+episode's metadata (messages, drops) when it ends. It prints only what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+DEPLOY_GRAPH = "deploy"
+
+
+def register_bench(benches: argparse._SubParsersAction) -> None:
+    p = benches.add_parser("soak", help="run the deploy graph in sim for M minutes: RSS per node, loop error, "
+                                        "drops, underruns, limit violations")
+    p.add_argument("--minutes", type=float, default=30.0, help="how long to run (default 30)")
+    p.add_argument("--episode-s", type=float, default=20.0, help="length of each logged episode (default 20 s)")
+    p.add_argument("--sample-s", type=float, default=5.0, help="RSS sampling interval (default 5 s)")
+    p.add_argument("--warmup-s", type=float, default=60.0,
+                   help="RSS growth is measured from the first sample after this (default 60 s)")
+    p.add_argument("--model", default="", help="exported model ('' = models/default, else a fresh stand-in)")
+    p.add_argument("--output-dir", default="", help="where episodes go ('' = a temporary folder, removed)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=bench_soak)
+
+
+# ---- the graph, one process per node ---------------------------------------------------------------------------
+def _write_params(graph, folder: Path) -> dict[str, Path]:
+    import yaml
+
+    files = {}
+    for spec in graph.nodes:
+        path = folder / f"{spec.name}.params.yaml"
+        path.write_text(yaml.safe_dump({spec.name: {"ros__parameters": spec.parameters}}, sort_keys=False))
+        files[spec.name] = path
+    return files
+
+
+def _start_nodes(graph, params: dict[str, Path], logs: Path) -> dict[str, subprocess.Popen]:
+    procs = {}
+    for spec in graph.nodes:
+        code = f"import sys; from corft_ros.nodes.{spec.executable} import main; sys.exit(main())"
+        log = open(logs / f"{spec.name}.log", "wb")  # noqa: SIM115 - lives as long as the process
+        procs[spec.name] = subprocess.Popen(
+            [sys.executable, "-c", code, "--ros-args", "-r", f"__node:={spec.name}",
+             "--params-file", str(params[spec.name])],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    return procs
+
+
+def _stop_nodes(procs: dict[str, subprocess.Popen]) -> dict[str, int | None]:
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    codes = {}
+    for name, proc in procs.items():
+        try:
+            codes[name] = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            codes[name] = proc.wait(timeout=5)
+    return codes
+
+
+# ---- the driver ----------------------------------------------------------------------------------------------------
+class _Driver:
+    """Watches commands and diagnostics, calls the episode and sim services (its own rclpy context)."""
+
+    def __init__(self, robot) -> None:
+        import numpy as np
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from std_msgs.msg import Float64MultiArray
+        from trajectory_msgs.msg import JointTrajectory
+
+        self.np = np
+        self.context = rclpy.Context()
+        rclpy.init(args=[], context=self.context)
+        self.node = Node("soak_driver", context=self.context)
+        self.lower, self.upper = robot.lower, robot.upper
+        self.lock = threading.Lock()
+        self.commands = 0
+        self.violations = 0
+        self.nonfinite = 0
+        self.chunks_seen = 0
+        self.status: dict[str, dict[str, str]] = {}  # diagnostic status name -> values (latest)
+        self.p99_max = 0.0
+        self.max_period_error = 0.0
+        self.rtf: list[float] = []  # the sim's real-time factor, one per diagnostic (1 Hz)
+        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(Float64MultiArray, "/forward_position_controller/commands", self._on_command,
+                                      reliable)
+        self.node.create_subscription(JointTrajectory, "/corft/action_chunk", self._on_chunk, reliable)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop.is_set() and self.context.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+
+    def _on_command(self, msg) -> None:
+        q = self.np.asarray(msg.data, dtype=float)
+        with self.lock:
+            self.commands += 1
+            if q.shape != self.lower.shape or not self.np.isfinite(q).all():
+                self.nonfinite += 1
+            elif (q < self.lower).any() or (q > self.upper).any():
+                self.violations += 1
+
+    def _on_chunk(self, _msg) -> None:
+        with self.lock:
+            self.chunks_seen += 1
+
+    def _on_diagnostics(self, msg) -> None:
+        with self.lock:
+            for status in msg.status:
+                values = {kv.key: kv.value for kv in status.values}
+                values["_message"] = status.message
+                self.status[status.name] = values
+                if status.name == "sim_arm":
+                    self.rtf.append(_float(values.get("real_time_factor")))
+                if status.name == "executor":
+                    self.p99_max = max(self.p99_max, _float(values.get("period_error_p99_ms")))
+                    self.max_period_error = max(self.max_period_error, _float(values.get("period_error_max_ms")))
+
+    def call(self, srv_type, name: str, request, timeout: float = 30.0):
+        client = self.node.create_client(srv_type, name)
+        try:
+            if not client.wait_for_service(timeout_sec=timeout):
+                raise RuntimeError(f"service {name} not available within {timeout:.0f} s")
+            future = client.call_async(request)
+            deadline = time.monotonic() + timeout
+            while not future.done():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"service {name} did not answer within {timeout:.0f} s")
+                time.sleep(0.01)
+            return future.result()
+        finally:
+            self.node.destroy_client(client)
+
+    def executor_values(self) -> dict[str, str]:
+        with self.lock:
+            return dict(self.status.get("executor", {}))
+
+    def close(self) -> None:
+        import rclpy
+
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _float(value) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
+
+
+# ---- the run -----------------------------------------------------------------------------------------------------
+def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float, model: str, output_dir: Path,
+             workdir: Path, progress=print) -> dict:
+    import psutil
+    from std_srvs.srv import Trigger
+
+    from corft_ros.cli.executor import BENCH_INSTRUCTION, _bench_model
+    from corft_ros.core.episodes import load_episode_metadata
+    from corft_ros.core.graph import load_graph
+    from corft_ros.core.robot import load_robot_config
+
+    robot = load_robot_config()
+    overrides = {"sim": "true", "output_dir": str(output_dir)}
+    if model:
+        overrides["model"] = model
+    else:
+        model = _bench_model(workdir)
+        overrides["model"] = model
+        if "bench_policy" in model:
+            overrides["instruction"] = BENCH_INSTRUCTION
+    graph = load_graph(DEPLOY_GRAPH, overrides)
+    params = _write_params(graph, workdir)
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    driver = _Driver(robot)
+    procs = _start_nodes(graph, params, logs)
+    started = time.monotonic()
+    samples: list[dict] = []
+    episodes: list[dict] = []
+    problems: list[str] = []
+    try:
+        # ready when the executor tracks chunks
+        deadline = time.monotonic() + 180
+        while driver.executor_values().get("state") != "tracking":
+            dead = [n for n, p in procs.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"node {dead[0]} exited with {procs[dead[0]].returncode} during start-up "
+                                   f"(log: {logs / (dead[0] + '.log')})")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the executor did not start tracking within 180 s "
+                                   f"(state {driver.executor_values().get('state', 'unknown')})")
+            time.sleep(0.2)
+        ready_s = time.monotonic() - started
+        progress(f"graph up in {ready_s:.1f} s: {', '.join(procs)}")
+        t0 = time.monotonic()
+        end = t0 + minutes * 60.0
+        handles = {name: psutil.Process(p.pid) for name, p in procs.items()}
+        next_sample = t0
+
+        def sample() -> None:
+            row = {"t_s": round(time.monotonic() - t0, 1)}
+            for name, handle in handles.items():
+                try:
+                    row[name] = handle.memory_info().rss
+                except psutil.Error:
+                    row[name] = None
+            samples.append(row)
+
+        while time.monotonic() < end:
+            reply = driver.call(Trigger, "/sim/reset", Trigger.Request())
+            if not reply.success:
+                problems.append(f"reset refused: {reply.message}")
+            reply = driver.call(Trigger, "/corft/episode/start", Trigger.Request())
+            if not reply.success:
+                problems.append(f"episode start refused: {reply.message}")
+                break
+            folder = Path(reply.message)
+            episode_end = min(time.monotonic() + episode_s, end)
+            while time.monotonic() < episode_end:
+                if time.monotonic() >= next_sample:
+                    sample()
+                    next_sample += sample_s
+                dead = [n for n, p in procs.items() if p.poll() is not None]
+                if dead:
+                    raise RuntimeError(f"node {dead[0]} died (exit {procs[dead[0]].returncode}; "
+                                       f"log: {logs / (dead[0] + '.log')})")
+                time.sleep(min(0.2, max(0.0, episode_end - time.monotonic())))
+            reply = driver.call(Trigger, "/corft/episode/stop", Trigger.Request())
+            if not reply.success:
+                problems.append(f"episode stop: {reply.message}")
+            try:
+                meta = load_episode_metadata(folder)
+                topics = meta.get("topics") or {}
+                episodes.append({
+                    "episode": folder.name, "status": meta.get("status"),
+                    "messages": sum(int(t.get("count", 0)) for t in topics.values()),
+                    "dropped": sum(int(t.get("dropped", 0)) for t in topics.values()),
+                    "chunks": int((topics.get("/corft/action_chunk") or {}).get("count", 0)),
+                })
+            except Exception as exc:  # a broken episode is a finding, not a crash of the soak
+                problems.append(f"{folder}: metadata unreadable: {exc}")
+            progress(f"{time.monotonic() - t0:7.1f} s  episode {len(episodes)}: "
+                     f"{episodes[-1] if episodes else '-'}")
+        sample()
+        elapsed = time.monotonic() - t0
+    finally:
+        codes = _stop_nodes(procs)
+        final = driver.executor_values()
+        with driver.lock:
+            commands, violations, nonfinite = driver.commands, driver.violations, driver.nonfinite
+            p99_max, max_error = driver.p99_max, driver.max_period_error
+            chunks_seen = driver.chunks_seen
+            policy = dict(driver.status.get("policy: inference", {}))
+            rtf = [x for x in driver.rtf if x > 0]
+        driver.close()
+    rss = {}
+    for name in procs:
+        series = [(s["t_s"], s[name]) for s in samples if s.get(name)]
+        if not series:
+            continue
+        after = [v for t, v in series if t >= warmup_s] or [series[-1][1]]
+        rss[name] = {
+            "first_mb": round(series[0][1] / 1e6, 1), "after_warmup_mb": round(after[0] / 1e6, 1),
+            "last_mb": round(series[-1][1] / 1e6, 1), "max_mb": round(max(v for _, v in series) / 1e6, 1),
+            "growth_after_warmup_pct": round(100.0 * (series[-1][1] - after[0]) / after[0], 2),
+        }
+    return {
+        "minutes": round(elapsed / 60.0, 2), "graph_start_s": round(ready_s, 1), "episodes": len(episodes),
+        "episode_s": episode_s, "model": model,
+        "rss": rss,
+        "rss_samples": samples,
+        "executor": {
+            "commands_seen": commands, "limit_violations": violations, "nonfinite_or_malformed_commands": nonfinite,
+            "period_error_p99_ms_worst_window": round(p99_max, 3), "period_error_max_ms": round(max_error, 3),
+            **{k: final.get(k) for k in ("rate_hz", "underruns", "overruns", "stale_holds", "chunks_accepted",
+                                         "chunks_rejected", "position_clamps", "velocity_clamps", "state",
+                                         "last_error")},
+        },
+        "sim_real_time_factor": {"min": round(min(rtf), 3) if rtf else None,
+                                 "mean": round(sum(rtf) / len(rtf), 3) if rtf else None},
+        "policy": {k: policy.get(k) for k in ("chunks_published", "overruns", "nonfinite_outputs",
+                                              "skipped_missing_input", "unchanged_inputs", "latency_p95_ms")},
+        "chunks_seen_by_driver": chunks_seen,
+        "logger": {
+            "messages": sum(e["messages"] for e in episodes), "dropped": sum(e["dropped"] for e in episodes),
+            "statuses": sorted({str(e["status"]) for e in episodes}),
+        },
+        "episode_list": episodes,
+        "exit_codes": codes,
+        "problems": problems,
+    }
+
+
+def bench_soak(args: argparse.Namespace) -> int:
+    if args.minutes <= 0 or args.episode_s <= 0 or args.sample_s <= 0:
+        print("error: --minutes, --episode-s and --sample-s must be positive", file=sys.stderr)
+        return 2
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
+    with tempfile.TemporaryDirectory(prefix="corft_soak_") as tmp:
+        workdir = Path(tmp)
+        output = Path(args.output_dir).expanduser() if args.output_dir else workdir / "episodes"
+        output.mkdir(parents=True, exist_ok=True)
+        say = (lambda _m: None) if args.json else print
+        try:
+            report = run_soak(args.minutes, args.episode_s, args.sample_s, args.warmup_s, args.model, output,
+                              workdir, progress=say)
+        except RuntimeError as exc:
+            print(f"error: soak: {exc}", file=sys.stderr)
+            for log in sorted((workdir / "logs").glob("*.log")):
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+                if tail:
+                    print(f"  {log.stem}: " + " | ".join(tail), file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    print(f"soak: {report['minutes']} min, {report['episodes']} episodes of {report['episode_s']:g} s "
+          f"(graph up in {report['graph_start_s']} s)")
+    for name, r in report["rss"].items():
+        print(f"  RSS {name:15s} {r['after_warmup_mb']:8.1f} MB after warm-up → {r['last_mb']:8.1f} MB "
+              f"({r['growth_after_warmup_pct']:+.2f}%), max {r['max_mb']:.1f} MB")
+    e = report["executor"]
+    print(f"  executor: {e['commands_seen']} commands, {e['limit_violations']} limit violations, "
+          f"period error p99 (worst 1000-tick window) {e['period_error_p99_ms_worst_window']} ms, "
+          f"max {e['period_error_max_ms']} ms, underruns {e['underruns']}, overruns {e['overruns']}, "
+          f"stale holds {e['stale_holds']}, chunks rejected {e['chunks_rejected']}")
+    lg = report["logger"]
+    if e.get("last_error"):
+        print(f"  executor last error: {e['last_error']}")
+    print(f"  sim real-time factor: mean {report['sim_real_time_factor']['mean']}, "
+          f"min {report['sim_real_time_factor']['min']}")
+    print(f"  logger: {lg['messages']} messages recorded, {lg['dropped']} dropped, statuses {lg['statuses']}")
+    for problem in report["problems"]:
+        print(f"  problem: {problem}")
+    return 0
