@@ -143,7 +143,7 @@ def test_real_arm_trial_ends_on_the_operators_label_and_a_silent_sim_is_one_line
     import time
 
     from rclpy.parameter import Parameter
-    from std_srvs.srv import SetBool
+    from std_srvs.srv import SetBool, Trigger
 
     from corft_ros.core.episodes import load_episode_metadata
     from corft_ros.nodes.benchmark import BenchmarkNode
@@ -161,6 +161,9 @@ def test_real_arm_trial_ends_on_the_operators_label_and_a_silent_sim_is_one_line
     worker = threading.Thread(target=lambda: result.update(outcome=bench.run_trial(spec)))
     worker.start()
     deadline = time.monotonic() + 15
+    while not ros.call(Trigger, "/benchmark/next", Trigger.Request()).success:  # "the object is in place"
+        assert time.monotonic() < deadline, "the benchmark never asked for a reset"
+        time.sleep(0.1)
     while not ros.call(SetBool, "/benchmark/label", SetBool.Request(data=True)).success:  # the operator's label
         assert time.monotonic() < deadline, "the trial never started"
         time.sleep(0.1)
@@ -170,6 +173,13 @@ def test_real_arm_trial_ends_on_the_operators_label_and_a_silent_sim_is_one_line
     assert outcome.trial.success and outcome.trial.end_reason == "success" and outcome.trial.duration_s < 30
     meta = load_episode_metadata(outcome.episode)
     assert meta["success"] is True and meta["status"] == "stopped"
+    # the operator quits at the next reset: nothing counted, the run is told to stop
+    worker = threading.Thread(target=lambda: result.update(outcome=bench.run_trial(spec)))
+    worker.start()
+    time.sleep(0.5)
+    assert ros.call(Trigger, "/benchmark/quit", Trigger.Request()).success
+    worker.join(timeout=15)
+    assert result["outcome"].quit and result["outcome"].trial is None
     ros.remove(bench)
     ros.remove(logger)
 

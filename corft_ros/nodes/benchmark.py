@@ -169,6 +169,8 @@ class BenchmarkNode(Node):
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE,
                                  callback_group=group)
         self.create_service(SetBool, "~/label", self._on_label_request, callback_group=group)
+        self.create_service(Trigger, "~/next", self._on_next_request, callback_group=group)
+        self.create_service(Trigger, "~/quit", self._on_quit_request, callback_group=group)
 
         self._lock = threading.Lock()
         self._success_value: bool | None = None
@@ -177,6 +179,9 @@ class BenchmarkNode(Node):
         self._post_reset = threading.Event()
         self._reset_done = False
         self._operator_label: bool | None = None
+        self._next = threading.Event()  # a real arm's "the scene is reset, start the trial" (~/next)
+        self._waiting_next = False
+        self._quit = threading.Event()  # the operator quit (~/quit or the q key)
         self._diag: dict[str, dict[str, str]] = {}
         self._stop = threading.Event()
         self._keys: _Keys | None = None
@@ -213,6 +218,18 @@ class BenchmarkNode(Node):
         response.success = armed
         response.message = (f"trial labelled {'success' if request.data else 'failure'}" if armed
                             else "no trial running: nothing labelled")
+        return response
+
+    def _on_next_request(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success = self._waiting_next
+        response.message = "starting the trial" if response.success else "not waiting for a reset: ignored"
+        if response.success:
+            self._next.set()
+        return response
+
+    def _on_quit_request(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        self._quit.set()
+        response.success, response.message = True, "the run stops (the current trial is not counted)"
         return response
 
     def forget_diagnostics(self) -> None:
@@ -352,28 +369,38 @@ class BenchmarkNode(Node):
         text = self.instruction
         if text:
             self._instruction_pub.publish(String(data=text))
-        if not self._keys.interactive:
-            self.get_logger().warning("stdin is not a terminal: starting the trial without a prompt")
-            return
-        print(f"trial {spec.index + 1}: {spec.arm}, {spec.region} start position: place the object, then press "
-              "Enter (q = quit)", flush=True)
-        while True:
-            key = self._keys.get()
-            if key in ("\n", " "):
-                return
-            if key == "q":
-                raise QuitRequested("the operator quit")
-            if self._stop.is_set():
-                raise QuitRequested("stopped")
-            time.sleep(0.05)
+        name = self.get_fully_qualified_name()
+        if self._keys.interactive:
+            print(f"trial {spec.index + 1}: {spec.arm}, {spec.region} start position: place the object, then press "
+                  f"Enter (q = quit; or call {name}/next)", flush=True)
+        else:
+            self.get_logger().info(f"trial {spec.index + 1} ({spec.arm}, {spec.region}): place the object, then call "
+                                   f"{name}/next (std_srvs/Trigger); {name}/quit stops the run")
+        self._next.clear()
+        self._waiting_next = True
+        try:
+            while not self._next.is_set():
+                key = self._keys.get()
+                if key in ("\n", " "):
+                    return
+                if key == "q" or self._quit.is_set():
+                    raise QuitRequested("the operator quit")
+                if self._stop.is_set():
+                    raise QuitRequested("stopped")
+                time.sleep(0.05)
+        finally:
+            self._waiting_next = False
 
     def _wait_end(self, t0: float, timeout_s: float) -> tuple[str, float]:
         last, last_wall = t0, time.monotonic()
         if not self.sim and self._keys is not None and self._keys.interactive:
-            print("  s = success, f = failure, q = quit (or call ~/label)", flush=True)
+            print(f"  s = success, f = failure, q = quit (or call {self.get_fully_qualified_name()}/label)",
+                  flush=True)
         while True:
             if self._stop.is_set():
                 raise QuitRequested("stopped")
+            if self._quit.is_set():
+                raise QuitRequested("the operator quit")
             with self._lock:
                 success_at, label = self._success_at, self._operator_label
             if success_at is not None:
