@@ -188,3 +188,15 @@ def test_real_arm_trial_ends_on_the_operators_label_and_a_silent_sim_is_one_line
     assert outcome.trial is None and not outcome.quit
     assert "not available" in outcome.error and "\n" not in outcome.error
     ros.remove(silent)
+
+
+def test_bad_benchmark_parameters_refuse_to_start(ros):
+    from rclpy.parameter import Parameter
+
+    from corft_ros.core.robot import ConfigError
+    from corft_ros.nodes.benchmark import BenchmarkNode
+
+    for name, value in (("trials", 0), ("regions", ["moon"]), ("timeout_s", 0.0), ("max_errors", 0)):
+        with pytest.raises(ConfigError, match=name):
+            BenchmarkNode(context=ros.context, parameter_overrides=[Parameter(name, value=value),
+                                                                    Parameter("autostart", value=False)])

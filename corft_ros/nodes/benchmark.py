@@ -142,6 +142,14 @@ class BenchmarkNode(Node):
         self.sim_node = str(declare(self, "sim_node", "sim_arm", "sim node name (its region/seed are set)"))
         self.executor_node = str(declare(self, "executor_node", "executor", "executor node name (~/clear)"))
 
+        try:
+            self._validate()
+        except ConfigError:
+            super().destroy_node()  # a refused node leaves nothing behind in the graph
+            raise
+        self._setup()
+
+    def _validate(self) -> None:
         if self.trials < 1:
             raise ConfigError(f"trials must be >= 1, got {self.trials}")
         bad = [r for r in self.regions if r not in REGIONS]
@@ -155,6 +163,8 @@ class BenchmarkNode(Node):
             raise ConfigError(f"max_errors must be >= 1, got {self.max_errors}")
         if self.settle_s < 0:
             raise ConfigError(f"settle_s must be >= 0, got {self.settle_s}")
+
+    def _setup(self) -> None:
         self.arm = Path(self.arm).name if "/" in self.arm else (self.arm or "policy")
 
         group = ReentrantCallbackGroup()
@@ -498,11 +508,13 @@ class BenchmarkNode(Node):
         self.get_logger().info(f"benchmark done: report in {out / 'report.md'}")
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
-        if self._keys is not None:
-            self._keys.close()
+        stop, thread, keys = getattr(self, "_stop", None), getattr(self, "_thread", None), getattr(self, "_keys", None)
+        if stop is not None:
+            stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+        if keys is not None:
+            keys.close()
 
     def destroy_node(self) -> None:
         self.close()
