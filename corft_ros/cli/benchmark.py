@@ -246,7 +246,11 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
             say(f"resuming {out}: {len(done)} of {len(plan)} trials already done")
     todo = remaining(plan, done)
     compare = (config.arms[0].name, config.arms[1].name) if len(config.arms) >= 2 else None
-    trials, notes = list(done), []
+    trials = list(done)
+    notes = ["durations and loop periods are sim time (every node follows the sim's /clock: use_sim_time)"]
+    if not config.realtime:
+        notes.append("the sim ran as fast as it could (realtime false): the control loop cannot follow it, so the "
+                     "loop rate and period error are not representative; use realtime true for them")
     samples = _Samples()
 
     def report() -> dict:
@@ -326,7 +330,8 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
                 continue
             errors = 0
             trials.append(outcome.trial)
-            loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, **outcome.loop})
+            loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, "episode": outcome.episode,
+                          **outcome.loop})
             report()
             t = outcome.trial
             say(f"trial {spec.index + 1}/{len(plan)} {spec.arm:>{width}} {spec.region:>6} seed {spec.seed:<4} "
