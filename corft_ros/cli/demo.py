@@ -19,7 +19,7 @@ NO_MODEL = "not yet: no bundled model at models/default (issue 7: `make experime
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("demo", help="the sim arm + the bundled model: ~10 benchmark trials, measured summary")
     p.add_argument("--trials", type=int, default=10, help="trials (default 10)")
-    p.add_argument("--timeout", type=float, default=20.0, help="time limit per trial, s of sim time (default 20)")
+    p.add_argument("--timeout", type=float, default=15.0, help="time limit per trial, s of sim time (default 15)")
     p.add_argument("--realtime", choices=("true", "false"), default="true",
                    help="sim paced to wall time (default) or as fast as it can")
     p.add_argument("--output", default="", help="report folder (default bench/demo-<date-time>)")
