@@ -1,10 +1,11 @@
 """benchmark: N trials of whatever drives the arm (policy → executor, or the scripted operator), one episode each.
 
 A trial: set the sim's region and seed (`/<sim_node>/set_parameters`) and reset it (`/sim/reset`), or on a real
-arm prompt the operator and wait for Enter; publish the instruction; clear the executor's chunk buffer
-(`/<executor_node>/clear`); start an episode (`/corft/episode/start`, logged by episode_logger); wait for the end:
-the sim's success signal (`/sim/success`), the operator's label (key s/f, or a call to `~/label`, SetBool), or the
-time limit; label the episode (`/corft/episode/label`) and stop it (`/corft/episode/stop`).
+arm ask the operator to reset the scene and wait for Enter (or a call to `~/next`); publish the instruction; clear
+the executor's chunk buffer (`/<executor_node>/clear`); start an episode (`/corft/episode/start`, logged by
+episode_logger); wait for the end: the sim's success signal (`/sim/success`), the operator's label (key s/f, or a
+call to `~/label`, SetBool), or the time limit (`q` or `~/quit` stops the run); label the episode
+(`/corft/episode/label`) and stop it (`/corft/episode/stop`).
 
 Per trial it keeps: success, duration (node-clock time, i.e. sim time with use_sim_time, from the episode start to
 the first success signal, or to the end), the cube's start position, the end reason, and the control-loop and
