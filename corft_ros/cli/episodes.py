@@ -47,10 +47,11 @@ def register(commands: argparse._SubParsersAction) -> None:
 def register_bench(benches: argparse._SubParsersAction) -> None:
     bench = benches.add_parser("logger", help="episode_logger throughput: drops at the nominal load, max rate")
     bench.add_argument("--seconds", type=float, default=60.0, help="duration of the nominal-load phase")
-    bench.add_argument("--ramp-seconds", type=float, default=5.0, help="duration of each step of the rate ramp")
+    bench.add_argument("--ramp-seconds", type=float, default=3.0, help="duration of each ramp step (0 = no ramp)")
     bench.add_argument("--width", type=int, default=640)
     bench.add_argument("--height", type=int, default=480)
     bench.add_argument("--compression", choices=["none", "zstd"], default="none")
+    bench.add_argument("--js-depth", type=int, default=100, help="/joint_states publisher history depth")
     bench.add_argument("--camera-qos", choices=["reliable", "best_effort"], default="reliable",
                        help="QoS the simulated cameras publish with (the logger adapts to it)")
     bench.add_argument("--output", default="", help="where bags go (default: a temporary folder, deleted)")
@@ -442,7 +443,7 @@ pubs, msgs, periods = {}, {}, {}
 w, h = cfg["width"], cfg["height"]
 for topic, rate in cfg["rates"].items():
     if topic == "/joint_states":
-        pubs[topic] = node.create_publisher(JointState, topic, 100)
+        pubs[topic] = node.create_publisher(JointState, topic, cfg["js_depth"])
         m = JointState(name=[f"j{i}" for i in range(7)], position=[0.0] * 7, velocity=[0.0] * 7, effort=[0.0] * 7)
     else:
         # usb_cam's default is reliable, depth 100; best_effort is SensorDataQoS.
@@ -484,18 +485,18 @@ while True:
     nxt[topic] = max(nxt[topic] + periods[topic], now - 0.05) if periods[topic] else now
 elapsed = time.monotonic() - start
 print(json.dumps({"counts": counts, "failed": failed, "elapsed": elapsed}), flush=True)
-time.sleep(0.5)
+time.sleep(3.0)  # stay up for reliable resends (a real camera or robot does not exit after its last frame)
 """
 
 
 def _publish(
     rates: dict[str, float], seconds: float, width: int, height: int, subscribers: int = 1, image_qos: str = "reliable",
-    warmup: float = 1.5,
+    warmup: float = 1.5, js_depth: int = 100,
 ) -> dict:
     import subprocess
 
     cfg = {"rates": rates, "seconds": seconds, "width": width, "height": height, "subscribers": subscribers,
-           "image_qos": image_qos, "warmup": warmup}
+           "image_qos": image_qos, "warmup": warmup, "js_depth": js_depth}
     out = subprocess.run([sys.executable, "-c", _PUBLISHER, json.dumps(cfg)], capture_output=True, text=True,
                          timeout=seconds + 60)
     lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
@@ -534,6 +535,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     rclpy.init(context=context)
     result: dict = {
         "bench": "logger", "image": f"{w}x{h} rgb8", "compression": args.compression, "cpu_count": os.cpu_count(),
+        "joint_states_publisher_depth": args.js_depth,
         "camera_qos": "reliable, depth 100 (usb_cam's default)" if args.camera_qos == "reliable" else "SensorDataQoS",
     }
 
@@ -556,7 +558,7 @@ def run_bench(args: argparse.Namespace) -> dict:
             ok, message = node.start_episode()
             if not ok:
                 raise RuntimeError(message)
-            pub = _publish(rates, seconds, w, h, image_qos=args.camera_qos)
+            pub = _publish(rates, seconds, w, h, image_qos=args.camera_qos, js_depth=args.js_depth)
             # Let DDS deliver what is in flight (a reliable resend can wait for the next heartbeat, ~3 s).
             deadline = time.monotonic() + 6
             while time.monotonic() < deadline:
@@ -625,6 +627,8 @@ def run_bench(args: argparse.Namespace) -> dict:
             "queue_dropped": sum(v["queue_dropped"] for v in t.values()),
             "topics": t,
         }
+        if args.ramp_seconds <= 0:
+            return result
         # 2. Reference: a bare raw subscriber under a publisher flooding one camera topic.
         flood = bare(cams[0], args.ramp_seconds, 0.0)
         flood_rate = flood["received"] / flood["elapsed"]
