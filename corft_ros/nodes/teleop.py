@@ -455,7 +455,9 @@ class TeleopNode(Node):
         self.diag_pub.publish(array)
 
     def destroy_node(self) -> None:
-        self._stop.set()
+        stop = getattr(self, "_stop", None)  # absent when __init__ refused a parameter
+        if stop is not None:
+            stop.set()
         super().destroy_node()
 
 
