@@ -42,3 +42,18 @@ def test_record_three_sim_episodes_unattended(tmp_path: Path) -> None:
     again = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "nothing to record" in again.stdout
     assert len(list_episodes(out)) == 3
+
+
+def test_record_graph_is_the_launch_file_node_set() -> None:
+    from corft_ros.core.graph import load_graph
+    from corft_ros.nodes.compose import node_class
+
+    sim = load_graph("record", {"task": "stack the cups", "cameras": "front"})
+    assert [n.name for n in sim.nodes] == ["sim_arm", "teleop", "episode_logger"]
+    assert sim.node("episode_logger").parameters["instruction"] == "stack the cups"
+    assert sim.node("sim_arm").parameters["cameras"] == ["front"]
+    real = load_graph("record", {"sim": "false", "source": "leader", "output_dir": "/data/cups"})
+    assert [n.name for n in real.nodes] == ["teleop", "episode_logger"]
+    assert real.node("teleop").parameters["source"] == "leader"
+    assert real.node("episode_logger").parameters["output_dir"] == "/data/cups"
+    assert {node_class(n.executable).__name__ for n in real.nodes} == {"TeleopNode", "EpisodeLoggerNode"}
