@@ -210,6 +210,7 @@ class SimArmNode(Node):
         self._success = False
         self._stats["resets"] += 1
         self._next_camera = self._sim_elapsed
+        self._cameras_due: list[str] = []
         request.result = {
             "seed": info.seed, "region": info.region, "cube_xy": list(info.cube_xy), "cube_yaw": info.cube_yaw,
             "goal": list(info.goal), "instruction": self.instruction, "stamp": self._now(),
@@ -240,8 +241,11 @@ class SimArmNode(Node):
                 self._success_pub.publish(Bool(data=success))
             if self._sim_elapsed >= self._next_camera - 1e-9:
                 self._next_camera += camera_period
-                self._publish_cameras(now)
+                self._cameras_due.extend(self._image_pubs)
                 self._publish_task_state(now)
+            if self._cameras_due:
+                # One camera per physics tick: a render stalls physics for one frame's cost, not all cameras'.
+                self._publish_camera(self._cameras_due.pop(0), now)
             if self.realtime:
                 target_wall = wall_start + (self._sim_elapsed - sim_start) / self.real_time_factor
                 delay = target_wall - time.monotonic()
@@ -280,20 +284,20 @@ class SimArmNode(Node):
         msg.velocity = self.scene.joint_velocities().tolist()
         self._js_pub.publish(msg)
 
-    def _publish_cameras(self, now: float) -> None:
-        for name, pub in self._image_pubs.items():
-            t0 = time.perf_counter()
-            frame = self.scene.render(name)
-            self._render_ms[name] = 0.9 * self._render_ms.get(name, 0.0) + 0.1 * (time.perf_counter() - t0) * 1e3
-            msg = Image()
-            msg.header.stamp = sec_to_stamp(now)
-            msg.header.frame_id = f"{name}_camera_optical_frame"
-            msg.height, msg.width = frame.shape[:2]
-            msg.encoding = "rgb8"
-            msg.step = msg.width * 3
-            msg.data = frame.tobytes()
-            pub.publish(msg)
-            self._stats["frames"] += 1
+    def _publish_camera(self, name: str, now: float) -> None:
+        pub = self._image_pubs[name]
+        t0 = time.perf_counter()
+        frame = self.scene.render(name)
+        self._render_ms[name] = 0.9 * self._render_ms.get(name, 0.0) + 0.1 * (time.perf_counter() - t0) * 1e3
+        msg = Image()
+        msg.header.stamp = sec_to_stamp(now)
+        msg.header.frame_id = f"{name}_camera_optical_frame"
+        msg.height, msg.width = frame.shape[:2]
+        msg.encoding = "rgb8"
+        msg.step = msg.width * 3
+        msg.data = frame.tobytes()
+        pub.publish(msg)
+        self._stats["frames"] += 1
 
     def _publish_task_state(self, now: float) -> None:
         stamp = sec_to_stamp(now)

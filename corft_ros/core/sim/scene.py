@@ -119,6 +119,9 @@ class CubeScene:
         self._qvel_ids = self._model.jnt_dofadr[joint_ids].copy()
         self._arm_actuators = env._arm_actuator_ids
         self._gripper_actuators = env._gripper_actuator_ids
+        # No multisampling: on Mesa's software rasterizer 4x MSAA makes a 64x64 front frame 2.6x slower
+        # (53 -> 20 ms measured) for an image that differs by a fraction of a grey level on average.
+        self._model.vis.quality.offsamples = 0
         self._renderer = None
         self._scene_option = mujoco.MjvOption()
         self.last_reset: ResetInfo | None = None
