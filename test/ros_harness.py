@@ -8,10 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 import rclpy
-from rclpy._rclpy_pybind11 import InvalidHandle
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+
+from corft_ros.nodes._common import make_executor, spin
 
 
 class MessageLog:
@@ -53,7 +53,7 @@ class RosHarness:
     def __init__(self, num_threads: int = 4) -> None:
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
-        self.executor = MultiThreadedExecutor(num_threads=num_threads, context=self.context)
+        self.executor = make_executor(self.context, num_threads)
         self.probe = Node("test_probe", context=self.context)
         self.executor.add_node(self.probe)
         self._nodes: list[Node] = [self.probe]
@@ -61,15 +61,7 @@ class RosHarness:
         self._thread.start()
 
     def _spin(self) -> None:
-        while self.context.ok():
-            try:
-                self.executor.spin_once(timeout_sec=0.05)
-            except InvalidHandle:
-                continue  # a node was destroyed while this wait set was being built: the next spin is clean
-            except Exception:
-                if not self.context.ok():
-                    return
-                raise
+        spin(self.executor, self.context)
 
     def add(self, node: Node) -> Node:
         self.executor.add_node(node)

@@ -519,11 +519,11 @@ def run_bench(args: argparse.Namespace) -> dict:
     os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(150, 230))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
     from rclpy.parameter import Parameter
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
+    from corft_ros.nodes._common import make_executor
     from corft_ros.nodes.episode_logger import SENSOR_RELIABLE_QOS, EpisodeLoggerNode
 
     cams = ["/camera/front/image_raw", "/camera/wrist/image_raw"]
@@ -540,8 +540,9 @@ def run_bench(args: argparse.Namespace) -> dict:
     }
 
     def spin(executor, stop: threading.Event) -> None:
-        while not stop.is_set() and context.ok():
-            executor.spin_once(timeout_sec=0.05)
+        from corft_ros.nodes._common import spin as spin_until
+
+        spin_until(executor, context, stop)
 
     def with_logger(topics: list[str], rates: dict[str, float], seconds: float) -> dict:
         node = EpisodeLoggerNode(context=context, parameter_overrides=[
@@ -549,7 +550,7 @@ def run_bench(args: argparse.Namespace) -> dict:
             Parameter("compression", value=args.compression), Parameter("min_free_bytes", value=1 << 30),
             Parameter("instruction", value="bench logger"),
         ])
-        executor = SingleThreadedExecutor(context=context)  # as episode_logger's main()
+        executor = make_executor(context, threads=1)  # as episode_logger's main()
         executor.add_node(node)
         stop = threading.Event()
         thread = threading.Thread(target=spin, args=(executor, stop), daemon=True)
@@ -595,7 +596,7 @@ def run_bench(args: argparse.Namespace) -> dict:
 
         qos = SENSOR_RELIABLE_QOS if args.camera_qos == "reliable" else qos_profile_sensor_data
         node.create_subscription(Image, topic, cb, qos, raw=True)
-        executor = SingleThreadedExecutor(context=context)
+        executor = make_executor(context, threads=1)
         executor.add_node(node)
         stop = threading.Event()
         thread = threading.Thread(target=spin, args=(executor, stop), daemon=True)

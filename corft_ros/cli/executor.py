@@ -264,13 +264,13 @@ def _start_episode(extra: dict) -> None:
         extra["episode_started"] = bool(future.done() and future.result().success)
 
 
-def _spin_all(context, nodes: list, threads: list[threading.Thread]):
-    from rclpy.executors import MultiThreadedExecutor
+def _spin_all(context, nodes: list, threads: list[threading.Thread], stop: threading.Event):
+    from corft_ros.nodes._common import make_executor, spin
 
-    ros_executor = MultiThreadedExecutor(num_threads=6, context=context)
+    ros_executor = make_executor(context, threads=6)
     for node in nodes:
         ros_executor.add_node(node)
-    threads.append(threading.Thread(target=ros_executor.spin, daemon=True))
+    threads.append(threading.Thread(target=spin, args=(ros_executor, context, stop), daemon=True))
     for thread in threads:
         thread.start()
     return ros_executor
@@ -300,7 +300,7 @@ def _load_process(load: tuple[str, ...], workdir: str, stop, ready, report) -> N
     rclpy.init(context=context)
     local_stop = threading.Event()
     nodes, threads, extra = build_load(context, load, Path(workdir), local_stop)
-    ros_executor = _spin_all(context, nodes, threads)
+    ros_executor = _spin_all(context, nodes, threads, local_stop)
     _start_episode(extra)
     report["episode_started"] = extra.get("episode_started")
     ready.set()
@@ -351,7 +351,7 @@ def measure_loop(seconds: float, timing: str, priority: int, load: tuple[str, ..
         else:
             more_nodes, threads, extra = build_load(context, load, Path(workdir or temp.name), stop)
             nodes += more_nodes
-        ros_executor = _spin_all(context, nodes, threads)
+        ros_executor = _spin_all(context, nodes, threads, stop)
         if separate:
             if not child_ready.wait(120.0):
                 raise RuntimeError("the load process did not start within 120 s")

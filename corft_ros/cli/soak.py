@@ -85,11 +85,12 @@ class _Driver:
         import numpy as np
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import QoSProfile, ReliabilityPolicy
         from std_msgs.msg import Float64MultiArray
         from trajectory_msgs.msg import JointTrajectory
+
+        from corft_ros.nodes._common import make_executor
 
         self.np = np
         self.context = rclpy.Context()
@@ -110,15 +111,16 @@ class _Driver:
                                       reliable)
         self.node.create_subscription(JointTrajectory, "/corft/action_chunk", self._on_chunk, reliable)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor = make_executor(self.context, threads=2)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        from corft_ros.nodes._common import spin
+
+        spin(self.executor, self.context, self._stop)
 
     def _on_command(self, msg) -> None:
         q = self.np.asarray(msg.data, dtype=float)

@@ -9,12 +9,12 @@ import threading
 
 import rclpy
 from rclpy.exceptions import InvalidParameterTypeException
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from corft_ros.core.graph import Graph
 from corft_ros.core.robot import ConfigError
+from corft_ros.nodes._common import make_executor, spin
 
 
 def node_class(executable: str) -> type[Node]:
@@ -71,7 +71,7 @@ class ComposedGraph:
         except Exception:
             self.shutdown()
             raise
-        self.executor = MultiThreadedExecutor(num_threads=threads, context=self.context)
+        self.executor = make_executor(self.context, threads)
         for node in self.nodes.values():
             self.executor.add_node(node)
         self._stop = threading.Event()
@@ -79,8 +79,7 @@ class ComposedGraph:
         self._thread.start()
 
     def _spin(self) -> None:
-        while not self._stop.is_set() and self.context.ok():
-            self.executor.spin_once(timeout_sec=0.05)
+        spin(self.executor, self.context, self._stop)
 
     def shutdown(self) -> None:
         stop = getattr(self, "_stop", None)

@@ -19,7 +19,7 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import (
@@ -44,6 +44,7 @@ from corft_ros.core.episodes import (
 )
 from corft_ros.core.episodes.typestore import normalize_msgtype
 from corft_ros.core.robot import ConfigError, load_robot_config
+from corft_ros.nodes._common import make_executor, spin
 
 # Recorded and expected: each one missing in an episode is reported.
 DEFAULT_TOPICS = [
@@ -558,11 +559,11 @@ def main(args: list[str] | None = None) -> int:
         rclpy.try_shutdown()
         return 2
     # One thread: rclpy's MultiThreadedExecutor costs more per callback than the callbacks themselves and,
-    # measured on 2 cores, loses /joint_states at 500 Hz next to two cameras; the single-threaded one does not.
-    executor = SingleThreadedExecutor()
+    # measured on 2 cores, loses /joint_states at 500 Hz next to two cameras; the single-threaded ones do not.
+    executor = make_executor(threads=1)
     executor.add_node(node)
     try:
-        executor.spin()
+        spin(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -14,12 +14,12 @@ from dataclasses import asdict, fields
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, diagnostic_status
+from corft_ros.nodes._common import declare, diagnostic_status, make_executor
 
 # PolicyConfig fields a training run may set (the rest follow the robot and the dataset)
 POLICY_KEYS = ("chunk_size", "d_model", "heads", "ff_dim", "encoder_layers", "decoder_layers", "critic_layers",
@@ -163,7 +163,7 @@ def main(args: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor = make_executor(threads=2)
     executor.add_node(node)
     try:
         while rclpy.ok() and not (node.shutdown_when_done and node.finished.is_set()):
