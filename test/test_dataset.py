@@ -20,9 +20,13 @@ ROBOT = load_robot_config()
 T0 = 1_700_000_000_000_000_000
 
 
-def _write_irregular_bag(folder: Path, frames: list[tuple[int, int]], seconds: float = 1.5) -> dict:
+def _write_irregular_bag(folder: Path, frames: list[tuple[int, int]], seconds: float = 1.5,
+                         lag_ns=lambda t_ns: 0, js_delay_ns=lambda i: 2_000_000) -> dict:
     """Front/wrist cameras whose pixels all equal the frame number, `frames` = (capture stamp, log time);
-    joint states q_k = k + 2 t at 100 Hz (listed in reverse order); commands = their own index at 25 Hz."""
+    joint states q_k = k + 2 t at 100 Hz (listed in reverse order); commands = their own index at 25 Hz.
+    Header stamps may run on a clock that lags the log clock by `lag_ns(header time)` (a sim slower than real
+    time); joint state i is delivered `js_delay_ns(i)` after its stamp. Returns {command time on the header
+    clock: value}."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -36,7 +40,7 @@ def _write_irregular_bag(folder: Path, frames: list[tuple[int, int]], seconds: f
             img = np.full((16, 16, 3), n, np.uint8)
             msg = T["sensor_msgs/msg/Image"](header=header(stamp), height=16, width=16, encoding="rgb8",
                                              is_bigendian=0, step=48, data=img.reshape(-1))
-            events.append((log, f"/camera/{cam}/image_raw", "sensor_msgs/msg/Image", msg))
+            events.append((log + lag_ns(stamp), f"/camera/{cam}/image_raw", "sensor_msgs/msg/Image", msg))
     for i in range(int(seconds * 100) + 1):
         stamp = T0 + i * 10_000_000
         t = (stamp - T0) / 1e9
@@ -44,11 +48,12 @@ def _write_irregular_bag(folder: Path, frames: list[tuple[int, int]], seconds: f
         pos = np.array([ROBOT.joint_names.index(n) + 2.0 * t for n in names])
         msg = T["sensor_msgs/msg/JointState"](header=header(stamp), name=names, position=pos,
                                               velocity=np.zeros(0), effort=np.zeros(0))
-        events.append((stamp + 2_000_000, "/joint_states", "sensor_msgs/msg/JointState", msg))
+        events.append((stamp + lag_ns(stamp) + js_delay_ns(i), "/joint_states", "sensor_msgs/msg/JointState", msg))
     commands = {}
     for i in range(int(seconds * 25) + 1):
-        log = T0 + i * 40_000_000 + 1_000_000
-        commands[log] = float(i)
+        sent = T0 + i * 40_000_000 + 5_000_000  # header clock; no command within 5 ms of a 50 ms tick
+        log = sent + lag_ns(sent)
+        commands[sent] = float(i)
         msg = T["std_msgs/msg/Float64MultiArray"](layout=T["std_msgs/msg/MultiArrayLayout"](dim=[], data_offset=0),
                                                   data=np.full(ROBOT.dof, float(i)))
         events.append((log, "/forward_position_controller/commands", "std_msgs/msg/Float64MultiArray", msg))
@@ -99,6 +104,26 @@ def test_resampling_uses_the_latest_frame_at_or_before_each_tick(tmp_path):
     stale = int(np.sum(ticks - latest > 2.5 * period))
     assert stale >= 1  # the 3-frame gap leaves a tick with an old frame
     assert ep.stats["cameras"]["front"]["stale_ticks"] == stale
+
+
+@pytest.mark.parametrize("lag_ms, drift_ms_per_s", [(300, 0), (2300, 10)])
+def test_commands_move_onto_a_lagging_header_clock(tmp_path, lag_ms, drift_ms_per_s):
+    """Sim time lags the wall clock the logger stamps with (and drifts: a sim slightly slower than real time);
+    commands have no header, so their log times must be moved onto the header clock. 300 ms was below the old
+    fixed threshold (commands then led the states by 6 ticks); joint states arrive with jittery delays and a burst."""
+    frames = [(T0 + n * 33_333_333, T0 + n * 33_333_333 + 4_000_000) for n in range(45)]
+    lag = lambda t: lag_ms * 1_000_000 + int(drift_ms_per_s * (t - T0) / 1e9 * 1e6)  # noqa: E731
+    delays = np.random.default_rng(2).integers(1_000_000, 6_000_000, 200)
+    delays[40:60] += 80_000_000  # a delivery stall: these arrive late together
+    commands = _write_irregular_bag(tmp_path / "ep", frames, lag_ns=lag, js_delay_ns=lambda i: int(delays[i]))
+    cfg = DatasetConfig(image_size=(16, 16), cache_dir=str(tmp_path / "cache"))
+    ep = load_episodes(tmp_path / "ep", ROBOT, cfg, log=lambda m: None).episodes[0]
+    sent = np.array(sorted(commands))
+    want = [commands[sent[sent <= tick].max()] for tick in ep.tick_ns]
+    # the estimate is off by the smallest delivery delay (1 ms) and the drift across its window (2.5 ms)
+    np.testing.assert_allclose(ep.action[:, 0], want)
+    t = (ep.tick_ns - T0) / 1e9
+    np.testing.assert_allclose(ep.state, np.arange(ROBOT.dof)[None, :] + 2.0 * t[:, None], atol=1e-5)
 
 
 def test_area_resize_matches_the_deployment_resize(tmp_path):

@@ -5,12 +5,26 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import numpy as np
 from rosbags.rosbag2 import Reader
 
 from corft_ros.core.episodes import list_episodes, load_episode_metadata
 from corft_ros.core.episodes.reader import bag_is_intact
+from corft_ros.core.robot import load_robot_config
 
 CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "corft-ros"
+ROBOT = load_robot_config()
+
+
+def first_joint_state(episode: Path) -> np.ndarray:
+    from corft_ros.core.rl.dataset import _typestore
+
+    with Reader(episode / "bag") as reader:
+        conns = [c for c in reader.connections if c.topic == "/joint_states"]
+        for conn, _t, raw in reader.messages(connections=conns):
+            msg = _typestore().deserialize_cdr(raw, conn.msgtype)
+            return np.array([msg.position[list(msg.name).index(n)] for n in ROBOT.joint_names])
+    raise AssertionError(f"{episode.name}: no /joint_states")
 
 
 def test_record_three_sim_episodes_unattended(tmp_path: Path) -> None:
@@ -36,6 +50,10 @@ def test_record_three_sim_episodes_unattended(tmp_path: Path) -> None:
         assert counts["/camera/front/image_raw"] > 10 and counts["/joint_states"] > 100
         assert counts["/forward_position_controller/commands"] > 10 and counts["/corft/teleop/command"] > 10
         assert counts["/sim/success"] > 0 and counts["/corft/instruction"] == 1
+        # Every demo starts from the sim's reset pose (home + up to 0.03 rad of noise), not from where the
+        # previous demo left the arm: a demo still playing after its episode ended once drove the arm back.
+        first = first_joint_state(info.path)
+        assert np.abs(first - ROBOT.home_array).max() < 0.1, f"{info.path.name} starts at {first}"
     # The scripted operator is a competent demonstrator (sim timing on a loaded machine can spoil one).
     assert sum(bool(i.success) for i in infos) >= 1
     # Resuming into the same folder with the same target count records nothing more.

@@ -324,6 +324,8 @@ class TeleopNode(Node):
     def _on_event(self, msg: String) -> None:
         if msg.data == "start":
             self.request_demo()
+        elif msg.data == "stop":
+            self.end_demo()
 
     def request_demo(self) -> None:
         """Scripted: plan a new demo from the next cube/goal poses (received after this call)."""
@@ -332,6 +334,13 @@ class TeleopNode(Node):
             self._demo_requested_at = time.monotonic()
             self.operator = None
             self.last_command = None  # start from the measured (reset) state
+
+    def end_demo(self) -> None:
+        """Scripted: the episode ended; the rest of the demo (e.g. its retreat) is not played. Without this, a
+        sim reset before the next episode would be undone by the old demo driving the arm back along its plan."""
+        with self._lock:
+            self._pending_demo = False
+            self.operator = None
 
     @property
     def demo_done(self) -> bool:
@@ -408,7 +417,9 @@ class TeleopNode(Node):
             if self.source == "scripted":
                 if self._pending_demo:
                     self._plan_demo()
-                if self.operator is not None:
+                # A finished demo commands nothing more: the arm holds its last target, and a reset (next
+                # episode) is not undone by the old demo's final pose; the next demo starts from the reset state.
+                if self.operator is not None and not self.operator.done:
                     t = self.state_stamp or self.get_clock().now().nanoseconds * 1e-9
                     target = self.operator.command(t)
             elif self.source == "joy":

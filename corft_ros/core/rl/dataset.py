@@ -39,7 +39,7 @@ from corft_ros.core.images import ImageError, resize, to_rgb8
 from corft_ros.core.rl import bagio, cdr, resample
 from corft_ros.core.robot import RobotConfig
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: commands moved onto the header clock per command (clock_offsets)
 FORWARD_COMMANDS = "/forward_position_controller/commands"
 TRAJECTORY_COMMANDS = "/arm_controller/joint_trajectory"
 
@@ -237,10 +237,11 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
     topic_cam = {t: c for c, t in cam_topics.items()}
     js_t: dict[str, list[int]] = {n: [] for n in names}
     js_q: dict[str, list[float]] = {n: [] for n in names}
-    js_offsets: list[int] = []
+    js_log: list[int] = []
+    js_header: list[int] = []
     cmd_t: list[int] = []
     cmd_q: list[np.ndarray] = []
-    trajectories: list[tuple[int, np.ndarray, np.ndarray]] = []  # (start_ns, times_ns[P], positions[P, d])
+    trajectories: list[tuple[int, np.ndarray, np.ndarray, bool]] = []  # (start, times[P], positions[P, d], stamped)
     counts = {"messages": 0, "bytes": 0}
     want = set(cam_topics.values()) | {cfg.joint_states_topic, action_topic}
     # The cache key: every message the dataset is made of (topic, log time, CRC-32 of its bytes), so a
@@ -261,7 +262,8 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
             elif msg.topic == cfg.joint_states_topic:
                 js = ts.deserialize_cdr(msg.data, msg.msgtype)
                 stamp = _stamp(js.header, msg.log_time_ns)
-                js_offsets.append(stamp - msg.log_time_ns)
+                js_log.append(msg.log_time_ns)
+                js_header.append(stamp)
                 for name, pos in zip(js.name, js.position, strict=False):
                     if name in js_t:
                         js_t[name].append(stamp)
@@ -288,7 +290,7 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
         raise EpisodeProblem(f"{bag}: {exc}") from None
 
     empty = [cam_topics[c] for c, cell in cells.items() if not cell.stamps]
-    if not js_offsets:
+    if not js_log:
         empty.append(cfg.joint_states_topic)
     if not cmd_t and not trajectories:
         empty.append(action_topic)
@@ -298,18 +300,31 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
     if missing_joints:
         raise EpisodeProblem(f"{bag}: {cfg.joint_states_topic} never reports joints {missing_joints}")
 
-    # Commands carry no header: their time is the bag's log time. If the recorded header stamps live on
-    # another clock (sim time), move command times onto it using the joint states' header-log offset.
-    offset = int(np.median(js_offsets)) if js_offsets else 0
-    if abs(offset) < 500_000_000:
-        offset = 0
+    # Commands carry no header: their time is the bag's log time. The header stamps may live on another clock
+    # (sim time, which also drifts from the wall clock when the sim runs slower than real time): move command
+    # times onto the header clock with the offset the joint states show around each command (about zero on a
+    # real robot, where both are the same clock). A trajectory with a header stamp is already on it.
+    to_header = functools.partial(resample.clock_offsets, np.asarray(js_log, np.int64),
+                                  np.asarray(js_header, np.int64))
+    cmd_h = np.asarray(cmd_t, dtype=np.int64)
+    if cmd_t:
+        cmd_offsets = to_header(cmd_h)
+        cmd_h = cmd_h + cmd_offsets
+        offset = int(np.median(cmd_offsets))
+    else:
+        unstamped = [i for i, tr in enumerate(trajectories) if not tr[3]]
+        shifts = to_header(np.array([trajectories[i][0] for i in unstamped], dtype=np.int64)) if unstamped else []
+        for i, shift in zip(unstamped, shifts, strict=True):
+            start, times, pos, _ = trajectories[i]
+            trajectories[i] = (start + int(shift), times + int(shift), pos, True)
+        offset = int(np.median(shifts)) if len(shifts) else 0
 
     starts = [min(c.stamps) for c in cells.values()] + [min(js_t[n][0] for n in names)]
     stops = [max(c.stamps) for c in cells.values()] + [min(max(js_t[n]) for n in names)]
     if cmd_t:
-        starts.append(min(cmd_t) + offset)
+        starts.append(int(cmd_h.min()))
     else:
-        starts.append(min(t[0] for t in trajectories) + offset)
+        starts.append(min(t[0] for t in trajectories))
     first_tick = -(-max(starts) // dt) * dt
     ticks = resample.make_ticks(first_tick, min(stops), dt / 1e9)
     if len(ticks) < cfg.min_ticks:
@@ -327,13 +342,12 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
 
     # action
     if cmd_t:
-        t = np.asarray(cmd_t, dtype=np.int64) + offset
         q = np.stack(cmd_q)
-        keep = resample.sort_unique(t)
-        idx = resample.latest_at_or_before(t[keep], ticks)
+        keep = resample.sort_unique(cmd_h)
+        idx = resample.latest_at_or_before(cmd_h[keep], ticks)
         action = q[keep][np.maximum(idx, 0)]
     else:
-        action = _evaluate_trajectories(trajectories, ticks - offset)
+        action = _evaluate_trajectories(trajectories, ticks)
 
     # images
     images: dict[str, np.ndarray] = {}
@@ -374,7 +388,8 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
     return arrays, stats
 
 
-def _trajectory(bag: Path, msg, log_ns: int, robot: RobotConfig) -> tuple[int, np.ndarray, np.ndarray]:
+def _trajectory(bag: Path, msg, log_ns: int, robot: RobotConfig) -> tuple[int, np.ndarray, np.ndarray, bool]:
+    """(start, point times, positions, stamped): start is header.stamp, or the log time when that is 0."""
     try:
         idx = robot.index_of(list(msg.joint_names))
     except ValueError as exc:
@@ -384,6 +399,7 @@ def _trajectory(bag: Path, msg, log_ns: int, robot: RobotConfig) -> tuple[int, n
         raise EpisodeProblem(f"{bag}: trajectory command lacks joints {missing}")
     if not msg.points:
         raise EpisodeProblem(f"{bag}: trajectory command with no points at {log_ns} ns")
+    stamped = int(msg.header.stamp.sec) > 0 or int(msg.header.stamp.nanosec) > 0
     start = _stamp(msg.header, log_ns)
     times = np.array(
         [int(p.time_from_start.sec) * 1_000_000_000 + int(p.time_from_start.nanosec) for p in msg.points], np.int64
@@ -393,7 +409,7 @@ def _trajectory(bag: Path, msg, log_ns: int, robot: RobotConfig) -> tuple[int, n
         if len(p.positions) != robot.dof:
             raise EpisodeProblem(f"{bag}: trajectory point {i} has {len(p.positions)} positions, expected {robot.dof}")
         pos[i, idx] = p.positions
-    return start, start + times, pos
+    return start, start + times, pos, stamped
 
 
 def _evaluate_trajectories(trajs: list, ticks: np.ndarray) -> np.ndarray:
@@ -403,7 +419,7 @@ def _evaluate_trajectories(trajs: list, ticks: np.ndarray) -> np.ndarray:
     which = np.maximum(np.searchsorted(starts, ticks, side="right") - 1, 0)
     out = np.empty((len(ticks), trajs[0][2].shape[1]))
     for i, tick in enumerate(ticks):
-        _, times, pos = trajs[which[i]]
+        _, times, pos, _ = trajs[which[i]]
         out[i] = resample.interpolate(times, pos, np.array([tick]))[0] if len(times) > 1 else pos[0]
     return out
 

@@ -36,6 +36,36 @@ def interpolate(stamps_ns: np.ndarray, values: np.ndarray, ticks_ns: np.ndarray)
     return out
 
 
+def clock_offsets(log_ns: np.ndarray, header_ns: np.ndarray, at_log_ns: np.ndarray,
+                  window_ns: int = 250_000_000, same_clock_ns: int = 20_000_000) -> np.ndarray:
+    """The header-clock minus log-clock offset at each `at_log_ns`, from messages stamped on both clocks.
+
+    A message's header - log difference is the clocks' offset minus its transport delay, so the largest difference
+    among the messages logged within +-`window_ns` (the one delivered fastest) estimates the offset with the least
+    delay in it, and a window follows a slow drift (a sim that runs slightly slower than real time). With one clock
+    (a real robot) the result is minus the smallest delay: about zero. Where the window holds no message, the
+    nearest one's difference is used. Offsets within `same_clock_ns` are taken as one clock plus transport delay
+    (0): below half an action period either way.
+    """
+    order = np.argsort(log_ns, kind="stable")
+    logs = np.asarray(log_ns, dtype=np.int64)[order]
+    diffs = (np.asarray(header_ns, dtype=np.int64) - np.asarray(log_ns, dtype=np.int64))[order]
+    queries = np.asarray(at_log_ns, dtype=np.int64)
+    lo = np.searchsorted(logs, queries - window_ns, side="left")
+    hi = np.searchsorted(logs, queries + window_ns, side="right")
+    out = np.empty(len(queries), dtype=np.int64)
+    for i, (a, b) in enumerate(zip(lo, hi, strict=True)):
+        if b > a:
+            out[i] = diffs[a:b].max()
+        else:
+            nearest = min(max(int(a), 0), len(logs) - 1)
+            if nearest > 0 and abs(logs[nearest - 1] - queries[i]) < abs(logs[nearest] - queries[i]):
+                nearest -= 1
+            out[i] = diffs[nearest]
+    out[np.abs(out) <= same_clock_ns] = 0
+    return out
+
+
 def sort_unique(stamps_ns: np.ndarray) -> np.ndarray:
     """Order that sorts stamps (stable) and keeps the last of equal stamps."""
     order = np.argsort(stamps_ns, kind="stable")

@@ -1,0 +1,56 @@
+"""The experiment report: the benchmark summary read against the CO-RFT paper's numbers."""
+
+from __future__ import annotations
+
+import math
+
+from corft_ros.core.bench.experiment import goals, goals_table, results_table
+from corft_ros.core.bench.stats import Trial, summarize_all
+
+
+def trials(arm: str, region: str, successes: int, n: int, cycle: float) -> list[Trial]:
+    return [Trial(arm=arm, region=region, seed=i, success=i < successes, duration_s=cycle if i < successes else 20.0,
+                  timeout_s=20.0, start_x=0.4, start_y=0.1, end_reason="success" if i < successes else "timeout")
+            for i in range(n)]
+
+
+def summary(rows: list[Trial]) -> dict:
+    return {"arms": [s.as_dict() for s in summarize_all(rows)]}
+
+
+def test_goals_against_the_paper_numbers() -> None:
+    s = summary(trials("il", "seen", 4, 10, 10.0) + trials("corft", "seen", 7, 10, 7.0)
+                + trials("il", "unseen", 2, 10, 10.0) + trials("corft", "unseen", 5, 10, 7.5))
+    gain, cycle, unseen = goals(s, "il", "corft", region="seen")
+    assert gain.met and "+75.0%" in gain.measured and "40% → 70%" in gain.measured
+    assert cycle.met and "-30.0%" in cycle.measured  # 10 s → 7 s is 30% less, the paper's is 22.3%
+    assert unseen.met and "50.0% (5/10" in unseen.measured
+    table = goals_table([gain, cycle, unseen])
+    assert table[0].startswith("| goal |") and all(row.endswith("| yes |") for row in table[2:])
+
+    short = summary(trials("il", "seen", 5, 10, 10.0) + trials("corft", "seen", 6, 10, 9.0)
+                    + trials("corft", "unseen", 4, 10, 9.0))
+    gain, cycle, unseen = goals(short, "il", "corft")
+    assert not gain.met and "+20.0%" in gain.measured
+    assert not cycle.met and "-10.0%" in cycle.measured
+    assert not unseen.met  # 40% < 44.3%
+
+
+def test_goals_when_the_baseline_never_succeeds() -> None:
+    s = summary(trials("il", "seen", 0, 10, 0.0) + trials("corft", "seen", 3, 10, 8.0))
+    gain, cycle = goals(s, "il", "corft")
+    assert gain.met is True and "never succeeded" in gain.measured
+    assert cycle.met is None and "not measurable" in cycle.measured
+    nothing = summary(trials("il", "seen", 0, 10, 0.0) + trials("corft", "seen", 0, 10, 0.0))
+    gain, cycle = goals(nothing, "il", "corft")
+    assert gain.met is None and cycle.met is None
+    assert "| n/a |" in goals_table([gain])[-1]
+
+
+def test_results_table_rows() -> None:
+    s = summary(trials("il", "seen", 4, 10, 10.0) + trials("il", "unseen", 1, 4, 12.0))
+    lines = results_table(s, ["il", "missing"])
+    assert len(lines) == 2 + 3  # header + seen, unseen, all
+    assert "| il | seen | 4/10 (40%) |" in lines[2] and "10.00 / 10.00" in lines[2]
+    assert lines[4].startswith("| il | all | 5/14 (36%)")
+    assert not math.isnan(float(lines[3].split("|")[-2]))  # episode length counts failures at the limit
