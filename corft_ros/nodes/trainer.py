@@ -23,7 +23,7 @@ from corft_ros.nodes._common import declare, diagnostic_status, make_executor
 
 # PolicyConfig fields a training run may set (the rest follow the robot and the dataset)
 POLICY_KEYS = ("chunk_size", "d_model", "heads", "ff_dim", "encoder_layers", "decoder_layers", "critic_layers",
-               "num_critics", "cnn_channels", "dropout")
+               "num_critics", "cnn_channels", "keypoints", "dropout")
 
 DESCRIPTIONS = {
     "stage": "il | rl | all",

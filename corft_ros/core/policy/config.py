@@ -36,6 +36,7 @@ class PolicyConfig:
     critic_layers: int = 1  # per critic head, causal over action tokens
     num_critics: int = 2  # ensemble of critic heads (>= 2)
     cnn_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
+    keypoints: int = 16  # spatial-softmax keypoints per camera (one extra token each); 0: conv tokens only
     text_dim: int = TEXT_EMBED_DIM
     text_encoder: str = TEXT_ENCODER
     dropout: float = 0.0
@@ -64,7 +65,7 @@ class PolicyConfig:
         h, w = self.image_height, self.image_width
         for _ in range(len(self.cnn_channels) + 1):  # every conv (and the final projection) has stride 2
             h, w = (h + 1) // 2, (w + 1) // 2
-        return h * w
+        return h * w + (1 if self.keypoints else 0)
 
     def validate(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -84,6 +85,7 @@ class PolicyConfig:
         need(self.num_critics >= 2, f"num_critics must be >= 2, got {self.num_critics}")
         need(self.encoder_layers >= 1 and self.decoder_layers >= 1 and self.critic_layers >= 1, "layers must be >= 1")
         need(len(self.cnn_channels) >= 1, "cnn_channels is empty")
+        need(self.keypoints >= 0, f"keypoints must be >= 0, got {self.keypoints}")
         need(self.text_dim >= 1, "text_dim must be >= 1")
         need(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
 
@@ -100,6 +102,7 @@ class PolicyConfig:
             raise ConfigError(f"{source}: unknown policy config field '{unknown[0]}'")
         if "joint_names" not in data:
             raise ConfigError(f"{source}: missing field 'joint_names'")
+        data = {"keypoints": 0, **data}  # models exported before keypoints existed have none
         try:
             return cls(**data)
         except ConfigError as exc:

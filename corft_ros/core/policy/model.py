@@ -83,23 +83,56 @@ class Block(nn.Module):
         return x + self.drop(self.ff(self.norm2(x)))
 
 
-class ImageEncoder(nn.Module):
-    """Small strided CNN trained from scratch: [B, 3, H, W] in [0, 1] → [B, (H/16)·(W/16), D] tokens."""
+class SpatialSoftmax(nn.Module):
+    """Keypoints: the expected image coordinates (x, y in [-1, 1]) of K learned feature maps, [B, C, H, W] →
+    [B, K, 2]. Coordinates are linear in where things are in the image (the cube), which a few dozen
+    demonstrations can regress to joint targets; pooled conv tokens hide position inside their channels."""
 
-    def __init__(self, channels: list[int], dim: int) -> None:
+    def __init__(self, channels: int, keypoints: int, height: int, width: int) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 3
-        for i, c_out in enumerate(channels):
-            k = 5 if i == 0 else 3
-            layers += [nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), nn.ReLU()]
-            c_in = c_out
-        layers.append(nn.Conv2d(c_in, dim, 3, stride=2, padding=1))
-        self.net = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(channels, keypoints, 1)
+        self.log_temperature = nn.Parameter(torch.zeros(1))
+        ys, xs = torch.meshgrid(torch.linspace(-1.0, 1.0, height), torch.linspace(-1.0, 1.0, width), indexing="ij")
+        self.register_buffer("grid", torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.net(x * 2.0 - 1.0)
-        return y.flatten(2).transpose(1, 2)
+        logits = self.proj(x).flatten(2) * torch.exp(-self.log_temperature)  # [B, K, H·W]
+        return torch.matmul(logits.softmax(dim=-1), self.grid)
+
+
+class ImageEncoder(nn.Module):
+    """Small strided CNN trained from scratch: [B, 3, H, W] in [0, 1] → [B, (H/16)·(W/16) (+1), D] tokens; with
+    keypoints > 0, one more token from a spatial softmax over the stride-4 feature map (see SpatialSoftmax)."""
+
+    def __init__(self, channels: list[int], dim: int, keypoints: int = 0, image_size: tuple[int, int] = (64, 64)):
+        super().__init__()
+        self.convs = nn.ModuleList()
+        c_in = 3
+        h, w = image_size
+        self.tap = min(1, len(channels) - 1)  # the keypoints read the second conv's map (stride 4)
+        tap_shape = (c_in, h, w)
+        for i, c_out in enumerate(channels):
+            k = 5 if i == 0 else 3
+            self.convs.append(nn.Sequential(nn.Conv2d(c_in, c_out, k, stride=2, padding=k // 2), nn.ReLU()))
+            c_in, h, w = c_out, (h + 1) // 2, (w + 1) // 2
+            if i == self.tap:
+                tap_shape = (c_in, h, w)
+        self.out = nn.Conv2d(c_in, dim, 3, stride=2, padding=1)
+        self.keypoints = SpatialSoftmax(*tap_shape[:1], keypoints, *tap_shape[1:]) if keypoints else None
+        self.keypoint_token = nn.Linear(2 * keypoints, dim) if keypoints else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x * 2.0 - 1.0
+        tapped = y
+        for i, conv in enumerate(self.convs):
+            y = conv(y)
+            if i == self.tap:
+                tapped = y
+        tokens = self.out(y).flatten(2).transpose(1, 2)
+        if self.keypoints is None:
+            return tokens
+        points = self.keypoints(tapped).flatten(1)  # [B, 2K]
+        return torch.cat([tokens, self.keypoint_token(points).unsqueeze(1)], dim=1)
 
 
 class CriticHead(nn.Module):
@@ -130,7 +163,8 @@ class ChunkPolicy(nn.Module):
         cfg = config
         d, a = cfg.d_model, cfg.action_dim
         # --- backbone
-        self.image_encoders = nn.ModuleList(ImageEncoder(cfg.cnn_channels, d) for _ in cfg.camera_names)
+        self.image_encoders = nn.ModuleList(ImageEncoder(cfg.cnn_channels, d, cfg.keypoints, cfg.image_size)
+                                            for _ in cfg.camera_names)
         self.state_mlp = nn.Sequential(nn.Linear(a, d), nn.GELU(), nn.Linear(d, d))
         self.text_proj = nn.Sequential(nn.Linear(cfg.text_dim, d), nn.LayerNorm(d))
         n_tokens = cfg.num_cameras * cfg.tokens_per_camera + 2

@@ -20,7 +20,7 @@ class ILConfig:
     lr: float = 3e-4
     weight_decay: float = 1e-4
     loss: str = "l1"  # l1 | l2
-    shift_pad: int = 4  # random-shift augmentation in pixels (0: off)
+    shift_pad: int = 0  # random-shift augmentation in pixels (0: off; see docs/training.md before turning it on)
     grad_clip: float = 10.0
     episodes: str = "success"  # imitate 'success'ful episodes only, or 'all'
 

@@ -1,0 +1,81 @@
+"""`corft-ros bench rollouts`: a fast screen of exported policies in the sim, without ROS.
+
+Closed-loop trials in one thread on sim time (corft_ros.core.sim.rollout): the deployed timing (cameras and policy
+at 10 Hz, the chunk executor at the control rate) without transport, so a 20 s trial costs a few seconds of CPU.
+Use it to pick checkpoints and recipes; report numbers from `corft-ros bench trials` (the real graph over DDS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register_bench(benches: argparse._SubParsersAction) -> None:
+    p = benches.add_parser("rollouts", help="fast sim screen of exported models without ROS (success, cycle time)",
+                           description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", required=True, metavar="DIR", help="exported model folders")
+    p.add_argument("--trials", type=int, default=20, help="trials per model and region (default 20)")
+    p.add_argument("--regions", nargs="+", default=["seen"], help="seen and/or unseen (default seen)")
+    p.add_argument("--seed", type=int, default=0, help="sim seed of the first trial (trial i: seed + i)")
+    p.add_argument("--timeout", type=float, default=20.0, help="time limit per trial, s of sim time")
+    p.add_argument("--mode", default="temporal_ensembling", help="executor mode")
+    p.add_argument("--instruction", default="pick up the red cube and place it on the target",
+                   help="task instruction (default: the sim's)")
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    p.set_defaults(func=cmd_rollouts)
+
+
+def cmd_rollouts(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from corft_ros.core.bench.stats import wilson_interval
+    from corft_ros.core.chunking import MODES
+    from corft_ros.core.policy.export import ModelError
+    from corft_ros.core.policy.runtime import load_runtime
+    from corft_ros.core.robot import ConfigError, load_robot_config
+    from corft_ros.core.sim.regions import REGIONS
+    from corft_ros.core.sim.rollout import RolloutConfig, rollout
+    from corft_ros.core.sim.scene import CubeScene, SceneConfig
+
+    bad = [r for r in args.regions if r not in REGIONS]
+    if bad or args.mode not in MODES or args.trials < 1 or not args.timeout > 0:
+        what = (f"unknown region '{bad[0]}'" if bad else f"unknown mode '{args.mode}'" if args.mode not in MODES
+                else "--trials must be >= 1 and --timeout positive")
+        print(f"error: {what}", file=sys.stderr)
+        return 2
+    robot = load_robot_config(None)
+    try:
+        runtimes = {m: load_runtime(m, "onnx", threads=1) for m in args.models}
+    except (ModelError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    cameras = sorted({c for rt in runtimes.values() for c in rt.camera_names})
+    scene = CubeScene(robot, SceneConfig(cameras=tuple(cameras)))
+    config = RolloutConfig(timeout_s=args.timeout, mode=args.mode)
+    results = []
+    try:
+        for model, runtime in runtimes.items():
+            for region in args.regions:
+                trials = [rollout(scene, runtime, robot, args.seed + i, region, args.instruction, config)
+                          for i in range(args.trials)]
+                wins = [t for t in trials if t.success]
+                lo, hi = wilson_interval(len(wins), len(trials))
+                row = {"model": model, "region": region, "trials": len(trials), "successes": len(wins),
+                       "success_rate": len(wins) / len(trials), "success_ci95": [lo, hi],
+                       "cycle_time_mean_s": float(np.mean([t.duration_s for t in wins])) if wins else None,
+                       "wall_s": float(sum(t.wall_s for t in trials))}
+                results.append(row)
+                if not args.json:
+                    cycle = f"{row['cycle_time_mean_s']:.2f} s" if wins else "-"
+                    print(f"{model} {region}: {len(wins)}/{len(trials)} ({100 * lo:.0f}-{100 * hi:.0f}%), "
+                          f"cycle time {cycle}, {row['wall_s']:.0f} s wall", flush=True)
+    finally:
+        scene.close()
+    out = {"bench": "rollouts", "command": "corft-ros " + " ".join(sys.argv[1:]), "timeout_s": args.timeout,
+           "mode": args.mode, "note": "ROS-free screen on sim time; report numbers from corft-ros bench trials",
+           "results": results}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    return 0
