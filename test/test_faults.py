@@ -283,6 +283,42 @@ def test_camera_that_stops_stops_the_chunks_is_named_and_chunks_resume(ros, mode
             remove_node(ros, node)
 
 
+def test_video_file_that_ends_stops_the_chunks_and_both_nodes_name_the_camera(ros, model_dir, tmp_path):
+    from test_camera_node import write_video
+
+    tag = "faultfile"
+    video = write_video(tmp_path / "front.avi", frames=45)  # 1.5 s at 30 fps, then the file ends
+    camera = ros.add(CameraNode(
+        context=ros.context, cli_args=["--ros-args", "-r", f"__node:=camera_{tag}_front"],
+        parameter_overrides=params(name="front", source=str(video), loop=False, width=64, height=64, fps=30.0,
+                                   topic=f"/{tag}/camera/front/image_raw")))
+    chunks = ros.subscribe(JointTrajectory, f"/{tag}/action_chunk", 100)
+    diagnostics = ros.subscribe(DiagnosticArray, "/diagnostics", 100)
+    policy = ros.add(PolicyNode(
+        context=ros.context, cli_args=["--ros-args", "-r", f"__node:=policy_{tag}"],
+        parameter_overrides=params(
+            model_path=str(model_dir), threads=1, rate_hz=10.0, instruction=INSTRUCTION, max_observation_age=0.5,
+            camera_topic_format=f"/{tag}/camera/{{name}}/image_raw", joint_states_topic=f"/{tag}/joint_states",
+            chunk_topic=f"/{tag}/action_chunk")))
+    feeder = Feeder(ros, {"wrist": f"/{tag}/camera/wrist/image_raw"}, f"/{tag}/joint_states", HOME)
+    try:
+        chunks.wait(lambda m: len(m) >= 1, timeout=20)  # the file plays: chunks flow
+        camera_status = latest_status(diagnostics, lambda s: s.hardware_id == f"camera_{tag}_front"
+                                      and "end of video file" in s.message)
+        assert str(video) in camera_status.message
+        status = latest_status(diagnostics, lambda s: s.hardware_id == f"policy_{tag}"
+                               and "camera 'front' missing" in s.message)
+        assert f"/{tag}/camera/front/image_raw" in status.message and status.level == b"\x01"
+        time.sleep(0.3)
+        silent_from = len(chunks.messages)
+        time.sleep(1.0)
+        assert len(chunks.messages) == silent_from, "chunks kept coming after the front camera's file ended"
+    finally:
+        feeder.stop()
+        remove_node(ros, policy)
+        remove_node(ros, camera)
+
+
 # ---- (d) the disk nearly full ------------------------------------------------------------------------------------
 def test_disk_nearly_full_stops_the_logger_cleanly_and_keeps_earlier_episodes(ros, tmp_path):
     topic = "/faultlog/frames"
