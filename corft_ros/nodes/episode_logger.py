@@ -316,8 +316,12 @@ class EpisodeLoggerNode(Node):
 
     def _enqueue_latched(self, topic: str, data: bytes) -> None:
         # Transient-local topics deliver their last message once, at subscription: keep it for the next episode.
-        self._latched[topic] = data
-        self._enqueue(topic, data)
+        # Under the lock, so an episode starting at the same moment writes it exactly once (it copies _latched).
+        with self._lock:
+            self._latched[topic] = data
+            writer = self._writer
+        if writer is not None:
+            writer.write(topic, data)
 
     def _offered_qos(self, topic: str) -> list[Qos]:
         try:
