@@ -226,10 +226,16 @@ def write_experiment_report(args: argparse.Namespace, work: Path, out: Path, log
 
 
 def _train_line(title: str, stats: dict) -> str:
-    if not stats:
+    """One line per stage: steps, speed and the final logged values (train.json's `stages`)."""
+    stages = stats.get("stages", {}) if stats else {}
+    if not stages:
         return f"- {title}: no train.json"
-    keep = {k: v for k, v in stats.items() if not isinstance(v, (dict, list))}
-    return f"- {title}: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in keep.items())
+    parts = []
+    for stage, info in stages.items():
+        final = ", ".join(f"{k.split('/', 1)[-1]} {v:.4g}" for k, v in info.get("final", {}).items())
+        speed = info.get("steps_per_s", 0.0)
+        parts.append(f"{stage}: {info.get('steps', 0)} steps at {speed:.2f} steps/s; final {final}")
+    return f"- {title}: " + "; ".join(parts)
 
 
 def _cpu_count() -> int:
