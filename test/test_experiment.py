@@ -54,3 +54,11 @@ def test_results_table_rows() -> None:
     assert "| il | seen | 4/10 (40%) |" in lines[2] and "10.00 / 10.00" in lines[2]
     assert lines[4].startswith("| il | all | 5/14 (36%)")
     assert not math.isnan(float(lines[3].split("|")[-2]))  # episode length counts failures at the limit
+
+
+def test_train_line_reads_each_stage_from_train_json() -> None:
+    from corft_ros.cli.experiment import _train_line
+
+    stats = {"export": "models/il", "stages": {"il": {"steps": 10, "steps_per_s": 2.5, "final": {"il/loss": 0.5}}}}
+    assert _train_line("IL", stats) == "- IL: il: 10 steps at 2.50 steps/s; final loss 0.5"
+    assert _train_line("IL", {}) == "- IL: no train.json"
