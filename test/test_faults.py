@@ -241,6 +241,16 @@ def test_model_with_nan_or_huge_outputs_never_makes_the_arm_leave_its_limits(ros
 
 
 # ---- (c) a camera stops publishing -------------------------------------------------------------------------------
+def tagged_policy(ros, tag: str, model_dir: Path) -> PolicyNode:
+    """A policy node on /<tag>/… topics at 10 Hz that refuses observations older than 0.5 s."""
+    return ros.add(PolicyNode(
+        context=ros.context, cli_args=["--ros-args", "-r", f"__node:=policy_{tag}"],
+        parameter_overrides=params(
+            model_path=str(model_dir), threads=1, rate_hz=10.0, instruction=INSTRUCTION, max_observation_age=0.5,
+            camera_topic_format=f"/{tag}/camera/{{name}}/image_raw", joint_states_topic=f"/{tag}/joint_states",
+            chunk_topic=f"/{tag}/action_chunk")))
+
+
 def test_camera_that_stops_stops_the_chunks_is_named_and_chunks_resume(ros, model_dir):
     tag = "faultcam"
     cameras = [ros.add(CameraNode(
@@ -250,12 +260,7 @@ def test_camera_that_stops_stops_the_chunks_is_named_and_chunks_resume(ros, mode
         for name in ("front", "wrist")]
     chunks = ros.subscribe(JointTrajectory, f"/{tag}/action_chunk", 100)
     diagnostics = ros.subscribe(DiagnosticArray, "/diagnostics", 100)
-    policy = ros.add(PolicyNode(
-        context=ros.context, cli_args=["--ros-args", "-r", f"__node:=policy_{tag}"],
-        parameter_overrides=params(
-            model_path=str(model_dir), threads=1, rate_hz=10.0, instruction=INSTRUCTION, max_observation_age=0.5,
-            camera_topic_format=f"/{tag}/camera/{{name}}/image_raw", joint_states_topic=f"/{tag}/joint_states",
-            chunk_topic=f"/{tag}/action_chunk")))
+    policy = tagged_policy(ros, tag, model_dir)
     feeder = Feeder(ros, {c: f"/{tag}/driver/{c}" for c in ("front", "wrist")}, f"/{tag}/joint_states", HOME)
     try:
         chunks.wait(lambda m: len(m) >= 3, timeout=20)
@@ -294,12 +299,7 @@ def test_video_file_that_ends_stops_the_chunks_and_both_nodes_name_the_camera(ro
                                    topic=f"/{tag}/camera/front/image_raw")))
     chunks = ros.subscribe(JointTrajectory, f"/{tag}/action_chunk", 100)
     diagnostics = ros.subscribe(DiagnosticArray, "/diagnostics", 100)
-    policy = ros.add(PolicyNode(
-        context=ros.context, cli_args=["--ros-args", "-r", f"__node:=policy_{tag}"],
-        parameter_overrides=params(
-            model_path=str(model_dir), threads=1, rate_hz=10.0, instruction=INSTRUCTION, max_observation_age=0.5,
-            camera_topic_format=f"/{tag}/camera/{{name}}/image_raw", joint_states_topic=f"/{tag}/joint_states",
-            chunk_topic=f"/{tag}/action_chunk")))
+    policy = tagged_policy(ros, tag, model_dir)
     feeder = Feeder(ros, {"wrist": f"/{tag}/camera/wrist/image_raw"}, f"/{tag}/joint_states", HOME)
     try:
         chunks.wait(lambda m: len(m) >= 1, timeout=20)  # the file plays: chunks flow

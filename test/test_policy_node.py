@@ -308,10 +308,9 @@ def test_nonfinite_output_is_not_published_and_counted(ros, model_dir, reference
 
 
 def test_default_model_path_publishes_chunks(ros):
-    """model_path '' = models/default (when this checkout has one): the node runs it on its own inputs."""
+    """model_path '' = models/default (the bundled model): the node runs it on its own inputs."""
     default = models_dir() / "default"
-    if not (default / META_FILE).is_file():
-        pytest.skip("models/default has not been exported in this checkout")
+    assert (default / META_FILE).is_file(), "no bundled models/default (make experiment bundles it)"
     runtime = load_runtime(default, "onnx", threads=1)
     instruction = (runtime.instructions.instructions or ["pick up the red cube and place it on the target"])[0]
     rig = Rig(ros, Path(""), "default")
