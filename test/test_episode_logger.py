@@ -195,6 +195,13 @@ def test_bad_parameters_refuse_to_start(ros, tmp_path: Path) -> None:
             EpisodeLoggerNode(context=ros.context, parameter_overrides=overrides)
 
 
+def _readable_count(episode: Path) -> int:
+    try:
+        return sum(1 for _ in read_episode(episode))
+    except Exception:  # a chunk being written right now: not readable yet
+        return 0
+
+
 def test_sigkill_mid_episode_leaves_readable_bag_and_cli_repair(ros, tmp_path: Path) -> None:
     pub = ros.publisher(JointState, "/joint_states", 100)
     cmd = [sys.executable, "-m", "corft_ros.nodes.episode_logger", "--ros-args",
@@ -211,7 +218,10 @@ def test_sigkill_mid_episode_leaves_readable_bag_and_cli_repair(ros, tmp_path: P
             pub.publish(joint_state(i))
             sent += 1
             time.sleep(0.004)
-        time.sleep(0.5)  # > flush_interval: everything published is in a flushed chunk
+        # Every message published is in a flushed chunk before the kill (flushes every 0.1 s; a loaded machine may
+        # take longer than a fixed sleep, so poll the partial bag as a crash would leave it).
+        bag_dir = next(tmp_path.glob("*/bag")).parent
+        wait_until(lambda: _readable_count(bag_dir) >= sent, 20, what=f"{sent} messages flushed")
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
