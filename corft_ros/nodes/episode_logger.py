@@ -214,6 +214,7 @@ class EpisodeLoggerNode(Node):
         self._episode_start_mono = 0.0
         self._latest_instruction = ""
         self._latched: dict[str, bytes] = {}
+        self._latched_in_episode: dict[str, bytes] = {}  # what this episode's bag already holds per latched topic
         self._errors = 0
         self._last_bytes = (time.monotonic(), 0)
 
@@ -317,10 +318,13 @@ class EpisodeLoggerNode(Node):
     def _enqueue_latched(self, topic: str, data: bytes) -> None:
         # Transient-local topics deliver their last message once, at subscription: keep it for the next episode.
         # Under the lock, so an episode starting at the same moment writes it exactly once (it copies _latched).
+        # The same bytes again within an episode are the latched sample delivered twice (seen with Fast DDS as a
+        # reader matches while the writer publishes), not a new message: record it once.
         with self._lock:
-            self._latched[topic] = data
+            repeat = self._latched_in_episode.get(topic) == data
+            self._latched[topic] = self._latched_in_episode[topic] = data
             writer = self._writer
-        if writer is not None:
+        if writer is not None and not repeat:
             writer.write(topic, data)
 
     def _offered_qos(self, topic: str) -> list[Qos]:
@@ -397,6 +401,7 @@ class EpisodeLoggerNode(Node):
                 self._add_to_writer(writer, topic, msgtype)
             for topic, data in list(self._latched.items()):
                 writer.write(topic, data)
+            self._latched_in_episode = dict(self._latched)
             self._writer = writer
             self._missing_reported.clear()
             self._episode_start_mono = time.monotonic()
