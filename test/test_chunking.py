@@ -411,6 +411,46 @@ def test_clear_drops_the_buffer_and_rebases_on_the_next_measured_state():
     np.testing.assert_allclose(tick.command, np.clip(reset_pose, ROBOT.lower, ROBOT.upper))
 
 
+def test_between_episodes_the_executor_sends_one_hold_then_nothing_and_ignores_chunks():
+    period = 0.01
+    core = executor("latest", period=period)
+    core.submit(chunk(T0, HOME + np.linspace(0, 0.2, 100)[:, None], period), T0)
+    for step in range(10):
+        core.tick(core.grid.slot_of(T0 + step * period), T0 + step * period)
+    held = list(core.safety.last)
+    core.end_episode()
+    tick = core.tick(core.grid.slot_of(T0 + 0.1), T0 + 0.1)
+    assert tick.state is TickState.IDLE and tick.command == held  # a trajectory controller stops here
+    assert core.submit(chunk(T0 + 0.1, np.tile(HOME + 0.1, (50, 1)), period), T0 + 0.1) == 0  # a policy still running
+    for step in range(11, 40):
+        tick = core.tick(core.grid.slot_of(T0 + step * period), T0 + step * period)
+        assert tick.state is TickState.IDLE and tick.command is None
+    assert core.stats.chunks_ignored == 1 and core.stats.chunks_rejected == 0 and core.stats.chunks_accepted == 1
+    core.start_episode()
+    tick = core.tick(core.grid.slot_of(T0 + 0.4), T0 + 0.4)
+    assert tick.state is TickState.NO_STATE and tick.command is None  # never the pre-reset command
+    reset_pose = HOME + 0.05  # where the arm is now (reset elsewhere)
+    core.measured(reset_pose)
+    tick = core.tick(core.grid.slot_of(T0 + 0.41), T0 + 0.41)
+    assert tick.state is TickState.WAITING
+    np.testing.assert_allclose(tick.command, np.clip(reset_pose, ROBOT.lower, ROBOT.upper))
+    core.submit(chunk(T0 + 0.415, np.tile(reset_pose, (50, 1)), period), T0 + 0.415)
+    assert core.tick(core.grid.slot_of(T0 + 0.42), T0 + 0.42).state is TickState.TRACKING
+
+
+def test_start_idle_commands_nothing_until_the_first_episode_starts():
+    period = 0.01
+    core = executor("latest", period=period, start_idle=True)  # measured HOME already
+    core.submit(chunk(T0, np.tile(HOME + 0.1, (50, 1)), period), T0)
+    for step in range(20):
+        tick = core.tick(core.grid.slot_of(T0 + step * period), T0 + step * period)
+        assert tick.state is TickState.IDLE and tick.command is None
+    core.start_episode()
+    core.measured(HOME)
+    tick = core.tick(core.grid.slot_of(T0 + 0.2), T0 + 0.2)
+    assert tick.state is TickState.WAITING and tick.command == list(HOME)
+
+
 def test_the_clock_going_back_clears_the_buffer():
     period = 0.01
     core = executor("latest", period=period)

@@ -12,7 +12,8 @@ from builtin_interfaces.msg import Duration
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
-from std_srvs.srv import SetBool
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from corft_ros.core.robot import load_robot_config
@@ -179,5 +180,50 @@ def test_estop_holds_the_arm_while_chunks_keep_coming(ros, states, executor_fact
         while measured(states)[2] > held[2] - 0.05 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert measured(states)[2] <= held[2] - 0.05, "the arm did not resume after the release"
+    finally:
+        remove_node(ros, source)
+
+
+@pytest.mark.parametrize("output", ["forward", "jtc"])
+def test_a_sim_reset_between_episodes_is_not_undone_while_the_policy_keeps_publishing(ros, states, executor_factory,
+                                                                                       output):
+    """Every benchmark trial once started 0.5 rad (p50) from the reset pose: after an episode's stop the executor
+    kept holding the old command and executing the still-running policy's chunks, which drove the reset arm back."""
+    node = executor_factory(output=output, mode="temporal_ensembling")
+    events = ros.publisher(String, "/corft/episode/events")
+    commands = ros.subscribe(Float64MultiArray if output == "forward" else JointTrajectory,
+                             "/forward_position_controller/commands" if output == "forward"
+                             else "/arm_controller/joint_trajectory", 1000)
+    ros.wait_for_subscribers(events)
+    time.sleep(0.3)
+    source = ros.add(ChunkSource(measured(states), speed=0.25, context=ros.context))
+    try:
+        events.publish(String(data="start"))
+        moving_from = measured(states)[2]
+        deadline = time.monotonic() + 5.0
+        while measured(states)[2] < moving_from + 0.15 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert measured(states)[2] >= moving_from + 0.15, "the arm did not follow the chunk source"
+        events.publish(String(data="stop"))
+        deadline = time.monotonic() + 5.0
+        while node.core.state.value != "idle" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert node.core.state.value == "idle"
+        ignored = node.core.stats.chunks_ignored
+        reply = ros.call(Trigger, "/sim/reset", Trigger.Request())
+        assert reply.success, reply.message
+        time.sleep(0.3)
+        reset_pose = measured(states)
+        assert np.abs(reset_pose - ROBOT.home_array).max() < 0.1
+        commands.clear()
+        time.sleep(1.0)  # chunks keep coming: ignored, and nothing commands the arm back
+        assert commands.messages == [], "the executor commanded the arm between episodes"
+        np.testing.assert_allclose(measured(states), reset_pose, atol=0.01)
+        assert node.core.stats.chunks_ignored >= ignored + 5
+        events.publish(String(data="start"))  # the next episode starts from where the arm is
+        commands.wait(lambda m: len(m) >= 1, timeout=5.0)
+        first = commands.messages[0]
+        first = np.asarray(first.data if output == "forward" else first.points[0].positions)
+        assert np.abs(first - reset_pose).max() < 0.05, f"first command {first} is not the reset pose"
     finally:
         remove_node(ros, source)

@@ -48,7 +48,7 @@ def robots(draw) -> RobotConfig:
 
 
 @st.composite
-def configs(draw) -> ExecutorConfig:
+def configs(draw, idle: bool = True) -> ExecutorConfig:
     return ExecutorConfig(
         control_period=draw(st.sampled_from([0.001, 0.004, 0.01, 0.02, 0.05])),
         mode=draw(st.sampled_from(MODES)),
@@ -56,6 +56,7 @@ def configs(draw) -> ExecutorConfig:
         k=draw(st.integers(1, 20)),
         staleness_timeout=draw(st.floats(0.02, 2.0)),
         max_lead=draw(st.floats(0.0, 2.0)),
+        start_idle=draw(st.booleans()) if idle else False,
     )
 
 
@@ -81,12 +82,13 @@ measured_event = st.tuples(st.just("measured"), st.sampled_from(["inside", "outs
                            st.integers(0, 2**32 - 1))
 estop_event = st.tuples(st.just("estop"), st.booleans())
 clear_event = st.tuples(st.just("clear"), st.booleans())
+episode_event = st.tuples(st.just("episode"), st.booleans())  # start (True) | stop
 _EVENT_KINDS = {"tick": tick_event, "good_chunk": good_chunk_event, "chunk": chunk_event,
-                "measured": measured_event, "estop": estop_event, "clear": clear_event}
+                "measured": measured_event, "estop": estop_event, "clear": clear_event, "episode": episode_event}
 # one_of picks its branches evenly: weigh them by drawing the kind first (ticks and valid chunks most often)
 events = st.lists(
-    st.sampled_from(["tick"] * 10 + ["good_chunk"] * 3 + ["chunk"] * 3 + ["measured", "estop", "clear"]).flatmap(
-        _EVENT_KINDS.__getitem__),
+    st.sampled_from(["tick"] * 10 + ["good_chunk"] * 3 + ["chunk"] * 3
+                    + ["measured", "estop", "clear", "episode"]).flatmap(_EVENT_KINDS.__getitem__),
     min_size=5, max_size=120,
 )
 
@@ -228,15 +230,21 @@ def test_executor_output_never_leaves_position_or_velocity_limits(robot, config,
             core.set_estop(event[1])
         elif kind == "clear":
             core.clear(rebase=event[1])
+        elif kind == "episode":
+            if event[1]:
+                core.start_episode()
+            else:
+                core.end_episode()
     report = core.report()
     note_event(f"tracked: {'tracking' in states}")
     note_event(f"clamped: position {report.position_clamps > 0}, velocity {report.velocity_clamps > 0}")
-    assert report.chunks_accepted + report.chunks_rejected == sum(1 for e in stream if e[0] == "chunk")
+    handled = report.chunks_accepted + report.chunks_rejected + report.chunks_ignored
+    assert handled == sum(1 for e in stream if e[0] == "chunk")
     assert max(core.safety.position_clamps, core.safety.velocity_clamps) <= commanded
 
 
 @settings(max_examples=60, deadline=None)
-@given(config=configs(), seed=st.integers(0, 2**32 - 1))
+@given(config=configs(idle=False), seed=st.integers(0, 2**32 - 1))
 def test_estop_holds_exactly_while_latched(config, seed):
     """While the e-stop is latched the command never changes, whatever chunks arrive."""
     robot = robot_config_from_dict({"robot": {

@@ -387,6 +387,11 @@ def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done
             elif outcome == "failure":
                 logger.label_episode(False)
             ok, summary = logger.stop_episode()
+            if sim:
+                # The teleop also hears "stop" over DDS, but on a loaded machine only after the next reset: until
+                # then the rest of the demo would drive the reset arm back (one demo of 50 started 0.88 rad away).
+                teleop.end_demo()
+                time.sleep(0.2)  # commands already sent land before the reset
             print()
             if outcome == "discard":
                 shutil.rmtree(episode, ignore_errors=True)

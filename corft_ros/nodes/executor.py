@@ -42,6 +42,7 @@ _LEVELS = {
     TickState.STALE: DiagnosticStatus.WARN,
     TickState.UNDERRUN: DiagnosticStatus.WARN,
     TickState.ESTOP: DiagnosticStatus.WARN,
+    TickState.IDLE: DiagnosticStatus.OK,
 }
 _MESSAGES = {
     TickState.NO_STATE: "no /joint_states yet: not commanding",
@@ -50,6 +51,7 @@ _MESSAGES = {
     TickState.STALE: "holding: chunks are stale (staleness_timeout exceeded)",
     TickState.UNDERRUN: "holding: no buffered action for now (underrun)",
     TickState.ESTOP: "holding: e-stop latched",
+    TickState.IDLE: "idle between episodes: commanding nothing (the controller holds), chunks ignored",
 }
 
 
@@ -70,6 +72,8 @@ class ExecutorNode(Node):
         k = int(declare(self, "k", 10, "receding_horizon: actions of a chunk played before switching"))
         staleness = float(declare(self, "staleness_timeout", 0.5, "s; newest chunk older than this → hold"))
         max_lead = float(declare(self, "max_lead", 1.0, "s; refuse chunks stamped further in the future"))
+        start_idle = bool(declare(self, "start_idle", False, "command nothing until the first episode 'start' "
+                                  "(after a 'stop' it is idle until the next 'start' anyway)"))
         rate = float(declare(self, "control_rate_hz", 0.0, "control loop rate (0 = robot.yaml control_rate_hz)"))
         self.output = str(declare(self, "output", "forward", f"command output: {' | '.join(OUTPUTS)}"))
         controller = str(declare(self, "controller", "", "controller name ('' = forward_position_controller / "
@@ -111,7 +115,7 @@ class ExecutorNode(Node):
         self.core = ChunkExecutor(
             self.robot,
             ExecutorConfig(control_period=1.0 / self.rate_hz, mode=mode, m=m, k=k, staleness_timeout=staleness,
-                           max_lead=max_lead),
+                           max_lead=max_lead, start_idle=start_idle),
         )
         self._period_ns = round(1e9 / self.rate_hz)
         self._lock = threading.Lock()
@@ -204,8 +208,12 @@ class ExecutorNode(Node):
             self._error(f"/corft/episode/events: unknown event {msg.data!r} (expected start | stop)")
             return
         with self._lock:
-            self.core.clear(rebase=msg.data == "start")
-        self.get_logger().info(f"episode {msg.data}: chunk buffer cleared")
+            if msg.data == "start":
+                self.core.start_episode()
+            else:
+                self.core.end_episode()
+        self.get_logger().info("episode start: holding the measured state, executing chunks" if msg.data == "start"
+                               else "episode stop: chunk buffer cleared, idle until the next start")
 
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         with self._lock:

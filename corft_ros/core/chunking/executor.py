@@ -22,6 +22,7 @@ class TickState(StrEnum):
     STALE = "stale"  # newest chunk older than staleness_timeout: holding
     UNDERRUN = "underrun"  # no buffered action for now: holding
     ESTOP = "estop"  # e-stop latched: holding
+    IDLE = "idle"  # between episodes: one hold command, then nothing is sent (the controller keeps it)
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class ExecutorConfig:
     k: int = 10  # receding_horizon: actions of a chunk played before switching
     staleness_timeout: float = 0.5  # s; newest chunk's stamp older than this → hold
     max_lead: float = 1.0  # s; a chunk starting further than this in the future is refused (clock mismatch)
+    start_idle: bool = False  # command nothing until the first episode starts
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -53,7 +55,7 @@ class Tick:
     slot: int
     time: float
     state: TickState
-    command: list[float] | None  # canonical order; None only in NO_STATE
+    command: list[float] | None  # canonical order; None in NO_STATE and (after its one hold) IDLE
 
 
 class ChunkExecutor:
@@ -72,10 +74,18 @@ class ChunkExecutor:
         self.state = TickState.NO_STATE
         self._slot: int | None = None  # slot of the last tick
         self._rebase_pending = True  # the next measured state becomes the hold position
+        # Between episodes the arm is not this node's: a sim reset (or a person) moves it, and holding the old
+        # command (or executing chunks of a policy that keeps running) would drive it back before the next start.
+        self.idle = config.start_idle
+        self._idle_hold_sent = True  # nothing to hold before anything was commanded
 
     # ---- inputs -------------------------------------------------------------------------------------
     def submit(self, chunk: Chunk, now: float) -> int:
-        """Buffer a validated chunk; returns how many slots of it are still ahead. ChunkError if refused."""
+        """Buffer a validated chunk; returns how many slots of it are still ahead (0 while idle: ignored).
+        ChunkError if refused."""
+        if self.idle:
+            self.stats.chunks_ignored += 1
+            return 0
         try:
             if self.newest_stamp is not None and chunk.stamp <= self.newest_stamp:
                 raise ChunkError(
@@ -128,6 +138,21 @@ class ChunkExecutor:
         self.stats.no_target()
         self._rebase_pending = rebase
 
+    def end_episode(self) -> None:
+        """Episode stop: drop the plan, send the hold once (a trajectory controller stops there), then go idle."""
+        self.clear(rebase=False)
+        self.idle = True
+        self._idle_hold_sent = False
+
+    def start_episode(self) -> None:
+        """Episode start: leave idle and hold the next measured state, never a command from before the start
+        (the arm may have been reset or moved meanwhile)."""
+        self.clear(rebase=True)
+        if self.idle:
+            self.safety.last = None
+            self.state = TickState.NO_STATE
+        self.idle = False
+
     def set_estop(self, engaged: bool) -> None:
         """Latch (or release) a hold of the last command; either way the buffered plan is dropped."""
         self.estopped = engaged
@@ -146,6 +171,11 @@ class ChunkExecutor:
         self._slot = slot
         self.stats.tick(now, 0 if previous is None else slot - previous - 1)
         self.buffer.prune(slot)
+        if self.idle:
+            self.stats.no_target()
+            self.state = TickState.IDLE
+            hold, self._idle_hold_sent = (None if self._idle_hold_sent else self.safety.last), True
+            return Tick(slot, now, self.state, hold)
         if self.safety.last is None:
             self.state = TickState.NO_STATE
             return Tick(slot, now, self.state, None)

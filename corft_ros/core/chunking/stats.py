@@ -21,6 +21,7 @@ class LoopReport:
     estop_holds: int
     chunks_accepted: int
     chunks_rejected: int
+    chunks_ignored: int  # arrived between episodes (idle): not executed, not an error
     chunk_switches: int
     max_switch_jump: float  # max |Δq| (rad) between consecutive targets where the source chunk changed
     position_clamps: int
@@ -44,6 +45,7 @@ class LoopStats:
         self.estop_holds = 0
         self.chunks_accepted = 0
         self.chunks_rejected = 0
+        self.chunks_ignored = 0
         self.chunk_switches = 0
         self.max_switch_jump = 0.0
         self._previous_time: float | None = None
@@ -103,6 +105,7 @@ class LoopStats:
             estop_holds=self.estop_holds,
             chunks_accepted=self.chunks_accepted,
             chunks_rejected=self.chunks_rejected,
+            chunks_ignored=self.chunks_ignored,
             chunk_switches=self.chunk_switches,
             max_switch_jump=self.max_switch_jump,
             position_clamps=position_clamps,
