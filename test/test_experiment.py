@@ -19,7 +19,7 @@ def summary(rows: list[Trial]) -> dict:
 
 
 def test_goals_against_the_paper_numbers() -> None:
-    s = summary(trials("il", "seen", 4, 10, 10.0) + trials("corft", "seen", 7, 10, 7.0)
+    s = summary(trials("il", "seen", 8, 20, 10.0) + trials("corft", "seen", 14, 20, 7.0)
                 + trials("il", "unseen", 2, 10, 10.0) + trials("corft", "unseen", 5, 10, 7.5))
     gain, cycle, unseen = goals(s, "il", "corft", region="seen")
     assert gain.met and "+75.0%" in gain.measured and "40% → 70%" in gain.measured
@@ -34,6 +34,11 @@ def test_goals_against_the_paper_numbers() -> None:
     assert not gain.met and "+20.0%" in gain.measured
     assert not cycle.met and "-10.0%" in cycle.measured
     assert not unseen.met  # 40% < 44.3%
+
+    one = summary(trials("il", "seen", 13, 50, 9.0) + trials("corft", "seen", 1, 50, 4.0))
+    gain, cycle = goals(one, "il", "corft")
+    assert cycle.met is None and "over 13 → 4.00 s over 1 successes" in cycle.measured
+    assert "too few to call" in cycle.measured and "| n/a |" in goals_table([cycle])[-1]
 
 
 def test_goals_when_the_baseline_never_succeeds() -> None:

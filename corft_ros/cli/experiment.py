@@ -171,6 +171,7 @@ def write_experiment_report(args: argparse.Namespace, work: Path, out: Path, log
         "",
         f"Run: {log.get('started', '')} → {datetime.now().isoformat(timespec='seconds')} on "
         f"{platform.machine()}, {_cpu_count()} CPU cores, no GPU used. Reproduce: `{command}`.",
+        *(["", f"Note: {log['note']}"] if log.get("note") else []),
         "",
         f"Task: \"{TASK}\" — OGBench's single-cube scene (UR5e + Robotiq 2F-85, MuJoCo), two 64×64 cameras "
         "(front, wrist) rendered at 10 Hz, actions at 20 Hz, the executor at 100 Hz (temporal ensembling), "

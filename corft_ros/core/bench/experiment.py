@@ -13,6 +13,7 @@ from dataclasses import dataclass
 PAPER_SUCCESS_GAIN = 0.57  # relative increase of the success rate
 PAPER_CYCLE_TIME_CUT = 0.223  # relative decrease of the cycle time
 PAPER_UNSEEN_SUCCESS = 0.443  # success rate at unseen positions
+MIN_CYCLE_SUCCESSES = 5  # fewer successful trials in an arm: its mean cycle time says nothing
 
 
 @dataclass
@@ -50,10 +51,14 @@ def goals(summary: dict, baseline: str, candidate: str, region: str = "seen") ->
                             f"{baseline} never succeeded ({100 * c:.0f}% for {candidate}): no relative change",
                             None if c == 0 else True))
         bt, ct = float(base["cycle_time_mean_s"]), float(cand["cycle_time_mean_s"])
+        nb, nc = int(base["successes"]), int(cand["successes"])
         if math.isfinite(bt) and math.isfinite(ct) and bt > 0:
             cut = (bt - ct) / bt
+            few = min(nb, nc) < MIN_CYCLE_SUCCESSES
             out.append(Goal(f"cycle time, {candidate} vs {baseline} ({region})", f"-{100 * PAPER_CYCLE_TIME_CUT:.1f}%",
-                            f"{_pct(-cut)} ({bt:.2f} s → {ct:.2f} s)", cut >= PAPER_CYCLE_TIME_CUT))
+                            f"{_pct(-cut)} ({bt:.2f} s over {nb} → {ct:.2f} s over {nc} successes"
+                            f"{f'; under {MIN_CYCLE_SUCCESSES} in an arm: too few to call' if few else ''})",
+                            None if few else cut >= PAPER_CYCLE_TIME_CUT))
         else:
             out.append(Goal(f"cycle time, {candidate} vs {baseline} ({region})", f"-{100 * PAPER_CYCLE_TIME_CUT:.1f}%",
                             "not measurable: an arm had no successful trial", None))
