@@ -376,13 +376,18 @@ def test_stale_chunks_make_the_executor_hold_within_the_timeout():
     assert core.stats.stale_holds in (19, 20)
 
 
-def test_estop_latches_a_hold_until_released_and_drops_the_plan():
-    period = 0.01
+def tracked_for_ten_ticks(period: float) -> tuple[ChunkExecutor, list[float]]:
+    """A `latest` executor that has tracked a slow chunk for ten ticks, and its last command."""
     core = executor("latest", period=period)
     core.submit(chunk(T0, HOME + np.linspace(0, 0.2, 100)[:, None], period), T0)
     for step in range(10):
         core.tick(core.grid.slot_of(T0 + step * period), T0 + step * period)
-    held = list(core.safety.last)
+    return core, list(core.safety.last)
+
+
+def test_estop_latches_a_hold_until_released_and_drops_the_plan():
+    period = 0.01
+    core, held = tracked_for_ten_ticks(period)
     core.set_estop(True)
     # a chunk arriving during the e-stop is buffered but never played...
     core.submit(chunk(T0 + 0.1, np.tile(HOME + 0.1, (50, 1)), period), T0 + 0.1)
@@ -413,11 +418,7 @@ def test_clear_drops_the_buffer_and_rebases_on_the_next_measured_state():
 
 def test_between_episodes_the_executor_sends_one_hold_then_nothing_and_ignores_chunks():
     period = 0.01
-    core = executor("latest", period=period)
-    core.submit(chunk(T0, HOME + np.linspace(0, 0.2, 100)[:, None], period), T0)
-    for step in range(10):
-        core.tick(core.grid.slot_of(T0 + step * period), T0 + step * period)
-    held = list(core.safety.last)
+    core, held = tracked_for_ten_ticks(period)
     core.end_episode()
     tick = core.tick(core.grid.slot_of(T0 + 0.1), T0 + 0.1)
     assert tick.state is TickState.IDLE and tick.command == held  # a trajectory controller stops here
