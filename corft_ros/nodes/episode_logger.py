@@ -256,6 +256,10 @@ class EpisodeLoggerNode(Node):
             return f"output folder {d} is not writable"
         return ""
 
+    def _publish_event(self, event: str) -> None:
+        if self.context.ok():  # on Ctrl-C the context is already shut down when close() stops the episode
+            self.events_pub.publish(String(data=event))
+
     def _error(self, message: str) -> None:
         self._errors += 1
         self.get_logger().error(message)
@@ -405,7 +409,7 @@ class EpisodeLoggerNode(Node):
             self._writer = writer
             self._missing_reported.clear()
             self._episode_start_mono = time.monotonic()
-        self.events_pub.publish(String(data="start"))
+        self._publish_event("start")
         self.get_logger().info(f"recording episode {ep}")
         return True, str(ep)
 
@@ -420,7 +424,7 @@ class EpisodeLoggerNode(Node):
             writer.metadata.extra["missing_topics"] = missing
         meta = writer.stop()
         self._last_episode = writer.episode_dir
-        self.events_pub.publish(String(data="stop"))
+        self._publish_event("stop")
         summary = (
             f"{writer.episode_dir}: {meta.message_total} messages, {meta.dropped_total} dropped, "
             f"{meta.duration_s or 0:.1f} s, status {meta.status}"
@@ -472,7 +476,7 @@ class EpisodeLoggerNode(Node):
         if writer is not None:
             self._last_episode = writer.episode_dir
         self._error(f"recording stopped: {error}")
-        self.events_pub.publish(String(data="stop"))
+        self._publish_event("stop")
 
     def _on_start(self, _request, response):
         response.success, response.message = self.start_episode()

@@ -28,7 +28,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from corft_ros.core.chunking import MODES, ChunkError, ChunkExecutor, ExecutorConfig, TickState, make_chunk
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes._common import RECORDED_QOS, declare, diagnostic_status, run_node, stamp_to_sec
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 OUTPUTS = ("forward", "jtc")
@@ -123,10 +123,10 @@ class ExecutorNode(Node):
         self._measured_index = {name: i for i, name in enumerate(self.robot.joint_names)}
 
         if self.output == "forward":
-            self._command_pub = self.create_publisher(Float64MultiArray, f"/{self.controller}/commands", RELIABLE)
+            self._command_pub = self.create_publisher(Float64MultiArray, f"/{self.controller}/commands", RECORDED_QOS)
         else:
             self._command_pub = self.create_publisher(JointTrajectory, f"/{self.controller}/joint_trajectory",
-                                                      RELIABLE)
+                                                      RECORDED_QOS)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         inputs = ReentrantCallbackGroup()
         # One taker per stream, in arrival order: chunks are ordered by stamp, and two threads handling them (the

@@ -29,7 +29,7 @@ from corft_ros.core.paths import models_dir
 from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes._common import RECORDED_QOS, declare, diagnostic_status, run_node, stamp_to_sec
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 INSTRUCTION_QOS = QoSProfile(
@@ -137,7 +137,7 @@ class PolicyNode(Node):
             self.create_subscription(Image, topic, lambda msg, n=name: self._on_image(n, msg), qos_profile_sensor_data)
         self.create_subscription(JointState, joint_topic, self._on_joints, RELIABLE)
         self.create_subscription(String, self.instruction_topic, self._on_instruction, INSTRUCTION_QOS)
-        self.chunk_pub = self.create_publisher(JointTrajectory, chunk_topic, RELIABLE)
+        self.chunk_pub = self.create_publisher(JointTrajectory, chunk_topic, RECORDED_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         self.create_timer(1.0, self._publish_diagnostics)
 

@@ -30,7 +30,7 @@ from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.core.sim.regions import REGIONS, Box2D, StartRegions
 from corft_ros.core.sim.scene import CAMERAS, CubeScene, SceneConfig
 from corft_ros.core.sim.trajectory import TrajectoryFollower
-from corft_ros.nodes._common import declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
+from corft_ros.nodes._common import RECORDED_QOS, declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -92,7 +92,7 @@ class SimArmNode(Node):
         self.tick_dt = self.physics_steps_per_tick * scene_config.physics_dt
 
         self._group = ReentrantCallbackGroup()
-        self._js_pub = self.create_publisher(JointState, "/joint_states", RELIABLE)
+        self._js_pub = self.create_publisher(JointState, "/joint_states", RECORDED_QOS)
         clock_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self._clock_pub = self.create_publisher(Clock, "/clock", clock_qos)
         self._image_pubs = {

@@ -30,7 +30,7 @@ from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float64MultiArray, String
 
 from corft_ros.core.robot import ConfigError, RobotConfig, load_robot_config
-from corft_ros.nodes._common import make_executor, spin
+from corft_ros.nodes._common import RECORDED_QOS, make_executor, spin
 
 SOURCES = ("leader", "joy", "keyboard", "scripted")
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -222,8 +222,8 @@ class TeleopNode(Node):
         self._stop = threading.Event()
 
         group = MutuallyExclusiveCallbackGroup()
-        self.command_pub = self.create_publisher(Float64MultiArray, self.command_topic, RELIABLE)
-        self.stamped_pub = self.create_publisher(JointState, "/corft/teleop/command", RELIABLE)
+        self.command_pub = self.create_publisher(Float64MultiArray, self.command_topic, RECORDED_QOS)
+        self.stamped_pub = self.create_publisher(JointState, "/corft/teleop/command", RECORDED_QOS)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(JointState, "/joint_states", self._on_joint_states, 100, callback_group=group)
         if self.source == "leader":
