@@ -333,7 +333,7 @@ def test_disk_nearly_full_stops_the_logger_cleanly_and_keeps_earlier_episodes(ro
     topic = "/faultlog/frames"
     rosout = ros.subscribe(Log, "/rosout", 1000)
     events = ros.subscribe(String, "/corft/episode/events", 10)
-    pub = ros.publisher(Image, topic, 10)
+    pub = ros.publisher(Image, topic, 100)  # holds all 20 frames of the first episode until the logger has them
     common = {"output_dir": str(tmp_path), "topics": [topic], "topic_types": [f"{topic}=sensor_msgs/msg/Image"],
               "optional_topics": [""], "flush_interval_s": 0.1}
     frame = rgb_image(ros.probe.get_clock().now().to_msg(), size=(240, 320))  # 230 kB
