@@ -22,7 +22,7 @@ from corft_ros.core.robot import ConfigError
 # Publishers of the data the episode logger records keep this much history. A reliable KEEP_LAST writer drops the
 # samples a reader has not acknowledged once its history is full, so a logger process stalled for a few seconds
 # (swap, a busy machine) would lose them. 1000 = 10 s of /joint_states at 100 Hz. Measured: the logger paused 5 s
-# while the sim arm published /joint_states with depth 10 lost 141 of 195 (test_faults.py).
+# while the sim arm published /joint_states with depth 10 lost 141 of 186 (test_faults.py).
 RECORDED_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
