@@ -12,7 +12,8 @@ Critic (every step), for each sample b and prefix j with target_mask[b, j]:
     Cal-QL:  Q̃ = max(Q, G_t) for the policy and noisy candidates (G_t: Monte-Carlo return-to-go);
              uniform candidates unbounded
     L_cons = mean_{m, (b,j) masked} [ τ_c (logsumexp_{c∈C} Q̃_m^(j)(s_t, c)/τ_c − log K) − Q_m^(j)(s_t, a_{t:t+j}) ]
-    L_critic = L_TD + α_cql · L_cons        (updates the critic expert, and the backbone at its own LR)
+    L_critic = L_TD + α_cql · L_cons        (updates the critic expert; the backbone too, at its own LR, only
+                                             with freeze_backbone: false)
 Actor (every `policy_delay` steps once `actor_warmup_steps` critic-only steps are done), on detached
 backbone features:
     λ = α / mean|Q_1^(h−1)(s, π(s))|   (no gradient through λ)
@@ -43,7 +44,7 @@ class CORFTConfig:
     critic_lr: float = 3e-4
     actor_lr: float = 1e-4
     backbone_lr: float = 3e-5
-    freeze_backbone: bool = False
+    freeze_backbone: bool = True  # the critic must not move the features the IL actor reads (docs/training.md)
     weight_decay: float = 0.0
     policy_delay: int = 2
     actor_warmup_steps: int = 500  # critic-only steps first: the actor follows a critic that has seen data
