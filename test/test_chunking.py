@@ -427,12 +427,18 @@ def test_between_episodes_the_executor_sends_one_hold_then_nothing_and_ignores_c
         tick = core.tick(core.grid.slot_of(T0 + step * period), T0 + step * period)
         assert tick.state is TickState.IDLE and tick.command is None
     assert core.stats.chunks_ignored == 1 and core.stats.chunks_rejected == 0 and core.stats.chunks_accepted == 1
-    core.start_episode()
+    core.start_episode(T0 + 0.395)
     tick = core.tick(core.grid.slot_of(T0 + 0.4), T0 + 0.4)
     assert tick.state is TickState.NO_STATE and tick.command is None  # never the pre-reset command
     reset_pose = HOME + 0.05  # where the arm is now (reset elsewhere)
     core.measured(reset_pose)
     tick = core.tick(core.grid.slot_of(T0 + 0.41), T0 + 0.41)
+    assert tick.state is TickState.WAITING
+    np.testing.assert_allclose(tick.command, np.clip(reset_pose, ROBOT.lower, ROBOT.upper))
+    # a chunk the running policy planned from an observation before the start (the arm before its reset)
+    assert core.submit(chunk(T0 + 0.39, np.tile(HOME + 0.1, (50, 1)), period), T0 + 0.412) == 0
+    assert core.stats.chunks_ignored == 2 and core.stats.chunks_rejected == 0
+    tick = core.tick(core.grid.slot_of(T0 + 0.413), T0 + 0.413)
     assert tick.state is TickState.WAITING
     np.testing.assert_allclose(tick.command, np.clip(reset_pose, ROBOT.lower, ROBOT.upper))
     core.submit(chunk(T0 + 0.415, np.tile(reset_pose, (50, 1)), period), T0 + 0.415)

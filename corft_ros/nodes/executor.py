@@ -209,7 +209,7 @@ class ExecutorNode(Node):
             return
         with self._lock:
             if msg.data == "start":
-                self.core.start_episode()
+                self.core.start_episode(self.get_clock().now().nanoseconds * 1e-9)
             else:
                 self.core.end_episode()
         self.get_logger().info("episode start: holding the measured state, executing chunks" if msg.data == "start"

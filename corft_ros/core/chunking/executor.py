@@ -78,12 +78,14 @@ class ChunkExecutor:
         # command (or executing chunks of a policy that keeps running) would drive it back before the next start.
         self.idle = config.start_idle
         self._idle_hold_sent = True  # nothing to hold before anything was commanded
+        self._episode_start: float | None = None  # chunks stamped earlier were planned from before the start
 
     # ---- inputs -------------------------------------------------------------------------------------
     def submit(self, chunk: Chunk, now: float) -> int:
         """Buffer a validated chunk; returns how many slots of it are still ahead (0 while idle: ignored).
         ChunkError if refused."""
-        if self.idle:
+        if self.idle or (self._episode_start is not None and chunk.stamp < self._episode_start):
+            # idle, or observed before this episode's start (the arm was reset since): not an error, just late
             self.stats.chunks_ignored += 1
             return 0
         try:
@@ -144,10 +146,12 @@ class ChunkExecutor:
         self.idle = True
         self._idle_hold_sent = False
 
-    def start_episode(self) -> None:
+    def start_episode(self, now: float | None = None) -> None:
         """Episode start: leave idle and hold the next measured state, never a command from before the start
-        (the arm may have been reset or moved meanwhile)."""
+        (the arm may have been reset or moved meanwhile). With `now`, chunks stamped before it are ignored: a
+        policy that kept running planned them from an observation of the arm before the reset."""
         self.clear(rebase=True)
+        self._episode_start = now
         if self.idle:
             self.safety.last = None
             self.state = TickState.NO_STATE
