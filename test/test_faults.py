@@ -511,8 +511,8 @@ def test_a_logger_process_paused_for_seconds_loses_no_joint_state_of_the_sim_arm
            "-p", "topic_types:=[/joint_states=sensor_msgs/msg/JointState]"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        wait_until(lambda: any(tmp_path.glob("*/bag/*.mcap")), 30, what="episode bag created")
-        time.sleep(0.5)
+        # recording for real before the pause: a reader not yet matched to the arm's publisher gets nothing older
+        wait_until(lambda: len(_recorded_stamps(tmp_path)) >= 10, 60, what="10 joint states recorded")
         os.kill(proc.pid, signal.SIGSTOP)
         time.sleep(5.0)  # the slow sim (0.3x real time) publishes ~150 joint states meanwhile
         os.kill(proc.pid, signal.SIGCONT)
