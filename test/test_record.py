@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from corft_ros.core.episodes.reader import bag_is_intact
 from corft_ros.core.robot import load_robot_config
 
 CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "corft-ros"
+# Its own DDS domain: latched publishers other tests of this session left behind (e.g. a transient-local
+# /corft/instruction) would otherwise reach the recorded bags; seen once on a loaded machine.
+OWN_DOMAIN = {**os.environ, "ROS_DOMAIN_ID": str(int(os.environ["ROS_DOMAIN_ID"]) % 200 + 1)}
 ROBOT = load_robot_config()
 
 
@@ -31,7 +35,7 @@ def test_record_three_sim_episodes_unattended(tmp_path: Path) -> None:
     out = tmp_path / "dataset"
     cmd = [str(CLI), "record", "--episodes", "3", "--task", "put the cube on the target", "--output", str(out),
            "--sim", "--cameras", "front", "--max-seconds", "40"]
-    run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=400)
+    run = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=400, env=OWN_DOMAIN)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "3 episodes recorded" in run.stdout
     infos = list_episodes(out)
@@ -57,7 +61,8 @@ def test_record_three_sim_episodes_unattended(tmp_path: Path) -> None:
     # The scripted operator is a competent demonstrator (sim timing on a loaded machine can spoil one).
     assert sum(bool(i.success) for i in infos) >= 1
     # Resuming into the same folder with the same target count records nothing more.
-    again = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    again = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+                           env=OWN_DOMAIN)
     assert again.returncode == 0 and "nothing to record" in again.stdout
     assert len(list_episodes(out)) == 3
 
