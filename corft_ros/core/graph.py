@@ -20,7 +20,8 @@ is itself a `ros__parameters` block, of a node that never exists.
 
 Argument values arrive as strings (as from `ros2 launch ... name:=value`) and are parsed as YAML scalars
 before they are written into the parameters they `sets`; a comma-separated value sets a string array where
-the parameter's default is a list.
+the parameter's default is a list. An empty value sets nothing (the YAML's value stays): `ros2 launch` hands
+the OpaqueFunction every argument, defaults included, so both front ends must read "" the same way.
 """
 
 from __future__ import annotations
@@ -141,8 +142,12 @@ def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None
 
     by_name = {spec.name: spec for spec in nodes}
     for arg_name, arg in arguments.items():
-        if arg_name not in overrides and values[arg_name] == "":
-            continue  # an empty default leaves the YAML's parameter alone
+        if values[arg_name] == "":
+            # An empty value leaves the YAML's parameter alone, whether it is the default or given: `ros2 launch`
+            # passes every argument, defaults included, so "given" cannot mean anything else there (an empty
+            # default once overwrote the YAML's instruction with '' and made `cameras` an empty list, which
+            # launch_ros cannot type).
+            continue
         for target in arg.sets:
             node_name, param = target.split(".", 1)
             if node_name in by_name:
