@@ -51,8 +51,8 @@ def parse_trajectory(
     if np.any(np.diff(times) <= 0):
         bad = int(np.nonzero(np.diff(times) <= 0)[0][0]) + 1
         raise CommandError(f"points[{bad}].time_from_start does not increase")
-    if times.size == 1 and times[0] == 0.0:
-        raise CommandError("a single point with time_from_start 0 (joint_trajectory_controller rejects this)")
+    # A single point at time_from_start 0 is valid: joint_trajectory_controller (Humble → Kilted) accepts it and
+    # goes there at once; so does the sim.
     return TrajectoryCommand(joint_indices=indices, times_from_start=times, positions=np.vstack(rows))
 
 

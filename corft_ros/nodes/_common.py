@@ -15,6 +15,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy._rclpy_pybind11 import InvalidHandle
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from corft_ros.core.robot import ConfigError
@@ -26,9 +27,23 @@ from corft_ros.core.robot import ConfigError
 RECORDED_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
-def declare(node: Node, name: str, default, description: str):
-    """Declare a parameter with a description and return its value."""
-    return node.declare_parameter(name, default, ParameterDescriptor(description=description)).value
+def declare(node: Node, name: str, default, description: str, dynamic: bool = False, type_: int | None = None):
+    """Declare a parameter with a description and return its value.
+
+    Parameters are read-only unless `dynamic` (the node applies a new value when it is set, through its
+    on-set-parameters callback): a startup-only parameter that `ros2 param set` could change without effect would
+    lie to the user. `type_` (rcl_interfaces ParameterType) is needed where the default cannot tell the type
+    (an empty list)."""
+    descriptor = ParameterDescriptor(description=description, read_only=not dynamic)
+    if type_ is None:
+        return node.declare_parameter(name, default, descriptor).value
+    descriptor.type = type_
+    if default is None or (isinstance(default, (list, tuple)) and not default):
+        # An empty default has no type of its own (rclpy would call it a byte array): declare by type; unset
+        # means the default.
+        parameter = node.declare_parameter(name, Parameter.Type(type_), descriptor)
+        return default if parameter.type_ == Parameter.Type.NOT_SET else parameter.value
+    return node.declare_parameter(name, default, descriptor).value
 
 
 def stamp_to_sec(stamp: Time) -> float:

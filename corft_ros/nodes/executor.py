@@ -4,6 +4,11 @@ Thin adapter around `corft_ros.core.chunking.ChunkExecutor`: messages are conver
 control loop runs in a dedicated thread that sleeps to each tick's time on the node's clock (ROS time,
 so `use_sim_time` works), because a thread that owns its schedule keeps the period error lower than
 an executor-dispatched timer under load (see docs/executor.md for the measurements).
+
+A managed (lifecycle) node: *active* = commanding, *inactive* = one hold command, then nothing until activated
+again. With `managed: false` (the default, what `corft-ros` and the bundled graphs use) it configures and
+activates itself at startup; with `managed: true` a lifecycle manager (or `ros2 lifecycle set /executor
+activate`) decides. Commands go to one or more controllers (`outputs`), each with its own joints.
 """
 
 from __future__ import annotations
@@ -16,24 +21,31 @@ import time
 
 from builtin_interfaces.msg import Duration as DurationMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import ParameterType, SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import ClockType, JumpThreshold
 from rclpy.duration import Duration
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from corft_ros.core import topics
 from corft_ros.core.chunking import MODES, ChunkError, ChunkExecutor, ExecutorConfig, TickState, make_chunk
+from corft_ros.core.chunking.outputs import KINDS, OutputSpec, make_outputs, uncommanded, waypoint_velocities
+from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.nodes._common import RECORDED_QOS, declare, diagnostic_status, run_node, stamp_to_sec
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-OUTPUTS = ("forward", "jtc")
-DEFAULT_CONTROLLERS = {"forward": "forward_position_controller", "jtc": "arm_controller"}
+OUTPUTS = KINDS
 TIMINGS = ("thread", "timer")
+# Parameters applied while running (the on-set callback validates them); every other one is read-only.
+DYNAMIC = ("mode", "m", "k", "staleness_timeout", "max_lead", "jtc_point_spacing", "jtc_max_points")
+NO_SUBSCRIBER_WARN_S = 10.0  # repeat the "nobody listens" warning this often while it lasts
 
 _LEVELS = {
     TickState.NO_STATE: DiagnosticStatus.WARN,
@@ -55,7 +67,7 @@ _MESSAGES = {
 }
 
 
-class ExecutorNode(Node):
+class ExecutorNode(LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("executor", **kwargs)
         try:
@@ -63,85 +75,116 @@ class ExecutorNode(Node):
         except ConfigError:
             super().destroy_node()  # a refused node leaves nothing behind in the graph
             raise
+        if not self.managed:  # unmanaged: what `corft-ros` and the bundled graphs run
+            self.trigger_configure()
+            self.trigger_activate()
 
     def _setup(self) -> None:
         robot_path = declare(self, "robot_config", "", "robot.yaml path ('' = bundled config/robot.yaml)")
         self.robot = load_robot_config(robot_path or None)
-        mode = str(declare(self, "mode", "temporal_ensembling", f"blending mode: {' | '.join(MODES)}"))
-        m = float(declare(self, "m", 0.01, "temporal ensembling: weight exp(-m*i), i = 0 the oldest chunk"))
-        k = int(declare(self, "k", 10, "receding_horizon: actions of a chunk played before switching"))
-        staleness = float(declare(self, "staleness_timeout", 0.5, "s; newest chunk older than this → hold"))
-        max_lead = float(declare(self, "max_lead", 1.0, "s; refuse chunks stamped further in the future"))
+        self.managed = bool(declare(self, "managed", False, "true: a lifecycle manager configures and activates "
+                                    "this node (commanding only while active); false: it activates itself"))
+        mode = str(declare(self, "mode", "temporal_ensembling", f"blending mode: {' | '.join(MODES)}", dynamic=True))
+        m = float(declare(self, "m", 0.01, "temporal ensembling: weight exp(-m*i), i = 0 the oldest chunk",
+                          dynamic=True))
+        k = int(declare(self, "k", 10, "receding_horizon: actions of a chunk played before switching", dynamic=True))
+        staleness = float(declare(self, "staleness_timeout", 0.5, "s; newest chunk older than this → hold",
+                                  dynamic=True))
+        max_lead = float(declare(self, "max_lead", 1.0, "s; refuse chunks stamped further in the future",
+                                 dynamic=True))
         start_idle = bool(declare(self, "start_idle", False, "command nothing until the first episode 'start' "
                                   "(after a 'stop' it is idle until the next 'start' anyway)"))
         rate = float(declare(self, "control_rate_hz", 0.0, "control loop rate (0 = robot.yaml control_rate_hz)"))
-        self.output = str(declare(self, "output", "forward", f"command output: {' | '.join(OUTPUTS)}"))
-        controller = str(declare(self, "controller", "", "controller name ('' = forward_position_controller / "
-                                 "arm_controller by output)"))
-        joints = list(declare(self, "controller_joints", self.robot.joint_names, "the controller's joints, in order"))
+        output = str(declare(self, "output", "forward", f"kind of the first output: {' | '.join(OUTPUTS)}"))
+        controller = str(declare(self, "controller", "", "the first output's controller name ('' = "
+                                 "forward_position_controller for forward, arm_controller for jtc)"))
+        joints = list(declare(self, "controller_joints", self.robot.joint_names,
+                              "the first output's joints, in the controller's order"))
+        names = list(declare(self, "outputs", ["arm"], "command outputs; each has <name>.kind, <name>.controller "
+                             "and <name>.joints (the first defaults to output, controller, controller_joints)"))
         spacing = float(declare(self, "jtc_point_spacing", 0.0, "s between jtc waypoints after the first "
-                                "(0 = robot action dt)"))
-        self.jtc_max_points = int(declare(self, "jtc_max_points", 50, "most waypoints per jtc message"))
+                                "(0 = robot action dt)", dynamic=True))
+        jtc_max_points = int(declare(self, "jtc_max_points", 50, "most waypoints per jtc message", dynamic=True))
+        state_age = float(declare(self, "joint_state_max_age", 1.0, "s; a joint whose latest /joint_states value "
+                                  "is older counts as missing (joint states may come from several publishers)"))
         timing = str(declare(self, "timing", "thread", f"control loop: {' | '.join(TIMINGS)}"))
         self.thread_priority = int(declare(self, "thread_priority", 50, "SCHED_FIFO priority of the loop thread "
                                            "(1-99; 0 = normal scheduling; falls back with a warning if refused)"))
         switch_ms = float(declare(self, "gil_switch_interval_ms", 0.25, "process-wide sys.setswitchinterval (ms) "
                                   "so the loop thread gets the GIL soon after waking (0 = leave as is)"))
 
-        if self.output not in OUTPUTS:
-            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if output not in OUTPUTS:
+            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
         if timing not in TIMINGS:
             raise ConfigError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
         if rate < 0:
             raise ConfigError(f"control_rate_hz must be >= 0, got {rate}")
-        if spacing < 0:
-            raise ConfigError(f"jtc_point_spacing must be >= 0 s, got {spacing}")
         if not 0 <= self.thread_priority <= 99:
             raise ConfigError(f"thread_priority must be 0..99, got {self.thread_priority}")
         if switch_ms < 0:
             raise ConfigError(f"gil_switch_interval_ms must be >= 0, got {switch_ms}")
-        if self.jtc_max_points < 1:
-            raise ConfigError(f"jtc_max_points must be >= 1, got {self.jtc_max_points}")
+        if not state_age > 0:
+            raise ConfigError(f"joint_state_max_age must be > 0 s, got {state_age}")
         if not joints:
             raise ConfigError("controller_joints is empty")
         try:
-            self.output_index = [int(i) for i in self.robot.index_of(joints)]
+            self.robot.index_of(joints)
         except CommandError as exc:
             raise ConfigError(f"controller_joints: {exc}") from None
-        self.controller_joints = joints
-        self.controller = controller or DEFAULT_CONTROLLERS[self.output]
+        if len(set(names)) != len(names) or not all(n and n.replace("_", "").isalnum() for n in names):
+            raise ConfigError(f"outputs must be distinct names of letters, digits and '_', got {names}")
+        specs = []
+        for i, name in enumerate(names):
+            kind = str(declare(self, f"{name}.kind", output if i == 0 else "forward",
+                               f"output '{name}': {' | '.join(OUTPUTS)}"))
+            ctrl = str(declare(self, f"{name}.controller", controller if i == 0 else name,
+                               f"output '{name}': controller name ('' = default for its kind)"))
+            own = list(declare(self, f"{name}.joints", joints if i == 0 else [],
+                               f"output '{name}': joints in the controller's order",
+                               type_=ParameterType.PARAMETER_STRING_ARRAY))
+            specs.append((name, kind, ctrl, own))
+        self.outputs: list[OutputSpec] = make_outputs(self.robot, specs)
+        self.output = self.outputs[0].kind  # kept for diagnostics and callers of the single-output era
+        self.controller = self.outputs[0].controller
         self.rate_hz = rate or self.robot.control_rate_hz
-        self.jtc_spacing = spacing or self.robot.action_dt
         self.core = ChunkExecutor(
             self.robot,
             ExecutorConfig(control_period=1.0 / self.rate_hz, mode=mode, m=m, k=k, staleness_timeout=staleness,
                            max_lead=max_lead, start_idle=start_idle),
         )
+        self._set_jtc(spacing, jtc_max_points)
         self._period_ns = round(1e9 / self.rate_hz)
         self._lock = threading.Lock()
         self._last_error = ""
-        self._measured_index = {name: i for i, name in enumerate(self.robot.joint_names)}
+        self._states = JointStateCache(self.robot.joint_names, max_age=state_age)
+        self._active = False
+        self._episode_open = False  # an episode 'start' without its 'stop' yet
+        self._no_listener_since: dict[str, float] = {}
+        self._no_listener_warned: dict[str, float] = {}
 
-        if self.output == "forward":
-            self._command_pub = self.create_publisher(Float64MultiArray, f"/{self.controller}/commands", RECORDED_QOS)
-        else:
-            self._command_pub = self.create_publisher(JointTrajectory, f"/{self.controller}/joint_trajectory",
-                                                      RECORDED_QOS)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self._command_pubs = []
+        for out in self.outputs:
+            msg_type = Float64MultiArray if out.kind == "forward" else JointTrajectory
+            self._command_pubs.append(self.create_publisher(msg_type, out.topic, RECORDED_QOS))
+        idle = uncommanded(self.robot, self.outputs)
+        if idle:
+            self.get_logger().warning(f"no output commands {', '.join(idle)}: those joints will not move")
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         inputs = ReentrantCallbackGroup()
         # One taker per stream, in arrival order: chunks are ordered by stamp, and two threads handling them (the
         # loop thread polling while the executor also took them: rclpy's EventsExecutor ignores callback groups)
         # processed a fast burst out of order and refused valid chunks (measured: 1-4 of 2000).
         streams = MutuallyExclusiveCallbackGroup()
-        self._chunk_sub = self.create_subscription(JointTrajectory, "/corft/action_chunk", self._on_chunk, RELIABLE,
+        self._chunk_sub = self.create_subscription(JointTrajectory, topics.ACTION_CHUNK, self._on_chunk, RELIABLE,
                                                    callback_group=streams)
-        self._state_sub = self.create_subscription(JointState, "/joint_states", self._on_joint_state,
+        self._state_sub = self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_state,
                                                    qos_profile_sensor_data, callback_group=streams)
-        self.create_subscription(String, "/corft/episode/events", self._on_episode_event, RELIABLE,
+        self.create_subscription(String, topics.EPISODE_EVENTS, self._on_episode_event, RELIABLE,
                                  callback_group=inputs)
-        self.create_service(SetBool, "/corft/estop", self._on_estop, callback_group=inputs)
+        self.create_service(SetBool, topics.ESTOP, self._on_estop, callback_group=inputs)
         self.create_service(Trigger, "~/clear", self._on_clear, callback_group=inputs)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
+        self.add_on_set_parameters_callback(self._on_set_parameters)
 
         if switch_ms > 0:
             # Python's default 5 ms means a thread waking for its tick can wait up to 5 ms for the GIL while any
@@ -163,6 +206,67 @@ class ExecutorNode(Node):
             )
             self._thread = threading.Thread(target=self._loop, name="executor_loop", daemon=True)
             self._thread.start()
+
+    def _set_jtc(self, spacing: float, max_points: int) -> None:
+        if spacing < 0:
+            raise ConfigError(f"jtc_point_spacing must be >= 0 s, got {spacing}")
+        if max_points < 1:
+            raise ConfigError(f"jtc_max_points must be >= 1, got {max_points}")
+        self.jtc_spacing = spacing or self.robot.action_dt
+        self.jtc_max_points = max_points
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        """mode, m, k, staleness_timeout, max_lead, jtc_point_spacing, jtc_max_points take effect when set (a
+        new mode, m or k drops the buffered chunks: they were blended under the old rule)."""
+        changed = {p.name: p.value for p in params if p.name in DYNAMIC}
+        if not changed:
+            return SetParametersResult(successful=True)
+        cfg = self.core.config
+        values = {"mode": cfg.mode, "m": cfg.m, "k": cfg.k, "staleness_timeout": cfg.staleness_timeout,
+                  "max_lead": cfg.max_lead, "jtc_point_spacing": self.get_parameter("jtc_point_spacing").value,
+                  "jtc_max_points": self.jtc_max_points, **changed}
+        try:
+            new = ExecutorConfig(control_period=cfg.control_period, mode=str(values["mode"]), m=float(values["m"]),
+                                 k=int(values["k"]), staleness_timeout=float(values["staleness_timeout"]),
+                                 max_lead=float(values["max_lead"]), start_idle=cfg.start_idle)
+            spacing, points = float(values["jtc_point_spacing"]), int(values["jtc_max_points"])
+            if spacing < 0 or points < 1:
+                raise ConfigError(f"need jtc_point_spacing >= 0 and jtc_max_points >= 1, got {spacing}, {points}")
+        except (ConfigError, TypeError, ValueError) as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        with self._lock:
+            self.core.reconfigure(new)
+            self._set_jtc(spacing, points)
+        self.get_logger().info(f"parameters set: {changed}")
+        return SetParametersResult(successful=True)
+
+    # ---- lifecycle ----------------------------------------------------------------------------------
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._lock:
+            if self._episode_open or not self.core.config.start_idle:
+                self.core.start_episode(self._now())  # hold the next measured pose, then execute new chunks
+            self._active = True
+        self.get_logger().info("active: commanding " + ", ".join(f"{o.topic} ({o.kind})" for o in self.outputs))
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._lock:
+            self.core.end_episode()
+            hold = self.core.safety.last
+            self._active = False
+        if hold is not None:  # one hold command (a trajectory controller stops there), then nothing
+            self._publish(hold, [(self.core.grid.period, list(hold))])
+        self.get_logger().info("inactive: holding, commanding nothing until activated")
+        return super().on_deactivate(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        with self._lock:
+            self._active = False
+        return super().on_shutdown(state)
+
+    @property
+    def lifecycle_state(self) -> str:
+        return "active" if self._active else "inactive"
 
     # ---- inputs -------------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -189,29 +293,36 @@ class ExecutorNode(Node):
             self._error(f"rejected {exc}")
 
     def _on_joint_state(self, msg: JointState) -> None:
+        # Keep the latest value per joint: on a real arm the arm's and the gripper's drivers publish separately.
+        stamp = stamp_to_sec(msg.header.stamp) or self._now()
+        try:
+            self._states.update(msg.name, msg.position, stamp)
+        except JointStateError as exc:
+            self._error(f"{topics.JOINT_STATES}: {exc}; message ignored")
+            return
         if not self.core.wants_measurement:
             return
-        index = {name: i for i, name in enumerate(msg.name)}
-        missing = [name for name in self.robot.joint_names if name not in index]
-        if missing or len(msg.position) < len(msg.name):
-            self._error(f"/joint_states lacks positions for {', '.join(missing) or 'some joints'}; still waiting")
-            return
-        positions = [float(msg.position[index[name]]) for name in self.robot.joint_names]
-        if any(p != p or abs(p) == float("inf") for p in positions):
-            self._error("/joint_states has NaN/Inf positions; still waiting")
-            return
+        snapshot = self._states.snapshot(self._now())
+        if snapshot is None:
+            return  # the diagnostics name the joints still missing
         with self._lock:
-            self.core.measured(positions)
+            self.core.measured(snapshot.positions.tolist())
 
     def _on_episode_event(self, msg: String) -> None:
         if msg.data not in ("start", "stop"):
-            self._error(f"/corft/episode/events: unknown event {msg.data!r} (expected start | stop)")
+            self._error(f"{topics.EPISODE_EVENTS}: unknown event {msg.data!r} (expected start | stop)")
             return
         with self._lock:
-            if msg.data == "start":
+            self._episode_open = msg.data == "start"
+            if not self._active:
+                pass  # remembered; activation decides
+            elif msg.data == "start":
                 self.core.start_episode(self.get_clock().now().nanoseconds * 1e-9)
             else:
                 self.core.end_episode()
+        if not self._active:
+            self.get_logger().info(f"episode {msg.data} while inactive: not commanding")
+            return
         self.get_logger().info("episode start: holding the measured state, executing chunks" if msg.data == "start"
                                else "episode stop: chunk buffer cleared, idle until the next start")
 
@@ -298,42 +409,97 @@ class ExecutorNode(Node):
 
     def _tick(self, slot: int, now_ns: int) -> None:
         with self._lock:
+            if not self._active:
+                return
             tick = self.core.tick(slot, now_ns * 1e-9)
-            plan = self.core.plan(self.jtc_spacing, self.jtc_max_points) if self.output == "jtc" else None
-        if tick.command is None:
-            return
-        index = self.output_index
-        if plan is None:
-            msg = Float64MultiArray()
-            msg.data = [tick.command[i] for i in index]
-        else:
-            msg = JointTrajectory()  # header.stamp stays 0: "start now"
-            msg.joint_names = self.controller_joints
-            msg.points = [
-                JointTrajectoryPoint(positions=[point[i] for i in index], time_from_start=_duration(offset))
-                for offset, point in plan
-            ]
-        self._command_pub.publish(msg)
+            plan = self.core.plan(self.jtc_spacing, self.jtc_max_points) if self._has_jtc else None
+        if tick.command is not None:
+            self._publish(tick.command, plan)
+
+    @property
+    def _has_jtc(self) -> bool:
+        return any(o.kind == "jtc" for o in self.outputs)
+
+    def _publish(self, command: list[float], plan: list[tuple[float, list[float]]] | None) -> None:
+        """One message per output: the command (forward) or the planned waypoints with velocities (jtc)."""
+        velocities = waypoint_velocities(command, plan) if plan else None
+        for out, publisher in zip(self.outputs, self._command_pubs, strict=True):
+            index = out.index
+            if out.kind == "forward":
+                msg = Float64MultiArray()
+                msg.data = [command[i] for i in index]
+            else:
+                msg = JointTrajectory()  # header.stamp stays 0: "start now"
+                msg.joint_names = list(out.joints)
+                msg.points = [
+                    JointTrajectoryPoint(positions=[point[i] for i in index],
+                                         velocities=[float(velocities[n][i]) for i in index],
+                                         time_from_start=_duration(offset))
+                    for n, (offset, point) in enumerate(plan or [])
+                ]
+            publisher.publish(msg)
 
     # ---- diagnostics --------------------------------------------------------------------------------
+    def _listeners(self) -> dict[str, int]:
+        return {out.name: publisher.get_subscription_count()
+                for out, publisher in zip(self.outputs, self._command_pubs, strict=True)}
+
+    def _check_listeners(self, listeners: dict[str, int]) -> list[str]:
+        """Outputs nobody subscribes to (controller not loaded, or not configured): warned now and every
+        NO_SUBSCRIBER_WARN_S while it lasts, so a silently uncommanded gripper is seen."""
+        now = time.monotonic()
+        deaf = []
+        for out in self.outputs:
+            if listeners[out.name] > 0:
+                self._no_listener_since.pop(out.name, None)
+                self._no_listener_warned.pop(out.name, None)
+                continue
+            deaf.append(out.name)
+            self._no_listener_since.setdefault(out.name, now)
+            if self._active and now - self._no_listener_warned.get(out.name, -1e9) >= NO_SUBSCRIBER_WARN_S:
+                self._no_listener_warned[out.name] = now
+                self.get_logger().warning(
+                    f"no subscriber on {self.resolve_topic_name(out.topic)} ({out.kind}, joints "
+                    f"{', '.join(out.joints)}): is controller '{out.controller}' loaded and active?")
+        return deaf
+
     def _publish_diagnostics(self) -> None:
         with self._lock:  # copy under the lock, percentiles outside it: the loop never waits for them
             stats = self.core.stats.copy()
             clamps = (self.core.safety.position_clamps, self.core.safety.velocity_clamps)
             state = self.core.state
             newest = self.core.newest_stamp
+            active = self._active
         report = stats.report(*clamps)
+        listeners = self._listeners()
+        deaf = self._check_listeners(listeners)
         values = {
+            "lifecycle": "active" if active else "inactive",
             "state": state.value, "mode": self.core.config.mode, "output": self.output,
             "controller": self.controller, "estop": self.core.estopped, "loop_scheduling": self.scheduling,
             "newest_chunk_age_s": (self._now() - newest) if newest is not None else "none",
             **report.as_dict(),
         }
+        for out in self.outputs:
+            values[f"output.{out.name}"] = f"{out.kind} {self.resolve_topic_name(out.topic)}"
+            values[f"output.{out.name}.subscribers"] = listeners[out.name]
+        missing = self._states.missing(self._now())
+        if missing:
+            values["joint_states_missing"] = ", ".join(missing)
         if self._last_error:
             values["last_error"] = self._last_error
+        level, message = _LEVELS[state], _MESSAGES[state]
+        if state is TickState.NO_STATE and missing:
+            message = f"no recent /joint_states for {', '.join(missing)}: not commanding"
+        if not active:
+            level, message = DiagnosticStatus.OK, "inactive (lifecycle): commanding nothing"
+        elif deaf:
+            level = DiagnosticStatus.WARN
+            message = "no subscriber on " + ", ".join(self.resolve_topic_name(o.topic) for o in self.outputs
+                                                      if o.name in deaf) + " (controller not loaded or inactive?)"
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status = [diagnostic_status("executor", self.robot.name, _LEVELS[state], _MESSAGES[state], values)]
+        msg.status = [diagnostic_status("executor", self.robot.name, level, message, values)]
         self._diag_pub.publish(msg)
 
     def close(self) -> None:

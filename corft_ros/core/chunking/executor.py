@@ -157,6 +157,20 @@ class ChunkExecutor:
             self.state = TickState.NO_STATE
         self.idle = False
 
+    def reconfigure(self, config: ExecutorConfig) -> None:
+        """Apply new blending/timing settings at run time (a parameter set on the node). A new mode, m or k
+        rebuilds the blender and drops the buffered chunks (they were blended under the old rule); the arm holds
+        its last command until the next chunk. The control period cannot change while running."""
+        if config.control_period != self.config.control_period:
+            raise ConfigError("the control period is fixed once the executor runs (control_rate_hz is read-only)")
+        rebuild = (config.mode, config.m, config.k) != (self.config.mode, self.config.m, self.config.k)
+        self.config = config
+        if rebuild:
+            self.buffer = ChunkBuffer(self.grid, receding_k=config.k)
+            self.blender = make_blender(config.mode, self.buffer, self.robot.dof, config.m)
+            self.newest_stamp = None
+            self.stats.no_target()
+
     def set_estop(self, engaged: bool) -> None:
         """Latch (or release) a hold of the last command; either way the buffered plan is dropped."""
         self.estopped = engaged
