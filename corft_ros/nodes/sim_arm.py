@@ -57,8 +57,8 @@ class SimArmNode(Node):
         self.joint_state_rate_hz = float(
             declare(self, "joint_state_rate_hz", self.robot.joint_state_rate_hz, "/joint_states rate (sim time)")
         )
-        declare(self, "seed", 0, "seed of the next reset (incremented after each reset)")
-        declare(self, "region", "seen", "cube start region of the next reset: seen | unseen (held out)")
+        declare(self, "seed", 0, "seed of the next reset (incremented after each reset)", dynamic=True)
+        declare(self, "region", "seen", "cube start region of the next reset: seen | unseen (held out)", dynamic=True)
         goal = list(declare(self, "goal", [0.425, -0.2, 0.02], "cube target position x, y, z (m)"))
         area = list(declare(self, "start_area", [0.32, 0.52, 0.0, 0.25], "cube start area xmin, xmax, ymin, ymax"))
         held = list(declare(self, "held_out_area", [0.39, 0.45, 0.095, 0.155], "unseen region inside start_area"))
