@@ -22,7 +22,7 @@ def graph_launch_description(graph_name: str):
         graph = load_graph(graph_name, values)
         return [
             Node(package="corft_ros", executable=spec.executable, name=spec.name, output="screen",
-                 parameters=[spec.parameters])
+                 namespace=graph.namespace or None, parameters=[spec.parameters])
             for spec in graph.nodes
         ]
 

@@ -186,7 +186,7 @@ def test_bad_parameters_refuse_to_start(ros, tmp_path: Path) -> None:
         ({"output_dir": str(blocker)}, "is not a folder"),
         ({"output_dir": str(tmp_path), "compression": "lz5"}, "compression"),
         ({"output_dir": str(tmp_path), "topic_types": ["/x"]}, "topic_types: '/x'"),
-        ({"output_dir": str(tmp_path), "topics": ["joint_states"]}, "not an absolute topic name"),
+        ({"output_dir": str(tmp_path), "topics": ["joint states"]}, "not a valid topic name"),
         ({"output_dir": str(tmp_path), "queue_max_bytes": 0}, "queue_max_bytes"),
     ]
     for params, match in cases:

@@ -45,8 +45,8 @@ pytestmark = pytest.mark.skipif(bool(_missing()), reason=_missing() or "availabl
 CASES = (
     (),
     ("sim:=false",),
-    ("cameras:=front", "instruction:=stack the red cube", "controller:=jtc", "mode:=open_loop",
-     "model:=/opt/models/x", "realtime:=false"),
+    ("cameras:=front", "instruction:=stack the red cube", "output:=jtc", "controller:=scaled_jtc", "mode:=open_loop",
+     "model:=/opt/models/x", "realtime:=false", "namespace:=left"),
     ("operator:=true", "regions:=seen,unseen", "trials:=3", "timeout:=12", "first_seed:=7"),
     ("source:=leader", "task:=put it on the plate", "seed:=3", "human_like:=false", "sim:=false"),
     ("region:=unseen", "seed:=5", "realtime:=false"),
@@ -107,3 +107,48 @@ def test_the_instruction_of_the_yaml_reaches_the_nodes_under_ros2_launch():
 def test_skip_reason_names_what_is_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(sys.modules[__name__], "EVAL", Path(tmp_path / "nope.py"))
     assert "../shared" in _missing()
+
+
+NAMESPACE_PROBE = """
+import importlib.util, json, pathlib, sys
+tool, distro, launch_file = sys.argv[1], sys.argv[2], sys.argv[3]
+root = pathlib.Path(tool).resolve().parent.parent / "third_party" / distro
+sys.path[:0] = [str(root / "launch"), str(root / "launch_ros"), str(pathlib.Path.cwd())]
+spec = importlib.util.spec_from_file_location("evaluator", tool)
+evaluator = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(evaluator)
+evaluator._stand_in_composition_interfaces()
+from launch import LaunchContext
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.utilities import perform_substitutions
+from launch_ros.actions import Node
+spec = importlib.util.spec_from_file_location("launch_file", launch_file)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+context = LaunchContext()
+for item in sys.argv[4:]:
+    key, _, value = item.partition(":=")
+    context.launch_configurations[key] = value
+pending, out = list(module.generate_launch_description().entities), {}
+while pending:
+    entity = pending.pop(0)
+    if isinstance(entity, Node):
+        ns = entity._Node__node_namespace
+        ns = "" if ns is None else ns
+        out[entity._Node__node_name] = ns if isinstance(ns, str) else perform_substitutions(context, ns)
+    elif isinstance(entity, (DeclareLaunchArgument, OpaqueFunction)):
+        pending[:0] = list(entity.execute(context) or [])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+def test_the_namespace_argument_puts_every_node_in_it_under_ros2_launch_and_corft_ros_launch(distro):
+    result = subprocess.run(
+        [sys.executable, "-c", NAMESPACE_PROBE, str(EVAL), distro, str(ROOT / "launch" / "deploy.launch.py"),
+         "namespace:=left"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    launched = json.loads(result.stdout)
+    graph = load_graph("deploy", {"namespace": "left"})
+    assert graph.namespace == "/left"
+    assert launched == {spec.name: "/left" for spec in graph.nodes}

@@ -39,7 +39,9 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--realtime", choices=("true", "false"), default="true",
                    help="sim paced to wall time (true, as deployed) or as fast as it can (false); times are sim time")
     p.add_argument("--seed", type=int, default=0, help="reset seed of the first round (round r: seed + r)")
-    p.add_argument("--controller", choices=("forward", "jtc"), default="forward", help="executor output")
+    p.add_argument("--controller", choices=("forward", "jtc"), default="forward",
+                   help="executor output kind: forward (forward_command_controller) | jtc (joint_trajectory_"
+                        "controller)")
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="policy inference backend")
     p.add_argument("--cameras", default="", help="comma-separated sim cameras (default: the YAML's)")
     p.add_argument("--json", action="store_true", help="print summary.json at the end")
@@ -175,7 +177,7 @@ class _Samples:
 
 def _graph_overrides(config: BenchConfig, arm: Arm | None, out: Path) -> dict[str, str]:
     overrides = {
-        "sim": "true", "realtime": str(config.realtime).lower(), "controller": config.controller,
+        "sim": "true", "realtime": str(config.realtime).lower(), "output": config.controller,
         "backend": config.backend, "trials": str(config.trials), "regions": ",".join(config.regions),
         "timeout": repr(float(config.timeout_s)), "report": str(out), "first_seed": str(config.seed),
         "autostart": "false", "output_dir": str((out / "episodes").resolve()),
@@ -203,8 +205,10 @@ def _arm_graph(config: BenchConfig, arm: Arm, out: Path, seed: int):
         if spec.name == "episode_logger":
             spec.parameters["source"] = "scripted" if arm.operator else "policy"
             if arm.operator:  # no policy: its chunks are not expected
-                topics = spec.parameters["topics"]
-                spec.parameters["topics"] = [t for t in topics if t != "/corft/action_chunk"]
+                from corft_ros.core.topics import ACTION_CHUNK, canonical
+
+                wanted = spec.parameters["topics"]
+                spec.parameters["topics"] = [t for t in wanted if canonical(t) != canonical(ACTION_CHUNK)]
         if spec.name == "teleop":
             spec.parameters["seed"] = int(seed)
     return Graph(name=f"{graph.name}-{arm.name}", source=graph.source, arguments=graph.arguments, nodes=tuple(specs))

@@ -284,8 +284,11 @@ def run_record(args: argparse.Namespace) -> int:
     logger_params = graph.node("episode_logger").parameters
     logger_params["source"] = "scripted" if source == "scripted" else "teleop"
     if sim and args.cameras:
-        cams = {f"/camera/{c.strip()}/image_raw" for c in args.cameras.split(",")}
-        logger_params["topics"] = [t for t in logger_params["topics"] if not t.startswith("/camera/") or t in cams]
+        from corft_ros.core.topics import camera_image, canonical
+
+        cams = {canonical(camera_image(c.strip())) for c in args.cameras.split(",")}
+        logger_params["topics"] = [t for t in logger_params["topics"]
+                                   if not canonical(t).startswith("/camera/") or canonical(t) in cams]
     task = args.task or str(logger_params.get("instruction", ""))
     return _record_loop(args, graph, sim, source, out, task, len(existing), shutil)
 

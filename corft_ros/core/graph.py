@@ -53,12 +53,21 @@ class NodeSpec:
     parameters: dict = field(default_factory=dict)
 
 
+NAMESPACE_ARGUMENT = "namespace"  # every graph may declare it: the ROS namespace all its nodes run in
+
+
 @dataclass(frozen=True)
 class Graph:
     name: str
     source: Path
     arguments: dict[str, str]
     nodes: tuple[NodeSpec, ...]
+
+    @property
+    def namespace(self) -> str:
+        """'' or an absolute namespace ('/left'): where every node of the graph runs (topics are relative)."""
+        value = str(self.arguments.get(NAMESPACE_ARGUMENT, "") or "").strip().strip("/")
+        return f"/{value}" if value else ""
 
     def node(self, name: str) -> NodeSpec:
         for spec in self.nodes:
@@ -129,6 +138,11 @@ def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None
     if unknown:
         raise ConfigError(f"unknown argument '{unknown[0]}' for {path.name} (known: {', '.join(sorted(arguments))})")
     values = {n: overrides.get(n, a.default) for n, a in arguments.items()}
+    namespace = str(values.get(NAMESPACE_ARGUMENT, "")).strip().strip("/")
+    if namespace and not all(part and (part[0].isalpha() or part[0] == "_") and part.replace("_", "").isalnum()
+                             for part in namespace.split("/")):
+        raise ConfigError(f"namespace '{values[NAMESPACE_ARGUMENT]}' is not a valid ROS namespace "
+                          "(letters, digits, '_' and '/', each part starting with a letter)")
 
     nodes = []
     for node_name, rule in (data["launch"]["nodes"] or {}).items():

@@ -38,6 +38,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
+from corft_ros.core import topics
 from corft_ros.core.bench.stats import Trial
 from corft_ros.core.bench.trials import TrialSpec, in_plan, remaining, schedule
 from corft_ros.core.robot import ConfigError, load_robot_config
@@ -169,15 +170,15 @@ class BenchmarkNode(Node):
         self.arm = Path(self.arm).name if "/" in self.arm else (self.arm or "policy")
 
         group = ReentrantCallbackGroup()
-        self._reset = self.create_client(Trigger, "/sim/reset", callback_group=group)
-        self._sim_params = self.create_client(SetParameters, f"/{self.sim_node}/set_parameters", callback_group=group)
-        self._clear = self.create_client(Trigger, f"/{self.executor_node}/clear", callback_group=group)
-        self._start = self.create_client(Trigger, "/corft/episode/start", callback_group=group)
-        self._stop_ep = self.create_client(Trigger, "/corft/episode/stop", callback_group=group)
-        self._label = self.create_client(SetBool, "/corft/episode/label", callback_group=group)
-        self._instruction_pub = self.create_publisher(String, "/corft/instruction", INSTRUCTION_QOS)
-        self.create_subscription(Bool, "/sim/success", self._on_success, RELIABLE, callback_group=group)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE,
+        self._reset = self.create_client(Trigger, topics.SIM_RESET, callback_group=group)
+        self._sim_params = self.create_client(SetParameters, f"{self.sim_node}/set_parameters", callback_group=group)
+        self._clear = self.create_client(Trigger, f"{self.executor_node}/clear", callback_group=group)
+        self._start = self.create_client(Trigger, topics.EPISODE_START, callback_group=group)
+        self._stop_ep = self.create_client(Trigger, topics.EPISODE_STOP, callback_group=group)
+        self._label = self.create_client(SetBool, topics.EPISODE_LABEL, callback_group=group)
+        self._instruction_pub = self.create_publisher(String, topics.INSTRUCTION, INSTRUCTION_QOS)
+        self.create_subscription(Bool, topics.SIM_SUCCESS, self._on_success, RELIABLE, callback_group=group)
+        self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, RELIABLE,
                                  callback_group=group)
         self.create_service(SetBool, "~/label", self._on_label_request, callback_group=group)
         self.create_service(Trigger, "~/next", self._on_next_request, callback_group=group)

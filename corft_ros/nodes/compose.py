@@ -64,7 +64,9 @@ class ComposedGraph:
                 try:
                     self.nodes[spec.name] = cls(context=self.context,
                                                 parameter_overrides=parameter_overrides(spec.parameters),
-                                                cli_args=["--ros-args", "-r", f"__node:={spec.name}"])
+                                                cli_args=["--ros-args", "-r", f"__node:={spec.name}",
+                                                          *(["-r", f"__ns:={graph.namespace}"]
+                                                            if graph.namespace else [])])
                 except InvalidParameterTypeException as exc:
                     hint = "write floats with a decimal point"
                     raise ConfigError(f"{graph.source.name}: {spec.name}: {exc} ({hint})") from None

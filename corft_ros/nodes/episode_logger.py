@@ -17,11 +17,10 @@ from pathlib import Path
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import (
     DurabilityPolicy,
     HistoryPolicy,
@@ -33,6 +32,7 @@ from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, Qo
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
+from corft_ros.core import topics
 from corft_ros.core.episodes import (
     DiskFullError,
     EpisodeMetadata,
@@ -44,48 +44,49 @@ from corft_ros.core.episodes import (
 )
 from corft_ros.core.episodes.typestore import normalize_msgtype
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import make_executor, spin
+from corft_ros.nodes._common import declare, make_executor, spin
 
-# Recorded and expected: each one missing in an episode is reported.
+# Recorded and expected: each one missing in an episode is reported. Names are relative (resolved in the node's
+# namespace, so a logger under /left records /left/joint_states); bags keep the resolved names and the episode
+# metadata the namespace, so readers map them back (core.topics.canonical).
 DEFAULT_TOPICS = [
-    "/camera/front/image_raw",
-    "/camera/wrist/image_raw",
-    "/joint_states",
-    "/diagnostics",
+    topics.camera_image("front"),
+    topics.camera_image("wrist"),
+    topics.JOINT_STATES,
+    topics.DIAGNOSTICS,
 ]
 # Recorded whenever they are published; their absence is normal (depends on the setup: sim or real robot,
 # teleop source, controller type, policy or teleop).
 DEFAULT_OPTIONAL_TOPICS = [
-    "/corft/instruction",
-    "/corft/action_chunk",
-    "/forward_position_controller/commands",
-    "/arm_controller/joint_trajectory",
-    "/corft/teleop/command",
-    "/leader/joint_states",
-    "/joy",
-    "/sim/success",
-    "/sim/cube_pose",
-    "/sim/goal_pose",
+    topics.INSTRUCTION,
+    topics.ACTION_CHUNK,
+    topics.controller_commands(topics.FORWARD_CONTROLLER),
+    topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER),
+    topics.TELEOP_COMMAND,
+    topics.LEADER_JOINT_STATES,
+    topics.JOY,
+    topics.SIM_SUCCESS,
+    topics.SIM_CUBE_POSE,
+    topics.SIM_GOAL_POSE,
 ]
 # Types of the default topics, so they are subscribed before any publisher exists (late publishers'
 # first messages are not missed); other topics get their type from the ROS graph.
 DEFAULT_TOPIC_TYPES = [
-    "/camera/front/image_raw=sensor_msgs/msg/Image",
-    "/camera/wrist/image_raw=sensor_msgs/msg/Image",
-    "/joint_states=sensor_msgs/msg/JointState",
-    "/corft/action_chunk=trajectory_msgs/msg/JointTrajectory",
-    "/forward_position_controller/commands=std_msgs/msg/Float64MultiArray",
-    "/arm_controller/joint_trajectory=trajectory_msgs/msg/JointTrajectory",
-    "/corft/instruction=std_msgs/msg/String",
-    "/diagnostics=diagnostic_msgs/msg/DiagnosticArray",
-    "/sim/success=std_msgs/msg/Bool",
-    "/leader/joint_states=sensor_msgs/msg/JointState",
-    "/joy=sensor_msgs/msg/Joy",
-    "/corft/teleop/command=sensor_msgs/msg/JointState",
-    "/sim/cube_pose=geometry_msgs/msg/PoseStamped",
-    "/sim/goal_pose=geometry_msgs/msg/PoseStamped",
+    f"{topics.camera_image('front')}=sensor_msgs/msg/Image",
+    f"{topics.camera_image('wrist')}=sensor_msgs/msg/Image",
+    f"{topics.JOINT_STATES}=sensor_msgs/msg/JointState",
+    f"{topics.ACTION_CHUNK}=trajectory_msgs/msg/JointTrajectory",
+    f"{topics.controller_commands(topics.FORWARD_CONTROLLER)}=std_msgs/msg/Float64MultiArray",
+    f"{topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER)}=trajectory_msgs/msg/JointTrajectory",
+    f"{topics.INSTRUCTION}=std_msgs/msg/String",
+    f"{topics.DIAGNOSTICS}=diagnostic_msgs/msg/DiagnosticArray",
+    f"{topics.SIM_SUCCESS}=std_msgs/msg/Bool",
+    f"{topics.LEADER_JOINT_STATES}=sensor_msgs/msg/JointState",
+    f"{topics.JOY}=sensor_msgs/msg/Joy",
+    f"{topics.TELEOP_COMMAND}=sensor_msgs/msg/JointState",
+    f"{topics.SIM_CUBE_POSE}=geometry_msgs/msg/PoseStamped",
+    f"{topics.SIM_GOAL_POSE}=geometry_msgs/msg/PoseStamped",
 ]
-INSTRUCTION_TOPIC = "/corft/instruction"
 INSTRUCTION_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
@@ -97,7 +98,7 @@ EVENTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def is_sensor_topic(topic: str) -> bool:
-    return topic.startswith("/camera/") or topic.endswith(("/image_raw", "/compressed", "/image"))
+    return "/camera/" in f"/{topic}" or topic.endswith(("/image_raw", "/compressed", "/image"))
 
 
 def message_class(msgtype: str) -> type:
@@ -159,8 +160,8 @@ class EpisodeLoggerNode(Node):
         robot_config = p("robot_config", "", "robot.yaml path (empty = the package's config/robot.yaml)")
         self.output_dir = Path(p("output_dir", "episodes", "folder holding one sub-folder per episode")).expanduser()
         # Empty strings are ignored: [""] is how a launch file or override says "none".
-        topics = p("topics", DEFAULT_TOPICS, "topics to record (missing = reported)")
-        self.required_topics: list[str] = [t for t in topics if t]
+        wanted = p("topics", DEFAULT_TOPICS, "topics to record (missing = reported)")
+        self.required_topics: list[str] = [t for t in wanted if t]
         optional = [t for t in p("optional_topics", DEFAULT_OPTIONAL_TOPICS, "topics recorded when present") if t]
         self.topics = list(dict.fromkeys(self.required_topics + optional))
         topic_types = list(p("topic_types", DEFAULT_TOPIC_TYPES, "'topic=pkg/msg/Type' (else typed from the graph)"))
@@ -189,15 +190,16 @@ class EpisodeLoggerNode(Node):
                 raise ConfigError(f"{name} must be {'>= 0' if name == 'min_free_bytes' else '> 0'}")
         if self.flush_interval_s <= 0 or self.topic_wait_s <= 0:
             raise ConfigError("flush_interval_s and topic_wait_s must be > 0")
-        bad = [t for t in self.topics if not t.startswith("/")]
-        if bad:
-            raise ConfigError(f"topics: '{bad[0]}' is not an absolute topic name")
+        # Every name as this node resolves it (relative names land in its namespace); bags record these.
+        self.required_topics = [self._resolve(t, "topics") for t in self.required_topics]
+        self.topics = list(dict.fromkeys(self._resolve(t, "optional_topics") for t in self.topics))
+        self.instruction_topic = self._resolve(topics.INSTRUCTION, "instruction topic")
         self.configured_types: dict[str, str] = {}
         for entry in topic_types:
             topic, sep, msgtype = entry.partition("=")
-            if not sep or not topic.startswith("/") or msgtype.count("/") not in (1, 2):
+            if not sep or not topic.strip() or msgtype.count("/") not in (1, 2):
                 raise ConfigError(f"topic_types: '{entry}' is not 'topic=pkg/msg/Type'")
-            self.configured_types[topic.strip()] = msgtype.strip()
+            self.configured_types[self._resolve(topic.strip(), "topic_types")] = msgtype.strip()
         err = self._output_dir_problem()
         if err:
             raise ConfigError(f"output_dir: {err}")
@@ -220,12 +222,12 @@ class EpisodeLoggerNode(Node):
 
         self._sub_group = ReentrantCallbackGroup()
         self._srv_group = MutuallyExclusiveCallbackGroup()
-        self.events_pub = self.create_publisher(String, "/corft/episode/events", EVENTS_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_service(Trigger, "/corft/episode/start", self._on_start, callback_group=self._srv_group)
-        self.create_service(Trigger, "/corft/episode/stop", self._on_stop, callback_group=self._srv_group)
-        self.create_service(SetBool, "/corft/episode/label", self._on_label, callback_group=self._srv_group)
-        self.create_subscription(String, INSTRUCTION_TOPIC, self._on_instruction, INSTRUCTION_QOS,
+        self.events_pub = self.create_publisher(String, topics.EPISODE_EVENTS, EVENTS_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.create_service(Trigger, topics.EPISODE_START, self._on_start, callback_group=self._srv_group)
+        self.create_service(Trigger, topics.EPISODE_STOP, self._on_stop, callback_group=self._srv_group)
+        self.create_service(SetBool, topics.EPISODE_LABEL, self._on_label, callback_group=self._srv_group)
+        self.create_subscription(String, self.instruction_topic, self._on_instruction, INSTRUCTION_QOS,
                                  callback_group=self._srv_group)
         for topic in self.topics:
             if topic in self.configured_types:
@@ -239,12 +241,13 @@ class EpisodeLoggerNode(Node):
 
     # ------------------------------------------------------------------ helpers
     def _declare(self, name: str, default, description: str, ptype: int | None = None):
-        descriptor = ParameterDescriptor(description=description)
-        if ptype is not None and default == []:
-            # An empty list has no element type: declare the type instead (unset = the empty default).
-            value = self.declare_parameter(name, Parameter.Type(ptype), descriptor).value
-            return [] if value is None else value
-        return self.declare_parameter(name, default, descriptor).value
+        return declare(self, name, default, description, type_=ptype)
+
+    def _resolve(self, topic: str, what: str) -> str:
+        try:
+            return self.resolve_topic_name(topic)
+        except Exception as exc:  # rclpy raises its own InvalidTopicNameException family
+            raise ConfigError(f"{what}: '{topic}' is not a valid topic name ({exc})") from None
 
     def _output_dir_problem(self) -> str:
         d = self.output_dir
@@ -265,7 +268,7 @@ class EpisodeLoggerNode(Node):
         self.get_logger().error(message)
 
     def _qos_for(self, topic: str) -> QoSProfile:
-        if topic == INSTRUCTION_TOPIC:
+        if topic == self.instruction_topic:
             return INSTRUCTION_QOS
         if not is_sensor_topic(topic):
             return RELIABLE_QOS
@@ -340,7 +343,7 @@ class EpisodeLoggerNode(Node):
             return [to_rosbags_qos(infos[0].qos_profile)]
         if is_sensor_topic(topic):
             return [to_rosbags_qos(qos_profile_sensor_data)]
-        return [to_rosbags_qos(INSTRUCTION_QOS if topic == INSTRUCTION_TOPIC else RELIABLE_QOS)]
+        return [to_rosbags_qos(INSTRUCTION_QOS if topic == self.instruction_topic else RELIABLE_QOS)]
 
     def _add_to_writer(self, writer: EpisodeWriter, topic: str, msgtype: str) -> None:
         try:
@@ -385,6 +388,7 @@ class EpisodeLoggerNode(Node):
                 source=self.source,
                 robot=self.robot.name,
                 joint_names=self.robot.joint_names,
+                namespace=self.get_namespace(),
             )
             writer = EpisodeWriter(
                 ep,

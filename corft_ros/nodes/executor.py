@@ -294,9 +294,10 @@ class ExecutorNode(LifecycleNode):
 
     def _on_joint_state(self, msg: JointState) -> None:
         # Keep the latest value per joint: on a real arm the arm's and the gripper's drivers publish separately.
-        stamp = stamp_to_sec(msg.header.stamp) or self._now()
+        # Ages are by arrival on this node's clock: drivers' header stamps may come from other clocks (a sim
+        # slower than real time, a gripper driver stamping with its own clock).
         try:
-            self._states.update(msg.name, msg.position, stamp)
+            self._states.update(msg.name, msg.position, self._now())
         except JointStateError as exc:
             self._error(f"{topics.JOINT_STATES}: {exc}; message ignored")
             return

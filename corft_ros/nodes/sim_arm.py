@@ -25,6 +25,7 @@ from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
 
+from corft_ros.core import topics
 from corft_ros.core.commands import parse_forward, parse_trajectory
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.core.sim.regions import REGIONS, Box2D, StartRegions
@@ -65,8 +66,10 @@ class SimArmNode(Node):
         self.instruction = str(
             declare(self, "instruction", "pick up the red cube and place it on the target", "the task, in words")
         )
-        trajectory_topic = declare(self, "trajectory_topic", "/arm_controller/joint_trajectory", "JTC input")
-        forward_topic = declare(self, "forward_topic", "/forward_position_controller/commands", "forward input")
+        trajectory_topic = declare(self, "trajectory_topic", topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER),
+                                   "JTC input")
+        forward_topic = declare(self, "forward_topic", topics.controller_commands(topics.FORWARD_CONTROLLER),
+                                "forward input")
         forward_joints = list(declare(self, "forward_joints", self.robot.joint_names, "forward controller joints"))
 
         if self.real_time_factor <= 0:
@@ -92,21 +95,21 @@ class SimArmNode(Node):
         self.tick_dt = self.physics_steps_per_tick * scene_config.physics_dt
 
         self._group = ReentrantCallbackGroup()
-        self._js_pub = self.create_publisher(JointState, "/joint_states", RECORDED_QOS)
+        self._js_pub = self.create_publisher(JointState, topics.JOINT_STATES, RECORDED_QOS)
         clock_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        self._clock_pub = self.create_publisher(Clock, "/clock", clock_qos)
+        self._clock_pub = self.create_publisher(Clock, topics.CLOCK, clock_qos)
         self._image_pubs = {
-            name: self.create_publisher(Image, f"/camera/{name}/image_raw", qos_profile_sensor_data) for name in cameras
+            name: self.create_publisher(Image, topics.camera_image(name), qos_profile_sensor_data) for name in cameras
         }
-        self._success_pub = self.create_publisher(Bool, "/sim/success", RELIABLE)
-        self._cube_pub = self.create_publisher(PoseStamped, "/sim/cube_pose", RELIABLE)
-        self._goal_pub = self.create_publisher(PoseStamped, "/sim/goal_pose", RELIABLE)
-        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self._success_pub = self.create_publisher(Bool, topics.SIM_SUCCESS, RELIABLE)
+        self._cube_pub = self.create_publisher(PoseStamped, topics.SIM_CUBE_POSE, RELIABLE)
+        self._goal_pub = self.create_publisher(PoseStamped, topics.SIM_GOAL_POSE, RELIABLE)
+        self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         self.create_subscription(JointTrajectory, trajectory_topic, self._on_trajectory, RELIABLE,
                                  callback_group=self._group)
         self.create_subscription(Float64MultiArray, forward_topic, self._on_forward, RELIABLE,
                                  callback_group=self._group)
-        self.create_service(Trigger, "/sim/reset", self._on_reset, callback_group=self._group)
+        self.create_service(Trigger, topics.SIM_RESET, self._on_reset, callback_group=self._group)
         self.add_on_set_parameters_callback(self._check_parameters)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=self._group)
 

@@ -20,17 +20,17 @@ import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float64MultiArray, String
 
+from corft_ros.core import topics
 from corft_ros.core.robot import ConfigError, RobotConfig, load_robot_config
-from corft_ros.nodes._common import RECORDED_QOS, make_executor, spin
+from corft_ros.nodes._common import RECORDED_QOS, declare, make_executor, spin
 
 SOURCES = ("leader", "joy", "keyboard", "scripted")
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
@@ -158,15 +158,16 @@ class TeleopNode(Node):
         p = self._declare
         self.robot = load_robot_config(p("robot_config", "", "robot.yaml path (empty = the package's)") or None)
         self.source = p("source", "leader", "leader | joy | keyboard | scripted")
-        self.command_topic = p("command_topic", "/forward_position_controller/commands", "forward controller input")
+        self.command_topic = p("command_topic", topics.controller_commands(topics.FORWARD_CONTROLLER),
+                               "forward controller input")
         rate = float(p("rate_hz", 0.0, "command rate (0 = robot.action_rate_hz)"))
         self.velocity_scale = float(p("velocity_scale", 1.0, "fraction of each joint's max_velocity allowed"))
-        leader_topic = p("leader_topic", "/leader/joint_states", "leader arm joint states")
+        leader_topic = p("leader_topic", topics.LEADER_JOINT_STATES, "leader arm joint states")
         joint_map = list(p("leader_joint_map", [], "'leader_name=follower_name' pairs (identity when absent)",
                            ParameterType.PARAMETER_STRING_ARRAY))
         offsets = list(p("leader_offsets", [0.0] * self.robot.dof, "added to mapped leader positions (robot order)"))
         scales = list(p("leader_scales", [1.0] * self.robot.dof, "multiplies leader positions (robot order)"))
-        joy_topic = p("joy_topic", "/joy", "sensor_msgs/Joy input")
+        joy_topic = p("joy_topic", topics.JOY, "sensor_msgs/Joy input")
         joy_axes = list(p("joy_axes", [0, 1, 4, 3, 6, 7, -1], "axis per robot joint (-1 = none)",
                           ParameterType.PARAMETER_INTEGER_ARRAY))
         joy_speed = float(p("joy_speed", 0.5, "rad/s at full stick deflection"))
@@ -223,9 +224,9 @@ class TeleopNode(Node):
 
         group = MutuallyExclusiveCallbackGroup()
         self.command_pub = self.create_publisher(Float64MultiArray, self.command_topic, RECORDED_QOS)
-        self.stamped_pub = self.create_publisher(JointState, "/corft/teleop/command", RECORDED_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(JointState, "/joint_states", self._on_joint_states, 100, callback_group=group)
+        self.stamped_pub = self.create_publisher(JointState, topics.TELEOP_COMMAND, RECORDED_QOS)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+        self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, 100, callback_group=group)
         if self.source == "leader":
             self.create_subscription(JointState, leader_topic, self._on_leader, qos_profile_sensor_data,
                                      callback_group=group)
@@ -239,20 +240,15 @@ class TeleopNode(Node):
             self._operator_factory = lambda seed: ScriptedOperator(
                 self.robot, OperatorConfig(human_like=self.human_like, action_dt=self.robot.action_dt), seed=seed
             )
-            self.create_subscription(PoseStamped, "/sim/cube_pose", self._on_cube, RELIABLE, callback_group=group)
-            self.create_subscription(PoseStamped, "/sim/goal_pose", self._on_goal, RELIABLE, callback_group=group)
-            self.create_subscription(String, "/corft/episode/events", self._on_event, RELIABLE, callback_group=group)
+            self.create_subscription(PoseStamped, topics.SIM_CUBE_POSE, self._on_cube, RELIABLE, callback_group=group)
+            self.create_subscription(PoseStamped, topics.SIM_GOAL_POSE, self._on_goal, RELIABLE, callback_group=group)
+            self.create_subscription(String, topics.EPISODE_EVENTS, self._on_event, RELIABLE, callback_group=group)
         self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
 
     # ------------------------------------------------------------------------------------------ helpers
     def _declare(self, name: str, default, description: str, ptype: int | None = None):
-        descriptor = ParameterDescriptor(description=description)
-        if ptype is not None and default == []:
-            # An empty list has no element type: declare the type instead (unset = the empty default).
-            value = self.declare_parameter(name, Parameter.Type(ptype), descriptor).value
-            return [] if value is None else value
-        return self.declare_parameter(name, default, descriptor).value
+        return declare(self, name, default, description, type_=ptype)
 
     def _error(self, key: str, message: str) -> None:
         """One line per problem, at most once a second per kind; every occurrence is counted."""

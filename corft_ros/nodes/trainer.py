@@ -18,6 +18,7 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
+from corft_ros.core import topics
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._common import declare, diagnostic_status, make_executor
 
@@ -88,7 +89,7 @@ class TrainerNode(Node):
         self.config.validate()
 
         self.diag_pub = self.create_publisher(
-            DiagnosticArray, "/diagnostics", QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            DiagnosticArray, topics.DIAGNOSTICS, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self._lock = threading.Lock()
         self.state = "starting"  # starting | running | done | failed | stopped
         self.stage = ""

@@ -33,6 +33,7 @@ class EpisodeMetadata:
     source: str = "teleop"  # teleop | policy | scripted | ...
     robot: str = ""
     joint_names: list[str] = field(default_factory=list)
+    namespace: str = ""  # the recording node's ROS namespace ('/' or '' = none); bag topics carry it
     start_ns: int = 0
     stop_ns: int | None = None
     cycle_time_s: float | None = None

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import yaml
 
+from corft_ros.core.topics import canonical
+
 DATA_SUFFIXES = (".mcap", ".db3", ".mcap.zstd", ".db3.zstd")
 
 
@@ -66,19 +68,23 @@ class BagReader:
     def __init__(self, bag: Path) -> None:
         self.bag = Path(bag)
         self.reader = open_reader(self.bag)
+        # Topics as they would be named without the recording graph's namespace ('/left/joint_states' recorded
+        # under '/left' reads as '/joint_states'), so a namespaced arm's episodes train like any other.
+        namespace = str(episode_metadata(self.bag).get("namespace") or "")
+        self._name = {c.id: canonical(c.topic, namespace) for c in self.reader.connections}
 
     def topics(self) -> dict[str, str]:
-        """topic -> message type from the bag's own metadata."""
-        return {c.topic: c.msgtype for c in self.reader.connections}
+        """topic -> message type from the bag's own metadata (canonical names)."""
+        return {self._name[c.id]: c.msgtype for c in self.reader.connections}
 
     def messages(self, topics: set[str] | None = None) -> Iterator[RawMessage]:
         """Every message of `topics` (all if None) in log-time order, raw CDR bytes, never deserialized."""
-        conns = [c for c in self.reader.connections if topics is None or c.topic in topics]
+        conns = [c for c in self.reader.connections if topics is None or self._name[c.id] in topics]
         if not conns:
             return
         try:
             for conn, stamp, data in self.reader.messages(connections=conns):
-                yield RawMessage(conn.topic, conn.msgtype, int(stamp), data)
+                yield RawMessage(self._name[conn.id], conn.msgtype, int(stamp), data)
         except Exception as exc:
             raise BagError(f"{self.bag}: bag is truncated or corrupt ({_one_line(exc)})") from None
 
