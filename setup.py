@@ -23,7 +23,7 @@ def _data_files() -> list[tuple[str, list[str]]]:
 
 setup(
     name=PACKAGE,
-    version="0.1.0",
+    version="0.2.0",
     packages=find_packages(exclude=["test"]),
     data_files=_data_files(),
     install_requires=["setuptools"],

@@ -2,7 +2,7 @@
 
 import os as _os
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # Headless rendering and offline model loading by default; must be set before mujoco/transformers import.
 for _key, _value in (("MUJOCO_GL", "egl"), ("PYOPENGL_PLATFORM", "egl"), ("HF_HUB_OFFLINE", "1"),

