@@ -396,7 +396,7 @@ def test_disk_nearly_full_stops_the_logger_cleanly_and_keeps_earlier_episodes(ro
 @pytest.fixture(scope="module")
 def slow_sim(ros):
     node = ros.add(SimArmNode(context=ros.context, parameter_overrides=params(
-        seed=3, real_time_factor=0.3, camera_rate_hz=10.0)))
+        seed=3, realtime_factor=0.3, camera_rate_hz=10.0)))
     yield node
     remove_node(ros, node)
 

@@ -68,15 +68,15 @@ def test_cli_composition_runs_exactly_the_yaml_node_set_with_its_parameters(ros,
 
 
 def test_arguments_set_parameters_and_bad_arguments_are_named():
-    graph = load_graph("sim", parse_launch_style_args(["realtime:=false", "region:=unseen"]))
+    graph = load_graph("sim", parse_launch_style_args(["realtime_factor:=0", "region:=unseen"]))
     params = graph.node("sim_arm").parameters
-    assert params["realtime"] is False and params["region"] == "unseen"
+    assert params["realtime_factor"] == 0.0 and params["region"] == "unseen"
     with pytest.raises(ConfigError, match="unknown argument 'speed'"):
         load_graph("sim", {"speed": "3"})
     with pytest.raises(ConfigError, match="expected name:=value"):
-        parse_launch_style_args(["realtime=false"])
+        parse_launch_style_args(["realtime_factor=0"])
     with pytest.raises(ConfigError, match="must be true or false"):
-        load_graph("sim", {"realtime": "maybe"})
+        load_graph("deploy", {"sim": "maybe"})
 
 
 def test_nested_parameter_maps_flatten_to_dotted_names_like_launch_ros():

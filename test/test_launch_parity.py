@@ -46,10 +46,10 @@ CASES = (
     (),
     ("sim:=false",),
     ("cameras:=front", "instruction:=stack the red cube", "output:=jtc", "controller:=scaled_jtc", "mode:=open_loop",
-     "model:=/opt/models/x", "realtime:=false", "namespace:=left"),
+     "model:=/opt/models/x", "realtime_factor:=2.5", "namespace:=left"),
     ("operator:=true", "regions:=seen,unseen", "trials:=3", "timeout:=12", "first_seed:=7"),
     ("source:=leader", "task:=put it on the plate", "seed:=3", "human_like:=false", "sim:=false"),
-    ("region:=unseen", "seed:=5", "realtime:=false"),
+    ("region:=unseen", "seed:=5", "realtime_factor:=0"),
     ("stage:=il", "steps:=50", "bags:=/data/episodes"),
 )
 GRAPHS = sorted(p.name.removesuffix(".launch.py") for p in (ROOT / "launch").glob("*.launch.py"))

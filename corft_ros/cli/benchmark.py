@@ -36,8 +36,7 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="", help="report folder (default bench/<date-time>); an existing one with "
                    "trials.csv is resumed")
     p.add_argument("--operator", action="store_true", help="add the scripted human-like operator as a reference arm")
-    p.add_argument("--realtime", choices=("true", "false"), default="true",
-                   help="sim paced to wall time (true, as deployed) or as fast as it can (false); times are sim time")
+    add_realtime_factor(p)
     p.add_argument("--seed", type=int, default=0, help="reset seed of the first round (round r: seed + r)")
     p.add_argument("--controller", choices=("forward", "jtc"), default="forward",
                    help="executor output kind: forward (forward_command_controller) | jtc (joint_trajectory_"
@@ -46,6 +45,28 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--cameras", default="", help="comma-separated sim cameras (default: the YAML's)")
     p.add_argument("--json", action="store_true", help="print summary.json at the end")
     p.set_defaults(func=cmd_trials)
+
+
+def add_realtime_factor(p: argparse.ArgumentParser) -> None:
+    """--realtime-factor K (and the older --realtime true|false = 1 | 0) on every command that runs the sim."""
+    p.add_argument("--realtime-factor", type=float, default=None, metavar="K",
+                   help="sim seconds per wall second: 1 = real time (default), 2 = twice as fast, 0 = as fast as the "
+                        "renderer, policy and executor allow; every time (timeouts, cycle times) is sim time")
+    p.add_argument("--realtime", choices=("true", "false"), default=None, help=argparse.SUPPRESS)
+
+
+def realtime_factor(args: argparse.Namespace) -> float:
+    if args.realtime_factor is not None:
+        if not args.realtime_factor >= 0:
+            raise SystemExit("error: --realtime-factor must be >= 0 (0 = as fast as the consumers allow)")
+        return float(args.realtime_factor)
+    return 0.0 if args.realtime == "false" else 1.0
+
+
+def _speed(factor: float) -> str:
+    if factor == 1.0:
+        return "real time"
+    return "as fast as its consumers allow" if factor == 0 else f"{factor:g}x real time"
 
 
 @dataclass
@@ -66,7 +87,7 @@ class BenchConfig:
     regions: list[str] = field(default_factory=lambda: ["seen"])
     timeout_s: float = DEFAULT_TIMEOUT_S
     output: Path = Path("bench")
-    realtime: bool = True
+    realtime_factor: float = 1.0
     seed: int = 0
     controller: str = "forward"
     backend: str = "onnx"
@@ -131,7 +152,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.output or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
     config = BenchConfig(arms=arms, trials=args.trials, regions=list(args.regions), timeout_s=args.timeout,
-                         output=out, realtime=args.realtime == "true", seed=args.seed, controller=args.controller,
+                         output=out, realtime_factor=realtime_factor(args), seed=args.seed, controller=args.controller,
                          backend=args.backend, cameras=args.cameras,
                          command="corft-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                          title="Benchmark: " + " vs ".join(a.name for a in arms))
@@ -177,7 +198,7 @@ class _Samples:
 
 def _graph_overrides(config: BenchConfig, arm: Arm | None, out: Path) -> dict[str, str]:
     overrides = {
-        "sim": "true", "realtime": str(config.realtime).lower(), "output": config.controller,
+        "sim": "true", "realtime_factor": repr(float(config.realtime_factor)), "output": config.controller,
         "backend": config.backend, "trials": str(config.trials), "regions": ",".join(config.regions),
         "timeout": repr(float(config.timeout_s)), "report": str(out), "first_seed": str(config.seed),
         "autostart": "false", "output_dir": str((out / "episodes").resolve()),
@@ -252,16 +273,18 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
     compare = (config.arms[0].name, config.arms[1].name) if len(config.arms) >= 2 else None
     trials = list(done)
     notes = ["durations and loop periods are sim time (every node follows the sim's /clock: use_sim_time)"]
-    if not config.realtime:
-        notes.append("the sim ran as fast as it could (realtime false): the control loop cannot follow it, so the "
-                     "loop rate and period error are not representative; use realtime true for them")
+    if config.realtime_factor != 1.0:
+        notes.append(f"sim speed: realtime_factor {config.realtime_factor:g} (0 = as fast as the renderer, policy and "
+                     "executor allow); every node runs on sim time and the sim waits for its consumers, so results "
+                     "compare with real time (docs/benchmark.md: consistency run)")
     samples = _Samples()
 
     def report() -> dict:
         return write_run_report(out, trials, loops, plan_size=len(plan), title=config.title, command=config.command,
                                 notes=notes, latency_samples=samples.latency,
                                 period_error_samples=samples.period_error, compare=compare,
-                                extra={"arms_config": [vars(a) for a in config.arms], "realtime": config.realtime,
+                                extra={"arms_config": [vars(a) for a in config.arms],
+                                       "realtime_factor": config.realtime_factor,
                                        "clock": "sim time (use_sim_time): durations and loop periods"})
 
     if not todo:
@@ -282,7 +305,7 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
         return 2, None
     bench = composed.nodes["benchmark"]
     say(f"benchmark: {len(plan)} trials ({len(config.arms)} arms × {len(config.regions)} regions × {config.trials}), "
-        f"{len(todo)} to run; sim {'real time' if config.realtime else 'as fast as possible'}; report in {out}")
+        f"{len(todo)} to run; sim at {_speed(config.realtime_factor)}; report in {out}")
     current: tuple[str, ComposedGraph] | None = None
     width = max(len(a.name) for a in config.arms)
     rc, errors = 0, 0

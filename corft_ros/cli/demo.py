@@ -17,17 +17,18 @@ NO_MODEL = "not yet: no bundled model at models/default (issue 7: `make experime
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from corft_ros.cli.benchmark import add_realtime_factor
+
     p = commands.add_parser("demo", help="the sim arm + the bundled model: ~10 benchmark trials, measured summary")
     p.add_argument("--trials", type=int, default=10, help="trials (default 10)")
     p.add_argument("--timeout", type=float, default=15.0, help="time limit per trial, s of sim time (default 15)")
-    p.add_argument("--realtime", choices=("true", "false"), default="true",
-                   help="sim paced to wall time (default) or as fast as it can")
+    add_realtime_factor(p)
     p.add_argument("--output", default="", help="report folder (default bench/demo-<date-time>)")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from corft_ros.cli.benchmark import BenchConfig, check_model, make_arms, run_benchmark
+    from corft_ros.cli.benchmark import BenchConfig, check_model, make_arms, realtime_factor, run_benchmark
     from corft_ros.core.paths import models_dir
     from corft_ros.core.robot import ConfigError, load_robot_config
 
@@ -50,7 +51,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.output or Path("bench") / f"demo-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
     print(f"demo: sim arm (MuJoCo, rendered cameras) + {what}: {args.trials} trials, episodes logged", flush=True)
     config = BenchConfig(arms=arms, trials=args.trials, regions=["seen"], timeout_s=args.timeout, output=out,
-                         realtime=args.realtime == "true",
+                         realtime_factor=realtime_factor(args),
                          command="corft-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:] or ["demo"]),
                          title=f"Demo: {arms[0].name} on the sim arm")
     rc, _summary = run_benchmark(config)

@@ -158,6 +158,7 @@ class ExecutorNode(LifecycleNode):
         self._last_error = ""
         self._states = JointStateCache(self.robot.joint_names, max_age=state_age)
         self._active = False
+        self._activated_before = False
         self._episode_open = False  # an episode 'start' without its 'stop' yet
         self._no_listener_since: dict[str, float] = {}
         self._no_listener_warned: dict[str, float] = {}
@@ -244,8 +245,11 @@ class ExecutorNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         with self._lock:
             if self._episode_open or not self.core.config.start_idle:
-                self.core.start_episode(self._now())  # hold the next measured pose, then execute new chunks
+                # hold the next measured pose, then execute new chunks; after a deactivation, chunks planned before
+                # this activation are ignored (the arm may have been moved meanwhile)
+                self.core.start_episode(self._now() if self._activated_before else None)
             self._active = True
+            self._activated_before = True
         self.get_logger().info("active: commanding " + ", ".join(f"{o.topic} ({o.kind})" for o in self.outputs))
         return super().on_activate(state)
 

@@ -1,7 +1,12 @@
 """sim_arm: the embedded default robot. OGBench's MuJoCo cube scene behind ros2_control-shaped topics.
 
-One dedicated thread owns the MuJoCo scene (steps physics, renders cameras, publishes); ROS callbacks only hand
-commands and reset requests to it, because a MuJoCo renderer works only on the thread that created it.
+One thread owns the physics (steps, publishes /clock and /joint_states on its cadence); a second thread renders
+the cameras from snapshots of the physics state with its own MjData and GL context (a MuJoCo renderer works only on
+the thread that created it), so a frame's cost never stalls the clock. Images carry the stamp of the tick they were
+rendered from. ROS callbacks only hand commands and reset requests to the physics thread.
+
+Speed: `realtime_factor` (1 = real time, 2 = twice as fast, 0 = as fast as the consumers allow; see
+corft_ros/core/sim/pacing.py for what the sim waits for).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from trajectory_msgs.msg import JointTrajectory
 from corft_ros.core import topics
 from corft_ros.core.commands import parse_forward, parse_trajectory
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
+from corft_ros.core.sim.pacing import Pacer, PacingConfig
 from corft_ros.core.sim.regions import REGIONS, Box2D, StartRegions
 from corft_ros.core.sim.scene import CAMERAS, CubeScene, SceneConfig
 from corft_ros.core.sim.trajectory import TrajectoryFollower
@@ -49,8 +55,11 @@ class SimArmNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_arm", **kwargs)
         self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
-        self.realtime = bool(declare(self, "realtime", True, "pace the sim to wall time; false = as fast as possible"))
-        self.real_time_factor = float(declare(self, "real_time_factor", 1.0, "sim seconds per wall second (realtime)"))
+        self.realtime_factor = float(declare(self, "realtime_factor", 1.0, "sim seconds per wall second (1 = real "
+                                             "time; 0 = as fast as the renderer, policy and executor allow)"))
+        policy_lag = float(declare(self, "policy_lag", 0.15, "sim s an observation may wait for the policy's chunk "
+                                   "before the sim waits for it (factor != 1; must exceed the policy's period)"))
+        chunk_topic = str(declare(self, "chunk_topic", topics.ACTION_CHUNK, "the policy's chunks (pacing only)"))
         cameras = list(declare(self, "cameras", ["front", "wrist"], f"cameras to render ({', '.join(CAMERAS)})"))
         width = int(declare(self, "image_width", 64, "rendered image width (px)"))
         height = int(declare(self, "image_height", 64, "rendered image height (px)"))
@@ -72,8 +81,10 @@ class SimArmNode(Node):
                                 "forward input")
         forward_joints = list(declare(self, "forward_joints", self.robot.joint_names, "forward controller joints"))
 
-        if self.real_time_factor <= 0:
-            raise ConfigError(f"real_time_factor must be positive, got {self.real_time_factor}")
+        try:
+            pacing = PacingConfig(realtime_factor=self.realtime_factor, policy_lag=policy_lag)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.camera_rate_hz <= 0:
             raise ConfigError(f"camera_rate_hz must be positive, got {self.camera_rate_hz}")
         if self.joint_state_rate_hz <= 0:
@@ -109,11 +120,16 @@ class SimArmNode(Node):
                                  callback_group=self._group)
         self.create_subscription(Float64MultiArray, forward_topic, self._on_forward, RELIABLE,
                                  callback_group=self._group)
+        self.create_subscription(JointTrajectory, chunk_topic, self._on_chunk, RELIABLE, callback_group=self._group)
         self.create_service(Trigger, topics.SIM_RESET, self._on_reset, callback_group=self._group)
         self.add_on_set_parameters_callback(self._check_parameters)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=self._group)
 
         self._lock = threading.Lock()
+        self._moved = threading.Condition()  # a consumer acted (frame published, chunk or command received)
+        self.pacer = Pacer(pacing, 1.0 / self.camera_rate_hz)
+        self._frames: queue.Queue = queue.Queue()
+        self._clock_gaps: list[float] = []  # wall s between consecutive /clock messages (bench)
         self._pending_command: tuple[str, object] | None = None
         self._resets: queue.Queue[_ResetRequest] = queue.Queue()
         self._stats = {"rejected_commands": 0, "accepted_commands": 0, "frames": 0, "resets": 0}
@@ -126,6 +142,8 @@ class SimArmNode(Node):
         self._running = True
         self._first_reset = _ResetRequest(seed=self._next_seed(), region=self.get_parameter("region").value,
                                           done=threading.Event())
+        self._render_thread = threading.Thread(target=self._render_loop, name="sim_arm-render", daemon=True)
+        self._render_thread.start()
         self._thread = threading.Thread(target=self._run, name="sim_arm", daemon=True)
         self._thread.start()
         if not self._first_reset.done.wait(60.0) or self._first_reset.error:
@@ -151,6 +169,7 @@ class SimArmNode(Node):
         with self._lock:
             self._pending_command = ("trajectory", (stamp_to_sec(msg.header.stamp), command))
         self._stats["accepted_commands"] += 1
+        self._consumer_acted(lambda: self.pacer.command(time.monotonic()))
 
     def _on_forward(self, msg: Float64MultiArray) -> None:
         try:
@@ -161,6 +180,16 @@ class SimArmNode(Node):
         with self._lock:
             self._pending_command = ("forward", values)
         self._stats["accepted_commands"] += 1
+        self._consumer_acted(lambda: self.pacer.command(time.monotonic()))
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        stamp = stamp_to_sec(msg.header.stamp)
+        self._consumer_acted(lambda: self.pacer.chunk(stamp, time.monotonic()))
+
+    def _consumer_acted(self, update) -> None:
+        with self._moved:
+            update()
+            self._moved.notify_all()
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         region = self.get_parameter("region").value
@@ -197,6 +226,7 @@ class SimArmNode(Node):
                 self._first_reset.error = str(exc)
                 self._first_reset.done.set()
         finally:
+            self._frames.put(None)
             self.scene.close()
 
     def _do_reset(self, request: _ResetRequest) -> None:
@@ -213,7 +243,6 @@ class SimArmNode(Node):
         self._success = False
         self._stats["resets"] += 1
         self._next_camera = self._sim_elapsed
-        self._cameras_due: list[str] = []
         request.result = {
             "seed": info.seed, "region": info.region, "cube_xy": list(info.cube_xy), "cube_yaw": info.cube_yaw,
             "goal": list(info.goal), "instruction": self.instruction, "stamp": self._now(),
@@ -223,43 +252,99 @@ class SimArmNode(Node):
     def _now(self) -> float:
         return self._clock_offset + self._sim_elapsed
 
+    def _wait_for_consumers(self, next_sim: float) -> None:
+        """Block while a consumer must act before physics reaches `next_sim` (see core/sim/pacing.py)."""
+        while self._running:
+            with self._moved:
+                reason = self.pacer.blocked_by(self._clock_offset + next_sim, time.monotonic())
+                if reason is None:
+                    return
+                self.pacer.waits[reason] += 1
+                self._moved.wait(0.05)
+            if not self._resets.empty():
+                return  # a reset request is served between ticks: never hold it behind a consumer
+
+    def _wait_for_command(self, before: int) -> None:
+        deadline = time.monotonic() + self.pacer.config.executor_wait_s
+        with self._moved:
+            self.pacer.waits["executor"] += 1
+            while self._running and self.pacer.commands <= before:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                self._moved.wait(remaining)
+
     def _loop(self) -> None:
-        wall_start, sim_start = time.monotonic(), self._sim_elapsed
         rtf_wall, rtf_sim = time.monotonic(), self._sim_elapsed
         camera_period = 1.0 / self.camera_rate_hz
+        commands_before = self.pacer.commands
+        last_clock_wall = None
+        self.pacer.reanchor(time.monotonic(), self._sim_elapsed)
         while self._running:
             while not self._resets.empty():
                 self._do_reset(self._resets.get_nowait())
-                wall_start, sim_start = time.monotonic(), self._sim_elapsed
+                self.pacer.reanchor(time.monotonic(), self._sim_elapsed)
+            self._wait_for_consumers(self._sim_elapsed + self.tick_dt)
             self._apply_pending_command()
             self.scene.set_targets(self._follower.sample(self._now()))
             self.scene.step(self.physics_steps_per_tick)
             self._sim_elapsed += self.tick_dt
             now = self._now()
             self._clock_pub.publish(Clock(clock=sec_to_stamp(now)))
+            wall = time.monotonic()
+            if last_clock_wall is not None and len(self._clock_gaps) < 200_000:
+                self._clock_gaps.append(wall - last_clock_wall)
+            last_clock_wall = wall
             self._publish_joint_states(now)
             success = self.scene.success()
             if success != self._success:
                 self._success = success
                 self._success_pub.publish(Bool(data=success))
-            if self._sim_elapsed >= self._next_camera - 1e-9:
+            if self._image_pubs and self._render_thread.is_alive() and self._sim_elapsed >= self._next_camera - 1e-9:
                 self._next_camera += camera_period
-                self._cameras_due.extend(self._image_pubs)
+                with self._moved:
+                    self.pacer.frame_requested = now
+                self._frames.put((now, self.scene.snapshot()))
                 self._publish_task_state(now)
-            if self._cameras_due:
-                # One camera per physics tick: a render stalls physics for one frame's cost, not all cameras'.
-                self._publish_camera(self._cameras_due.pop(0), now)
-            if self.realtime:
-                target_wall = wall_start + (self._sim_elapsed - sim_start) / self.real_time_factor
-                delay = target_wall - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                elif delay < -1.0:  # far behind (slow machine): re-anchor instead of sprinting to catch up
-                    wall_start, sim_start = time.monotonic(), self._sim_elapsed
+            # the executor's answer to this tick (a per-tick commander only, never at factor 1)
+            self.pacer.tick_answered(self.pacer.commands > commands_before)
+            commands_before = self.pacer.commands
+            if self.pacer.wait_for_command():
+                self._wait_for_command(commands_before)
+            delay = self.pacer.wall_delay(time.monotonic(), self._sim_elapsed)
+            if delay > 0:
+                time.sleep(delay)
             wall = time.monotonic()
             if wall - rtf_wall >= 1.0:
                 self._rtf = (self._sim_elapsed - rtf_sim) / (wall - rtf_wall)
                 rtf_wall, rtf_sim = wall, self._sim_elapsed
+
+    def _render_loop(self) -> None:
+        """Frames off the physics thread: each request is (stamp, snapshot); every camera is rendered from it and
+        published with that stamp."""
+        renderer = None
+        try:
+            while self._running:
+                item = self._frames.get()
+                if item is None:
+                    return
+                stamp, state = item
+                if renderer is None:
+                    renderer = self.scene.frame_renderer()
+                for name in self._image_pubs:
+                    self._publish_camera(renderer, name, state, stamp)
+                with self._moved:
+                    self.pacer.frame_published(stamp)
+                    self._moved.notify_all()
+        except Exception as exc:
+            self._last_error = f"render thread stopped: {exc}"
+            self.get_logger().fatal(self._last_error)
+            with self._moved:
+                self.pacer.frame_requested = None
+                self._moved.notify_all()
+        finally:
+            if renderer is not None:
+                renderer.close()
 
     def _apply_pending_command(self) -> None:
         with self._lock:
@@ -287,10 +372,10 @@ class SimArmNode(Node):
         msg.velocity = self.scene.joint_velocities().tolist()
         self._js_pub.publish(msg)
 
-    def _publish_camera(self, name: str, now: float) -> None:
+    def _publish_camera(self, renderer, name: str, state, now: float) -> None:
         pub = self._image_pubs[name]
         t0 = time.perf_counter()
-        frame = self.scene.render(name)
+        frame = renderer.render(state, name)
         self._render_ms[name] = 0.9 * self._render_ms.get(name, 0.0) + 0.1 * (time.perf_counter() - t0) * 1e3
         msg = Image()
         msg.header.stamp = sec_to_stamp(now)
@@ -322,20 +407,34 @@ class SimArmNode(Node):
 
     def _publish_diagnostics(self) -> None:
         level = DiagnosticStatus.OK if self._thread.is_alive() else DiagnosticStatus.ERROR
-        values = {"real_time_factor": self._rtf, "sim_time": self._now(), "success": self._success,
-                  **self._stats, **{f"render_ms_{k}": v for k, v in self._render_ms.items()}}
-        if self.realtime and 0 < self._rtf < 0.9 * self.real_time_factor:
+        values = {"real_time_factor": self._rtf, "realtime_factor_target": self.realtime_factor,
+                  "sim_time": self._now(), "success": self._success, **self._stats,
+                  **{f"render_ms_{k}": v for k, v in self._render_ms.items()},
+                  **{f"waits_{k}": v for k, v in self.pacer.waits.items()}}
+        if self._last_error or not self._render_thread.is_alive():
+            level = DiagnosticStatus.ERROR
+        elif self.realtime_factor > 0 and 0 < self._rtf < 0.9 * self.realtime_factor:
             level = DiagnosticStatus.WARN
-        message = self._last_error or ("running" if level == DiagnosticStatus.OK else "slower than real time")
+        message = self._last_error or ("running" if level == DiagnosticStatus.OK
+                                       else f"slower than the target factor {self.realtime_factor:g}")
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [diagnostic_status("sim_arm", self.robot.name, level, message, values)]
         self._diag_pub.publish(msg)
 
+    def clock_gaps(self) -> list[float]:
+        """Wall seconds between consecutive /clock messages so far (for `corft-ros bench sim`)."""
+        return list(self._clock_gaps)
+
     def close(self) -> None:
         self._running = False
+        with self._moved:
+            self._moved.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout=5.0)
+        self._frames.put(None)
+        if self._render_thread.is_alive():
+            self._render_thread.join(timeout=5.0)
 
     def destroy_node(self) -> None:
         self.close()

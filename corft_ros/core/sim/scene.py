@@ -207,7 +207,55 @@ class CubeScene:
         self._renderer.scene.flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
         return self._renderer.render()
 
+    def snapshot(self) -> SceneState:
+        """The state a frame is rendered from (copied: the physics thread keeps stepping)."""
+        d = self._data
+        return SceneState(float(d.time), d.qpos.copy(), d.qvel.copy(), d.mocap_pos.copy(), d.mocap_quat.copy(),
+                          d.act.copy())
+
+    def frame_renderer(self) -> FrameRenderer:
+        """A renderer of snapshots with its own MjData and GL context; create it on the thread that will render."""
+        return FrameRenderer(self._mj, self._model, self.config, self._scene_option)
+
     def close(self) -> None:
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+
+
+@dataclass(frozen=True)
+class SceneState:
+    time: float
+    qpos: np.ndarray
+    qvel: np.ndarray
+    mocap_pos: np.ndarray
+    mocap_quat: np.ndarray
+    act: np.ndarray
+
+
+class FrameRenderer:
+    """Renders SceneState snapshots off the physics thread: physics keeps its cadence whatever a frame costs.
+
+    Shares the (read-only) MjModel with the scene, owns an MjData and a renderer; use it only on the thread that
+    created it (a MuJoCo renderer works only on the thread that made its GL context)."""
+
+    def __init__(self, mj, model, config: SceneConfig, scene_option) -> None:
+        self._mj = mj
+        self._model = model
+        self._data = mj.MjData(model)
+        self._renderer = mj.Renderer(model, config.image_height, config.image_width)
+        self._scene_option = scene_option
+
+    def render(self, state: SceneState, camera: str) -> np.ndarray:
+        mj, d = self._mj, self._data
+        d.time = state.time
+        d.qpos[:], d.qvel[:], d.act[:] = state.qpos, state.qvel, state.act
+        d.mocap_pos[:], d.mocap_quat[:] = state.mocap_pos, state.mocap_quat
+        mj.mj_forward(self._model, d)
+        self._renderer.update_scene(d, camera=CAMERAS[camera], scene_option=self._scene_option)
+        self._renderer.scene.flags[mj.mjtRndFlag.mjRND_SHADOW] = 0
+        self._renderer.scene.flags[mj.mjtRndFlag.mjRND_REFLECTION] = 0
+        return self._renderer.render()
+
+    def close(self) -> None:
+        self._renderer.close()
