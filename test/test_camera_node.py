@@ -1,4 +1,5 @@
-"""The camera node over real DDS: a video file written here with OpenCV, reconnect, and pass-through mode."""
+"""The camera node over real DDS: a video file written here with OpenCV, reconnect, pass-through mode, and the
+compressed transport (JPEG/PNG sensor_msgs/CompressedImage on <topic>/compressed)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
-from corft_ros.core.images import ImageError, open_capture, resize, source_kind, to_rgb8
+from corft_ros.core.images import ImageError, decode_compressed, open_capture, resize, source_kind, to_rgb8
 from corft_ros.core.robot import ConfigError
 from corft_ros.nodes.camera import CameraNode
 
@@ -30,10 +31,10 @@ def write_video(path: Path, frames: int = FRAMES, size: tuple[int, int] = (160, 
     return path
 
 
-def node(ros, name: str, **params) -> CameraNode:
+def node(ros, name: str, namespace: str | None = None, **params) -> CameraNode:
     overrides = [Parameter("name", value=name), *(Parameter(k, value=v) for k, v in params.items())]
     return ros.add(CameraNode(context=ros.context, cli_args=["--ros-args", "-r", f"__node:=camera_{name}"],
-                              parameter_overrides=overrides))
+                              parameter_overrides=overrides, namespace=namespace))
 
 
 def status_of(ros_log, node_name: str, predicate, timeout: float = 10.0):
@@ -123,6 +124,44 @@ def test_pass_through_resizes_and_converts_keeping_the_driver_stamp(ros, reliabi
         ros.remove(cam)
 
 
+def test_compressed_transport_png_equals_raw_and_jpeg_runs_alone_in_a_namespace(ros, tmp_path):
+    video = write_video(tmp_path / "clip.avi")
+    raw = ros.subscribe_sensor(Image, "/camera/cpng/image_raw")
+    png = ros.subscribe_sensor(CompressedImage, "/camera/cpng/image_raw/compressed")
+    # relative default topic: inside the node's namespace
+    jpeg = ros.subscribe_sensor(CompressedImage, "/armb/camera/cjpg/image_raw/compressed")
+    diagnostics = ros.subscribe(DiagnosticArray, "/diagnostics")
+    both = node(ros, "cpng", source=str(video), width=64, height=48, transport="both", compressed_format="png")
+    alone = node(ros, "cjpg", namespace="armb", source=str(video), width=64, height=48, transport="compressed",
+                 jpeg_quality=80)
+    try:
+        # PNG is lossless: the frame decoded from <topic>/compressed equals the raw frame with the same stamp
+        def pairs(_=None):
+            by_stamp = {sec(m.header.stamp): m for m in raw.messages}
+            return [(by_stamp[sec(c.header.stamp)], c) for c in list(png.messages) if sec(c.header.stamp) in by_stamp]
+
+        png.wait(lambda m: len(pairs()) >= 3, timeout=20)
+        for image, compressed in pairs()[:3]:
+            assert compressed.format == "rgb8; png compressed bgr8" and compressed.header.frame_id == "cpng_camera"
+            np.testing.assert_array_equal(decode_compressed(compressed.data, compressed.format),
+                                          np.frombuffer(image.data, np.uint8).reshape(48, 64, 3))
+        msgs = jpeg.wait(lambda m: len(m) >= 3, timeout=20)
+        for msg in msgs:
+            assert msg.format == "rgb8; jpeg compressed bgr8"
+            rgb = decode_compressed(msg.data, msg.format)
+            assert rgb.shape == (48, 64, 3) and abs(rgb[..., 0].mean() - 200) < 12  # red: RGB order kept
+        assert ros.probe.count_publishers("/armb/camera/cjpg/image_raw") == 0  # transport: compressed only
+        st = status_of(diagnostics, "camera_cjpg", lambda s: kv(s).get("compressed_bytes", "nan") != "nan")
+        v = kv(st)
+        assert v["transport"] == "compressed" and v["compressed_format"] == "jpeg" and v["topic"] == ""
+        assert v["compressed_topic"] == "/armb/camera/cjpg/image_raw/compressed"
+        assert 0 < float(v["compressed_bytes"]) < 64 * 48 * 3 and float(v["encode_ms"]) > 0
+        assert int(v["encode_errors"]) == 0
+    finally:
+        ros.remove(both)
+        ros.remove(alone)
+
+
 def test_bad_parameters_refuse_to_start(ros):
     with pytest.raises(ConfigError, match="exactly one of source"):
         CameraNode(context=ros.context)
@@ -130,6 +169,15 @@ def test_bad_parameters_refuse_to_start(ros):
         CameraNode(context=ros.context, parameter_overrides=[Parameter("source", value="0"),
                                                              Parameter("width", value=64),
                                                              Parameter("height", value=0)])
+    with pytest.raises(ConfigError, match="transport must be one of raw, compressed, both, got 'h264'"):
+        CameraNode(context=ros.context, parameter_overrides=[Parameter("source", value="0"),
+                                                             Parameter("transport", value="h264")])
+    with pytest.raises(ConfigError, match="compressed_format must be one of jpeg, png"):
+        CameraNode(context=ros.context, parameter_overrides=[Parameter("source", value="0"),
+                                                             Parameter("compressed_format", value="tiff")])
+    with pytest.raises(ConfigError, match=r"jpeg_quality must be in \[1, 100\], got 101"):
+        CameraNode(context=ros.context, parameter_overrides=[Parameter("source", value="0"),
+                                                             Parameter("jpeg_quality", value=101)])
 
 
 def test_encodings_and_sources():

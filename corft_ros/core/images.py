@@ -1,6 +1,7 @@
-"""Image helpers shared by the camera and policy nodes: sensor_msgs/Image encodings → rgb8, resizing.
+"""Image helpers shared by the camera and policy nodes: sensor_msgs/Image encodings → rgb8, resizing, and the
+JPEG/PNG payloads of sensor_msgs/CompressedImage (image_transport's `compressed` convention).
 
-No ROS here: nodes pass the message's fields (data, width, height, encoding, step, is_bigendian).
+No ROS here: nodes pass the message's fields (data, width, height, encoding, step, is_bigendian; data, format).
 """
 
 from __future__ import annotations
@@ -85,6 +86,75 @@ def check_rgb8(image: np.ndarray, name: str = "image") -> np.ndarray:
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise ImageError(f"{name}: expected an HxWx3 uint8 RGB array, got {arr.dtype} {arr.shape}")
     return arr
+
+
+# ---------------------------------------------------------------------------------------------------- compressed
+COMPRESSED_FORMATS = ("jpeg", "png")
+JPEG_QUALITY_RANGE = (1, 100)
+PNG_LEVEL_RANGE = (0, 9)
+
+
+def check_compression(fmt: str, jpeg_quality: int = 95, png_level: int = 3) -> None:
+    """ImageError naming the setting when the codec or its level is not one OpenCV takes."""
+    if fmt not in COMPRESSED_FORMATS:
+        raise ImageError(f"compressed format must be one of {', '.join(COMPRESSED_FORMATS)}, got '{fmt}'")
+    lo, hi = JPEG_QUALITY_RANGE
+    if not lo <= int(jpeg_quality) <= hi:
+        raise ImageError(f"jpeg_quality must be in [{lo}, {hi}], got {jpeg_quality}")
+    lo, hi = PNG_LEVEL_RANGE
+    if not lo <= int(png_level) <= hi:
+        raise ImageError(f"png_level must be in [{lo}, {hi}], got {png_level}")
+
+
+def encode_compressed(rgb: np.ndarray, fmt: str = "jpeg", jpeg_quality: int = 95, png_level: int = 3
+                      ) -> tuple[bytes, str]:
+    """An HxWx3 uint8 RGB image → (JPEG or PNG bytes, the CompressedImage `format` string).
+
+    As image_transport's compressed plugin does for an rgb8 image: the colour image is written as BGR (what
+    OpenCV's codecs expect) and `format` says so: 'rgb8; jpeg compressed bgr8' / 'rgb8; png compressed bgr8'.
+    Any image_transport subscriber (rqt, rviz, republish) decodes it back to rgb8."""
+    check_compression(fmt, jpeg_quality, png_level)
+    image = check_rgb8(rgb)
+    if fmt == "jpeg":
+        ext, params = ".jpg", [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    else:
+        ext, params = ".png", [cv2.IMWRITE_PNG_COMPRESSION, int(png_level)]
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise ImageError(f"OpenCV could not encode a {image.shape[1]}x{image.shape[0]} image as {fmt}")
+    return buf.tobytes(), f"rgb8; {fmt} compressed bgr8"
+
+
+def decode_compressed(data: bytes | bytearray | memoryview | np.ndarray, fmt: str = "") -> np.ndarray:
+    """A CompressedImage payload (JPEG, PNG, or anything else OpenCV decodes) → HxWx3 uint8 RGB.
+
+    `fmt` is the message's `format`, as image_transport writes it ('rgb8; jpeg compressed bgr8',
+    'mono8; png compressed ', or the older bare 'jpeg'): OpenCV decodes colour to BGR, so the channels are swapped
+    unless the format says the file holds RGB ('compressed rgb8'). Grey images become grey RGB; 16-bit PNGs keep
+    their high byte; alpha is dropped. Raises ImageError (one line) for data that does not decode or for a
+    compressedDepth (depth map) payload."""
+    text = fmt.strip()
+    if "compresseddepth" in text.lower().replace(" ", ""):
+        raise ImageError(f"format '{text}' is a compressedDepth depth map, not a camera image")
+    buf = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data.reshape(-1).view(np.uint8)
+    if buf.size == 0:
+        raise ImageError("compressed image has no data")
+    image = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageError(f"cannot decode {buf.size} bytes of compressed image data"
+                         + (f" (format '{text}')" if text else ""))
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise ImageError(f"decoded image has {image.dtype} pixels; expected 8 or 16 bit (format '{text}')")
+    if image.ndim == 2 or image.shape[2] == 1:
+        return cv2.cvtColor(image.reshape(image.shape[0], image.shape[1]), cv2.COLOR_GRAY2RGB)
+    stored_rgb = "compressed rgb" in text
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_RGBA2RGB if stored_rgb else cv2.COLOR_BGRA2RGB)
+    if image.shape[2] != 3:
+        raise ImageError(f"decoded image has {image.shape[2]} channels (format '{text}')")
+    return np.ascontiguousarray(image) if stored_rgb else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 # ---------------------------------------------------------------------------------------------------- capture

@@ -1,11 +1,15 @@
 """camera: frames from OpenCV (V4L2 device, video file, RTSP/HTTP URL, GStreamer pipeline) or from another
-driver's topic (pass-through), published as rgb8 sensor_msgs/Image with SensorDataQoS on /camera/<name>/image_raw.
+driver's topic (pass-through), published as rgb8 sensor_msgs/Image with SensorDataQoS on camera/<name>/image_raw
+(relative: inside the node's namespace) and/or as a JPEG/PNG sensor_msgs/CompressedImage on
+camera/<name>/image_raw/compressed (image_transport's convention and `format` string), by `transport`.
 
 Capture runs in its own thread (OpenCV reads block); each frame is stamped right after the grab returns. A lost
 device is reopened with exponential backoff. Video files play at `fps` (0 = the file's own rate) and loop.
-Pass-through keeps the driver's stamp, converts any supported encoding to rgb8 and resizes.
-Counters on /diagnostics: published, rate_hz, dropped (frames lost: read/convert failures, file frames skipped
-to keep up), skipped (frames decimated to respect `fps`), read_errors, reconnects.
+Pass-through keeps the driver's stamp, converts any supported encoding to rgb8 and resizes; its callback only hands
+the newest frame to a worker thread (conversion and compression never run on the executor).
+Counters on /diagnostics: published, rate_hz, dropped (frames lost: read/convert/encode failures, file frames
+skipped to keep up, pass-through frames replaced before the worker took them), skipped (frames decimated to respect
+`fps`), read_errors, reconnects, encode_errors; compressed_bytes and encode_ms (mean of the last second).
 """
 
 from __future__ import annotations
@@ -18,25 +22,42 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
-from corft_ros.core.images import ImageError, open_capture, resize, source_kind, to_rgb8
+from corft_ros.core import topics
+from corft_ros.core.images import (
+    COMPRESSED_FORMATS,
+    ImageError,
+    check_compression,
+    encode_compressed,
+    open_capture,
+    resize,
+    source_kind,
+    to_rgb8,
+)
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._common import declare, diagnostic_status, run_node
 
 RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 MAX_CONSECUTIVE_READ_ERRORS = 5
+TRANSPORTS = ("raw", "compressed", "both")
 
 
 class CameraNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("camera", **kwargs)
         load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
-        self.camera = str(declare(self, "name", "front", "camera name: publishes /camera/<name>/image_raw"))
+        self.camera = str(declare(self, "name", "front", "camera name: publishes camera/<name>/image_raw"))
         self.source = str(declare(self, "source", "", "V4L2 index or /dev/videoN, video file, rtsp:// URL, "
                                                       "or GStreamer pipeline ('' = pass-through)"))
         self.input_topic = str(declare(self, "input_topic", "", "pass-through: an existing driver's Image topic"))
-        topic = str(declare(self, "topic", "", "output topic ('' = /camera/<name>/image_raw)"))
+        topic = str(declare(self, "topic", "", "output topic ('' = camera/<name>/image_raw, relative)"))
+        self.transport = str(declare(self, "transport", "raw", "raw: sensor_msgs/Image on <topic> | compressed: "
+                                     "sensor_msgs/CompressedImage on <topic>/compressed | both"))
+        self.compressed_format = str(declare(self, "compressed_format", "jpeg", "compressed transport codec: "
+                                             "jpeg | png (lossless)"))
+        self.jpeg_quality = int(declare(self, "jpeg_quality", 95, "JPEG quality 1-100 (image_transport's default)"))
+        self.png_level = int(declare(self, "png_level", 3, "PNG compression level 0-9 (image_transport's default)"))
         self.width = int(declare(self, "width", 64, "output width (px); 0 with height 0 = unchanged"))
         self.height = int(declare(self, "height", 64, "output height (px); 0 with width 0 = unchanged"))
         self.fps = float(declare(self, "fps", 30.0, "max publish rate; video files play at it (0 = native rate)"))
@@ -55,17 +76,28 @@ class CameraNode(Node):
             raise ConfigError(f"fps must be >= 0, got {self.fps}")
         if not 0 < self.backoff_min <= self.backoff_max:
             raise ConfigError("need 0 < reconnect_min_s <= reconnect_max_s")
+        if self.transport not in TRANSPORTS:
+            raise ConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, got '{self.transport}'")
+        if self.compressed_format not in COMPRESSED_FORMATS:
+            raise ConfigError(f"compressed_format must be one of {', '.join(COMPRESSED_FORMATS)}, "
+                              f"got '{self.compressed_format}'")
+        try:
+            check_compression(self.compressed_format, self.jpeg_quality, self.png_level)
+        except ImageError as exc:
+            raise ConfigError(str(exc)) from None
         self.kind = "topic"
         if self.source.strip():
             try:
                 self.kind = source_kind(self.source)
             except ImageError as exc:
                 raise ConfigError(f"source: {exc}") from None
-        self.topic = topic or f"/camera/{self.camera}/image_raw"
+        self.topic = topic or topics.camera_image(self.camera)
         self.frame_id = self.frame_id or f"{self.camera}_camera"
 
         self._lock = threading.Lock()
-        self.counters = {"published": 0, "received": 0, "dropped": 0, "skipped": 0, "read_errors": 0, "reconnects": 0}
+        self.counters = {"published": 0, "received": 0, "dropped": 0, "skipped": 0, "read_errors": 0, "reconnects": 0,
+                         "encode_errors": 0}
+        self._encoded = [0, 0.0, 0]  # since the last diagnostics: frames compressed, seconds encoding, bytes
         self.connected = False
         self.problem = ""
         self.finished = False
@@ -74,27 +106,71 @@ class CameraNode(Node):
         self._rate_window = (time.monotonic(), 0)
         self.rate_hz = 0.0
 
-        self.pub = self.create_publisher(Image, self.topic, qos_profile_sensor_data)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.pub = None
+        self.compressed_pub = None
+        if self.transport in ("raw", "both"):
+            self.pub = self.create_publisher(Image, self.topic, qos_profile_sensor_data)
+        if self.transport in ("compressed", "both"):
+            self.compressed_pub = self.create_publisher(CompressedImage, topics.compressed(self.topic),
+                                                        qos_profile_sensor_data)
+        outputs = [p.topic_name for p in (self.pub, self.compressed_pub) if p is not None]
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         self.create_timer(1.0, self._publish_diagnostics)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._pending: Image | None = None  # pass-through: the newest frame the worker has not taken yet
+        self._pending_ready = threading.Event()
         if self.kind == "topic":
             # SensorDataQoS (best effort) hears reliable and best-effort drivers alike
-            self.create_subscription(Image, self.input_topic, self._on_input, qos_profile_sensor_data)
+            sub = self.create_subscription(Image, self.input_topic, self._on_input, qos_profile_sensor_data)
             self.connected = True
-            where = self.input_topic
+            where = sub.topic_name
+            self._thread = threading.Thread(target=self._pass_through_loop, name=f"camera-{self.camera}",
+                                            daemon=True)
+            self._thread.start()
         else:
             self._thread = threading.Thread(target=self._capture_loop, name=f"camera-{self.camera}", daemon=True)
             self._thread.start()
             where = f"{self.kind} '{self.source}'"
         size = f"{self.width}x{self.height}" if self.width else "native size"
-        self.get_logger().info(f"camera '{self.camera}': {where} → {self.topic} ({size}, fps {self.fps:g})")
+        codec = "" if self.compressed_pub is None else f", {self.compressed_format}"
+        self.get_logger().info(f"camera '{self.camera}': {where} → {' + '.join(outputs)} ({size}, fps {self.fps:g}"
+                               f"{codec})")
 
     # ------------------------------------------------------------------ output
-    def _make_msg(self, rgb: np.ndarray, stamp) -> Image:
+    def _publish(self, rgb: np.ndarray, stamp) -> bool:
+        """Resize and publish one frame on the configured transport(s), from the node's own thread; False when the
+        frame could not be compressed."""
         if self.width:
             rgb = resize(rgb, self.height, self.width)
+        sent, ok = False, True
+        if self.pub is not None:
+            self.pub.publish(self._make_msg(rgb, stamp))
+            sent = True
+        if self.compressed_pub is not None:
+            start = time.perf_counter()
+            try:
+                data, fmt = encode_compressed(rgb, self.compressed_format, self.jpeg_quality, self.png_level)
+            except ImageError as exc:
+                ok = False
+                self._count("encode_errors")
+                self.problem = f"camera '{self.camera}': {exc}"
+                self.get_logger().error(self.problem, throttle_duration_sec=2.0)
+            else:
+                msg = CompressedImage(format=fmt)
+                msg.header.stamp = stamp
+                msg.header.frame_id = self.frame_id
+                msg.data = data
+                self.compressed_pub.publish(msg)
+                sent = True
+                with self._lock:
+                    self._encoded[0] += 1
+                    self._encoded[1] += time.perf_counter() - start
+                    self._encoded[2] += len(data)
+        self._count("published" if sent else "dropped")
+        return ok
+
+    def _make_msg(self, rgb: np.ndarray, stamp) -> Image:
         msg = Image()
         msg.header.stamp = stamp
         msg.header.frame_id = self.frame_id
@@ -124,20 +200,36 @@ class CameraNode(Node):
 
     # ------------------------------------------------------------------ pass-through
     def _on_input(self, msg: Image) -> None:
-        self._count("received")
+        """Executor callback: only hand the newest frame to the worker (conversion/compression run there)."""
         self._last_input = time.monotonic()
-        if not self._rate_allows():
-            return
-        try:
-            rgb = to_rgb8(msg.data, msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian))
-        except ImageError as exc:
-            self._count("dropped")
-            self.problem = f"{self.input_topic}: {exc}"
-            self.get_logger().error(self.problem, throttle_duration_sec=2.0)
-            return
-        self.pub.publish(self._make_msg(rgb, msg.header.stamp))
-        self._count("published")
-        self.problem = ""
+        allowed = self._rate_allows()
+        with self._lock:
+            self.counters["received"] += 1
+            if not allowed:
+                return
+            if self._pending is not None:
+                self.counters["dropped"] += 1  # the worker did not keep up: only the newest frame matters
+            self._pending = msg
+        self._pending_ready.set()
+
+    def _pass_through_loop(self) -> None:
+        while not self._stop.is_set():
+            if not self._pending_ready.wait(0.2):
+                continue
+            with self._lock:
+                msg, self._pending = self._pending, None
+                self._pending_ready.clear()
+            if msg is None:
+                continue
+            try:
+                rgb = to_rgb8(msg.data, msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian))
+            except ImageError as exc:
+                self._count("dropped")
+                self.problem = f"{self.input_topic}: {exc}"
+                self.get_logger().error(self.problem, throttle_duration_sec=2.0)
+                continue
+            if self._publish(rgb, msg.header.stamp):
+                self.problem = ""
 
     # ------------------------------------------------------------------ capture thread
     def _capture_loop(self) -> None:
@@ -217,8 +309,7 @@ class CameraNode(Node):
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGRA2RGB)
             else:
                 rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            self.pub.publish(self._make_msg(rgb, stamp))
-            self._count("published")
+            self._publish(rgb, stamp)
         return True
 
     # ------------------------------------------------------------------ diagnostics
@@ -226,6 +317,7 @@ class CameraNode(Node):
         now = time.monotonic()
         with self._lock:
             counters = dict(self.counters)
+            encoded, self._encoded = self._encoded, [0, 0.0, 0]
         t0, n0 = self._rate_window
         if now > t0:
             self.rate_hz = (counters["published"] - n0) / (now - t0)
@@ -238,10 +330,20 @@ class CameraNode(Node):
         elif self.problem:
             level = DiagnosticStatus.WARN
         values = {
-            "source": self.source or self.input_topic, "kind": self.kind, "topic": self.topic,
+            "source": self.source or self.input_topic, "kind": self.kind,
+            "topic": self.pub.topic_name if self.pub is not None else "",
+            "transport": self.transport,
+            "compressed_topic": self.compressed_pub.topic_name if self.compressed_pub is not None else "",
             "connected": self.connected, "rate_hz": self.rate_hz, **counters,
             "width": self.width, "height": self.height, "fps": self.fps,
         }
+        if self.compressed_pub is not None:
+            n, seconds, size = encoded
+            values.update({
+                "compressed_format": self.compressed_format,
+                "compressed_bytes": size / n if n else float("nan"),
+                "encode_ms": seconds / n * 1e3 if n else float("nan"),
+            })
         array = DiagnosticArray()
         array.header.stamp = self.get_clock().now().to_msg()
         array.status.append(diagnostic_status(f"camera: {self.camera}", self.get_name(), level, message, values))
