@@ -1,8 +1,10 @@
-"""The policy node over real DDS: images + joint states + instruction in, well-formed chunks out; bad input."""
+"""The policy node over real DDS: images + joint states + instruction in, well-formed chunks out; bad input;
+/joint_states split over two publishers; compressed images from camera nodes (a policy on another machine)."""
 
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -13,16 +15,18 @@ import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
+from corft_ros.core.images import encode_compressed
 from corft_ros.core.paths import models_dir
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.export import META_FILE, WEIGHTS_FILE, _sha256, export_policy
 from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.policy.runtime import load_runtime
 from corft_ros.core.robot import ConfigError, load_robot_config
+from corft_ros.nodes.camera import CameraNode
 from corft_ros.nodes.policy import PolicyNode
 
 INSTRUCTION_QOS = QoSProfile(
@@ -72,8 +76,12 @@ class Rig:
             context=ros.context, cli_args=["--ros-args", "-r", f"__node:=policy_{tag}"],
             parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
         ))
-        self.cams = {c: ros.publisher(Image, f"/{tag}/camera/{c}/image_raw", qos_profile_sensor_data)
-                     for c in self.node.cameras}
+        if self.node.image_transport == "compressed":
+            self.cams = {c: ros.publisher(CompressedImage, f"/{tag}/camera/{c}/image_raw/compressed",
+                                          qos_profile_sensor_data) for c in self.node.cameras}
+        else:
+            self.cams = {c: ros.publisher(Image, f"/{tag}/camera/{c}/image_raw", qos_profile_sensor_data)
+                         for c in self.node.cameras}
         self.joints = ros.publisher(JointState, f"/{tag}/joint_states")
         self.instruction = ros.publisher(String, f"/{tag}/instruction", INSTRUCTION_QOS)
         for pub in [*self.cams.values(), self.joints, self.instruction, self.node.chunk_pub, self.node.diag_pub]:
@@ -97,7 +105,14 @@ class Rig:
         self.cams[camera].publish(msg)
         return msg.header.stamp
 
-    def send_joints(self, positions: np.ndarray, names: list[str] | None = None, ago: float = 0.0):
+    def send_compressed(self, camera: str, data: bytes, fmt: str, ago: float = 0.0):
+        msg = CompressedImage(format=fmt)
+        msg.header.stamp = self.stamp(ago)
+        msg.data = data
+        self.cams[camera].publish(msg)
+        return msg.header.stamp
+
+    def send_joints(self, positions: np.ndarray, names: list[str] | None = None, ago: float = 0.0, publisher=None):
         msg = JointState()
         msg.header.stamp = self.stamp(ago)
         names = list(ROBOT.joint_names) if names is None else names
@@ -105,7 +120,7 @@ class Rig:
         # publish in reversed order: the node must map by name
         msg.name = names[::-1]
         msg.position = [float(positions[i]) for i in order][::-1]
-        self.joints.publish(msg)
+        (publisher or self.joints).publish(msg)
         return msg.header.stamp
 
     def say(self, text: str) -> None:
@@ -247,20 +262,165 @@ def test_missing_camera_gives_no_chunk_and_a_warning_naming_it(ros, model_dir, r
         rig.close()
 
 
-def test_missing_joint_is_an_error_naming_it(ros, model_dir, reference):
-    rig = Rig(ros, model_dir, "joint")
+ARM = [j for j in ROBOT.joint_names if j != "finger_joint"]
+
+
+def test_split_joint_states_combine_newest_stamp_oldest_age(ros, model_dir, reference):
+    """An arm driver and a gripper driver each publish their joints on /joint_states: the policy combines them."""
+    rig = Rig(ros, model_dir, "split")
+    finger = ros.publisher(JointState, "/split/joint_states")  # a second publisher: the gripper's driver
     try:
-        rig.say(reference.instructions.instructions[0])
-        for c, img in scene().items():
-            rig.send_image(c, img)
-        rig.send_joints(ROBOT.home_array, names=ROBOT.joint_names[:-1])
-        st = rig.status(lambda s: "finger_joint" in s.message)
-        assert "missing from /joint_states" in st.message and st.level == b"\x02"
-        assert int(values(st)["joint_state_errors"]) >= 1
-        time.sleep(0.3)
-        assert rig.chunks.messages == []
+        ros.wait_for_subscribers(finger)
+        instruction = reference.instructions.instructions[0]
+        images = scene(4)
+        q = ROBOT.home_array + 0.03
+        rig.say(instruction)
+        t_front = rig.send_image("front", images["front"], ago=0.25)
+        rig.send_image("wrist", images["wrist"], ago=0.2)
+        t_arm = rig.send_joints(q, names=ARM, ago=0.4)  # the oldest input
+        st = rig.status(lambda s: "finger_joint (never received)" in s.message)
+        assert st.level == b"\x01" and values(st)["missing_joints"] == "finger_joint"
+        assert int(values(st)["joint_state_errors"]) == 0 and rig.chunks.messages == []
+        t_finger = rig.send_joints(q, names=["finger_joint"], ago=0.1, publisher=finger)  # the newest input
+        msg = rig.chunks.wait(lambda m: len(m) >= 1, timeout=15)[0]
+        assert stamp_key(msg.header.stamp) == stamp_key(t_finger)
+        assert stamp_key(t_finger) > stamp_key(t_front) > stamp_key(t_arm)
+        np.testing.assert_allclose(np.array([p.positions for p in msg.points]),
+                                   reference.predict(images, q, instruction), atol=1e-5)
+        v = values(rig.status(lambda s: values(s)["observation_age_ms"] != "nan"))
+        assert float(v["observation_age_ms"]) >= 400  # measured from the arm's (oldest) stamp
+        assert v["joint_sources"] == "2" and v["missing_joints"] == ""
+        # a NaN from the gripper is rejected by name; the arm's message is not
+        finger.publish(JointState(name=["finger_joint"], position=[float("nan")]))
+        st = rig.status(lambda s: "finger_joint' position is nan" in s.message)
+        assert st.level == b"\x02" and int(values(st)["joint_state_errors"]) >= 1
     finally:
         rig.close()
+
+
+class JointFeeder:
+    """Two /joint_states publishers (arm driver, gripper driver) and the cameras, at ~20 Hz with fresh stamps."""
+
+    def __init__(self, rig: Rig, finger_pub, q: np.ndarray, images: dict[str, np.ndarray]) -> None:
+        self.rig, self.finger_pub, self.q, self.images = rig, finger_pub, q, images
+        self.finger = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.rig.send_joints(self.q, names=ARM)
+            if self.finger:
+                self.rig.send_joints(self.q, names=["finger_joint"], publisher=self.finger_pub)
+            for camera, rgb in self.images.items():
+                self.rig.send_image(camera, rgb)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def test_a_stopped_gripper_driver_stops_the_chunks_and_is_named(ros, model_dir, reference):
+    rig = Rig(ros, model_dir, "gripstop", max_observation_age=1.0)
+    finger = ros.publisher(JointState, "/gripstop/joint_states")
+    feeder = None
+    try:
+        ros.wait_for_subscribers(finger)
+        instruction = reference.instructions.instructions[0]
+        images, q = scene(6), ROBOT.home_array - 0.02
+        rig.say(instruction)
+        feeder = JointFeeder(rig, finger, q, images)
+        msgs = rig.chunks.wait(lambda m: len(m) >= 3, timeout=20)
+        np.testing.assert_allclose(np.array([p.positions for p in msgs[-1].points]),
+                                   reference.predict(images, q, instruction), atol=1e-5)
+        feeder.finger = False  # the gripper's driver stops; the arm's keeps publishing
+        stale = rig.status(lambda s: values(s)["missing_joints"] == "finger_joint", timeout=20)
+        assert "finger_joint (" in stale.message and "s old)" in stale.message and stale.level == b"\x01"
+        published, skipped = int(values(stale)["chunks_published"]), int(values(stale)["skipped_missing_input"])
+        rig.diagnostics.clear()
+        later = rig.status(lambda s: values(s)["missing_joints"] == "finger_joint"
+                           and int(values(s)["skipped_missing_input"]) > skipped)
+        assert int(values(later)["chunks_published"]) == published, "chunks kept coming without the finger"
+        assert len(rig.chunks.messages) == published
+        feeder.finger = True  # the driver is back
+        rig.chunks.wait(lambda m: len(m) >= published + 2, timeout=15)
+        rig.status(lambda s: s.message == "ok" and values(s)["missing_joints"] == "")
+    finally:
+        if feeder is not None:
+            feeder.stop()
+        rig.close()
+
+
+def test_compressed_images_from_camera_nodes_give_chunks(ros, model_dir, reference, tmp_path):
+    """Camera nodes publish only JPEG/PNG CompressedImage; the policy subscribes <topic>/compressed and infers."""
+    from test_camera_node import write_video
+
+    tag = "remote"
+    video = write_video(tmp_path / "clip.avi")
+    cameras = [ros.add(CameraNode(
+        context=ros.context, cli_args=["--ros-args", "-r", f"__node:=camera_{tag}_{name}"],
+        parameter_overrides=[Parameter(k, value=v) for k, v in dict(
+            name=name, source=str(video), width=64, height=64, fps=30.0, transport="compressed",
+            compressed_format=fmt, topic=f"/{tag}/camera/{name}/image_raw").items()]))
+        for name, fmt in (("front", "jpeg"), ("wrist", "png"))]
+    rig = Rig(ros, model_dir, tag, image_transport="compressed")
+    try:
+        rig.say(reference.instructions.instructions[0])
+        rig.send_joints(ROBOT.home_array)
+        msgs = rig.chunks.wait(lambda m: len(m) >= 3, timeout=20)
+        assert all(np.isfinite([p.positions for p in m.points]).all() for m in msgs)
+        v = values(rig.status(lambda s: int(values(s)["decoded_images"]) >= 6))
+        assert v["image_transport"] == "compressed" and v["rejected_images"] == "0"
+        assert float(v["decode_p50_ms"]) > 0
+        assert rig.node.camera_topics == {c: f"/{tag}/camera/{c}/image_raw/compressed" for c in ("front", "wrist")}
+        for name in ("front", "wrist"):  # nothing raw on the wire
+            assert ros.probe.count_publishers(f"/{tag}/camera/{name}/image_raw") == 0
+            assert ros.probe.count_subscribers(f"/{tag}/camera/{name}/image_raw") == 0
+    finally:
+        rig.close()
+        for node in cameras:
+            ros.remove(node)
+
+
+def test_compressed_png_gives_the_raw_chunk_and_bad_data_is_counted_once(ros, model_dir, reference):
+    rig = Rig(ros, model_dir, "cmp", image_transport="compressed")
+    try:
+        instruction = reference.instructions.instructions[0]
+        images, q = scene(7), ROBOT.home_array
+        rig.say(instruction)
+        rig.send_joints(q)
+        for camera, rgb in images.items():
+            rig.send_compressed(camera, *encode_compressed(rgb, "png"))
+        msg = rig.chunks.wait(lambda m: len(m) >= 1, timeout=15)[-1]  # PNG is lossless: the raw image's chunk
+        np.testing.assert_allclose(np.array([p.positions for p in msg.points]),
+                                   reference.predict(images, q, instruction), atol=1e-5)
+        # data that does not decode: one-line error naming the camera, counted once, no chunk, the node keeps going
+        rig.send_compressed("wrist", b"\xff\xd8 not a jpeg", "rgb8; jpeg compressed bgr8")
+        st = rig.status(lambda s: "camera 'wrist': cannot decode" in s.message)
+        assert st.level == b"\x02" and "\n" not in st.message
+        rig.diagnostics.clear()  # a later status: many more steps saw the same bad frame
+        later = rig.status(lambda s: s.message == st.message)
+        assert values(later)["rejected_images"] == "1"
+        rig.chunks.clear()
+        rig.send_compressed("wrist", *encode_compressed(images["wrist"], "jpeg"))
+        rig.chunks.wait(lambda m: len(m) >= 1, timeout=10)
+        rig.status(lambda s: s.message == "ok")
+    finally:
+        rig.close()
+
+
+def test_relative_topics_resolve_in_the_node_namespace(ros, model_dir):
+    node = ros.add(PolicyNode(context=ros.context, namespace="left", cli_args=["--ros-args", "-r", "__node:=policy_ns"],
+                              parameter_overrides=[Parameter("model_path", value=str(model_dir)),
+                                                   Parameter("image_transport", value="compressed")]))
+    try:
+        assert node.camera_topics == {c: f"/left/camera/{c}/image_raw/compressed" for c in ("front", "wrist")}
+        assert (node.joint_topic, node.instruction_topic) == ("/left/joint_states", "/left/corft/instruction")
+        assert node.chunk_pub.topic_name == "/left/corft/action_chunk"
+        assert node.diag_pub.topic_name == "/diagnostics"
+    finally:
+        ros.remove(node)
 
 
 def test_empty_and_unknown_instructions(ros, model_dir, reference):
@@ -384,3 +544,5 @@ def test_corrupt_or_mismatched_model_refuses_to_start_naming_the_file(ros, model
         _node(ros, model_dir, cameras=["front"])
     with pytest.raises(ConfigError, match="backend"):
         _node(ros, model_dir, backend="tensorflow")
+    with pytest.raises(ConfigError, match="image_transport must be one of raw, compressed, got 'theora'"):
+        _node(ros, model_dir, image_transport="theora")

@@ -1,10 +1,15 @@
-"""policy: VLA chunk inference. Latest image per camera + joint state + instruction → /corft/action_chunk.
+"""policy: VLA chunk inference. Latest image per camera + joint state + instruction → corft/action_chunk.
 
 Callbacks only store the newest messages; a dedicated thread runs inference at `rate_hz` (never inside an executor
-callback, so a slow model never delays message handling). Each chunk is a trajectory_msgs/JointTrajectory:
-header.stamp = the NEWEST stamp among the inputs it used (the camera images and the joint state), points[i] =
-absolute joint targets for header.stamp + i·dt, time_from_start = i·dt. The observation age on /diagnostics is
-measured from the OLDEST input it used (the worst case).
+callback, so a slow model never delays message handling). Images arrive raw (sensor_msgs/Image on
+camera/<name>/image_raw) or, with `image_transport: compressed`, as JPEG/PNG sensor_msgs/CompressedImage on
+camera/<name>/image_raw/compressed (a policy on another machine): either way they are converted/decoded lazily in
+the inference thread, only the frames inference uses, once each. /joint_states may be split over several publishers
+(arm driver + gripper driver): the latest value per joint is kept (JointStateCache) and a joint older than
+`max_observation_age` counts as missing. Each chunk is a trajectory_msgs/JointTrajectory: header.stamp = the NEWEST
+stamp among the inputs it used (the camera images and the joints' stamps), points[i] = absolute joint targets for
+header.stamp + i·dt, time_from_start = i·dt. The observation age on /diagnostics is measured from the OLDEST input it
+used (the worst case). Topic names are relative (they resolve in the node's namespace); /diagnostics is absolute.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from corft_ros.core.images import ImageError, to_rgb8
+from corft_ros.core import topics
+from corft_ros.core.images import ImageError, decode_compressed, to_rgb8
+from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.paths import models_dir
 from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
@@ -35,6 +42,7 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 INSTRUCTION_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
+IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
 @dataclass
@@ -61,12 +69,16 @@ class PolicyNode(Node):
         self.max_age = float(declare(self, "max_observation_age", 1.0, "inputs older than this (s) count as missing"))
         allow_encoder = bool(declare(self, "allow_encoder", True, "embed instructions the model does not know"))
         seed = int(declare(self, "seed", -1, "best-of-N noise seed (-1 = random)"))
-        self.camera_topic_format = str(
-            declare(self, "camera_topic_format", "/camera/{name}/image_raw", "camera topic; {name} = camera name")
-        )
-        joint_topic = str(declare(self, "joint_states_topic", "/joint_states", "sensor_msgs/JointState input"))
-        self.instruction_topic = str(declare(self, "instruction_topic", "/corft/instruction", "std_msgs/String"))
-        chunk_topic = str(declare(self, "chunk_topic", "/corft/action_chunk", "trajectory_msgs/JointTrajectory out"))
+        self.camera_topic_format = str(declare(
+            self, "camera_topic_format", topics.CAMERA_IMAGE_FORMAT,
+            "camera image topic, {name} = camera name (relative: in the node's namespace)"))
+        self.image_transport = str(declare(
+            self, "image_transport", "raw", "raw: sensor_msgs/Image on the camera topic | compressed: JPEG/PNG "
+            "sensor_msgs/CompressedImage on <camera topic>/compressed (policy on another machine)"))
+        joint_topic = str(declare(self, "joint_states_topic", topics.JOINT_STATES,
+                                  "sensor_msgs/JointState input (several publishers may each give some joints)"))
+        instruction_topic = str(declare(self, "instruction_topic", topics.INSTRUCTION, "std_msgs/String input"))
+        chunk_topic = str(declare(self, "chunk_topic", topics.ACTION_CHUNK, "trajectory_msgs/JointTrajectory out"))
         initial_instruction = str(declare(self, "instruction", "", "instruction to start with ('' = wait for topic)"))
 
         if self.backend not in ("onnx", "torch"):
@@ -81,6 +93,9 @@ class PolicyNode(Node):
             raise ConfigError(f"max_observation_age must be positive, got {self.max_age}")
         if "{name}" not in self.camera_topic_format:
             raise ConfigError(f"camera_topic_format must contain '{{name}}', got '{self.camera_topic_format}'")
+        if self.image_transport not in IMAGE_TRANSPORTS:
+            raise ConfigError(f"image_transport must be one of {', '.join(IMAGE_TRANSPORTS)}, "
+                              f"got '{self.image_transport}'")
 
         self.model_path = model_path or str(models_dir() / "default")
         # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
@@ -110,17 +125,22 @@ class PolicyNode(Node):
 
         self._lock = threading.Lock()
         self._images: dict[str, _Stamped] = {}
-        self._joints: _Stamped | None = None
+        self._joints = JointStateCache(self.joint_names, self.max_age)
+        self._joint_stamps: dict[str, Time] = {}  # per joint: the exact header stamp of its latest value
+        self._tracked_joints = frozenset(self.joint_names)
+        self.missing_joints: list[str] = []
         self._instruction: str | None = None
         if initial_instruction.strip():
             self._instruction = clean_instruction(initial_instruction)
-        # camera → (msg, rgb): the msg reference is kept so identity, not a reusable id(), marks the cache as valid
-        self._converted: dict[str, tuple[Image, np.ndarray]] = {}
+        # camera → (msg, rgb or the ImageError it gave): the msg reference is kept so identity, not a reusable id(),
+        # marks the cache as valid; a frame is converted (or found bad, and counted) once
+        self._converted: dict[str, tuple[Image | CompressedImage, np.ndarray | ImageError]] = {}
         self.counters = {
             "inferences": 0, "chunks_published": 0, "nonfinite_outputs": 0, "rejected_images": 0, "resized_images": 0,
             "joint_state_errors": 0, "instruction_errors": 0, "skipped_missing_input": 0, "overruns": 0,
-            "unchanged_inputs": 0,
+            "unchanged_inputs": 0, "decoded_images": 0,
         }
+        self.decode_times: deque[float] = deque(maxlen=200)
         self._last_chunk_stamp: float | None = None  # newest input stamp of the last published chunk
         self.missing_camera: dict[str, int] = dict.fromkeys(self.cameras, 0)
         self.latencies: deque[float] = deque(maxlen=500)
@@ -132,45 +152,49 @@ class PolicyNode(Node):
         self.input_errors: dict[str, tuple[str, float]] = {}
         self.problem_level = DiagnosticStatus.OK
 
+        self.camera_topics: dict[str, str] = {}  # camera → resolved topic name (for messages and diagnostics)
+        image_type = CompressedImage if self.image_transport == "compressed" else Image
         for name in self.cameras:
             topic = self.camera_topic_format.format(name=name)
-            self.create_subscription(Image, topic, lambda msg, n=name: self._on_image(n, msg), qos_profile_sensor_data)
-        self.create_subscription(JointState, joint_topic, self._on_joints, RELIABLE)
-        self.create_subscription(String, self.instruction_topic, self._on_instruction, INSTRUCTION_QOS)
+            if self.image_transport == "compressed":
+                topic = topics.compressed(topic)
+            sub = self.create_subscription(image_type, topic, lambda msg, n=name: self._on_image(n, msg),
+                                           qos_profile_sensor_data)
+            self.camera_topics[name] = sub.topic_name
+        self.joint_topic = self.create_subscription(JointState, joint_topic, self._on_joints, RELIABLE).topic_name
+        self.instruction_topic = self.create_subscription(
+            String, instruction_topic, self._on_instruction, INSTRUCTION_QOS).topic_name
         self.chunk_pub = self.create_publisher(JointTrajectory, chunk_topic, RECORDED_QOS)
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         self.create_timer(1.0, self._publish_diagnostics)
 
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="policy-inference", daemon=True)
         self._thread.start()
         self.get_logger().info(
-            f"policy {self.model_path} ({self.backend}, {self._providers()}) cameras {self.cameras}, "
+            f"policy {self.model_path} ({self.backend}, {self._providers()}) cameras {self.cameras} "
+            f"({self.image_transport}), "
             f"h={self.chunk_size} dt={self.dt:g}s at {self.rate_hz:g} Hz, best_of_n={self.best_of_n}"
         )
 
     # ------------------------------------------------------------------ callbacks: store only
-    def _on_image(self, camera: str, msg: Image) -> None:
+    def _on_image(self, camera: str, msg: Image | CompressedImage) -> None:
         with self._lock:
             self._images[camera] = _Stamped(msg, msg.header.stamp)
 
     def _on_joints(self, msg: JointState) -> None:
-        names = list(msg.name)
-        if len(msg.position) != len(names):
-            self._joint_error(f"/joint_states has {len(names)} names but {len(msg.position)} positions")
-            return
-        lookup = {n: i for i, n in enumerate(names)}
-        missing = [j for j in self.joint_names if j not in lookup]
-        if missing:
-            self._joint_error(f"joint '{missing[0]}' missing from /joint_states (it has: {', '.join(names) or 'none'})")
-            return
-        positions = np.array([msg.position[lookup[j]] for j in self.joint_names], dtype=np.float64)
-        bad = np.nonzero(~np.isfinite(positions))[0]
-        if bad.size:
-            self._joint_error(f"joint '{self.joint_names[int(bad[0])]}' position is {positions[int(bad[0])]}")
-            return
-        with self._lock:
-            self._joints = _Stamped(positions, msg.header.stamp)
+        """Store the model's joints this message has (a split /joint_states gives some of them per publisher)."""
+        stamp = msg.header.stamp
+        if stamp.sec == 0 and stamp.nanosec == 0:  # a driver that leaves the header empty: receive time
+            stamp = self.get_clock().now().to_msg()
+        try:
+            with self._lock:
+                if self._joints.update(msg.name, msg.position, stamp_to_sec(stamp)):
+                    for name in msg.name:
+                        if name in self._tracked_joints:
+                            self._joint_stamps[name] = stamp
+        except JointStateError as exc:
+            self._joint_error(f"{self.joint_topic}: {exc}")
 
     def _joint_error(self, text: str) -> None:
         with self._lock:
@@ -220,10 +244,16 @@ class PolicyNode(Node):
 
     def step(self) -> bool:
         """One inference from the newest inputs; True when a chunk was published."""
+        now = self.get_clock().now().nanoseconds * 1e-9
         with self._lock:
             images = dict(self._images)
-            joints = self._joints
             instruction = self._instruction
+            snapshot = self._joints.snapshot(now)
+            missing = [] if snapshot is not None else self._joints.missing(now)
+            never = set(self._joints.missing()) if missing else set()
+            joint_stamps = dict(self._joint_stamps)
+            joint_error = self.input_errors.get("joints")
+            self.missing_joints = missing
         if instruction is None:
             if "instruction" in self.input_errors:
                 self._set_problem(f"no usable instruction: {self.input_errors['instruction'][0]}",
@@ -232,16 +262,21 @@ class PolicyNode(Node):
                 self._set_problem(f"waiting for an instruction on {self.instruction_topic}", DiagnosticStatus.WARN,
                                   "skipped_missing_input", warn=True)
             return False
-        if joints is None:
-            if "joints" in self.input_errors:
-                self._set_problem(f"no usable /joint_states: {self.input_errors['joints'][0]}", DiagnosticStatus.ERROR,
+        if snapshot is None:
+            if joint_error is not None and time.monotonic() - joint_error[1] < max(2.0, self.max_age):
+                self._set_problem(f"no usable joint states: {joint_error[0]}", DiagnosticStatus.ERROR,
                                   "skipped_missing_input")
             else:
-                self._set_problem("waiting for /joint_states", DiagnosticStatus.WARN, "skipped_missing_input",
-                                  warn=True)
+                def why(name: str) -> str:
+                    if name in never:
+                        return f"{name} (never received)"
+                    return f"{name} ({now - stamp_to_sec(joint_stamps[name]):.2f}s old)"
+
+                self._set_problem(f"joints missing on {self.joint_topic}: {', '.join(why(j) for j in missing)}",
+                                  DiagnosticStatus.WARN, "skipped_missing_input", warn=True)
             return False
-        now = self.get_clock().now().nanoseconds * 1e-9
-        stamps = [joints.stamp]
+        stamps = [max(joint_stamps.values(), key=stamp_to_sec)]  # == snapshot.newest, as the exact Time
+        oldest = snapshot.oldest
         rgb: dict[str, np.ndarray] = {}
         for name in self.cameras:
             item = images.get(name)
@@ -249,19 +284,16 @@ class PolicyNode(Node):
                 why = "no image yet" if item is None else f"image is {now - stamp_to_sec(item.stamp):.2f}s old"
                 with self._lock:
                     self.missing_camera[name] += 1
-                self._set_problem(f"camera '{name}' missing ({why} on {self.camera_topic_format.format(name=name)})",
+                self._set_problem(f"camera '{name}' missing ({why} on {self.camera_topics[name]})",
                                   DiagnosticStatus.WARN, "skipped_missing_input", warn=True)
                 return False
             try:
                 rgb[name] = self._rgb(name, item.value)
             except ImageError as exc:
-                self._set_problem(f"camera '{name}': {exc}", DiagnosticStatus.ERROR, "rejected_images")
+                self._set_problem(f"camera '{name}': {exc}", DiagnosticStatus.ERROR)
                 return False
             stamps.append(item.stamp)
-        if now - stamp_to_sec(joints.stamp) > self.max_age:
-            self._set_problem(f"/joint_states is {now - stamp_to_sec(joints.stamp):.2f}s old", DiagnosticStatus.WARN,
-                              "skipped_missing_input", warn=True)
-            return False
+            oldest = min(oldest, stamp_to_sec(item.stamp))
         newest = max(stamps, key=stamp_to_sec)
         if stamp_to_sec(newest) == self._last_chunk_stamp:
             # No input changed since the last chunk (inputs slower than rate_hz, e.g. a sim slower than real time):
@@ -271,7 +303,7 @@ class PolicyNode(Node):
             return False
         start = time.perf_counter()
         try:
-            chunk = self.runtime.predict(rgb, joints.value, instruction)
+            chunk = self.runtime.predict(rgb, snapshot.positions, instruction)
         except NonFiniteOutputError as exc:
             self._set_problem(f"chunk not published: {exc}", DiagnosticStatus.ERROR, "nonfinite_outputs")
             return False
@@ -280,7 +312,6 @@ class PolicyNode(Node):
             return False
         latency = time.perf_counter() - start
         self._last_chunk_stamp = stamp_to_sec(newest)
-        oldest = min(stamp_to_sec(s) for s in stamps)
         self.chunk_pub.publish(self._trajectory(chunk, newest))
         with self._lock:
             self.counters["inferences"] += 1
@@ -293,13 +324,31 @@ class PolicyNode(Node):
             self.problem, self.problem_level = "", DiagnosticStatus.OK
         return True
 
-    def _rgb(self, camera: str, msg: Image) -> np.ndarray:
+    def _rgb(self, camera: str, msg: Image | CompressedImage) -> np.ndarray:
+        """The frame as HxWx3 RGB, converted (or decoded) once per message; a bad frame raises ImageError each time
+        it is asked for but is counted in `rejected_images` once."""
         cached = self._converted.get(camera)
         if cached is not None and cached[0] is msg:
+            if isinstance(cached[1], ImageError):
+                raise cached[1]
             return cached[1]
-        image = to_rgb8(bytes(msg.data), msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian))
-        if image.shape[:2] != self.runtime.config.image_size:
+        start = time.perf_counter()
+        try:
+            if isinstance(msg, CompressedImage):
+                image = decode_compressed(msg.data, msg.format)
+            else:
+                image = to_rgb8(bytes(msg.data), msg.width, msg.height, msg.encoding, msg.step,
+                                bool(msg.is_bigendian))
+        except ImageError as exc:
+            self._converted[camera] = (msg, exc)
             with self._lock:
+                self.counters["rejected_images"] += 1
+            raise
+        elapsed = time.perf_counter() - start
+        with self._lock:
+            self.counters["decoded_images"] += 1
+            self.decode_times.append(elapsed)
+            if image.shape[:2] != self.runtime.config.image_size:
                 self.counters["resized_images"] += 1  # the runtime resizes; counted so a misconfigured camera shows
         self._converted[camera] = (msg, image)
         return image
@@ -333,6 +382,10 @@ class PolicyNode(Node):
                 "latency_p50_ms": _percentile(lat, 50), "latency_p95_ms": _percentile(lat, 95),
                 "latency_max_ms": max(lat) if lat else float("nan"),
                 "cold_start_ms": (self.cold_start_s or float("nan")) * 1e3, "warmup_ms": self.warmup_s * 1e3,
+                "image_transport": self.image_transport,
+                "decode_p50_ms": _percentile([x * 1e3 for x in self.decode_times], 50),
+                "missing_joints": ",".join(self.missing_joints),
+                "joint_sources": len(self._joints.sources),
                 "observation_age_ms": ages[-1] if ages else float("nan"),
                 "observation_age_p95_ms": _percentile(ages, 95),
                 **{f"missing_camera_{c}": n for c, n in self.missing_camera.items()},
