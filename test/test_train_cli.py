@@ -60,7 +60,7 @@ def test_train_all_runs_both_stages_and_exports(trained):
     summary = json.loads((trained / "run" / "train.json").read_text())
     assert summary["stages"]["il"]["steps"] == 3 and summary["stages"]["rl"]["steps"] == 3
     assert summary["dataset"]["episodes"] == 4 and summary["dataset"]["successes"] == 3
-    for key in ("rl/td_error", "rl/conservative_gap", "rl/q_data", "rl/bc_loss"):
+    for key in ("rl/td_loss", "rl/conservative_gap", "rl/q_data", "rl/bc_loss", "rl/distill_loss"):
         assert np.isfinite(summary["stages"]["rl"]["final"][key])
     ckpts = {p.name for p in (trained / "run" / "checkpoints").iterdir()}
     assert {"il_0000003.pt", "rl_0000003.pt", "latest.pt", "final.pt"} <= ckpts
@@ -128,7 +128,8 @@ def test_stage_rl_from_a_checkpoint_and_cli_errors(trained):
     # the divergence guard: with rewards of 1e-6 no value can exceed 5e-3, far below a fresh critic's outputs
     proc = corft("--bags", str(work / "eps"), "--stage", "rl", "--steps", "2", "--output", str(work / "diverge"),
                  "--init", str(work / "run" / "checkpoints" / "il_0000003.pt"), "--no-export",
-                 "--set=rewards.step_cost=1e-6", "--set=rewards.success_reward=1e-6", "--cache", str(work / "cache"),
+                 "--set=rewards.step_cost=1e-6", "--set=rewards.success_reward=1e-6",
+                 "--set=rewards.failure_reward=-1e-6", "--cache", str(work / "cache"),
                  cwd=work)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("error: step 0: Q diverged: mean |Q|")
@@ -195,7 +196,7 @@ def test_trainer_node_trains_from_parameters_and_reports_on_diagnostics(trained,
         assert final.level == b"\x00"
         values = {kv.key: kv.value for kv in final.values}
         assert values["stage"] == "rl" and values["step"] == "2" and values["total"] == "2"
-        assert "rl/td_error" in values and "rl/q_data" in values
+        assert "rl/td_loss" in values and "rl/q_data" in values
     finally:
         ros.remove(node)
     assert json.loads((tmp_path / "node_run" / "train.json").read_text())["stages"]["rl"]["steps"] == 2

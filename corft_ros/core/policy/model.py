@@ -3,7 +3,10 @@
     images [B, n_cams, 3, H, W] ──per-camera CNN──► n_cams × (H/16 · W/16) tokens ┐
     joint state [B, d] ──normalize──► MLP ──────────────────────────► 1 token      ├─► fusion transformer ─► features
     instruction embedding [B, E] ──linear──────────────────────────► 1 token      ┘        [B, T, D]
-    features ─► action expert: h learned chunk queries, cross-attending (ACT-style) ─► chunk [B, h, d] (normalized)
+    features ─► action expert ─► chunk [B, h, d] (normalized), one of two heads (PolicyConfig.action_head):
+        regression: h learned chunk queries, cross-attending (ACT-style); the noise input is ignored
+        flow:       noise [B, h, d] ─► K Euler steps of a learned velocity field v(x_τ, τ | features) (π0-style
+                    flow matching): each noise draw gives another chunk
     features + h action tokens ─► critic expert (causal over the action tokens) ─► Q [num_critics, B, h]
 
 Q[m, b, j] is head m's value of the chunk prefix a_{0..j}: the causal mask guarantees it never reads a_{j+1..h-1}.
@@ -176,6 +179,11 @@ class ChunkPolicy(nn.Module):
         self.decoder = nn.ModuleList(Block(cfg, cross=True) for _ in range(cfg.decoder_layers))
         self.decoder_norm = nn.LayerNorm(d)
         self.action_head = nn.Linear(d, a)
+        if cfg.stochastic:  # flow matching: the decoder reads the noisy chunk and the flow time
+            self.flow_in = nn.Linear(a, d)
+            self.flow_time = nn.Sequential(nn.Linear(32, d), nn.GELU(), nn.Linear(d, d))
+            self.register_buffer("time_freqs", torch.exp(torch.linspace(0.0, math.log(1000.0), 16)),
+                                 persistent=False)
         # --- critic expert
         self.critics = nn.ModuleList(CriticHead(cfg) for _ in range(cfg.num_critics))
         causal = torch.triu(torch.full((cfg.chunk_size, cfg.chunk_size), float("-inf")), diagonal=1)
@@ -224,21 +232,64 @@ class ChunkPolicy(nn.Module):
             x = block(x)
         return self.encoder_norm(x)
 
-    def act(self, features: Tensor) -> Tensor:
-        """The action expert: a chunk [B, h, d] in normalized action units."""
-        x = self.chunk_queries.unsqueeze(0).expand(features.shape[0], -1, -1)
+    def act(self, features: Tensor, noise: Tensor | None = None) -> Tensor:
+        """The action expert: a chunk [B, h, d] in normalized action units. The flow head integrates from `noise`
+        [B, h, d] (zeros when None: its most typical chunk); the regression head ignores it."""
+        if not self.config.stochastic:
+            x = self.chunk_queries.unsqueeze(0).expand(features.shape[0], -1, -1)
+            for block in self.decoder:
+                x = block(x, features)
+            return self.action_head(self.decoder_norm(x))
+        b = features.shape[0]
+        x = noise if noise is not None else features.new_zeros(b, self.config.chunk_size, self.config.action_dim)
+        k = self.config.flow_steps
+        for i in range(k):  # Euler: x ← x + v(x, τ)/K, τ = i/K
+            tau = features.new_full((b,), i / k)
+            x = x + self.velocity(features, x, tau) / k
+        return x
+
+    def velocity(self, features: Tensor, x: Tensor, tau: Tensor) -> Tensor:
+        """Flow head: the velocity [B, h, d] at the noisy chunk x [B, h, d] (normalized) and flow time τ [B]."""
+        angles = tau.unsqueeze(-1) * self.time_freqs * math.pi
+        t_emb = self.flow_time(torch.cat([angles.sin(), angles.cos()], dim=-1))  # [B, D]
+        y = self.flow_in(x) + self.chunk_queries + t_emb.unsqueeze(1)
         for block in self.decoder:
-            x = block(x, features)
-        return self.action_head(self.decoder_norm(x))
+            y = block(y, features)
+        return self.action_head(self.decoder_norm(y))
+
+    def flow_loss(self, features: Tensor, target: Tensor, valid: Tensor, weights: Tensor | None = None) -> Tensor:
+        """Conditional flow matching toward `target` chunks [B, h, d] (normalized): x_τ = τ·target + (1 − τ)·x_0,
+        x_0 ~ N(0, I), τ ~ U(0, 1); the velocity regresses target − x_0. Steps with valid [B, h] = 0 are ignored;
+        optional per-sample weights [B] (advantage-weighted BC)."""
+        b = target.shape[0]
+        x0 = torch.randn_like(target)
+        tau = torch.rand(b, device=target.device, dtype=target.dtype)
+        x_tau = tau.view(b, 1, 1) * target + (1 - tau.view(b, 1, 1)) * x0
+        err = (self.velocity(features, x_tau, tau) - (target - x0)).pow(2).mean(dim=-1)  # [B, h]
+        w = valid.to(err.dtype)
+        if weights is not None:
+            w = w * weights.view(b, 1)
+        return (err * w).sum() / valid.to(err.dtype).sum().clamp_min(1.0)
 
     def critic(self, features: Tensor, chunk_normalized: Tensor) -> Tensor:
         """Per-prefix Q [num_critics, B, h]; features with batch 1 are shared by every chunk of the batch."""
         features = features.expand(chunk_normalized.shape[0], -1, -1)
         return torch.stack([head(features, chunk_normalized, self.causal_mask) for head in self.critics])
 
-    def forward(self, images: Tensor, state: Tensor, text: Tensor) -> Tensor:
+    def forward(self, images: Tensor, state: Tensor, text: Tensor, noise: Tensor | None = None) -> Tensor:
         """The absolute chunk [B, h, d] (joint targets for t + i·dt)."""
-        return self.unnormalize_action(self.act(self.encode(images, state, text)))
+        return self.unnormalize_action(self.act(self.encode(images, state, text), noise))
+
+    def sample(self, features: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n chunks per observation [B, n, h, d] (normalized): noise draws through the flow head; the regression
+        head's single chunk repeated."""
+        b = features.shape[0]
+        feats = features.repeat_interleave(n, dim=0)
+        noise = None
+        if self.config.stochastic:
+            noise = torch.randn(b * n, self.config.chunk_size, self.config.action_dim, generator=generator,
+                                device=features.device, dtype=features.dtype)
+        return self.act(feats, noise).view(b, n, self.config.chunk_size, self.config.action_dim)
 
     # ------------------------------------------------------------------ parameter groups
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
@@ -250,6 +301,9 @@ class ChunkPolicy(nn.Module):
         yield self.chunk_queries
         for module in (self.decoder, self.decoder_norm, self.action_head):
             yield from module.parameters()
+        if self.config.stochastic:
+            yield from self.flow_in.parameters()
+            yield from self.flow_time.parameters()
 
     def critic_parameters(self) -> Iterator[nn.Parameter]:
         yield from self.critics.parameters()

@@ -1,32 +1,12 @@
-"""Stage 2, CO-RFT: chunked offline RL on the critic expert and the action expert (CORL-style: the
-whole loss is in `CORFTObjective.critic_loss` and `.actor_loss`).
+"""Stage 2, CO-RFT: its configuration and the target arithmetic (the learners themselves, with the whole loss on
+one screen each, are in corft_ros/core/rl/learners.py).
 
-Notation: B batch, h chunk size, M critic heads, Q_m^(j)(s, a_{0..j}) head m's value of the prefix j.
-All actions are in normalized units. θ̄ are Polyak-averaged target weights (backbone, actor, critic).
-
-Critic (every step), for each sample b and prefix j with target_mask[b, j]:
-    ã      = π̄(s_{t+j+1}) + clip(N(0, σ²), −c, c)                          target-policy smoothing
-    y_{t,j} = Σ_{i≤j} γ^i r_{t+i} + γ^{j+1} (1 − d_{t,j}) · min_m Q̄_m^(h−1)(s_{t+j+1}, ã)
-    L_TD   = mean_{m, (b,j) masked} (Q_m^(j)(s_t, a_{t:t+j}) − y_{t,j})²      j = h−1: the Q-chunking backup
-    candidates C(s_t) = {π(s_t)} ∪ {π(s_t) + N(0, σ_c²)}×n_noisy ∪ {U(−u, u)^{h×d}}×n_uniform
-    Cal-QL:  Q̃ = max(Q, G_t) for the policy and noisy candidates (G_t: Monte-Carlo return-to-go);
-             uniform candidates unbounded
-    L_cons = mean_{m, (b,j) masked} [ τ_c (logsumexp_{c∈C} Q̃_m^(j)(s_t, c)/τ_c − log K) − Q_m^(j)(s_t, a_{t:t+j}) ]
-    L_critic = L_TD + α_cql · L_cons        (updates the critic expert; the backbone too, at its own LR, only
-                                             with freeze_backbone: false)
-Actor (every `policy_delay` steps once `actor_warmup_steps` critic-only steps are done), on detached
-backbone features:
-    λ = α / mean|Q_1^(h−1)(s, π(s))|   (no gradient through λ)
-    L_actor = −λ · mean Q_1^(h−1)(s, π(s)) + w_bc · masked_mean (π(s) − a_{t:t+h})²
-Targets, every step: θ̄ ← τ θ + (1 − τ) θ̄
-Guard: a non-finite loss, or mean|Q| above `divergence_factor` × the largest |Monte-Carlo return| (or
-|reward|) of the data, stops training with QDivergenceError (on every rank).
+The losses are written out in learners.py's docstring and in docs/training.md.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
@@ -43,12 +23,13 @@ class CORFTConfig:
     tau: float = 0.005
     critic_lr: float = 3e-4
     actor_lr: float = 1e-4
-    backbone_lr: float = 3e-5
-    freeze_backbone: bool = True  # the critic must not move the features the IL actor reads (docs/training.md)
     weight_decay: float = 0.0
     policy_delay: int = 2
     actor_warmup_steps: int = 500  # critic-only steps first: the actor follows a critic that has seen data
-    policy_noise: float = 0.2
+    # Target-policy smoothing: 0 by default. On all h·d numbers of a chunk, TD3's 0.2 biased the targets low (Q of
+    # the data −0.068 vs its Monte-Carlo return +0.071, measured), which with Cal-QL's max(Q, G) gave the actor a
+    # free margin toward chunks that run ahead of the demos.
+    policy_noise: float = 0.0
     noise_clip: float = 0.5
     td3_alpha: float = 2.5
     bc_weight: float = 1.0
@@ -61,7 +42,15 @@ class CORFTConfig:
     uniform_range: float = 3.0  # normalized action units: U(−u, u)
     grad_clip: float = 10.0
     divergence_factor: float = 5.0
-    episodes: str = "all"
+    episodes: str = "all"  # the critic learns from every episode; BC terms only ever imitate successful ones
+    extraction: str = "rank_distill"  # td3bc | rank_distill | awr (docs/training.md: chosen by measurement)
+    samples: int = 8  # chunks sampled per state to rank (rank_distill) or to estimate V(s) (awr)
+    beta: float = 1.0  # pessimism of the ranking: mean over critic heads − beta · std
+    executed_prefix: int = 0  # k: actions of a chunk executed before the next replaces it (0: from the rates)
+    policy_rate_hz: float = 10.0  # the deployed policy's re-planning rate (sets k with the chunk dt)
+    awr_temperature: float = 0.05
+    awr_max_weight: float = 20.0
+    q_floor: float = 0.1  # td3bc: λ = α / max(mean|Q|, q_floor)
 
     def validate(self) -> None:
         from corft_ros.core.robot import ConfigError
@@ -70,7 +59,6 @@ class CORFTConfig:
             (0.0 < self.gamma <= 1.0, f"corft.gamma must be in (0, 1], got {self.gamma}"),
             (0.0 < self.tau <= 1.0, f"corft.tau must be in (0, 1], got {self.tau}"),
             (self.critic_lr > 0 and self.actor_lr > 0, "corft learning rates must be > 0"),
-            (self.backbone_lr >= 0, f"corft.backbone_lr must be >= 0, got {self.backbone_lr}"),
             (self.policy_delay >= 1, f"corft.policy_delay must be >= 1, got {self.policy_delay}"),
             (self.actor_warmup_steps >= 0, f"corft.actor_warmup_steps must be >= 0, got {self.actor_warmup_steps}"),
             (self.cql_alpha >= 0, f"corft.cql_alpha must be >= 0, got {self.cql_alpha}"),
@@ -78,6 +66,11 @@ class CORFTConfig:
             (self.num_noisy >= 0 and self.num_uniform >= 0, "corft.num_noisy/num_uniform must be >= 0"),
             (self.divergence_factor > 1, f"corft.divergence_factor must be > 1, got {self.divergence_factor}"),
             (self.episodes in ("all", "success"), f"corft.episodes must be 'all' or 'success', got {self.episodes!r}"),
+            (self.extraction in ("td3bc", "rank_distill", "awr"),
+             f"corft.extraction must be td3bc, rank_distill or awr, got {self.extraction!r}"),
+            (self.samples >= 2, f"corft.samples must be >= 2, got {self.samples}"),
+            (self.executed_prefix >= 0 and self.policy_rate_hz > 0, "corft.executed_prefix >= 0, policy_rate_hz > 0"),
+            (self.awr_temperature > 0 and self.q_floor > 0, "corft.awr_temperature and q_floor must be > 0"),
         ]
         for ok, message in checks:
             if not ok:
@@ -118,114 +111,3 @@ def polyak_update(target: nn.Module, online: nn.Module, tau: float) -> None:
         tp.lerp_(p.detach(), tau)
     for tb, b in zip(target.buffers(), online.buffers(), strict=True):
         tb.copy_(b)
-
-
-class CORFTObjective(nn.Module):
-    """forward(batch, part) with part 'critic' or 'actor' → (loss, logs). One module so that one
-    DistributedDataParallel wrapper syncs both updates (each forward is followed by its backward)."""
-
-    def __init__(self, policy: nn.Module, target: nn.Module, cfg: CORFTConfig, value_scale: float) -> None:
-        """`value_scale`: the largest |value| the data shows (max |G_t| and max |r_t|)."""
-        super().__init__()
-        self.policy = policy
-        self.target = [target]  # a list: not a submodule, so DDP neither syncs nor checks it
-        self.cfg = cfg
-        self.q_limit = cfg.divergence_factor * max(value_scale, 1e-3)
-
-    def forward(self, batch: dict[str, torch.Tensor], part: str):
-        return self.critic_loss(batch) if part == "critic" else self.actor_loss(batch)
-
-    # ------------------------------------------------------------------------------------------ critic
-    def td_target(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """y [B, h] (no gradient)."""
-        cfg, tgt = self.cfg, self.target[0]
-        nxt_img, nxt_state = batch["next_images"], batch["next_state"]  # [B, h, ...]
-        b, h = nxt_state.shape[:2]
-        with torch.no_grad():
-            text = batch["text"].repeat_interleave(h, dim=0)
-            feats = tgt.encode(nxt_img.flatten(0, 1), nxt_state.flatten(0, 1), text)
-            a_next = tgt.act(feats)
-            noise = (torch.randn_like(a_next) * cfg.policy_noise).clamp(-cfg.noise_clip, cfg.noise_clip)
-            q_next = tgt.critic(feats, a_next + noise)[..., -1].min(dim=0).values.view(b, h)
-            return td_targets(batch["reward"], batch["done"], q_next, cfg.gamma)
-
-    def candidates(self, features: torch.Tensor, data_chunk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Candidate chunks [B, K, h, d] and which are policy samples [K] (bounded by Cal-QL)."""
-        cfg = self.cfg
-        with torch.no_grad():
-            pi = self.policy.act(features.detach())
-        cands = [pi.unsqueeze(1)]
-        if cfg.num_noisy:
-            cands.append(pi.unsqueeze(1) + cfg.noisy_std * torch.randn(
-                pi.shape[0], cfg.num_noisy, *pi.shape[1:], device=pi.device, dtype=pi.dtype))
-        if cfg.num_uniform:
-            cands.append((torch.rand(pi.shape[0], cfg.num_uniform, *pi.shape[1:], device=pi.device,
-                                     dtype=pi.dtype) * 2 - 1) * cfg.uniform_range)
-        bounded = torch.tensor([True] * (1 + cfg.num_noisy) + [False] * cfg.num_uniform, device=pi.device)
-        return torch.cat(cands, dim=1), bounded
-
-    def critic_loss(self, batch: dict[str, torch.Tensor]):
-        cfg, p = self.cfg, self.policy
-        mask = batch["target_mask"]
-        y = self.td_target(batch)
-        feats = p.encode(batch["images"], batch["state"], batch["text"])
-        data_chunk = p.normalize_action(batch["action"])
-        q = p.critic(feats, data_chunk)  # [M, B, h]
-        td_loss = masked_mean((q - y.unsqueeze(0)).pow(2), mask)
-        loss = td_loss
-        logs = {}
-        if cfg.cql_alpha > 0:
-            cands, bounded = self.candidates(feats, data_chunk)
-            b, k = cands.shape[:2]
-            q_c = p.critic(feats.repeat_interleave(k, dim=0), cands.flatten(0, 1))  # [M, B*K, h]
-            q_c = q_c.view(q_c.shape[0], b, k, -1)
-            if cfg.calql_bound:
-                q_c = calql_bound(q_c, batch["mc_return"], bounded)
-            t = cfg.cql_temperature
-            # soft maximum over the K candidates, minus τ log K so that equal values give a gap of 0
-            pushed_down = t * (torch.logsumexp(q_c / t, dim=2) - math.log(k))  # [M, B, h]
-            gap = masked_mean(pushed_down - q, mask)
-            loss = loss + cfg.cql_alpha * gap
-            logs["rl/conservative_gap"] = gap.detach()
-            logs["rl/q_candidates"] = q_c.detach().mean()
-        with torch.no_grad():
-            q_abs = masked_mean(q.abs(), mask)
-            logs.update({
-                "rl/critic_loss": loss.detach(),
-                "rl/td_loss": td_loss.detach(),
-                "rl/td_error": masked_mean((q - y.unsqueeze(0)).abs(), mask),
-                "rl/q_data": masked_mean(q, mask),
-                "rl/q_data_last": q[..., -1].mean(),
-                "rl/target": masked_mean(y, mask),
-                "rl/mc_return": batch["mc_return"].mean(),
-            })
-        logs["rl/q_abs"] = q_abs
-        return loss, logs
-
-    # ------------------------------------------------------------------------------------------ actor
-    def actor_loss(self, batch: dict[str, torch.Tensor]):
-        cfg, p = self.cfg, self.policy
-        with torch.no_grad():
-            feats = p.encode(batch["images"], batch["state"], batch["text"])
-        pi = p.act(feats)
-        q_pi = p.critic(feats, pi)[0, :, -1]  # head 1, whole chunk
-        lam = cfg.td3_alpha / q_pi.abs().mean().detach().clamp_min(1e-6)
-        target = p.normalize_action(batch["action"])
-        w = batch["valid"].to(pi.dtype).unsqueeze(-1)
-        bc = ((pi - target).pow(2) * w).sum() / (w.sum().clamp_min(1.0) * pi.shape[-1])
-        loss = -lam * q_pi.mean() + cfg.bc_weight * bc
-        return loss, {"rl/actor_loss": loss.detach(), "rl/bc_loss": bc.detach(), "rl/q_policy": q_pi.detach().mean(),
-                      "rl/lambda": lam.detach()}
-
-    def divergence(self, loss: torch.Tensor, q_abs: torch.Tensor) -> str | None:
-        """None while the values are plausible, else the one-line reason to stop."""
-        value = float(q_abs)
-        if not torch.isfinite(loss) or not math.isfinite(value):
-            return "CO-RFT loss became NaN/Inf: Q diverged (lower corft.critic_lr, raise corft.cql_alpha)"
-        if value > self.q_limit:
-            return (
-                f"Q diverged: mean |Q| = {value:.3g} exceeds {self.q_limit:.3g} "
-                f"({self.cfg.divergence_factor:g} x the largest |return| in the data); lower corft.critic_lr or "
-                f"corft.cql_alpha, or shorten the chunk"
-            )
-        return None

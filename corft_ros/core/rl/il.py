@@ -12,8 +12,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from corft_ros.core.rl.augment import random_shift
-
 
 @dataclass
 class ILConfig:
@@ -41,27 +39,6 @@ def chunk_regression(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tens
     err = diff.abs() if kind == "l1" else diff.pow(2)
     w = valid.to(err.dtype).unsqueeze(-1)
     return (err * w).sum() / (w.sum().clamp_min(1.0) * err.shape[-1])
-
-
-class ILObjective(nn.Module):
-    """forward(batch) → (loss, logs). Wrapped whole in DistributedDataParallel for multi-process runs."""
-
-    def __init__(self, policy: nn.Module, cfg: ILConfig) -> None:
-        super().__init__()
-        self.policy = policy
-        self.cfg = cfg
-
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        p = self.policy
-        images = random_shift(batch["images"], self.cfg.shift_pad) if self.training else batch["images"]
-        pred = p.act(p.encode(images, batch["state"], batch["text"]))
-        target = p.normalize_action(batch["action"])
-        loss = chunk_regression(pred, target, batch["valid"], self.cfg.loss)
-        with torch.no_grad():
-            abs_err = (p.unnormalize_action(pred) - batch["action"]).abs()
-            w = batch["valid"].unsqueeze(-1).to(abs_err.dtype)
-            joint_err = (abs_err * w).sum() / (w.sum().clamp_min(1.0) * abs_err.shape[-1])
-        return loss, {"il/loss": loss.detach(), "il/abs_error_rad": joint_err}
 
 
 def il_parameters(policy: nn.Module) -> list[nn.Parameter]:

@@ -3,7 +3,9 @@
 Per episode of T ticks, for t = 0..T-1:
     r_t = -step_cost
         + success_reward   at t = T-1 of a successful episode (then the episode is terminal: d_{T-1} = 1)
-        + failure_reward   at t = T-1 of a failed episode (not terminal: the recording just stopped)
+        + failure_reward   at t = T-1 of a failed episode, terminal too (failure_terminal, the default): the
+                           failure's value, as Cal-QL's reference code does (r_neg / (1 − γ): failing forever);
+                           with failure_terminal false the recording just stopped (truncated, bootstrapped)
         + shaping_scale * (γ Φ(s_{t+1}) - Φ(s_t))   optional, potential-based, Φ(s) = -||q - q_goal||,
                                                     q_goal = the final joint state of a successful episode
                                                     (Φ after the terminal step is 0; failed episodes get none)
@@ -22,7 +24,11 @@ import numpy as np
 class RewardConfig:
     success_reward: float = 1.0
     step_cost: float = 0.01
-    failure_reward: float = 0.0
+    # The value of failing: −step_cost / (1 − γ) = −1 with the defaults, i.e. paying the step cost forever.
+    # Before, failures were truncated with 0 here, so they differed from successes only by step costs and the
+    # critic learned time-to-go (docs/training.md).
+    failure_reward: float = -1.0
+    failure_terminal: bool = True
     shaping_scale: float = 0.0
     gamma: float = 0.99
 
@@ -40,6 +46,7 @@ def episode_rewards(
         terminal[-1] = True
     else:
         r[-1] += cfg.failure_reward
+        terminal[-1] = cfg.failure_terminal
     if cfg.shaping_scale and success and state is not None:
         q = np.asarray(state, dtype=np.float64)
         phi = -np.linalg.norm(q - q[-1], axis=1)

@@ -21,23 +21,24 @@ from typing import Any
 
 import numpy as np
 
-from corft_ros.core.rl.corft import CORFTConfig, QDivergenceError
+from corft_ros.core.rl.corft import CORFTConfig
 from corft_ros.core.rl.dataset import DatasetConfig, LoadReport, dataset_summary, load_episodes
 from corft_ros.core.rl.il import ILConfig
 from corft_ros.core.rl.rewards import RewardConfig
 from corft_ros.core.robot import ConfigError, RobotConfig
 
-STAGES = ("il", "rl", "all")
+STAGES = ("il", "rl", "bc", "all")  # bc: the control arm (extra supervised steps, no critic)
 
 
 @dataclass
 class TrainConfig:
-    stage: str = "all"  # il | rl | all
+    stage: str = "all"  # il | rl | bc | all (= il, then rl)
     name: str = "corft"  # the exported model: <models_dir>/<name>/
     output: str = "runs/corft"  # checkpoints/, tensorboard/, train.json
     models_dir: str = "models"
     il_steps: int = 3000
     rl_steps: int = 3000
+    bc_steps: int = 0  # the control arm's steps (0: rl_steps, the same gradient budget)
     batch_size: int = 32
     seed: int = 0
     log_every: int = 20
@@ -361,151 +362,92 @@ def _load_raw(path: Path) -> dict:
 
 
 ProgressFn = Callable[[str, int, int, dict], None]
+STAGE_TITLES = {"il": "IL", "rl": "CO-RFT", "bc": "BC (control)"}
 
 
 def _stage_steps(cfg: TrainConfig, stage: str, cap: int | None) -> int:
-    steps = cfg.il_steps if stage == "il" else cfg.rl_steps
+    steps = {"il": cfg.il_steps, "rl": cfg.rl_steps, "bc": cfg.bc_steps or cfg.rl_steps}[stage]
     return min(steps, cap) if cap is not None else steps
 
 
-def run_il(policy, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps: int, start: int, resume_state: dict,
-           ckpt_dir: Path | None, scalars: ScalarLog, on_progress: ProgressFn | None,
-           should_stop: Callable[[], bool] | None) -> dict:
-    import torch
+def grad_sync(rt: Runtime) -> Callable[[list], None] | None:
+    """Average gradients over the ranks after each backward (what DistributedDataParallel does), or None."""
+    if not rt.distributed:
+        return None
+    import torch.distributed as dist
 
-    from corft_ros.core.rl.il import ILObjective, il_parameters
+    def sync(params: list) -> None:
+        for p in params:
+            if p.grad is not None:
+                dist.all_reduce(p.grad)
+                p.grad /= rt.world
 
-    for p in policy.critic_parameters():
-        p.requires_grad_(False)
-    objective = ILObjective(policy, cfg.il).train()
-    model = objective
-    if rt.distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
+    return sync
 
-        model = DDP(objective, device_ids=[rt.device.index] if rt.device.type == "cuda" else None)
-    params = il_parameters(policy)
-    opt = torch.optim.AdamW(params, lr=cfg.il.lr, weight_decay=cfg.il.weight_decay)
-    if resume_state.get("optim"):
-        opt.load_state_dict(resume_state["optim"][0])
-    batches = Batches(tdata.data, tdata.data.rows_of(cfg.il.episodes), False, cfg, rt)
-    bar = _progress(steps, start, "IL", cfg.progress and rt.main)
-    t0, done = time.perf_counter(), 0
-    step = start
+
+def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: TrainingData, cfg: TrainConfig,
+              rt: Runtime, steps: int, start: int, ckpt_dir: Path | None, scalars: ScalarLog,
+              on_progress: ProgressFn | None, should_stop: Callable[[], bool] | None, step_offset: int = 0) -> dict:
+    """The one training loop: `learner.update(batch, step)` until `steps`, logging, checkpoints, stop requests."""
+    bar = _progress(steps, start, STAGE_TITLES[stage], cfg.progress and rt.main)
+    t0, done, step = time.perf_counter(), 0, start
+    policy.train()
     try:
         while step < steps:
-            batch = next(batches)
-            loss, logs = model(batch)
-            if _any_rank(rt, not torch.isfinite(loss).item()):
-                raise QDivergenceError(f"IL loss became NaN/Inf at step {step} (lower il.lr)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            logs["il/grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.il.grad_clip)
-            opt.step()
-            step += 1
-            done += 1
-            scalars.add(logs)
-            if step % cfg.log_every == 0 or step == steps:
-                means = scalars.flush(step)
-                bar.set_postfix(loss=f"{means.get('il/loss', float('nan')):.4f}")
-                if on_progress:
-                    on_progress("il", step, steps, means)
-            bar.update(1)
-            if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == steps):
-                _save(ckpt_dir / f"il_{step:07d}.pt", policy, tdata.texts,
-                      {"stage": "il", "step": step, "steps": steps, "optim": [opt.state_dict()]})
-            if should_stop is not None and _any_rank(rt, should_stop()):
-                break
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - t0
-    for p in policy.critic_parameters():
-        p.requires_grad_(True)
-    return {"steps": step, "steps_per_s": done / elapsed if elapsed > 0 and done else None,
-            "final": {k: v for k, v in scalars.last.items() if k.startswith("il/")}}
-
-
-def run_rl(policy, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps: int, start: int, resume_state: dict,
-           ckpt_dir: Path | None, scalars: ScalarLog, on_progress: ProgressFn | None,
-           should_stop: Callable[[], bool] | None, step_offset: int = 0) -> dict:
-    """Stage 2; TensorBoard steps continue after stage 1's (`step_offset`)."""
-    import torch
-
-    from corft_ros.core.rl.corft import CORFTObjective, make_target, polyak_update
-
-    c = cfg.corft
-    freeze = c.freeze_backbone or c.backbone_lr == 0
-    for p in policy.backbone_parameters():
-        p.requires_grad_(not freeze)
-    target = make_target(policy)
-    if resume_state.get("target"):
-        target.load_state_dict(resume_state["target"])
-    objective = CORFTObjective(policy, target, c, tdata.data.value_scale()).train()
-    model = objective
-    if rt.distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        model = DDP(objective, device_ids=[rt.device.index] if rt.device.type == "cuda" else None,
-                    find_unused_parameters=True)
-    critic_params = list(policy.critic_parameters())
-    backbone = [] if freeze else list(policy.backbone_parameters())
-    actor_params = list(policy.actor_parameters())
-    groups = [{"params": critic_params, "lr": c.critic_lr}]
-    if backbone:
-        groups.append({"params": backbone, "lr": c.backbone_lr})
-    critic_opt = torch.optim.AdamW(groups, weight_decay=c.weight_decay)
-    actor_opt = torch.optim.AdamW(actor_params, lr=c.actor_lr, weight_decay=c.weight_decay)
-    if resume_state.get("optim"):
-        critic_opt.load_state_dict(resume_state["optim"][0])
-        actor_opt.load_state_dict(resume_state["optim"][1])
-    batches = Batches(tdata.data, tdata.data.rows_of(c.episodes), True, cfg, rt)
-    bar = _progress(steps, start, "CO-RFT", cfg.progress and rt.main)
-    t0, done = time.perf_counter(), 0
-    step = start
-    try:
-        while step < steps:
-            batch = next(batches)
-            loss, logs = model(batch, "critic")
-            message = objective.divergence(loss, logs["rl/q_abs"])
-            if _any_rank(rt, message is not None):
-                raise QDivergenceError(f"step {step}: " + (message or "Q diverged on another rank"))
-            critic_opt.zero_grad(set_to_none=True)
-            loss.backward()
-            logs["rl/critic_grad_norm"] = torch.nn.utils.clip_grad_norm_(critic_params + backbone, c.grad_clip)
-            critic_opt.step()
-            if step >= c.actor_warmup_steps and step % c.policy_delay == 0:
-                a_loss, a_logs = model(batch, "actor")
-                message = objective.divergence(a_loss, a_logs["rl/q_policy"].abs())
-                if _any_rank(rt, message is not None):
-                    raise QDivergenceError(f"step {step}: " + (message or "Q diverged on another rank"))
-                actor_opt.zero_grad(set_to_none=True)
-                a_loss.backward()
-                torch.nn.utils.clip_grad_norm_(actor_params, c.grad_clip)
-                actor_opt.step()
-                logs.update(a_logs)
-            polyak_update(target, policy, c.tau)
+            logs = learner.update(next(batches), step)
             step += 1
             done += 1
             scalars.add(logs)
             if step % cfg.log_every == 0 or step == steps:
                 means = scalars.flush(step_offset + step)
-                bar.set_postfix(q=f"{means.get('rl/q_data', float('nan')):.3f}",
-                                td=f"{means.get('rl/td_error', float('nan')):.3f}")
+                key = {"il": "il/loss", "rl": "rl/td_loss", "bc": "bc/loss"}[stage]
+                bar.set_postfix(loss=f"{means.get(key, float('nan')):.4f}")
                 if on_progress:
-                    on_progress("rl", step, steps, means)
+                    on_progress(stage, step, steps, means)
             bar.update(1)
             if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == steps):
-                _save(ckpt_dir / f"rl_{step:07d}.pt", policy, tdata.texts,
-                      {"stage": "rl", "step": step, "steps": steps, "target": target.state_dict(),
-                       "optim": [critic_opt.state_dict(), actor_opt.state_dict()]})
+                _save(ckpt_dir / f"{stage}_{step:07d}.pt", policy, tdata.texts,
+                      {"stage": stage, "step": step, "steps": steps, "learner": learner.state_dict()})
             if should_stop is not None and _any_rank(rt, should_stop()):
                 break
     finally:
         bar.close()
-    for p in policy.backbone_parameters():
-        p.requires_grad_(True)
     elapsed = time.perf_counter() - t0
+    prefix = {"il": "il/", "rl": "rl/", "bc": "bc/"}[stage]
     return {"steps": step, "steps_per_s": done / elapsed if elapsed > 0 and done else None,
-            "final": {k: v for k, v in scalars.last.items() if k.startswith("rl/")}}
+            "final": {k: v for k, v in scalars.last.items() if k.startswith(prefix)}}
+
+
+def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig, rt: Runtime,
+                 say: Callable[[str], None]) -> tuple[Any, Any]:
+    """(learner, batches) of a stage. IL reads images; CO-RFT and the BC control train the action expert (and
+    critic) on features of the frozen backbone, encoded once."""
+    from corft_ros.core.rl.features import FeatureBank, FeatureBatches
+    from corft_ros.core.rl.learners import BCLearner, CORFTLearner, ExtractionConfig, ILLearner, executed_prefix
+
+    if stage == "il":
+        for p in policy.critic_parameters():
+            p.requires_grad_(False)
+        learner = ILLearner(policy, cfg.il)
+        learner.grad_sync = grad_sync(rt)
+        return learner, Batches(tdata.data, tdata.data.rows_of(cfg.il.episodes), False, cfg, rt)
+    say(f"encoding {len(tdata.data.state)} ticks with the frozen backbone (once)")
+    bank = FeatureBank(tdata.data, policy)
+    rows = tdata.data.rows_of("success" if stage == "bc" else cfg.corft.episodes)
+    if rt.distributed:
+        rows = rows[rt.rank::rt.world]
+    batches = FeatureBatches(bank, rows, cfg.batch_size, seed=cfg.seed + rt.rank)
+    if stage == "bc":
+        learner = BCLearner(policy, cfg.corft)
+    else:
+        c = cfg.corft
+        prefix = c.executed_prefix or executed_prefix(c.policy_rate_hz, policy.config.action_dt,
+                                                      policy.config.chunk_size)
+        ex = ExtractionConfig(method=c.extraction, samples=c.samples, beta=c.beta, prefix=prefix,
+                              awr_temperature=c.awr_temperature, awr_max_weight=c.awr_max_weight, q_floor=c.q_floor)
+        learner = CORFTLearner(policy, c, ex, tdata.data.value_scale())
+    learner.grad_sync = grad_sync(rt)
+    return learner, batches
 
 
 # --------------------------------------------------------------------------------------------- the job
@@ -545,9 +487,9 @@ def train(
         extra = resume.get("extra") or {}
         say(f"resuming from {latest} (stage {extra.get('stage')}, step {extra.get('step')})")
     init = resume or (_load_raw(Path(cfg.init_checkpoint)) if cfg.init_checkpoint else {})
-    if cfg.stage == "rl" and not init:
-        raise ConfigError("stage 'rl' starts from an IL policy: pass init_checkpoint (--init) or resume a run "
-                          "whose IL stage finished")
+    if cfg.stage in ("rl", "bc") and not init:
+        raise ConfigError(f"stage '{cfg.stage}' starts from an IL policy: pass init_checkpoint (--init) or resume a "
+                          "run whose IL stage finished")
     ckpt_cfg = PolicyConfig.from_dict(init["config"], source="checkpoint") if init else None
     pcfg = policy_config(cfg, robot, ckpt_cfg)
 
@@ -577,7 +519,7 @@ def train(
             start, state = 0, {}
             if r_stage == stage:
                 start, state = min(r_step, steps), extra
-            elif r_stage == "rl" and stage == "il":
+            elif r_stage in ("rl", "bc") and stage == "il":
                 say("IL stage already finished in the resumed run")
                 continue
             if start >= steps:
@@ -585,13 +527,17 @@ def train(
                 summary["stages"][stage] = {"steps": start, "resumed": True}
                 continue
             say(f"stage {stage.upper()}: {steps - start} steps on {rt.world} process(es), device {rt.device}")
-            if stage == "il":
-                summary["stages"][stage] = run_il(policy, tdata, cfg, rt, steps, start, state, ckpt_dir, scalars,
-                                                  on_progress, should_stop)
-            else:
-                offset = _stage_steps(cfg, "il", steps_cap) if cfg.stage == "all" else 0
-                summary["stages"][stage] = run_rl(policy, tdata, cfg, rt, steps, start, state, ckpt_dir, scalars,
-                                                  on_progress, should_stop, offset)
+            learner, batches = make_learner(stage, policy, tdata, cfg, rt, say)
+            if state.get("learner"):
+                learner.load_state_dict(state["learner"])
+            offset = _stage_steps(cfg, "il", steps_cap) if (cfg.stage == "all" and stage == "rl") else 0
+            summary["stages"][stage] = run_stage(stage, learner, batches, policy, tdata, cfg, rt, steps, start,
+                                                 ckpt_dir, scalars, on_progress, should_stop, offset)
+            if stage != "il":
+                for p in policy.backbone_parameters():
+                    p.requires_grad_(True)
+            for p in policy.critic_parameters():
+                p.requires_grad_(True)
             barrier(rt)
     finally:
         scalars.close()
