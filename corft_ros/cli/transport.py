@@ -1,0 +1,499 @@
+"""`corft-ros bench transport`: camera images between two processes over real DDS — raw vs JPEG vs PNG.
+
+What a policy on another machine costs: a publisher process plays the cameras (frames rendered by the bundled MuJoCo
+scene at the requested size, optionally with sensor-like noise), encodes them with the camera node's code
+(`corft_ros.core.images.encode_compressed`) and publishes sensor_msgs/Image or sensor_msgs/CompressedImage with
+SensorDataQoS; this process subscribes, takes the serialized bytes (what crossed DDS), deserializes and decodes them
+to RGB as the policy node does. Stamps are the capture time (before encoding), read from the clock both processes
+share. By default Fast DDS is restricted to UDPv4 (FASTDDS_BUILTIN_TRANSPORTS=UDPv4, which rmw_fastrtps ignores
+under ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST, so that is left unset: discovery on the subnet, in a random domain),
+the path two machines use, here over loopback; `--dds default` keeps Fast DDS's own choice with discovery limited to
+localhost: shared memory between the two processes, as on one host. The JSON says which was used (shared-memory
+segments mapped, loopback bytes counted by the kernel).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+CODECS = ("raw", "jpeg", "png")
+WARMUP_S = 1.0  # frames captured in a case's first second are not counted (discovery, socket buffers)
+
+
+def register_bench(benches: argparse._SubParsersAction) -> None:
+    p = benches.add_parser(
+        "transport", help="camera images between two processes over DDS: raw vs JPEG/PNG bandwidth and latency",
+        description=__doc__.split("\n\n", 1)[1],
+    )
+    p.add_argument("--cameras", type=int, default=2, help="cameras published at once (default 2)")
+    p.add_argument("--width", type=int, default=640, help="image width (px)")
+    p.add_argument("--height", type=int, default=480, help="image height (px)")
+    p.add_argument("--fps", type=float, default=30.0, help="frames per second per camera")
+    p.add_argument("--seconds", type=float, default=8.0, help="measured seconds per case (after 1 s warm-up)")
+    p.add_argument("--codecs", nargs="+", choices=CODECS, default=list(CODECS), help="raw, jpeg, png")
+    p.add_argument("--jpeg-quality", type=int, default=95, help="JPEG quality (camera node default 95)")
+    p.add_argument("--png-level", type=int, default=3, help="PNG level (camera node default 3)")
+    p.add_argument("--noise", type=float, nargs="+", default=[0.0, 2.0], metavar="STD",
+                   help="Gaussian noise std (grey levels) added to the rendered frames, one case set per value: "
+                        "0 = clean renders; a real sensor's noise makes JPEG/PNG frames larger (default 0 2)")
+    p.add_argument("--dds", choices=("udp", "default"), default="udp",
+                   help="udp: Fast DDS over UDPv4 only (the path between two machines); default: Fast DDS's own "
+                        "choice (shared memory between two processes on one host)")
+    p.add_argument("--socket-buffer", type=int, default=0, metavar="BYTES",
+                   help="--dds udp: UDP send/receive socket buffer size for Fast DDS (an XML profile; the kernel caps "
+                        "it at net.core.rmem_max/wmem_max); 0 = Fast DDS's default")
+    p.add_argument("--qos", choices=("sensor_data", "reliable"), default="sensor_data",
+                   help="sensor_data: best effort, depth 5 (what the camera and policy nodes use); reliable: "
+                        "reliable, depth 5 on both ends")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_bench_transport)
+
+
+def _qos(name: str):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+
+    return qos_profile_sensor_data if name == "sensor_data" else QoSProfile(
+        depth=5, reliability=ReliabilityPolicy.RELIABLE)
+
+
+# ---------------------------------------------------------------------------------------------------- frames
+def _render_frames(n_cameras: int, width: int, height: int, count: int) -> tuple[list, str]:
+    """`count` frames per camera: the sim's front and wrist cameras while the arm moves (a synthetic scene if
+    MuJoCo cannot render here)."""
+    import numpy as np
+
+    try:
+        from corft_ros.core.robot import load_robot_config
+        from corft_ros.core.sim.scene import CAMERAS, CubeScene, SceneConfig
+
+        robot = load_robot_config()
+        names = [c for c in ("front", "wrist", "front_pixels") if c in CAMERAS][:max(1, min(n_cameras, 3))]
+        scene = CubeScene(robot, SceneConfig(cameras=tuple(names), image_width=width, image_height=height))
+        try:
+            scene.reset(seed=1)
+            home = robot.home_array
+            frames: list[list] = [[] for _ in range(n_cameras)]
+            for k in range(count):
+                q = home + 0.25 * np.sin(2 * np.pi * k / count + np.arange(len(home)))
+                scene.set_targets(q)
+                scene.step(50)
+                for i in range(n_cameras):
+                    frames[i].append(scene.render(names[i % len(names)]))
+        finally:
+            scene.close()
+        return frames, f"MuJoCo render of the sim's {', '.join(names)} camera(s) while the arm moves"
+    except Exception as exc:  # noqa: BLE001 - no EGL/MuJoCo here: still measure, and say what was sent
+        rng = np.random.default_rng(0)
+        y, x = np.mgrid[0:height, 0:width]
+        frames = [[] for _ in range(n_cameras)]
+        for i in range(n_cameras):
+            for k in range(count):
+                img = np.stack([x * 255 // width, y * 255 // height, np.full_like(x, 60 + 40 * i)], -1)
+                img = img.astype(np.uint8)
+                cx, cy = (k * 17 + 100 * i) % (width - 60), (k * 11) % (height - 60)
+                img[cy:cy + 60, cx:cx + 60] = rng.integers(0, 256, 3)
+                frames[i].append(img)
+        return frames, f"synthetic gradients and squares (the sim could not render: {type(exc).__name__}: {exc})"
+
+
+# ---------------------------------------------------------------------------------------------------- publisher
+def _publisher_main(argv: list[str]) -> int:
+    """The publisher process: `python -m corft_ros.cli.transport --publisher FRAMES.npz CONFIG_JSON`.
+    Reads one JSON command per line on stdin ({"codec", "noise", "seconds"} or "quit"), answers one JSON line."""
+    import numpy as np
+    import rclpy
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from corft_ros.core.images import encode_compressed
+
+    frames_path, config = argv[1], json.loads(argv[2])
+    data = np.load(frames_path)
+    clean = [data[f"cam{i}"] for i in range(config["cameras"])]  # [count, H, W, 3] each
+    rclpy.init()
+    node = rclpy.create_node("corft_bench_transport_publisher")
+    prefix, qos = config["prefix"], _qos(config["qos"])
+    raw_pubs = [node.create_publisher(Image, f"{prefix}/cam{i}/image_raw", qos) for i in range(config["cameras"])]
+    comp_pubs = [node.create_publisher(CompressedImage, f"{prefix}/cam{i}/image_raw/compressed", qos)
+                 for i in range(config["cameras"])]
+    print(json.dumps({"ready": True}), flush=True)
+    noisy_cache: dict[float, list] = {}
+    period = 1.0 / config["fps"]
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command == "quit":
+            break
+        codec, std, seconds = command["codec"], float(command["noise"]), float(command["seconds"])
+        if std not in noisy_cache:
+            rng = np.random.default_rng(1)
+            noisy_cache.clear()  # one noise level in memory at a time
+            noisy_cache[std] = clean if std == 0 else [
+                np.stack([np.clip(f + rng.normal(0, std, f.shape).astype(np.float32), 0, 255).astype(np.uint8)
+                          for f in cam]) for cam in clean]
+        frames = noisy_cache[std]
+        results = [dict(sent=0, late=0, encode_ms=[], publish_ms=[]) for _ in frames]
+        start_ns = time.time_ns()
+        end = time.monotonic() + seconds
+
+        def play(i: int, out: dict, cam, n_cams: int, codec: str, start_ns: int, end: float) -> None:
+            next_t = time.monotonic() + i * period / n_cams  # cameras not in lock-step, as real ones
+            k = 0
+            while True:
+                delay = next_t - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -period:
+                    out["late"] += 1
+                    next_t = time.monotonic()
+                if time.monotonic() >= end:
+                    return
+                next_t += period
+                rgb = cam[k % len(cam)]
+                k += 1
+                now = time.time_ns()  # the capture stamp: before any encoding
+                t0 = time.perf_counter()
+                if codec == "raw":
+                    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3)
+                    msg.data = rgb.tobytes()
+                    pub = raw_pubs[i]
+                else:
+                    payload, fmt = encode_compressed(rgb, codec, config["jpeg_quality"], config["png_level"])
+                    msg = CompressedImage(format=fmt)
+                    msg.data = payload
+                    pub = comp_pubs[i]
+                t1 = time.perf_counter()
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
+                msg.header.frame_id = f"cam{i}"
+                pub.publish(msg)
+                if now - start_ns >= WARMUP_S * 1e9:
+                    out["encode_ms"].append((t1 - t0) * 1e3)
+                    out["publish_ms"].append((time.perf_counter() - t1) * 1e3)
+                    out["sent"] += 1
+
+        threads = [threading.Thread(target=play, args=(i, results[i], frames[i], len(frames), codec, start_ns, end))
+                   for i in range(len(frames))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        print(json.dumps({"start_ns": start_ns, "cameras": results}), flush=True)
+    node.destroy_node()
+    rclpy.try_shutdown()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------- subscriber
+def _pct(values: list[float], q: float) -> float | None:
+    import numpy as np
+
+    return round(float(np.percentile(values, q)), 3) if values else None
+
+
+def _shm_segments(pid: int | str = "self") -> int:
+    """Fast DDS shared-memory segments mapped by a process (0 when its data goes over UDP only)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return -1
+    return len({line.split()[-1] for line in maps.splitlines() if "/dev/shm/fast" in line})
+
+
+_UDP_PROFILE = """<?xml version="1.0" encoding="UTF-8" ?>
+<profiles xmlns="http://www.eprosima.com">
+  <transport_descriptors>
+    <transport_descriptor>
+      <transport_id>udp_buffers</transport_id>
+      <type>UDPv4</type>
+      <sendBufferSize>{size}</sendBufferSize>
+      <receiveBufferSize>{size}</receiveBufferSize>
+    </transport_descriptor>
+  </transport_descriptors>
+  <participant profile_name="corft_bench_transport" is_default_profile="true">
+    <rtps>
+      <userTransports><transport_id>udp_buffers</transport_id></userTransports>
+      <useBuiltinTransports>false</useBuiltinTransports>
+    </rtps>
+  </participant>
+</profiles>
+"""
+
+
+def _sysctl(name: str) -> int | None:
+    try:
+        return int(Path("/proc/sys/net/core", name).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _loopback_bytes() -> int | None:
+    """Bytes received on the loopback interface so far (kernel counter; every process's traffic)."""
+    try:
+        for line in Path("/proc/net/dev").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def cmd_bench_transport(args: argparse.Namespace) -> int:
+    from corft_ros.core.images import ImageError, check_compression
+
+    if args.cameras < 1 or args.width < 16 or args.height < 16 or args.fps <= 0 or args.seconds <= 0:
+        print("error: --cameras >= 1, --width/--height >= 16, --fps and --seconds > 0", file=sys.stderr)
+        return 2
+    try:
+        check_compression("jpeg", args.jpeg_quality, args.png_level)
+    except ImageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if any(s < 0 for s in args.noise):
+        print("error: --noise values must be >= 0", file=sys.stderr)
+        return 2
+    # DDS setup before rclpy starts, here and (inherited) in the publisher process
+    if args.socket_buffer < 0 or (args.socket_buffer and args.dds != "udp"):
+        print("error: --socket-buffer takes bytes >= 0 and applies to --dds udp", file=sys.stderr)
+        return 2
+    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(120, 200))
+    os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
+    if args.dds == "udp":
+        # measured: with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST rmw_fastrtps sets the transports itself (shared
+        # memory between local processes) and FASTDDS_BUILTIN_TRANSPORTS has no effect
+        os.environ["FASTDDS_BUILTIN_TRANSPORTS"] = "UDPv4"
+        os.environ.pop("ROS_AUTOMATIC_DISCOVERY_RANGE", None)
+        os.environ.pop("ROS_LOCALHOST_ONLY", None)
+    else:
+        os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+        os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    import numpy as np
+
+    count = 30
+    frames, content = _render_frames(args.cameras, args.width, args.height, count)
+    with tempfile.TemporaryDirectory(prefix="corft-bench-transport-") as tmp:
+        if args.socket_buffer:
+            profile = Path(tmp) / "fastdds_udp.xml"
+            profile.write_text(_UDP_PROFILE.format(size=args.socket_buffer))
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+            os.environ.pop("FASTDDS_BUILTIN_TRANSPORTS", None)
+        frames_path = Path(tmp) / "frames.npz"
+        np.savez(frames_path, **{f"cam{i}": np.stack(f) for i, f in enumerate(frames)})
+        del frames
+        prefix = f"/corft_bench_transport_{os.getpid()}"
+        config = {"cameras": args.cameras, "fps": args.fps, "jpeg_quality": args.jpeg_quality,
+                  "png_level": args.png_level, "prefix": prefix, "qos": args.qos}
+        child = subprocess.Popen(
+            [sys.executable, "-m", "corft_ros.cli.transport", "--publisher", str(frames_path), json.dumps(config)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
+        try:
+            result = _measure(args, child, prefix, content)
+        finally:
+            if child.poll() is None:
+                try:
+                    child.stdin.write('"quit"\n')
+                    child.stdin.flush()
+                    child.wait(timeout=10)
+                except (OSError, subprocess.TimeoutExpired):
+                    child.kill()
+                    child.wait()
+    if result is None:
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for noise, cases in result["results"].items():
+            for codec, r in cases.items():
+                size = f"{r['bytes_per_frame_mean'] / 1e3:8.1f}" if r["bytes_per_frame_mean"] else "     n/a"
+                print(f"noise {noise:>4} {codec:5s} {size} kB/frame {r['received_mb_per_s']:7.2f} MB/s received "
+                      f"({r['received_fps']:.1f} fps, lost {r['lost_fraction']:.1%}) latency p50 "
+                      f"{r['capture_to_decoded_ms']['p50']} ms p95 {r['capture_to_decoded_ms']['p95']} ms, added vs "
+                      f"raw p50 {(r.get('added_vs_raw_ms') or {}).get('p50', 'n/a')} ms")
+    return 0
+
+
+def _measure(args: argparse.Namespace, child: subprocess.Popen, prefix: str, content: str) -> dict | None:
+    import rclpy
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from corft_ros.core.images import decode_compressed, to_rgb8
+    from corft_ros.nodes._common import make_executor, spin
+
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in child.stdout], daemon=True).start()
+
+    def answer(timeout: float) -> dict:
+        try:
+            return json.loads(lines.get(timeout=timeout))
+        except queue.Empty:
+            raise TimeoutError(f"the publisher process did not answer within {timeout:.0f} s "
+                               f"(exit code {child.poll()})") from None
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("corft_bench_transport_subscriber", context=context)
+    records: list[tuple] = []  # (camera, serialized bytes, stamp ns, received ns, decoded ns, decode s)
+    lock = threading.Lock()
+
+    def callback(camera: int, compressed: bool):
+        msg_type = CompressedImage if compressed else Image
+
+        def on_bytes(data: bytes) -> None:
+            received = time.time_ns()
+            t0 = time.perf_counter()
+            msg = deserialize_message(data, msg_type)
+            if compressed:
+                decode_compressed(msg.data, msg.format)
+            else:
+                to_rgb8(bytes(msg.data), msg.width, msg.height, msg.encoding, msg.step)
+            decode_s = time.perf_counter() - t0
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            with lock:
+                records.append((camera, len(data), stamp, received, time.time_ns(), decode_s))
+
+        return on_bytes
+
+    subs, qos = [], _qos(args.qos)
+    for i in range(args.cameras):
+        subs.append(node.create_subscription(Image, f"{prefix}/cam{i}/image_raw", callback(i, False), qos, raw=True))
+        subs.append(node.create_subscription(CompressedImage, f"{prefix}/cam{i}/image_raw/compressed",
+                                             callback(i, True), qos, raw=True))
+    executor = make_executor(context)
+    executor.add_node(node)
+    stop = threading.Event()
+    spinner = threading.Thread(target=spin, args=(executor, context, stop), daemon=True)
+    spinner.start()
+    results: dict = {}
+    try:
+        answer(120)  # ready: frames loaded, publishers created
+        deadline = time.monotonic() + 30
+        while any(s.get_publisher_count() < 1 for s in subs):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the publisher process's topics were not discovered within 30 s")
+            time.sleep(0.05)
+        load = [round(x, 2) for x in os.getloadavg()]
+        for noise in args.noise:
+            cases: dict = {}
+            for codec in args.codecs:
+                with lock:
+                    records.clear()
+                lo_start = _loopback_bytes()
+                child.stdin.write(json.dumps({"codec": codec, "noise": noise,
+                                              "seconds": args.seconds + WARMUP_S}) + "\n")
+                child.stdin.flush()
+                sent = answer(args.seconds + 120)
+                # let the last frames arrive: until nothing came for 0.5 s (at most 5 s)
+                settle = time.monotonic() + 5.0
+                while time.monotonic() < settle:
+                    with lock:
+                        last = records[-1][3] if records else 0
+                    if time.time_ns() - last > 0.5e9:
+                        break
+                    time.sleep(0.1)
+                with lock:
+                    got = list(records)
+                lo_end = _loopback_bytes()
+                cases[codec] = _case_stats(args, codec, noise, sent, got)
+                if lo_start is not None and lo_end is not None:
+                    seconds = (time.time_ns() - sent["start_ns"]) / 1e9
+                    cases[codec]["loopback_mb_per_s_all_traffic"] = round((lo_end - lo_start) / seconds / 1e6, 3)
+            raw = cases.get("raw")
+            for codec, case in cases.items():
+                if raw is None or codec == "raw":
+                    continue
+                if raw["received"] and raw["lost_fraction"] <= 0.1:
+                    case["added_vs_raw_ms"] = {  # difference of the percentiles
+                        q: round(case["capture_to_decoded_ms"][q] - raw["capture_to_decoded_ms"][q], 3)
+                        for q in ("p50", "p95")}
+                else:  # the few raw frames that got through are no baseline
+                    case["added_vs_raw_ms"] = None
+            results[f"{noise:g}"] = cases
+        load_after = [round(x, 2) for x in os.getloadavg()]
+        shm = {"subscriber": _shm_segments(), "publisher": _shm_segments(child.pid)}
+    except TimeoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    finally:
+        stop.set()
+        spinner.join(timeout=5)
+        executor.shutdown(timeout_sec=1.0)
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
+    return {
+        "bench": "transport",
+        "what": "camera frames publisher process -> subscriber process over real DDS (Fast DDS), SensorDataQoS; "
+                "latency = capture stamp -> received (encode + publish + DDS) and -> decoded to RGB (+ deserialize "
+                "+ decode, what the policy node needs); bandwidth = serialized CDR bytes received per second "
+                "(RTPS/UDP/IP headers not included)",
+        "content": content,
+        "cameras": args.cameras, "size": f"{args.width}x{args.height}", "fps": args.fps,
+        "seconds_per_case": args.seconds, "warmup_s": WARMUP_S,
+        "jpeg_quality": args.jpeg_quality, "png_level": args.png_level,
+        "qos": "SensorDataQoS (best effort, keep last 5)" if args.qos == "sensor_data" else "reliable, keep last 5",
+        "dds": {"transport": ("Fast DDS default, discovery range LOCALHOST (shared memory between processes on "
+                              "one host)" if args.dds == "default" else
+                              f"UDPv4 only (an XML profile: {args.socket_buffer}-byte socket buffers), over loopback"
+                              if args.socket_buffer else
+                              "UDPv4 only (FASTDDS_BUILTIN_TRANSPORTS=UDPv4), over loopback"),
+                "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp (default)"),
+                "udp_socket_buffer_bytes": args.socket_buffer or "Fast DDS default",
+                "net_core_rmem_max": _sysctl("rmem_max"), "net_core_wmem_max": _sysctl("wmem_max"),
+                "fastdds_shm_segments_mapped": shm},
+        "cpu": _cpu_name(), "cpus": os.cpu_count(), "loadavg_1_5_15": {"before": load, "after": load_after},
+        "results": results,
+        "noise_std": {f"{n:g}": "clean renders" if n == 0 else f"Gaussian sensor-like noise, std {n:g} grey levels"
+                      for n in args.noise},
+    }
+
+
+def _case_stats(args: argparse.Namespace, codec: str, noise: float, sent: dict, got: list[tuple]) -> dict:
+    start = sent["start_ns"] + int(WARMUP_S * 1e9)
+    got = [r for r in got if r[2] >= start]
+    n_sent = sum(c["sent"] for c in sent["cameras"])
+    total_bytes = sum(r[1] for r in got)
+    encode = [x for c in sent["cameras"] for x in c["encode_ms"]]
+    publish = [x for c in sent["cameras"] for x in c["publish_ms"]]
+    return {
+        "sent": n_sent, "received": len(got), "lost_fraction": round(1 - len(got) / n_sent, 4) if n_sent else None,
+        "late_frames": sum(c["late"] for c in sent["cameras"]),
+        "received_fps": round(len(got) / args.seconds, 2),
+        "bytes_per_frame_mean": round(total_bytes / len(got)) if got else None,
+        "received_mb_per_s": round(total_bytes / args.seconds / 1e6, 3),
+        f"needed_mb_per_s_at_{args.cameras}x{args.fps:g}fps": round(
+            total_bytes / len(got) * args.cameras * args.fps / 1e6, 3) if got else None,
+        "encode_ms": {"p50": _pct(encode, 50), "p95": _pct(encode, 95)},
+        "publish_call_ms": {"p50": _pct(publish, 50), "p95": _pct(publish, 95)},
+        "capture_to_received_ms": {"p50": _pct([(r[3] - r[2]) / 1e6 for r in got], 50),
+                                   "p95": _pct([(r[3] - r[2]) / 1e6 for r in got], 95)},
+        "deserialize_and_decode_ms": {"p50": _pct([r[5] * 1e3 for r in got], 50),
+                                      "p95": _pct([r[5] * 1e3 for r in got], 95)},
+        "capture_to_decoded_ms": {"p50": _pct([(r[4] - r[2]) / 1e6 for r in got], 50),
+                                  "p95": _pct([(r[4] - r[2]) / 1e6 for r in got], 95)},
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 4 and sys.argv[1] == "--publisher":
+        raise SystemExit(_publisher_main(sys.argv[1:]))
+    print("usage: corft-ros bench transport [--json] (this module's own entry point is the publisher process)",
+          file=sys.stderr)
+    raise SystemExit(2)
