@@ -190,7 +190,7 @@ def test_export_round_trip(exported, model, embeddings, tmp_path):
     assert raw["joint_names"] == ROBOT.joint_names and raw["chunk_size"] == 10 and raw["action_dt"] == 0.05
     assert [c["name"] for c in raw["cameras"]] == ["front", "wrist"] and raw["cameras"][0]["height"] == 64
     assert {"torch", "onnx", "corft_ros"} <= set(raw["versions"])
-    assert set(raw["files"]) == {"actor.onnx", "critic.onnx", WEIGHTS_FILE}
+    assert set(raw["files"]) == {"actor.onnx", "critic.onnx", "sampler.onnx", WEIGHTS_FILE}
     loaded = load_torch_policy(exported)
     images, state, text = batch(model.config)
     with torch.no_grad():
@@ -240,9 +240,9 @@ def test_best_of_n_returns_the_chunk_the_critic_ranks_highest(exported):
     obs = Observation(images, q0, text)
     sel = best.last_selection
     assert sel is not None and sel.candidates == 16
-    value = float(best.score(obs, chunk).min(axis=0)[0, -1])
+    value = float(best.selection_values(best.score(obs, chunk))[0])
     assert value == pytest.approx(sel.value, abs=1e-4)
-    assert value >= float(plain.score(obs, base).min(axis=0)[0, -1]) - 1e-5  # never worse than the plain chunk
+    assert value >= float(best.selection_values(plain.score(obs, base))[0]) - 1e-5  # never worse than the plain one
     if sel.index == 0:
         np.testing.assert_allclose(chunk, base, atol=1e-5)
     else:

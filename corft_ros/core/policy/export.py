@@ -4,6 +4,8 @@
                          absolute joint targets
     critic.onnx          (images [1, ...], state [1, d], text [1, E], chunk [N, h, d] absolute) → q [num_critics, N, h]
                          every head's value of every chunk prefix; the conservative value is the min over heads
+    sampler.onnx         (images [1, ...], state [1, d], text [1, E], noise [N, h, d]) → chunk [N, h, d] absolute,
+                         q [num_critics, N, h]: N candidates and their values in one batched call (best-of-N)
     weights.safetensors  the torch weights, normalization buffers included (the torch backend and fine-tuning)
     policy.yaml          config (joints, dt, h, cameras and sizes, architecture), normalization, instruction
                          embeddings, versions, sha256 of every file
@@ -38,6 +40,7 @@ from corft_ros.core.robot import ConfigError
 FORMAT = "corft_ros.policy/1"
 ACTOR_FILE = "actor.onnx"
 CRITIC_FILE = "critic.onnx"
+SAMPLER_FILE = "sampler.onnx"  # models exported before 0.2 have none: the runtime then calls actor + critic
 WEIGHTS_FILE = "weights.safetensors"
 META_FILE = "policy.yaml"
 OPSET = 18
@@ -84,6 +87,11 @@ def io_shapes(config: PolicyConfig) -> dict[str, dict[str, list[Any]]]:
         "critic": {
             "images": [1, cams, 3, h, w], "state": [1, d], "text": [1, config.text_dim],
             "chunk": ["n", config.chunk_size, d], "q": [config.num_critics, "n", config.chunk_size],
+        },
+        "sampler": {
+            "images": [1, cams, 3, h, w], "state": [1, d], "text": [1, config.text_dim],
+            "noise": ["n", config.chunk_size, d], "chunk": ["n", config.chunk_size, d],
+            "q": [config.num_critics, "n", config.chunk_size],
         },
     }
 
@@ -186,7 +194,7 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
     import torch
     from safetensors.torch import save_file
 
-    from corft_ros.core.policy.model import ActorGraph, CriticGraph
+    from corft_ros.core.policy.model import ActorGraph, CriticGraph, SamplerGraph
 
     # The exporter logs one warning per missing torchvision op it could translate: not our concern.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -205,6 +213,7 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
         joint = cpu_model.action_mean.reshape(1, d).clone()
         text = torch.randn(1, cfg.text_dim)
         chunks = cpu_model.unnormalize_action(torch.randn(3, cfg.chunk_size, d))
+        noise = torch.randn(3, cfg.chunk_size, d)
         batch = torch.export.Dim("batch", min=1, max=4096)
         n = torch.export.Dim("n", min=1, max=4096)
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -222,11 +231,17 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
                 dynamic_shapes={"images": None, "state": None, "text": None, "chunk": {0: n}},
                 dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
             )
+            torch.onnx.export(
+                SamplerGraph(cpu_model).eval(), (images, joint, text, noise), str(tmp / SAMPLER_FILE),
+                input_names=["images", "state", "text", "noise"], output_names=["chunk", "q"],
+                dynamic_shapes={"images": None, "state": None, "text": None, "noise": {0: n}},
+                dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
+            )
         files = {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-                 for name in (ACTOR_FILE, CRITIC_FILE, WEIGHTS_FILE)}
+                 for name in (ACTOR_FILE, CRITIC_FILE, SAMPLER_FILE, WEIGHTS_FILE)}
         meta = {
             "format": FORMAT,
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "joint_names": list(cfg.joint_names),
             "action_dt": float(cfg.action_dt),
             "chunk_size": int(cfg.chunk_size),
@@ -246,7 +261,7 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
         for file in tmp.iterdir():
             os.chmod(file, 0o644)
         if verify:
-            _verify_export(cpu_model, tmp, images, joint, text, chunks)
+            _verify_export(cpu_model, tmp, images, joint, text, chunks, noise)
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -260,13 +275,13 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
     return out_dir
 
 
-def _verify_export(model: Any, folder: Path, images: Any, joint: Any, text: Any, chunks: Any,
+def _verify_export(model: Any, folder: Path, images: Any, joint: Any, text: Any, chunks: Any, noise: Any,
                    tol: float = 1e-4) -> None:
     """The exported graphs must reproduce torch on the export inputs (catches exporter regressions)."""
     import onnxruntime as ort
     import torch
 
-    from corft_ros.core.policy.model import CriticGraph
+    from corft_ros.core.policy.model import CriticGraph, SamplerGraph
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -278,8 +293,14 @@ def _verify_export(model: Any, folder: Path, images: Any, joint: Any, text: Any,
     critic = ort.InferenceSession(str(folder / CRITIC_FILE), options, providers=["CPUExecutionProvider"])
     diff_a = float(np.abs(actor.run(None, feeds)[0] - ref_chunk).max())
     diff_q = float(np.abs(critic.run(None, {**feeds, "chunk": chunks.numpy()})[0] - ref_q).max())
-    if not (diff_a <= tol and diff_q <= tol):
-        raise ModelError(f"export verification failed: ONNX differs from torch by {max(diff_a, diff_q):.2e} > {tol}")
+    with torch.no_grad():
+        ref_s = [t.numpy() for t in SamplerGraph(model)(images, joint, text, noise)]
+    sampler = ort.InferenceSession(str(folder / SAMPLER_FILE), options, providers=["CPUExecutionProvider"])
+    got_s = sampler.run(None, {**feeds, "noise": noise.numpy()})
+    diff_s = max(float(np.abs(g - r).max()) for g, r in zip(got_s, ref_s, strict=True))
+    if not (diff_a <= tol and diff_q <= tol and diff_s <= tol):
+        raise ModelError(f"export verification failed: ONNX differs from torch by "
+                         f"{max(diff_a, diff_q, diff_s):.2e} > {tol}")
 
 
 # ---------------------------------------------------------------------------------------------------- loading
@@ -363,10 +384,10 @@ def verify_file(meta: PolicyMeta, name: str) -> Path:
 def check_onnx_io(meta: PolicyMeta, name: str, inputs: Mapping[str, list[Any]],
                   outputs: Mapping[str, list[Any]]) -> None:
     """Compare an ONNX session's inputs/outputs (name → shape) with what policy.yaml's config implies."""
-    kind = "actor" if name == ACTOR_FILE else "critic"
+    kind = {ACTOR_FILE: "actor", CRITIC_FILE: "critic", SAMPLER_FILE: "sampler"}[name]
     expected = io_shapes(meta.config)[kind]
-    expected_inputs = ["images", "state", "text"] + (["chunk"] if kind == "critic" else [])
-    expected_outputs = ["chunk"] if kind == "actor" else ["q"]
+    expected_inputs = ["images", "state", "text"] + {"actor": [], "critic": ["chunk"], "sampler": ["noise"]}[kind]
+    expected_outputs = {"actor": ["chunk"], "critic": ["q"], "sampler": ["chunk", "q"]}[kind]
     path = meta.path(name)
     if list(inputs) != expected_inputs:
         raise ModelError(f"{path}: inputs {list(inputs)}, expected {expected_inputs}")

@@ -334,3 +334,22 @@ class CriticGraph(nn.Module):
     def forward(self, images: Tensor, state: Tensor, text: Tensor, chunk: Tensor) -> Tensor:
         features = self.policy.encode(images, state, text)
         return self.policy.critic(features, self.policy.normalize_action(chunk))
+
+
+class SamplerGraph(nn.Module):
+    """What sampler.onnx computes, critic-guided chunk selection in one call: one observation [1, ...] and noise
+    [N, h, d] → N candidate chunks (absolute) [N, h, d] and their values q [num_critics, N, h].
+
+    Flow head: candidate n integrates from noise[n] (N different chunks). Regression head: candidate n is the one
+    chunk plus noise[n] in normalized action units (the caller scales it; noise 0 keeps the chunk itself)."""
+
+    def __init__(self, policy: ChunkPolicy) -> None:
+        super().__init__()
+        self.policy = policy
+
+    def forward(self, images: Tensor, state: Tensor, text: Tensor, noise: Tensor) -> tuple[Tensor, Tensor]:
+        p = self.policy
+        features = p.encode(images, state, text)
+        many = features.expand(noise.shape[0], -1, -1)
+        chunks = p.act(many, noise) if p.config.stochastic else p.act(features) + noise
+        return p.unnormalize_action(chunks), p.critic(features, chunks)

@@ -6,9 +6,11 @@
 
 ONNX Runtime picks its execution providers by availability, in the order TensorRT, CUDA, CPU (the `gpu` extra
 installs onnxruntime-gpu; the code is the same). The torch backend runs on CUDA when present.
-With best_of_n > 1, predict samples N−1 noisy variants of the action expert's chunk (Gaussian noise of
-`noise_std` in normalized action units), keeps the noiseless one as candidate 0, and returns the candidate with the
-highest conservative value: min over critic heads of the full-chunk Q (prefix h−1).
+Critic-guided chunk selection (best_of_n > 1): N candidates — the flow head's chunks from N noise draws, or the
+regression head's chunk plus Gaussian noise of `noise_std` (normalized action units) — candidate 0 always the
+noiseless one; each scored by the pessimistic value of the prefix that will execute (`prefix` actions: the policy
+period / the chunk dt; 0 = the whole chunk): mean over critic heads − `beta` · their std. One batched call of
+sampler.onnx (models exported before it: actor + critic).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from corft_ros.core.images import ImageError, check_rgb8, resize
 from corft_ros.core.policy.export import (
     ACTOR_FILE,
     CRITIC_FILE,
+    SAMPLER_FILE,
     ModelError,
     PolicyMeta,
     check_onnx_io,
@@ -67,15 +70,21 @@ class PolicyRuntime(ABC):
     backend = ""
 
     def __init__(self, meta: PolicyMeta, best_of_n: int = 1, noise_std: float = 0.1, seed: int | None = None,
-                 allow_encoder: bool = True) -> None:
+                 allow_encoder: bool = True, beta: float = 1.0, prefix: int = 0) -> None:
         if best_of_n < 1:
             raise ValueError(f"best_of_n must be >= 1, got {best_of_n}")
         if noise_std < 0:
             raise ValueError(f"noise_std must be >= 0, got {noise_std}")
+        if beta < 0:
+            raise ValueError(f"beta must be >= 0, got {beta}")
+        if not 0 <= prefix <= meta.config.chunk_size:
+            raise ValueError(f"prefix must be 0..{meta.config.chunk_size} (0 = the whole chunk), got {prefix}")
         self.meta = meta
         self.config = meta.config
         self.best_of_n = int(best_of_n)
         self.noise_std = float(noise_std)
+        self.beta = float(beta)
+        self.prefix = int(prefix) or meta.config.chunk_size
         self.rng = np.random.default_rng(seed)
         self.instructions = InstructionEmbeddings(meta.instructions, dim=meta.config.text_dim,
                                                   allow_encoder=allow_encoder)
@@ -132,11 +141,8 @@ class PolicyRuntime(ABC):
             chunk = self._actor(*inputs)[0]
             self.last_selection = None
         else:
-            base = self._actor(*inputs)[0]
-            noise = self.rng.standard_normal((self.best_of_n - 1, *base.shape)).astype(np.float32)
-            candidates = np.concatenate([base[None], base[None] + noise * self.noise_std * self._action_std])
-            values = self._critic(*inputs, candidates).min(axis=0)[:, -1]
-            values = np.where(np.isfinite(values), values, -np.inf)
+            candidates, q = self.sample(*inputs)
+            values = self.selection_values(q)
             best = int(np.argmax(values))
             chunk = candidates[best]
             self.last_selection = Selection(best, float(values[best]), len(candidates))
@@ -144,6 +150,31 @@ class PolicyRuntime(ABC):
             raise NonFiniteOutputError(f"{self.backend} model output contains NaN/Inf "
                                        f"({int((~np.isfinite(chunk)).sum())} of {chunk.size} values)")
         return chunk.astype(np.float64)
+
+    def sample(self, images: np.ndarray, state: np.ndarray, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """best_of_n candidate chunks [N, h, d] (candidate 0 the noiseless one) and their q [M, N, h]."""
+        n = self.best_of_n
+        noise = self.rng.standard_normal((n, *self._chunk_shape)).astype(np.float32)
+        noise[0] = 0.0
+        if not self.config.stochastic:
+            noise *= self.noise_std
+        if self.has_sampler:
+            return self._sampler(images, state, text, noise)
+        if self.config.stochastic:
+            raise ModelError(f"{self.meta.directory}: a flow-head model needs sampler.onnx for best_of_n > 1")
+        base = self._actor(images, state, text)[0]
+        candidates = base[None] + noise * self._action_std
+        return candidates, self._critic(images, state, text, candidates)
+
+    def selection_values(self, q: np.ndarray) -> np.ndarray:
+        """[N] pessimistic value of each candidate's executed prefix: mean over heads − beta · std (NaN → −inf)."""
+        prefix_q = q[:, :, self.prefix - 1]
+        values = prefix_q.mean(axis=0) - (self.beta * prefix_q.std(axis=0, ddof=1) if q.shape[0] > 1 else 0.0)
+        return np.where(np.isfinite(values), values, -np.inf)
+
+    @property
+    def has_sampler(self) -> bool:
+        return SAMPLER_FILE in self.meta.files
 
     def score(self, obs: Observation, chunks: np.ndarray) -> np.ndarray:
         """Q [num_critics, N, h] of absolute chunks [N, h, d] (or one [h, d]) at `obs`: every head, every prefix."""
@@ -168,7 +199,7 @@ class PolicyRuntime(ABC):
         start = time.perf_counter()
         self._actor(images, state, text)
         if self.best_of_n > 1:
-            self._critic(images, state, text, np.zeros((self.best_of_n, *self._chunk_shape), np.float32))
+            self.sample(images, state, text)
         return time.perf_counter() - start
 
     @property
@@ -182,6 +213,11 @@ class PolicyRuntime(ABC):
     @abstractmethod
     def _critic(self, images: np.ndarray, state: np.ndarray, text: np.ndarray, chunks: np.ndarray) -> np.ndarray:
         """Q [num_critics, N, h] float32 for absolute chunks [N, h, d] at one observation."""
+
+    @abstractmethod
+    def _sampler(self, images: np.ndarray, state: np.ndarray, text: np.ndarray,
+                 noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(absolute chunks [N, h, d], q [num_critics, N, h]) for noise [N, h, d] at one observation."""
 
 
 def select_providers(preferred: Sequence[str] | None = None) -> list[str]:
@@ -219,6 +255,7 @@ class OnnxPolicyRuntime(PolicyRuntime):
                 provider_args.append(p)
         self.actor_session = self._session(ACTOR_FILE, options, provider_args)
         self.critic_session = self._session(CRITIC_FILE, options, provider_args)
+        self.sampler_session = self._session(SAMPLER_FILE, options, provider_args) if self.has_sampler else None
         self.active_providers = self.actor_session.get_providers()
 
     def _session(self, name: str, options, providers):  # noqa: ANN001 - onnxruntime types
@@ -240,6 +277,12 @@ class OnnxPolicyRuntime(PolicyRuntime):
     def _critic(self, images: np.ndarray, state: np.ndarray, text: np.ndarray, chunks: np.ndarray) -> np.ndarray:
         feeds = {"images": images, "state": state, "text": text, "chunk": np.ascontiguousarray(chunks, np.float32)}
         return self.critic_session.run(None, feeds)[0]
+
+    def _sampler(self, images: np.ndarray, state: np.ndarray, text: np.ndarray,
+                 noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feeds = {"images": images, "state": state, "text": text, "noise": np.ascontiguousarray(noise, np.float32)}
+        chunks, q = self.sampler_session.run(None, feeds)
+        return chunks, q
 
 
 class TorchPolicyRuntime(PolicyRuntime):
@@ -274,13 +317,27 @@ class TorchPolicyRuntime(PolicyRuntime):
             features = self.model.encode(img, st, tx)
             return self.model.critic(features, self.model.normalize_action(ch)).float().cpu().numpy()
 
+    def _sampler(self, images: np.ndarray, state: np.ndarray, text: np.ndarray,
+                 noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from corft_ros.core.policy.model import SamplerGraph
+
+        with self._torch.inference_mode():
+            chunks, q = SamplerGraph(self.model)(*self._tensors(images, state, text, noise))
+            return chunks.float().cpu().numpy(), q.float().cpu().numpy()
+
+    @property
+    def has_sampler(self) -> bool:
+        return True  # the torch model always has the sampler's graph
+
 
 def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0, best_of_n: int = 1,
                  noise_std: float = 0.1, seed: int | None = None, allow_encoder: bool = True,
-                 device: str = "auto", providers: Sequence[str] | None = None) -> PolicyRuntime:
+                 device: str = "auto", providers: Sequence[str] | None = None, beta: float = 1.0,
+                 prefix: int = 0) -> PolicyRuntime:
     """Validate models/<name>/ and open it with `backend` ('onnx' or 'torch'); ModelError names a bad file."""
     meta = load_metadata(model_dir)
-    common = {"best_of_n": best_of_n, "noise_std": noise_std, "seed": seed, "allow_encoder": allow_encoder}
+    common = {"best_of_n": best_of_n, "noise_std": noise_std, "seed": seed, "allow_encoder": allow_encoder,
+              "beta": beta, "prefix": prefix}
     if backend == "onnx":
         return OnnxPolicyRuntime(meta, threads=threads, providers=providers, **common)
     if backend == "torch":
