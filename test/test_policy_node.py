@@ -495,6 +495,7 @@ def test_best_of_n_publishes_the_critics_choice(ros, model_dir, reference):
         instruction = reference.instructions.instructions[0]
         images, q = scene(5), ROBOT.home_array + 0.02
         same = load_runtime(model_dir, "onnx", threads=1, best_of_n=6, noise_std=0.5, seed=11)
+        same.warmup()  # as the node does at start-up (it may draw candidates)
         expected = same.predict(images, q, instruction)  # the node's first draw of candidates, same seed
         rig.say(instruction)
         rig.send_joints(q)
