@@ -25,6 +25,7 @@ setup(
     name=PACKAGE,
     version="0.2.0",
     packages=find_packages(exclude=["test"]),
+    python_requires=">=3.10",  # ROS 2 Humble (3.10), Jazzy and Kilted (3.12); make test-py310 checks 3.10
     data_files=_data_files(),
     install_requires=["setuptools"],
     extras_require={"gpu": ["onnxruntime-gpu==1.32.0"]},

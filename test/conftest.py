@@ -14,12 +14,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import pytest  # noqa: E402
-from ros_harness import RosHarness  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def ros():
     """A live rclpy context with a background multi-threaded executor; nodes added to it spin."""
+    # Imported here, not at the top: the test files that need no rclpy also run where there is none
+    # (the Python 3.10 check, test/py310_check.py).
+    from ros_harness import RosHarness
+
     harness = RosHarness()
     yield harness
     harness.shutdown()

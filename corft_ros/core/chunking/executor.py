@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import Enum
 
 from corft_ros.core.chunking.blending import MODES, make_blender
 from corft_ros.core.chunking.buffer import ChunkBuffer, ControlGrid
@@ -15,7 +15,9 @@ from corft_ros.core.chunking.stats import LoopReport, LoopStats
 from corft_ros.core.robot import ConfigError, RobotConfig
 
 
-class TickState(StrEnum):
+class TickState(str, Enum):
+    """A str enum (enum.StrEnum is Python 3.11+): members compare equal to, print and format as their value."""
+
     NO_STATE = "no_state"  # nothing measured or commanded yet: nothing is sent
     WAITING = "waiting"  # holding, no chunk since start/clear
     TRACKING = "tracking"
@@ -23,6 +25,9 @@ class TickState(StrEnum):
     UNDERRUN = "underrun"  # no buffered action for now: holding
     ESTOP = "estop"  # e-stop latched: holding
     IDLE = "idle"  # between episodes: one hold command, then nothing is sent (the controller keeps it)
+
+    __str__ = str.__str__  # as StrEnum: str(TickState.IDLE) == "idle" on every Python
+    __format__ = str.__format__
 
 
 @dataclass(frozen=True)
