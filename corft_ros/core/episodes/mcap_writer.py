@@ -11,6 +11,7 @@ Record layout: the MCAP specification, https://mcap.dev/spec.
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,6 +24,7 @@ MAGIC = b"\x89MCAP0\r\n"
 _SMALL = 16 * 1024  # payloads below this are copied into a shared buffer (fewer iovecs)
 _CHUNK_BYTES = 1 << 20
 _IOV_MAX = 512
+_RIHS01 = re.compile(r"RIHS01_[0-9a-f]{64}")
 
 
 def _str(text: str) -> bytes:
@@ -156,7 +158,11 @@ class StreamingMcapWriter:
         self._write_parts([rec])  # outside chunks, so it is on disk before any message that needs it
 
     def add_connection(self, connection: Connection, offered_qos_profiles: str) -> None:
-        meta = _str("offered_qos_profiles") + _str(offered_qos_profiles)
+        # The channel metadata rosbag2 (Iron and newer) writes: the QoS string and the RIHS01 type hash ("" when
+        # unknown, as rosbag2 writes an unset hash). Humble's rosbag2 reads the QoS and ignores the hash.
+        type_hash = connection.digest if _RIHS01.fullmatch(connection.digest or "") else ""
+        meta = (_str("offered_qos_profiles") + _str(offered_qos_profiles)
+                + _str("topic_type_hash") + _str(type_hash))
         rec = _record(0x04, struct.pack("<HH", connection.id, self._schemas[connection.msgtype])
                       + _str(connection.topic) + _str(connection.ext.serialization_format)  # type: ignore[union-attr]
                       + struct.pack("<I", len(meta)) + meta)

@@ -9,8 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rosbags.interfaces import Connection
-from rosbags.rosbag2 import Reader, Writer
-from rosbags.rosbag2.enums import CompressionFormat, CompressionMode, StoragePlugin
+from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.storage_mcap import get_qos
 
 from corft_ros.core.episodes.layout import EPISODE_FILENAME, bag_dir_of, episode_dir_of, mcap_files
@@ -18,6 +17,7 @@ from corft_ros.core.episodes.metadata import EpisodeMetadata, TopicStats, read_e
 from corft_ros.core.episodes.reader import EpisodeReadError, bag_is_intact
 from corft_ros.core.episodes.scan import scan_mcap
 from corft_ros.core.episodes.typestore import hash_for_definition
+from corft_ros.core.episodes.writer import open_bag_writer
 
 
 @dataclass
@@ -39,7 +39,9 @@ class RepairReport:
 
 
 def repair_episode(path: str | Path, force: bool = False) -> RepairReport:
-    """Rebuild the bag (closed MCAP with index, metadata.yaml with custom data) and episode.yaml."""
+    """Rebuild the bag (closed MCAP with index, metadata.yaml with custom data) and episode.yaml.
+
+    The rebuilt bag is written like a recorded one (writer.open_bag_writer): metadata version 8, type hashes."""
     ep = episode_dir_of(path)
     bag = bag_dir_of(path)
     files = mcap_files(bag)
@@ -58,10 +60,7 @@ def repair_episode(path: str | Path, force: bool = False) -> RepairReport:
     if work.exists():
         shutil.rmtree(work)
     work.mkdir()
-    writer = Writer(work / bag.name, version=9, storage_plugin=StoragePlugin.MCAP)
-    if meta.compression == "zstd":
-        writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
-    writer.open()
+    writer = open_bag_writer(work / bag.name, "zstd" if meta.compression == "zstd" else "none")
     report = RepairReport(bag, repaired=True)
     counts: dict[str, int] = {}
     types: dict[str, str] = {}

@@ -26,12 +26,28 @@ from corft_ros.core.episodes.metadata import EpisodeMetadata, TopicStats, write_
 from corft_ros.core.episodes.typestore import normalize_msgtype, resolve_msgdef
 
 COMPRESSIONS = ("none", "zstd")
+# rosbag2 metadata version of our bags. 8 is the newest that Humble's rosbag2 reads: it takes a topic's
+# `offered_qos_profiles` as one YAML string, which version 9 (Jazzy's) turned into a list. Jazzy and Kilted read
+# version 8 too (rosbag2 decodes by the version in the file). The RIHS01 type hash is still carried: in
+# metadata.yaml (`type_description_hash`) and, as rosbag2 since Iron writes it, in each MCAP channel's
+# `topic_type_hash` (mcap_writer.py).
+BAG_VERSION = 8
 
 
 class _StreamingWriter(Writer):
     """rosbags' rosbag2 Writer (connections, QoS, metadata.yaml) over our streaming MCAP storage."""
 
     STORAGE_PLUGINS = {StoragePlugin.MCAP: StreamingMcapWriter}  # type: ignore[dict-item]
+
+
+def open_bag_writer(bag_dir: Path, compression: str = "none") -> Writer:
+    """A new rosbag2 MCAP bag at `bag_dir` (which must not exist), opened: metadata version BAG_VERSION, our
+    streaming MCAP storage, zstd chunk compression when asked (storage-level in rosbag2's terms)."""
+    writer = _StreamingWriter(bag_dir, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
+    if compression == "zstd":
+        writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+    writer.open()
+    return writer
 
 
 @dataclass
@@ -120,11 +136,7 @@ class EpisodeWriter:
             self.metadata.start_ns = time.time_ns()
         self.metadata.status = "recording"
         write_episode_yaml(self.episode_dir / EPISODE_FILENAME, self.metadata)
-        writer = _StreamingWriter(self.bag_dir, version=9, storage_plugin=StoragePlugin.MCAP)
-        if self._compression == "zstd":
-            writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
-        writer.open()
-        self._writer = writer
+        self._writer = open_bag_writer(self.bag_dir, self._compression)
         with self._cond:
             self._accepting = True
             self._state = "recording"
