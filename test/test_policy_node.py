@@ -494,7 +494,8 @@ def test_best_of_n_publishes_the_critics_choice(ros, model_dir, reference):
     try:
         instruction = reference.instructions.instructions[0]
         images, q = scene(5), ROBOT.home_array + 0.02
-        same = load_runtime(model_dir, "onnx", threads=1, best_of_n=6, noise_std=0.5, seed=11)
+        # the node ranks by the prefix that executes: the rig re-plans at 20 Hz a chunk of 20 Hz actions = 1 action
+        same = load_runtime(model_dir, "onnx", threads=1, best_of_n=6, noise_std=0.5, seed=11, prefix=1)
         same.warmup()  # as the node does at start-up (it may draw candidates)
         expected = same.predict(images, q, instruction)  # the node's first draw of candidates, same seed
         rig.say(instruction)

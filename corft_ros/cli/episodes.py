@@ -41,6 +41,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     record.add_argument("--cameras", default="", help="sim: comma-separated cameras to render (default front,wrist)")
     record.add_argument("--expert", action="store_true", help="sim: scripted operator at the expert's pace")
     record.add_argument("--config", default="", help="graph YAML (default: config/record.yaml)")
+    record.add_argument("--realtime-factor", type=float, default=1.0, metavar="K",
+                        help="sim: sim seconds per wall second (1 = real time; 0 = as fast as the graph allows); "
+                             "episode lengths and --max-seconds are sim time")
     record.set_defaults(func=cmd_record)
 
 
@@ -270,7 +273,7 @@ def run_record(args: argparse.Namespace) -> int:
     overrides = {
         "sim": str(sim).lower(), "source": source, "output_dir": str(out.resolve()), "operator": args.operator,
         "compression": args.compression, "seed": str(args.seed + len(existing)),
-        "human_like": "false" if args.expert else "true",
+        "human_like": "false" if args.expert else "true", "realtime_factor": repr(float(args.realtime_factor)),
     }
     if args.task:
         overrides["task"] = args.task
@@ -351,11 +354,12 @@ def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done
             if not ok:
                 raise RuntimeError(message)
             episode = logger.current_episode
-            start = time.monotonic()
+            clock = logger.get_clock()  # sim time in the sim (any realtime_factor), wall time on a robot
+            start = clock.now().nanoseconds * 1e-9
             outcome: str | None = None
             success_since = done_since = None
             while outcome is None:
-                now = time.monotonic()
+                now = clock.now().nanoseconds * 1e-9
                 elapsed = now - start
                 stats = logger.writer_stats()
                 if stats is None:  # the logger stopped on its own (disk full, write error): already logged

@@ -33,6 +33,7 @@ from corft_ros.core import topics
 from corft_ros.core.images import ImageError, decode_compressed, to_rgb8
 from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.paths import models_dir
+from corft_ros.core.policy.config import executed_prefix
 from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
@@ -63,7 +64,12 @@ class PolicyNode(Node):
         self.backend = str(declare(self, "backend", "onnx", "inference backend: onnx | torch"))
         self.rate_hz = float(declare(self, "rate_hz", 10.0, "inferences per second (one chunk each)"))
         self.best_of_n = int(declare(self, "best_of_n", 1, "candidate chunks ranked by the critic (1 = off)"))
-        noise_std = float(declare(self, "noise_std", 0.1, "best-of-N sampling noise (normalized action units)"))
+        noise_std = float(declare(self, "noise_std", 0.1, "best-of-N sampling noise of the regression head "
+                                  "(normalized action units; the flow head samples its own noise)"))
+        beta = float(declare(self, "selection_beta", 1.0, "best-of-N pessimism: rank by mean − beta·std of the "
+                             "critic heads"))
+        prefix = int(declare(self, "selection_prefix", 0, "best-of-N: actions of a chunk whose value ranks it "
+                             "(0 = those that execute before the next chunk: 1 / (rate_hz · chunk dt))"))
         threads = int(declare(self, "threads", 0, "inference threads (0 = the runtime's default)"))
         device = str(declare(self, "device", "auto", "torch backend device: auto | cpu | cuda[:i]"))
         self.max_age = float(declare(self, "max_observation_age", 1.0, "inputs older than this (s) count as missing"))
@@ -89,6 +95,8 @@ class PolicyNode(Node):
             raise ConfigError(f"best_of_n must be >= 1, got {self.best_of_n}")
         if noise_std < 0:
             raise ConfigError(f"noise_std must be >= 0, got {noise_std}")
+        if beta < 0 or prefix < 0:
+            raise ConfigError(f"selection_beta and selection_prefix must be >= 0, got {beta}, {prefix}")
         if not self.max_age > 0:
             raise ConfigError(f"max_observation_age must be positive, got {self.max_age}")
         if "{name}" not in self.camera_topic_format:
@@ -101,8 +109,14 @@ class PolicyNode(Node):
         # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
         self.runtime: PolicyRuntime = load_runtime(
             self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n, noise_std=noise_std,
-            seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device,
+            seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device, beta=beta,
         )
+        cfg = self.runtime.config
+        try:
+            self.runtime.prefix = (min(prefix, cfg.chunk_size) if prefix
+                                   else executed_prefix(self.rate_hz, cfg.action_dt, cfg.chunk_size))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.joint_names = self.runtime.joint_names
         try:
             self.robot.index_of(self.joint_names)

@@ -15,6 +15,13 @@ TEXT_EMBED_DIM = 384
 ACTION_HEADS = ("regression", "flow")
 
 
+def executed_prefix(policy_rate_hz: float, action_dt: float, chunk_size: int) -> int:
+    """How many actions of a chunk run before the next chunk takes over: policy period / action dt, 1..h."""
+    if not (policy_rate_hz > 0 and action_dt > 0):
+        raise ValueError(f"need a positive policy rate and chunk dt, got {policy_rate_hz} Hz, {action_dt} s")
+    return max(1, min(chunk_size, int(round(1.0 / (policy_rate_hz * action_dt)))))
+
+
 @dataclass
 class PolicyConfig:
     """Shape and hyper-parameters of a ChunkPolicy.

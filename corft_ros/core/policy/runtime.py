@@ -199,7 +199,12 @@ class PolicyRuntime(ABC):
         start = time.perf_counter()
         self._actor(images, state, text)
         if self.best_of_n > 1:
-            self.sample(images, state, text)
+            seeded = self.rng
+            self.rng = np.random.default_rng(0)  # the warm-up must not use up the seeded candidate draws
+            try:
+                self.sample(images, state, text)
+            finally:
+                self.rng = seeded
         return time.perf_counter() - start
 
     @property

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from corft_ros.core.policy.config import executed_prefix  # noqa: F401 (re-exported for the trainer)
 from corft_ros.core.rl.corft import (
     CORFTConfig,
     QDivergenceError,
@@ -51,11 +52,6 @@ from corft_ros.core.rl.corft import (
 from corft_ros.core.rl.il import ILConfig, chunk_regression
 
 EXTRACTIONS = ("td3bc", "rank_distill", "awr")
-
-
-def executed_prefix(policy_rate_hz: float, action_dt: float, chunk_size: int) -> int:
-    """How many actions of a chunk run before the next chunk takes over: policy period / action dt (>= 1)."""
-    return max(1, min(chunk_size, int(round(1.0 / (policy_rate_hz * action_dt)))))
 
 
 def pessimistic(q: Tensor, beta: float) -> Tensor:
