@@ -15,8 +15,16 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# The Python 3.10 check (ROS 2 Humble's Python, no ROS): .venv310 from requirements-py310.txt, test/py310_check.py.
+# PY310: python3.10 on PATH, else pyenv's; `make test PY310=/path/to/python3.10` to choose.
+ifndef PY310
+PY310 := $(shell for p in python3.10 $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10); print(sys.executable)' 2>/dev/null && break; done)
+endif
+VENV310 := .venv310
+STAMP310 := $(VENV310)/.installed
 
-.PHONY: demo test bench lint experiment clean-venv
+.PHONY: demo test test-py310 bench lint experiment clean-venv
 
 $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +39,26 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check corft_ros test launch setup.py
 	$(BIN)/python -m pytest -q test
+	@$(MAKE) --no-print-directory test-py310
+
+# No pip cache (nothing written outside the repo); --no-deps: the file pins the complete set (without triton, see there).
+$(STAMP310): requirements-py310.txt
+	@test -x $(VENV310)/bin/python || $(PY310) -m venv $(VENV310)
+	$(VENV310)/bin/python -m pip install -q --no-cache-dir --upgrade pip==26.3
+	$(VENV310)/bin/python -m pip install -q --no-cache-dir --no-deps -r requirements-py310.txt
+	@touch $(STAMP310)
+
+ifneq ($(PY310),)
+# Without the sourced ROS 2's PYTHONPATH: this venv has no ROS, whatever the machine has.
+test-py310: $(STAMP310)
+	env -u PYTHONPATH $(VENV310)/bin/python test/py310_check.py
+else ifdef ROS_DISTRO
+test-py310:
+	@echo "test-py310: SKIPPED, no python3.10 on this machine (make test PY310=/path/to/python3.10 runs it)"
+else
+test-py310:
+	@echo "test-py310: no python3.10 found (pyenv install 3.10, or make test PY310=/path/to/python3.10)" >&2; exit 1
+endif
 
 bench: $(STAMP)
 	$(BIN)/corft-ros bench all --json
@@ -42,4 +70,4 @@ experiment: $(STAMP)
 	$(BIN)/corft-ros experiment --output docs/results
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV310)
