@@ -129,3 +129,47 @@ def test_sim_seconds_advance_k_times_wall_seconds(ros, factor):
         assert achieved == pytest.approx(factor, rel=0.10), f"target {factor}, achieved {achieved:.3f}"
     finally:
         _remove(ros, sim)
+
+
+def test_episodes_recorded_off_real_time_are_timed_in_sim_seconds(ros, tmp_path):
+    """At a factor other than 1 the logger stamps messages and the episode with its node clock (sim time), as
+    `ros2 bag record --use-sim-time` does: log times and header stamps agree, durations are sim seconds."""
+    from rclpy.serialization import deserialize_message
+    from ros_harness import wait_until
+    from sensor_msgs.msg import JointState
+    from std_srvs.srv import Trigger
+
+    from corft_ros.core.episodes import load_episode_metadata
+    from corft_ros.core.rl.bagio import BagReader, find_bags
+    from corft_ros.nodes.episode_logger import EpisodeLoggerNode
+
+    sim = _sim(ros, realtime_factor=2.0, cameras=["wrist"], image_width=16, image_height=16, camera_rate_hz=2.0)
+    logger = ros.add(EpisodeLoggerNode(context=ros.context, parameter_overrides=[
+        Parameter("output_dir", value=str(tmp_path)), Parameter("use_sim_time", value=True),
+        Parameter("topics", value=["joint_states"]), Parameter("optional_topics", value=[""]),
+        Parameter("source", value="scripted")]))
+    try:
+        clocks = ros.subscribe(Clock, "/clock", 1000)
+        clocks.wait(lambda m: len(m) >= 20, timeout=30.0)
+        assert ros.call(Trigger, "/corft/episode/start", Trigger.Request()).success
+        time.sleep(2.0)
+        assert ros.call(Trigger, "/corft/episode/stop", Trigger.Request()).success
+        wait_until(lambda: find_bags(tmp_path), timeout=20.0, what="the episode's bag")
+        bag = find_bags(tmp_path)[0]
+        wait_until(lambda: (bag / "metadata.yaml").is_file(), timeout=20.0, what="the bag's metadata")
+        meta = load_episode_metadata(bag.parent)
+        duration = (meta["stop_ns"] - meta["start_ns"]) / 1e9
+        gaps, stamps = [], []
+        with BagReader(bag) as reader:
+            for msg in reader.messages({"/joint_states"}):
+                header = deserialize_message(msg.data, JointState).header
+                stamps.append(header.stamp.sec * 10**9 + header.stamp.nanosec)
+                gaps.append(msg.log_time_ns - stamps[-1])
+        assert len(gaps) > 100
+        assert abs(float(np.median(gaps))) < 0.1e9  # log time and header stamp on the same (sim) clock
+        sim_span = (stamps[-1] - stamps[0]) / 1e9
+        assert duration == pytest.approx(sim_span, abs=0.3)  # the episode lasted this many sim seconds
+        assert duration > 3.0  # > 2 s of wall time at 2x (wall-clock stamps would give ~2)
+    finally:
+        _remove(ros, logger)
+        _remove(ros, sim)

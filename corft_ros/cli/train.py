@@ -19,7 +19,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "torchrun --nproc_per_node N corft-ros train ...",
     )
     p.add_argument("--bags", required=True, help="episodes folder (or one episode / bag folder)")
-    p.add_argument("--stage", choices=["il", "rl", "all"], help="il, rl (needs --init or a resumable run) or all")
+    p.add_argument("--stage", choices=["il", "rl", "bc", "all"],
+                   help="il, rl (needs --init or a resumable run), bc (the control arm: extra supervised steps from "
+                        "--init, no critic) or all (il then rl)")
     p.add_argument("--output", help="run folder: checkpoints/, tensorboard/, train.json (default: runs/<name>)")
     p.add_argument("--steps", type=int, help="cap gradient steps per stage (quick runs)")
     p.add_argument("--strict", action="store_true", help="a bad bag stops the job instead of being skipped")

@@ -243,6 +243,12 @@ class EpisodeLoggerNode(Node):
     def _declare(self, name: str, default, description: str, ptype: int | None = None):
         return declare(self, name, default, description, type_=ptype)
 
+    def _clock_ns(self) -> int:
+        """Log times on the node clock: sim time under use_sim_time (a sim at any realtime_factor), wall time on
+        a robot. Before the first /clock message ROS time reads 0: fall back to wall time then."""
+        ns = self.get_clock().now().nanoseconds
+        return ns if ns > 0 else time.time_ns()
+
     def _resolve(self, topic: str, what: str) -> str:
         try:
             return self.resolve_topic_name(topic)
@@ -400,6 +406,7 @@ class EpisodeLoggerNode(Node):
                 flush_interval_s=float(self.flush_interval_s),
                 msg_search_paths=self.msg_search_paths,
                 on_abort=self._on_writer_abort,
+                clock_ns=self._clock_ns,
             )
             try:
                 writer.start()

@@ -88,7 +88,10 @@ class EpisodeWriter:
         disk_check_interval_s: float = 0.5,
         msg_search_paths: Iterable[str | Path] = (),
         on_abort: Callable[[str, str], None] | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        """`clock_ns`: the recording's clock (the logger's node clock: sim time under use_sim_time, as
+        `ros2 bag record --use-sim-time`), for message log times and the episode's start/stop."""
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
         if queue_max_bytes <= 0 or queue_max_messages <= 0:
@@ -105,6 +108,7 @@ class EpisodeWriter:
         self._disk_interval = float(disk_check_interval_s)
         self._search_paths = [Path(p) for p in msg_search_paths]
         self._on_abort = on_abort
+        self._clock_ns = clock_ns
 
         self._cond = threading.Condition()
         self._queue: deque[tuple[str, int, bytes] | _AddTopic] = deque()
@@ -133,7 +137,7 @@ class EpisodeWriter:
         except PermissionError:
             raise PermissionError(f"output folder {root} is not writable") from None
         if not self.metadata.start_ns:
-            self.metadata.start_ns = time.time_ns()
+            self.metadata.start_ns = self._clock_ns()
         self.metadata.status = "recording"
         write_episode_yaml(self.episode_dir / EPISODE_FILENAME, self.metadata)
         self._writer = open_bag_writer(self.bag_dir, self._compression)
@@ -149,7 +153,7 @@ class EpisodeWriter:
             if self._accepting:
                 self._accepting = False
                 if self.metadata.stop_ns is None:
-                    self.metadata.stop_ns = time.time_ns()
+                    self.metadata.stop_ns = self._clock_ns()
                 if self.metadata.status == "recording":
                     self.metadata.status = status
             self._stopping = True
@@ -181,7 +185,7 @@ class EpisodeWriter:
     def write(self, topic: str, data: bytes, t_ns: int | None = None) -> bool:
         """Enqueue one raw CDR message (called from DDS callbacks: O(1), never blocks on I/O)."""
         if t_ns is None:
-            t_ns = time.time_ns()
+            t_ns = self._clock_ns()
         n = len(data)
         with self._cond:
             stats = self._stats.get(topic)
@@ -288,7 +292,7 @@ class EpisodeWriter:
                 self.metadata.status, self.metadata.error = failure
                 self._error = failure[1]
                 if self.metadata.stop_ns is None:
-                    self.metadata.stop_ns = time.time_ns()
+                    self.metadata.stop_ns = self._clock_ns()
             self.metadata.topics = {
                 k: TopicStats(v.msgtype, v.count, v.dropped, v.bytes) for k, v in self._stats.items()
             }

@@ -72,6 +72,7 @@ def episode_messages(robot: RobotConfig, ep: SyntheticEpisode) -> list[tuple[int
     """The episode's messages as (log time ns, topic, type, CDR bytes), in log-time order, `skip_topics` left out."""
     from rosbags.typesys import Stores, get_typestore
 
+
     ts = get_typestore(Stores.ROS2_KILTED)
     T = ts.types
     Header, Time = T["std_msgs/msg/Header"], T["builtin_interfaces/msg/Time"]
@@ -164,14 +165,16 @@ def write_episode(path: str | Path, robot: RobotConfig, ep: SyntheticEpisode) ->
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
+    from corft_ros.core.episodes.writer import BAG_VERSION
+
     ts = get_typestore(Stores.ROS2_KILTED)
     episode_dir = Path(path)
     episode_dir.mkdir(parents=True)
     plugin = StoragePlugin.MCAP if ep.storage == "mcap" else StoragePlugin.SQLITE3
     messages = episode_messages(robot, ep)
     types = {topic: msgtype for _, topic, msgtype, _ in messages}
-    with Writer(episode_dir / "bag", version=9 if plugin == StoragePlugin.MCAP else 8,
-                storage_plugin=plugin) as writer:
+    # the version every supported rosbag2 reads (Humble: <= 8), as the episode logger writes
+    with Writer(episode_dir / "bag", version=BAG_VERSION, storage_plugin=plugin) as writer:
         conns = {topic: writer.add_connection(topic, msgtype, typestore=ts) for topic, msgtype in types.items()}
         for ns, topic, _, data in messages:
             writer.write(conns[topic], ns, data)
