@@ -32,6 +32,7 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
 
     from corft_ros.core.bench.stats import wilson_interval
     from corft_ros.core.chunking import MODES
+    from corft_ros.core.policy.config import executed_prefix
     from corft_ros.core.policy.export import ModelError
     from corft_ros.core.policy.runtime import load_runtime
     from corft_ros.core.robot import ConfigError, load_robot_config
@@ -47,7 +48,12 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
         return 2
     robot = load_robot_config(None)
     try:
-        runtimes = {m: load_runtime(m, "onnx", threads=1) for m in args.models}
+        # deployed as the node deploys them: best-of-N as the model asks, ranked by the prefix that executes
+        runtimes = {}
+        for m in args.models:
+            rt = load_runtime(m, "onnx", threads=1, best_of_n=None, seed=args.seed)
+            rt.prefix = executed_prefix(RolloutConfig().policy_rate_hz, rt.action_dt, rt.chunk_size)
+            runtimes[m] = rt
     except (ModelError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -63,11 +63,12 @@ class PolicyNode(Node):
         model_path = str(declare(self, "model_path", "", "exported model directory ('' = models/default)"))
         self.backend = str(declare(self, "backend", "onnx", "inference backend: onnx | torch"))
         self.rate_hz = float(declare(self, "rate_hz", 10.0, "inferences per second (one chunk each)"))
-        self.best_of_n = int(declare(self, "best_of_n", 1, "candidate chunks ranked by the critic (1 = off)"))
+        self.best_of_n = int(declare(self, "best_of_n", 0, "candidate chunks ranked by the critic (1 = off; 0 = "
+                                     "what the model's policy.yaml asks for: CO-RFT models rank, IL models don't)"))
         noise_std = float(declare(self, "noise_std", 0.1, "best-of-N sampling noise of the regression head "
                                   "(normalized action units; the flow head samples its own noise)"))
-        beta = float(declare(self, "selection_beta", 1.0, "best-of-N pessimism: rank by mean − beta·std of the "
-                             "critic heads"))
+        beta = float(declare(self, "selection_beta", -1.0, "best-of-N pessimism: rank by mean − beta·std of the "
+                             "critic heads (-1 = the model's)"))
         prefix = int(declare(self, "selection_prefix", 0, "best-of-N: actions of a chunk whose value ranks it "
                              "(0 = those that execute before the next chunk: 1 / (rate_hz · chunk dt))"))
         threads = int(declare(self, "threads", 0, "inference threads (0 = the runtime's default)"))
@@ -91,12 +92,13 @@ class PolicyNode(Node):
             raise ConfigError(f"backend must be 'onnx' or 'torch', got '{self.backend}'")
         if not self.rate_hz > 0:
             raise ConfigError(f"rate_hz must be positive, got {self.rate_hz}")
-        if self.best_of_n < 1:
-            raise ConfigError(f"best_of_n must be >= 1, got {self.best_of_n}")
+        if self.best_of_n < 0:
+            raise ConfigError(f"best_of_n must be >= 1 (0 = the model's), got {self.best_of_n}")
         if noise_std < 0:
             raise ConfigError(f"noise_std must be >= 0, got {noise_std}")
-        if beta < 0 or prefix < 0:
-            raise ConfigError(f"selection_beta and selection_prefix must be >= 0, got {beta}, {prefix}")
+        if (beta < 0 and beta != -1.0) or prefix < 0:
+            raise ConfigError(f"selection_beta must be >= 0 (-1 = the model's) and selection_prefix >= 0, got "
+                              f"{beta}, {prefix}")
         if not self.max_age > 0:
             raise ConfigError(f"max_observation_age must be positive, got {self.max_age}")
         if "{name}" not in self.camera_topic_format:
@@ -108,9 +110,11 @@ class PolicyNode(Node):
         self.model_path = model_path or str(models_dir() / "default")
         # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
         self.runtime: PolicyRuntime = load_runtime(
-            self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n, noise_std=noise_std,
-            seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device, beta=beta,
+            self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n or None,
+            noise_std=noise_std, seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device,
+            beta=None if beta == -1.0 else beta,
         )
+        self.best_of_n = self.runtime.best_of_n
         cfg = self.runtime.config
         try:
             self.runtime.prefix = (min(prefix, cfg.chunk_size) if prefix

@@ -183,10 +183,11 @@ _FlowListDumper.add_representer(list, _represent_list)
 
 
 def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, Any] | Iterable[str] | None = None,
-                  verify: bool = True) -> Path:
+                  verify: bool = True, deploy: Mapping[str, Any] | None = None) -> Path:
     """Write models/<name>/ (see the module docstring) for `model`; returns the directory.
 
     `instructions`: a mapping text → embedding, or texts to embed now with the sentence encoder.
+    `deploy`: how to run it (best_of_n, selection_beta), stored in policy.yaml for the policy node and benchmarks.
     The directory is written next to its final place and swapped in whole, so a failed export leaves no half model.
     """
     import copy
@@ -252,6 +253,8 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
                      "critic_output": "q[m, n, j]: critic head m's value of chunk n's prefix a[0..j]; "
                                       "min over heads m is the conservative value"},
             "instructions": {k: [float(x) for x in v.tolist()] for k, v in table.items()},
+            "deploy": {"best_of_n": int((deploy or {}).get("best_of_n", 1)),
+                       "selection_beta": float((deploy or {}).get("selection_beta", 1.0))},
             "versions": _versions(),
             "files": files,
         }
@@ -318,6 +321,13 @@ class PolicyMeta:
 
     def path(self, name: str) -> Path:
         return self.directory / name
+
+    @property
+    def deploy(self) -> dict[str, Any]:
+        """How the model is meant to be deployed (policy.yaml `deploy`): best_of_n (1 = no selection) and
+        selection_beta; a CO-RFT model asks for critic-guided selection, an IL model for none."""
+        raw = self.raw.get("deploy") or {}
+        return {"best_of_n": int(raw.get("best_of_n", 1)), "selection_beta": float(raw.get("selection_beta", 1.0))}
 
 
 def load_metadata(model_dir: str | Path, verify_hashes: bool = True) -> PolicyMeta:

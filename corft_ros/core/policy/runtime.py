@@ -335,12 +335,15 @@ class TorchPolicyRuntime(PolicyRuntime):
         return True  # the torch model always has the sampler's graph
 
 
-def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0, best_of_n: int = 1,
+def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0, best_of_n: int | None = 1,
                  noise_std: float = 0.1, seed: int | None = None, allow_encoder: bool = True,
-                 device: str = "auto", providers: Sequence[str] | None = None, beta: float = 1.0,
+                 device: str = "auto", providers: Sequence[str] | None = None, beta: float | None = None,
                  prefix: int = 0) -> PolicyRuntime:
-    """Validate models/<name>/ and open it with `backend` ('onnx' or 'torch'); ModelError names a bad file."""
+    """Validate models/<name>/ and open it with `backend` ('onnx' or 'torch'); ModelError names a bad file.
+    best_of_n / beta None: what the model's policy.yaml `deploy` section asks for."""
     meta = load_metadata(model_dir)
+    best_of_n = meta.deploy["best_of_n"] if best_of_n is None else best_of_n
+    beta = meta.deploy["selection_beta"] if beta is None else beta
     common = {"best_of_n": best_of_n, "noise_std": noise_std, "seed": seed, "allow_encoder": allow_encoder,
               "beta": beta, "prefix": prefix}
     if backend == "onnx":

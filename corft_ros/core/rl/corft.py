@@ -46,6 +46,7 @@ class CORFTConfig:
     extraction: str = "rank_distill"  # td3bc | rank_distill | awr (docs/training.md: chosen by measurement)
     samples: int = 8  # chunks sampled per state to rank (rank_distill) or to estimate V(s) (awr)
     beta: float = 1.0  # pessimism of the ranking: mean over critic heads − beta · std
+    deploy_best_of_n: int = 8  # the exported CO-RFT model asks its runtime for best-of-N selection (1: none)
     executed_prefix: int = 0  # k: actions of a chunk executed before the next replaces it (0: from the rates)
     policy_rate_hz: float = 10.0  # the deployed policy's re-planning rate (sets k with the chunk dt)
     awr_temperature: float = 0.05

@@ -549,7 +549,10 @@ def train(
         if cfg.export:
             target = Path(cfg.models_dir) / cfg.name
             try:
-                export_policy(policy.cpu().eval(), target, tdata.texts)
+                # a CO-RFT policy is deployed with critic-guided selection; IL and the BC control arm without
+                deploy = ({"best_of_n": cfg.corft.deploy_best_of_n, "selection_beta": cfg.corft.beta}
+                          if stages[-1] == "rl" else {"best_of_n": 1})
+                export_policy(policy.cpu().eval(), target, tdata.texts, deploy=deploy)
             except ModelError as exc:
                 raise ModelError(f"export to {target} failed: {exc}") from None
             summary["export"] = str(target)
