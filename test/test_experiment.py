@@ -61,9 +61,39 @@ def test_results_table_rows() -> None:
     assert not math.isnan(float(lines[3].split("|")[-2]))  # episode length counts failures at the limit
 
 
-def test_train_line_reads_each_stage_from_train_json() -> None:
-    from corft_ros.cli.experiment import _train_line
+def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> None:
+    """experiment.md/json from a finished run: per arm and region the counts and cycle times, Fisher's p for CO-RFT
+    against IL and the control arm, and the best measured arm (never a weaker one because a plan said so)."""
+    import json
 
-    stats = {"export": "models/il", "stages": {"il": {"steps": 10, "steps_per_s": 2.5, "final": {"il/loss": 0.5}}}}
-    assert _train_line("IL", stats) == "- IL: il: 10 steps at 2.50 steps/s; final loss 0.5"
-    assert _train_line("IL", {}) == "- IL: no train.json"
+    from corft_ros.core.bench.experiment import best_arm, fisher_p, write_experiment_report
+
+    rows = (trials("il", "seen", 20, 50, 9.0) + trials("il", "unseen", 10, 50, 9.5)
+            + trials("il_bc", "seen", 22, 50, 9.0) + trials("il_bc", "unseen", 11, 50, 9.5)
+            + trials("corft_r2", "seen", 35, 50, 7.0) + trials("corft_r2", "unseen", 23, 50, 7.5))
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary(rows)))
+    log = {"il": {"curve": [{"step": 2000, "successes": 4, "trials": 20, "cycle_time_mean_s": 9.0},
+                            {"step": 4000, "successes": 9, "trials": 20, "cycle_time_mean_s": 8.5}],
+                  "chosen_step": 4000},
+           "rounds": {"1": {"collected_with": "il", "trials": 50, "successes": 21, "cycle_time_mean_s": 9.1,
+                            "dataset": {"episodes": 100, "successes": 70}}},
+           "steps": {"1 record demos": {"command": "corft-ros record", "wall_s": 240.0}}}
+    out = tmp_path / "report"
+    out.mkdir()
+    chosen, lines = write_experiment_report(tmp_path, out, log, "make experiment", "pick up the cube")
+    assert chosen == "corft_r2"
+    data = json.loads((out / "experiment.json").read_text())
+    assert data["arms"]["corft_r2"]["seen"]["successes"] == 35 and data["arms"]["il"]["unseen"]["trials"] == 50
+    assert data["arms"]["il"]["seen"]["cycle_time_mean_s"] == 9.0 and data["default_model"] == "corft_r2"
+    p = {(t["compare"], t["region"]): t["p"] for t in data["fisher"]}
+    assert p[("corft_r2 vs il", "seen")] == fisher_p(35, 50, 20, 50) < 0.01
+    md = (out / "experiment.md").read_text()
+    assert "**corft_r2**" in md and "| 4000 | 9/20 | 8.50 |" in md and "| 1 | il | 50 | 21 | 9.10 | 100 (70) |" in md
+    assert (out / "il_curve.png").is_file() and (out / "rounds.png").is_file()
+    assert any("best measured arm: corft_r2" in line for line in lines)
+    # a weaker CO-RFT is never the default
+    worse = summary(trials("il", "seen", 20, 50, 9.0) + trials("corft_r1", "seen", 10, 50, 6.0))
+    from corft_ros.core.bench.experiment import arm_rows
+
+    assert best_arm(arm_rows(worse)) == "il"

@@ -1,22 +1,26 @@
 """`corft-ros experiment` (what `make experiment` runs): the end-to-end CO-RFT result in sim, from nothing.
 
-  1. record N human-like demos with the scripted operator, seen region only      corft-ros record
-  2. stage 1, imitation learning on them                                         corft-ros train --stage il
-  3. stage 2, CO-RFT from the IL checkpoint, on the same demos                   corft-ros train --stage rl --init
-  4. benchmark IL, CO-RFT and the scripted operator, seen and unseen starts       corft-ros bench trials
-  5. report in <output>/ (experiment.md, report.md, summary.json, trials.csv, plots); the CO-RFT policy becomes
-     the bundled models/default.
+  1. record N human-like demos with the scripted operator, seen region only            corft-ros record
+  2. IL on them, a checkpoint every --il-screen-every steps                             corft-ros train --stage il
+  3. screen every IL checkpoint (ROS-free rollouts, dev seeds): the curve; the best is IL   corft-ros bench rollouts
+  4. R rounds of the data flywheel, each:
+       collect: N trials of the current policy through the real graph, every one logged   corft-ros bench trials
+       CO-RFT from the IL checkpoint on the demos + every rollout so far                   corft-ros train --stage rl
+  5. the control arm: IL + the same number of extra supervised steps, no critic           corft-ros train --stage bc
+  6. final evaluation on fresh seeds: IL, the control arm and the last CO-RFT round, seen and unseen starts,
+     interleaved, same start positions                                                     corft-ros bench trials
+  7. report in <output>/ (experiment.md/json, plots); the best measured arm becomes models/default.
 
-Each step is the command a user would run, in its own process, with its own progress output. A step whose result
-exists is skipped (record and bench trials resume by themselves), so an interrupted experiment continues where it
-stopped when run again.
+Seeds never overlap: demos 1000+, IL screens 5000+, round r's collection 10000·r+, the final evaluation --eval-seed.
+Nothing is tuned on the unseen region or on the final seeds. Each step is the command a user would run, in its own
+process; a step whose result exists is skipped (record and bench trials resume by themselves), so an interrupted
+experiment continues where it stopped when run again.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import shutil
 import subprocess
@@ -26,29 +30,35 @@ from datetime import datetime
 from pathlib import Path
 
 TASK = "pick up the red cube and place it on the target"
+DEMO_SEED, SCREEN_SEED, COLLECT_SEED = 1000, 5000, 10000
 REPORT_FILES = ("report.md", "summary.json", "trials.csv", "success_rate.png", "cycle_time.png", "success_map.png",
                 "loop_latency.png")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from corft_ros.cli.benchmark import add_realtime_factor
+
     p = commands.add_parser(
-        "experiment", help="end to end in sim: record demos, train IL then CO-RFT, benchmark both, report",
+        "experiment", help="end to end in sim: demos, IL, rounds of CO-RFT on the stack's own logs, evaluation",
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("--output", default="docs/results", help="report folder (default docs/results)")
-    p.add_argument("--work", default="out/experiment", help="demos, runs, models and episodes (default "
+    p.add_argument("--work", default="out/experiment", help="data, runs, models and episodes (default "
                    "out/experiment)")
     p.add_argument("--demos", type=int, default=50, help="human-like demonstrations to record (default 50)")
-    p.add_argument("--trials", type=int, default=50, help="benchmark trials per arm and region (default 50)")
-    p.add_argument("--timeout", type=float, default=20.0, help="time limit of a trial, s of sim time (default 20; "
-                   "the slowest demos take ~14 s)")
-    p.add_argument("--il-steps", type=int, default=0, help="IL gradient steps (0: config/train.yaml's il_steps)")
-    p.add_argument("--rl-steps", type=int, default=0, help="CO-RFT gradient steps (0: config/train.yaml's rl_steps)")
+    p.add_argument("--rounds", type=int, default=2, help="collect → CO-RFT rounds (default 2)")
+    p.add_argument("--collect", type=int, default=50, help="logged trials per round (default 50)")
+    p.add_argument("--trials", type=int, default=50, help="final trials per arm and region (default 50)")
+    p.add_argument("--timeout", type=float, default=20.0, help="time limit of a trial, s of sim time (default 20)")
+    p.add_argument("--il-steps", type=int, default=8000, help="IL gradient steps (default 8000)")
+    p.add_argument("--il-screen-every", type=int, default=2000, help="IL checkpoint screened every N steps")
+    p.add_argument("--screen-trials", type=int, default=20, help="ROS-free trials per IL checkpoint (default 20)")
+    p.add_argument("--rl-steps", type=int, default=0, help="CO-RFT steps per round (0: config/train.yaml's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="training parameter for both stages (as corft-ros train --set)")
-    p.add_argument("--demo-seed", type=int, default=1000, help="sim seed of the first demo (demo i: seed + i)")
-    p.add_argument("--bench-seed", type=int, default=0, help="sim seed of the first benchmark round")
-    p.add_argument("--no-bundle", action="store_true", help="do not copy the CO-RFT policy to models/default")
+                   help="training parameter for every stage (as corft-ros train --set)")
+    p.add_argument("--eval-seed", type=int, default=0, help="sim seed of the first final-evaluation round")
+    p.add_argument("--no-bundle", action="store_true", help="do not copy the best arm to models/default")
+    add_realtime_factor(p)  # default here: 0 (as fast as the graph allows; every node on sim time)
     p.set_defaults(func=cmd_experiment)
 
 
@@ -56,32 +66,45 @@ def _corft(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "corft_ros.cli", *args]
 
 
-def _run(step: str, args: list[str], log: dict) -> None:
+def _run(step: str, args: list[str], log: dict, capture: bool = False) -> str:
     """Run one `corft-ros` command in its own process, streaming its output; record its wall time."""
     line = "corft-ros " + " ".join(shlex.quote(a) for a in args)
     print(f"\n=== {step}: {line}", flush=True)
     started = time.monotonic()
-    rc = subprocess.call(_corft(args))
+    if capture:
+        proc = subprocess.run(_corft(args), stdout=subprocess.PIPE, text=True)
+        rc, out = proc.returncode, proc.stdout
+    else:
+        rc, out = subprocess.call(_corft(args)), ""
     seconds = time.monotonic() - started
-    log.setdefault("steps", {}).setdefault(step, {"command": line, "wall_s": 0.0})
-    log["steps"][step]["wall_s"] += seconds
-    log["steps"][step]["command"] = line
+    entry = log.setdefault("steps", {}).setdefault(step, {"command": line, "wall_s": 0.0})
+    entry["wall_s"] += seconds
+    entry["command"] = line
     if rc != 0:
         raise RuntimeError(f"{step} failed (exit {rc}): {line}")
+    return out
 
 
 def _done_model(path: Path) -> bool:
     return (path / "policy.yaml").is_file()
 
 
+def _speed(args: argparse.Namespace) -> list[str]:
+    from corft_ros.cli.benchmark import realtime_factor
+
+    given = args.realtime_factor is not None or args.realtime is not None
+    return ["--realtime-factor", repr(realtime_factor(args) if given else 0.0)]
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
-    if args.demos < 1 or args.trials < 1 or not args.timeout > 0:
-        print("error: --demos and --trials must be >= 1 and --timeout positive", file=sys.stderr)
+    if min(args.demos, args.trials, args.collect, args.rounds + 1) < 1 or not args.timeout > 0:
+        print("error: --demos, --trials and --collect must be >= 1, --rounds >= 0, --timeout positive",
+              file=sys.stderr)
         return 2
     work, out = Path(args.work).expanduser(), Path(args.output).expanduser()
-    demos, runs, models, bench = work / "demos", work / "runs", work / "models", work / "bench"
+    data, runs, models, screens = work / "data", work / "runs", work / "models", work / "screens"
     try:
-        for folder in (work, out, models):
+        for folder in (work, out, models, data, screens):
             folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"error: cannot create {exc.filename}: {exc.strerror}", file=sys.stderr)
@@ -90,156 +113,98 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault("started", datetime.now().isoformat(timespec="seconds"))
     sets = [x for item in args.set for x in ("--set", item)]
-    steps = {"il": ["--set", f"il_steps={args.il_steps}"] if args.il_steps else [],
-             "rl": ["--set", f"rl_steps={args.rl_steps}"] if args.rl_steps else []}
+    rl_steps = ["--set", f"rl_steps={args.rl_steps}"] if args.rl_steps else []
+    speed = _speed(args)
+    bench = ["bench", "trials", "--timeout", str(args.timeout), *speed]
+    il_run = runs / "il"
     try:
-        _run("1 record demos", ["record", "--sim", "--episodes", str(args.demos), "--task", TASK,
-                                "--output", str(demos), "--seed", str(args.demo_seed), "--operator", "scripted"], log)
+        _run("1 record demos", ["record", "--sim", "--episodes", str(args.demos), "--task", TASK, "--output",
+                                str(data / "demos"), "--seed", str(DEMO_SEED), "--operator", "scripted", *speed], log)
+        if not (il_run / "checkpoints" / "final.pt").is_file():
+            _run("2 train IL", ["train", "--bags", str(data / "demos"), "--stage", "il", "--no-export", "--output",
+                                str(il_run), "--set", f"il_steps={args.il_steps}", "--set",
+                                f"checkpoint_every={args.il_screen_every}", *sets], log)
+        curve = _screen_il(args, il_run, screens, log)
+        best = max(curve, key=lambda row: (row["successes"], row["step"]))
+        il_ckpt = il_run / "checkpoints" / f"il_{best['step']:07d}.pt"
+        log["il"] = {"curve": curve, "chosen_step": best["step"], "checkpoint": str(il_ckpt)}
         if not _done_model(models / "il"):
-            _run("2 train IL", ["train", "--bags", str(demos), "--stage", "il", "--name", "il", "--output",
-                                str(runs / "il"), "--models-dir", str(models), *steps["il"], *sets], log)
-        if not _done_model(models / "corft"):
-            _run("3 train CO-RFT", ["train", "--bags", str(demos), "--stage", "rl", "--name", "corft",
-                                    "--init", str(runs / "il" / "checkpoints" / "final.pt"), "--output",
-                                    str(runs / "corft"), "--models-dir", str(models), *steps["rl"], *sets], log)
-        _run("4 benchmark", ["bench", "trials", "--models", str(models / "il"), str(models / "corft"), "--operator",
-                             "--trials", str(args.trials), "--regions", "seen", "unseen", "--timeout",
-                             str(args.timeout), "--seed", str(args.bench_seed), "--output", str(bench)], log)
+            _run("3 export IL", ["export", str(il_ckpt), "--name", "il", "--models-dir", str(models)], log)
+        current = models / "il"
+        rounds = log.setdefault("rounds", {})
+        for r in range(1, args.rounds + 1):
+            name = f"corft_r{r}"
+            _run(f"4.{r} collect", [*bench, "--models", str(current), "--trials", str(args.collect), "--regions",
+                                     "seen", "--seed", str(COLLECT_SEED * r), "--output", str(data / f"round{r}")],
+                 log)
+            if not _done_model(models / name):
+                _run(f"4.{r} train CO-RFT", ["train", "--bags", str(data), "--stage", "rl", "--init", str(il_ckpt),
+                                             "--name", name, "--output", str(runs / name), "--models-dir",
+                                             str(models), *rl_steps, *sets], log)
+            rounds[str(r)] = _round_record(data / f"round{r}", current.name, runs / name)
+            current = models / name
+        if not _done_model(models / "il_bc"):
+            _run("5 train the control arm", ["train", "--bags", str(data / "demos"), "--stage", "bc", "--init",
+                                             str(il_ckpt), "--name", "il_bc", "--output", str(runs / "il_bc"),
+                                             "--models-dir", str(models), *rl_steps, *sets], log)
+        arms = [models / "il", models / "il_bc"] + ([current] if current.name != "il" else [])
+        _run("6 final evaluation", [*bench, "--models", *map(str, arms), "--trials", str(args.trials), "--regions",
+                                    "seen", "unseen", "--seed", str(args.eval_seed), "--output", str(work / "eval")],
+             log)
     except RuntimeError as exc:
-        log_path.write_text(json.dumps(log, indent=2))
         print(f"error: {exc}; run the same command again to continue", file=sys.stderr)
         return 1
     finally:
         log_path.write_text(json.dumps(log, indent=2))
-    print("\n=== 5 report", flush=True)
-    summary = write_experiment_report(args, work, out, log)
-    if not args.no_bundle:
+    print("\n=== 7 report", flush=True)
+    from corft_ros.core.bench.experiment import write_experiment_report
+
+    command = "make experiment  # = corft-ros experiment " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    best_arm, lines = write_experiment_report(work, out, log, command, TASK)
+    if not args.no_bundle and best_arm:
         from corft_ros.core.paths import models_dir
 
         bundled = models_dir() / "default"
         if bundled.exists():
             shutil.rmtree(bundled)
-        shutil.copytree(models / "corft", bundled)
-        print(f"bundled: {models / 'corft'} -> {bundled}")
-    for line in summary:
+        shutil.copytree(models / best_arm, bundled)
+        print(f"bundled the best measured arm: {models / best_arm} -> {bundled}")
+    for line in lines:
         print(line)
-    print(f"report: {out / 'experiment.md'} (benchmark report: {out / 'report.md'})")
+    print(f"report: {out / 'experiment.md'}")
     return 0
 
 
-def _demo_stats(demos: Path) -> dict:
-    import numpy as np
-
-    from corft_ros.core.episodes import list_episodes, load_episode_metadata
-
-    infos = list_episodes(demos)
-    cycle = []
-    for info in infos:
-        value = load_episode_metadata(info.path).get("cycle_time_s")
-        if value is not None:
-            cycle.append(float(value))
-    c = np.asarray(cycle, dtype=float)
-    return {
-        "episodes": len(infos), "successes": sum(1 for i in infos if i.success),
-        "dropped_messages": sum(i.dropped_total for i in infos),
-        "cycle_time_s": {"mean": float(c.mean()), "min": float(c.min()), "max": float(c.max()),
-                         "max_over_min": float(c.max() / c.min())} if c.size else {},
-    }
-
-
-def _train_stats(run: Path) -> dict:
-    path = run / "train.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def write_experiment_report(args: argparse.Namespace, work: Path, out: Path, log: dict) -> list[str]:
-    """Copy the benchmark report into `out` and write experiment.md; returns the summary lines it printed."""
-    from corft_ros.core.bench.experiment import goals, goals_table, results_table
-
-    bench = work / "bench"
-    for name in REPORT_FILES:
-        if (bench / name).is_file():
-            shutil.copy2(bench / name, out / name)
-    summary = json.loads((bench / "summary.json").read_text())
-    demo = _demo_stats(work / "demos")
-    il, rl = _train_stats(work / "runs" / "il"), _train_stats(work / "runs" / "corft")
-    arms = ["il", "corft", "operator"]
-    goal_rows = goals(summary, "il", "corft", region="seen")
-    command = "make experiment  # = corft-ros experiment " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    lines = [
-        "# CO-RFT vs IL in sim: the end-to-end experiment",
-        "",
-        f"Run: {log.get('started', '')} → {datetime.now().isoformat(timespec='seconds')} on "
-        f"{platform.machine()}, {_cpu_count()} CPU cores, no GPU used. Reproduce: `{command}`.",
-        *(["", f"Note: {log['note']}"] if log.get("note") else []),
-        "",
-        f"Task: \"{TASK}\" — OGBench's single-cube scene (UR5e + Robotiq 2F-85, MuJoCo), two 64×64 cameras "
-        "(front, wrist) rendered at 10 Hz, actions at 20 Hz, the executor at 100 Hz (temporal ensembling), "
-        "every node over DDS with the sim's clock.",
-        "",
-        "## Steps (each a `corft-ros` command; wall time on this machine)",
-        "",
-        "| step | command | wall |",
-        "|---|---|---|",
-    ]
-    for step, info in log.get("steps", {}).items():
-        lines.append(f"| {step} | `{info['command']}` | {info['wall_s'] / 60:.1f} min |")
-    cyc = demo.get("cycle_time_s", {})
-    lines += [
-        "",
-        "## Data",
-        "",
-        f"{demo['episodes']} demonstrations by the scripted human-like operator in the seen region "
-        f"({demo['successes']} successful, {demo['dropped_messages']} messages dropped), cycle time "
-        + (f"{cyc['mean']:.2f} s mean, {cyc['min']:.2f}–{cyc['max']:.2f} s ({cyc['max_over_min']:.2f}× max/min)."
-           if cyc else "not recorded."),
-        "Both policies learn from exactly these bags; neither ever sees the unseen region.",
-        "",
-        "## Training",
-        "",
-        _train_line("IL (stage 1)", il),
-        _train_line("CO-RFT (stage 2, from the IL checkpoint)", rl),
-        "",
-        "## Result",
-        "",
-        *results_table(summary, [a for a in arms if any(r.get("arm") == a for r in summary.get("arms", []))]),
-        "",
-        summary.get("definition", ""),
-        "",
-        "## Against the paper's real-robot numbers",
-        "",
-        *goals_table(goal_rows),
-        "",
-        "The paper's gains are relative to supervised fine-tuning of a large pretrained VLA on a real arm; here both "
-        "policies are the bundled 1.4 M-parameter model trained from scratch on CPU, in sim. Nothing was tuned on "
-        "the unseen region.",
-        "",
-        "Benchmark details (loop and inference statistics, notes): [report.md](report.md).",
-        "",
-        *[f"![{p}]({p})" for p in REPORT_FILES if p.endswith(".png") and (out / p).is_file()],
-    ]
-    (out / "experiment.md").write_text("\n".join(lines) + "\n")
-    (out / "experiment.json").write_text(json.dumps(
-        {"log": log, "demos": demo, "train": {"il": il, "corft": rl},
-         "goals": [vars(g) for g in goal_rows]}, indent=2, default=float))
-    printed = [*results_table(summary, ["il", "corft", "operator"]), "", *goals_table(goal_rows)]
-    return printed
+def _screen_il(args: argparse.Namespace, run: Path, screens: Path, log: dict) -> list[dict]:
+    """Every IL checkpoint screened with ROS-free rollouts on the same dev seeds (seen region only)."""
+    done = {row["step"]: row for row in (log.get("il") or {}).get("curve", [])}
+    curve = []
+    for ckpt in sorted((run / "checkpoints").glob("il_*.pt")):
+        step = int(ckpt.stem.split("_")[1])
+        if step not in done:
+            folder = screens / f"il_{step}"
+            if not _done_model(folder):
+                _run(f"3 screen IL {step}: export", ["export", str(ckpt), "--name", folder.name, "--models-dir",
+                                                      str(screens)], log)
+            text = _run(f"3 screen IL {step}", ["bench", "rollouts", "--models", str(folder), "--trials",
+                                                 str(args.screen_trials), "--seed", str(SCREEN_SEED), "--timeout",
+                                                 str(args.timeout), "--json"], log, capture=True)
+            row = json.loads(text)["results"][0]
+            done[step] = {"step": step, "successes": row["successes"], "trials": row["trials"],
+                          "cycle_time_mean_s": row["cycle_time_mean_s"]}
+            log.setdefault("il", {})["curve"] = sorted(done.values(), key=lambda r: r["step"])
+        curve.append(done[step])
+        print(f"IL step {step}: {done[step]['successes']}/{done[step]['trials']} (screen, seen)", flush=True)
+    if not curve:
+        raise RuntimeError(f"no IL checkpoint in {run / 'checkpoints'}")
+    return curve
 
 
-def _train_line(title: str, stats: dict) -> str:
-    """One line per stage: steps, speed and the final logged values (train.json's `stages`)."""
-    stages = stats.get("stages", {}) if stats else {}
-    if not stages:
-        return f"- {title}: no train.json"
-    parts = []
-    for stage, info in stages.items():
-        final = ", ".join(f"{k.split('/', 1)[-1]} {v:.4g}" for k, v in info.get("final", {}).items())
-        speed = info.get("steps_per_s", 0.0)
-        parts.append(f"{stage}: {info.get('steps', 0)} steps at {speed:.2f} steps/s; final {final}")
-    return f"- {title}: " + "; ".join(parts)
-
-
-def _cpu_count() -> int:
-    import os
-
-    return os.cpu_count() or 0
+def _round_record(folder: Path, model: str, run: Path) -> dict:
+    """What a round collected with which model, and what its CO-RFT run trained on."""
+    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
+    seen = next((a for a in summary.get("arms", []) if a.get("region") == "seen"), {})
+    train = json.loads((run / "train.json").read_text()) if (run / "train.json").is_file() else {}
+    return {"collected_with": model, "trials": seen.get("trials"), "successes": seen.get("successes"),
+            "cycle_time_mean_s": seen.get("cycle_time_mean_s"), "dataset": train.get("dataset", {}),
+            "stages": train.get("stages", {})}
