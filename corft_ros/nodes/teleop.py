@@ -405,9 +405,11 @@ class TeleopNode(Node):
     def _tick(self) -> None:
         with self._lock:
             now = time.monotonic()
-            # The real interval (a loaded machine runs the timer late), capped so a stall never allows a jump.
-            dt = min(now - self._last_tick, 2.0 / self.rate_hz) if self._last_tick else 1.0 / self.rate_hz
-            self._last_tick = now
+            # The real interval on the node's clock (sim time in the sim, at any realtime_factor; a loaded machine
+            # runs the timer late), capped so a stall never allows a jump.
+            tick = self.get_clock().now().nanoseconds * 1e-9
+            dt = min(max(tick - self._last_tick, 0.0), 2.0 / self.rate_hz) if self._last_tick else 1.0 / self.rate_hz
+            self._last_tick = tick
             fresh = now - self._input_time <= self.input_timeout_s
             target: np.ndarray | None = None
             if self.source == "scripted":
