@@ -2,6 +2,8 @@
 
 One concept per module: `bagio` (bags on disk), `cdr` (zero-copy image parsing), `resample`
 (timestamps → control ticks), `dataset` (episodes, cache), `rewards`, `chunks` (chunked sampling),
-`augment`, `il` (stage 1), `corft` (stage 2), `trainer` (the loop, DDP, checkpoints, export).
+`augment`, `il` and `corft` (the stages' configuration and target arithmetic), `learners` (every objective as
+`update(batch, step) -> metrics`), `features` (the frozen backbone's features, encoded once), `trainer` (the one
+stage loop, multi-process gradients, checkpoints, export).
 No rclpy here.
 """

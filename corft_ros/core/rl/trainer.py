@@ -1,7 +1,8 @@
-"""The training job: bags → dataset → stage 1 (IL) → stage 2 (CO-RFT) → models/<name>/.
+"""The training job: bags → dataset → stage 1 (IL) → stage 2 (CO-RFT) or the control arm (BC) → models/<name>/.
 
-Runs as one process or under `torchrun --nproc_per_node N` (DistributedDataParallel: gloo on CPU, NCCL
-on GPU; every rank reads the same cached dataset, a DistributedSampler shards the chunk starts).
+Runs as one process or under `torchrun --nproc_per_node N` (gloo on CPU, NCCL on GPU; gradients averaged over the
+ranks after each backward, as DistributedDataParallel does; every rank reads the same cached dataset and trains on
+its shard of the chunk starts).
 Rank 0 builds the cache first, writes TensorBoard scalars, checkpoints and the export; every rank can
 resume from `<output>/checkpoints/latest.pt`.
 """
