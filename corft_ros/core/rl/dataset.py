@@ -502,9 +502,11 @@ def load_episode(
             arrays, stats, from_cache = cached, cached_stats, True
         else:
             _save_cache(folder, built, stats)
-            arrays, stats = _try_cache(folder, bag, cfg, lambda _m: None)
-            if arrays is None:  # unwritable cache folder: train from memory
-                arrays, stats = built, stats or {}
+            loaded, loaded_stats = _try_cache(folder, bag, cfg, lambda _m: None)
+            if loaded is None:  # unwritable cache folder, or another process replacing it: train from memory
+                arrays = built
+            else:
+                arrays, stats = loaded, loaded_stats
     key = folder.name
     return Episode(
         bag=bag,
