@@ -343,4 +343,6 @@ def test_cli_export_init_and_bench_inference(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["onnx"]["p50_ms"] > 0 and result["torch_eager"]["p50_ms"] > 0
     assert result["max_abs_diff"] <= 1e-4 and result["model"]["chunk"] == [5, 7]
+    selection = result["best_of_n"]  # critic-guided selection timed beside plain inference
+    assert selection["n"] == 8 and selection["onnx"]["p50_ms"] > 0 and selection["one_batched_call"]
     assert main(["export", "--name", "x", "--models-dir", str(tmp_path)]) == 2  # neither checkpoint nor --init

@@ -86,3 +86,63 @@ def test_the_sampler_graph_keeps_the_regression_head_chunk_as_candidate_zero():
     torch.testing.assert_close(chunks[0], plain)
     torch.testing.assert_close(chunks[1] - plain, 0.1 * model.action_std.expand(10, 7))
     assert q.shape == (2, 3, 10)
+
+
+def test_the_policy_node_deploys_a_flow_model_with_the_selection_its_export_asks_for(ros, tmp_path):
+    """A CO-RFT export asks for best-of-N in policy.yaml; the policy node (best_of_n 0 = the model's) publishes, over
+    DDS, exactly the chunk the runtime selects for the same observation and seed."""
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import String
+    from trajectory_msgs.msg import JointTrajectory
+
+    from corft_ros.core.policy.export import load_metadata
+    from corft_ros.core.policy.model import ChunkPolicy
+    from corft_ros.nodes.policy import PolicyNode
+
+    torch.manual_seed(1)
+    cfg = PolicyConfig.for_robot(ROBOT, d_model=32, heads=2, ff_dim=64, encoder_layers=1, decoder_layers=1,
+                                 cnn_channels=[8, 16], action_head="flow", flow_steps=5)
+    model = ChunkPolicy(cfg)
+    model.set_normalization(ROBOT.home_array, np.full(7, 0.5), ROBOT.home_array, np.full(7, 0.2))
+    emb = np.random.default_rng(0).standard_normal(384).astype(np.float32)
+    folder = export_policy(model.eval(), tmp_path / "corft", {TEXT: emb / np.linalg.norm(emb)},
+                           deploy={"best_of_n": 4, "selection_beta": 0.5})
+    assert load_metadata(folder).deploy == {"best_of_n": 4, "selection_beta": 0.5}
+    tag = "selnode"
+    chunks = ros.subscribe(JointTrajectory, f"/{tag}/action_chunk")
+    node = ros.add(PolicyNode(context=ros.context, cli_args=["--ros-args", "-r", f"__node:=policy_{tag}"],
+                              parameter_overrides=[Parameter(k, value=v) for k, v in {
+                                  "model_path": str(folder), "rate_hz": 10.0, "threads": 1, "seed": 7,
+                                  "camera_topic_format": f"/{tag}/camera/{{name}}/image_raw",
+                                  "joint_states_topic": f"/{tag}/joint_states",
+                                  "instruction_topic": f"/{tag}/instruction", "chunk_topic": f"/{tag}/action_chunk",
+                                  "max_observation_age": 60.0}.items()]))
+    try:
+        assert node.best_of_n == 4 and node.runtime.prefix == 2 and node.runtime.beta == 0.5
+        same = load_runtime(folder, "onnx", threads=1, best_of_n=None, seed=7, prefix=2)
+        same.warmup()
+        images = _scene(9)
+        expected = same.predict(images, ROBOT.home_array, TEXT)
+        latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        ros.publisher(String, f"/{tag}/instruction", latched).publish(String(data=TEXT))
+        joints = ros.publisher(JointState, f"/{tag}/joint_states")
+        cams = {c: ros.publisher(Image, f"/{tag}/camera/{c}/image_raw", qos_profile_sensor_data) for c in images}
+        ros.wait_for_subscribers(joints)
+        stamp = node.get_clock().now().to_msg()
+        joints.publish(JointState(name=ROBOT.joint_names, position=[float(v) for v in ROBOT.home_array]))
+        for c, img in images.items():
+            msg = Image(height=64, width=64, encoding="rgb8", step=64 * 3, data=img.tobytes())
+            msg.header.stamp = stamp
+            cams[c].publish(msg)
+        first = chunks.wait(lambda m: len(m) >= 1, timeout=20.0)[0]
+        np.testing.assert_allclose(np.array([p.positions for p in first.points]), expected, atol=1e-5)
+        assert node.runtime.last_selection.candidates == 4
+    finally:
+        ros.executor.remove_node(node)
+        import time
+
+        time.sleep(0.15)
+        ros.remove(node)

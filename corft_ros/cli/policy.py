@@ -40,7 +40,10 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--iters", type=int, default=300, help="timed inferences per backend")
     p.add_argument("--warmup", type=int, default=20, help="untimed inferences per backend first")
     p.add_argument("--threads", type=int, default=1, help="intra-op threads for both backends")
-    p.add_argument("--best-of-n", type=int, default=1, help="also rank N candidates with the critic")
+    p.add_argument("--best-of-n", type=int, default=8, help="critic-guided selection: N candidate chunks scored "
+                   "in one batched call, timed beside plain inference (1: skip)")
+    p.add_argument("--head", choices=["regression", "flow"], default="flow",
+                   help="fresh model's action expert (without --model)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench_inference)
 
@@ -166,8 +169,9 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
         if model_dir is None:
             rng = np.random.default_rng(0)
             emb = rng.standard_normal(384).astype(np.float32)
-            model_dir = export_policy(init_policy(), Path(tmp) / "bench", {instruction: emb / np.linalg.norm(emb)})
-        common = {"threads": args.threads, "best_of_n": args.best_of_n, "seed": 0}
+            model_dir = export_policy(init_policy(overrides={"action_head": args.head}), Path(tmp) / "bench",
+                                      {instruction: emb / np.linalg.norm(emb)})
+        common = {"threads": args.threads, "best_of_n": 1, "seed": 0}
         runtimes = {"onnx": load_runtime(model_dir, "onnx", **common),
                     "torch_eager": load_runtime(model_dir, "torch", device="cpu", **common)}
         onnx_rt = runtimes["onnx"]
@@ -196,16 +200,30 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
                 outputs[name] = rt.predict(scenes[i % 8], states[i % 8], instruction)
                 times[name].append(time.perf_counter() - start)
             max_diff = max(max_diff, float(np.abs(outputs["onnx"] - outputs["torch_eager"]).max()))
+        selection = None
+        if args.best_of_n > 1:  # critic-guided selection as the policy node runs it: one batched sampler call
+            select = load_runtime(model_dir, "onnx", threads=args.threads, best_of_n=args.best_of_n, seed=0, prefix=2)
+            for i in range(args.warmup):
+                select.predict(scenes[i % 8], states[i % 8], instruction)
+            samples = []
+            for i in range(args.iters):
+                start = time.perf_counter()
+                select.predict(scenes[i % 8], states[i % 8], instruction)
+                samples.append(time.perf_counter() - start)
+            selection = {"n": args.best_of_n, "onnx": _stats(samples), "one_batched_call": select.has_sampler,
+                         "over_plain_p50": round(_stats(samples)["p50_ms"] / _stats(times["onnx"])["p50_ms"], 3)}
     result = {
         "bench": "inference",
         "what": "PolicyRuntime.predict end to end (uint8 images -> absolute chunk), same weights, same inputs",
         "model": {"path": args.model or "fresh bundled-size model", "parameters": runtimes["torch_eager"].model
                   .num_parameters(), "cameras": cfg.camera_names, "image": f"{cfg.image_width}x{cfg.image_height}",
-                  "chunk": [cfg.chunk_size, cfg.action_dim], "num_critics": cfg.num_critics},
-        "threads": args.threads, "iters": args.iters, "best_of_n": args.best_of_n,
+                  "chunk": [cfg.chunk_size, cfg.action_dim], "num_critics": cfg.num_critics,
+                  "action_head": cfg.action_head},
+        "threads": args.threads, "iters": args.iters,
         "cpu": _cpu_name(), "onnxruntime_providers": onnx_rt.active_providers,
         "onnx": _stats(times["onnx"]), "torch_eager": _stats(times["torch_eager"]),
         "cold_start_ms": cold,
+        "best_of_n": selection,
     }
     result["torch_over_onnx_p50"] = round(result["torch_eager"]["p50_ms"] / result["onnx"]["p50_ms"], 3)
     result["max_abs_diff"] = max_diff
@@ -220,6 +238,9 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
         print(f"onnx p50 {result['onnx']['p50_ms']:.3f} ms p95 {result['onnx']['p95_ms']:.3f} ms | torch eager p50 "
               f"{result['torch_eager']['p50_ms']:.3f} ms p95 {result['torch_eager']['p95_ms']:.3f} ms | "
               f"torch/onnx {result['torch_over_onnx_p50']:.2f}x | max |diff| {max_diff:.2e}")
+        if selection:
+            print(f"best-of-{selection['n']} (onnx, one call): p50 {selection['onnx']['p50_ms']:.3f} ms p95 "
+                  f"{selection['onnx']['p95_ms']:.3f} ms ({selection['over_plain_p50']:.2f}x plain)")
     return 0
 
 
