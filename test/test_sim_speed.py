@@ -38,6 +38,15 @@ def test_physics_never_runs_a_camera_period_past_an_unrendered_frame():
     assert pacer.blocked_by(10.1, wall=0.0) is None
 
 
+def test_off_real_time_frames_are_as_fresh_in_sim_time_as_at_real_time():
+    """At factor != 1 physics waits for a frame once it is frame_lag (50 ms) past it: faster than real time, images
+    must not get older in sim time than rendering makes them at real time (the policy would see staler frames)."""
+    pacer = Pacer(PacingConfig(realtime_factor=0.0, frame_lag=0.05), camera_period=0.1)
+    pacer.frame_requested = 10.0
+    assert pacer.blocked_by(10.04, wall=0.0) is None
+    assert pacer.blocked_by(10.05, wall=0.0) == "renderer"
+
+
 def test_the_policy_is_waited_for_only_off_real_time_and_only_while_it_is_there():
     for factor, waits in ((1.0, False), (0.0, True), (3.0, True)):
         pacer = Pacer(PacingConfig(realtime_factor=factor, policy_lag=0.15), camera_period=0.1)

@@ -23,6 +23,7 @@ import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
+from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -235,22 +236,39 @@ class PolicyNode(Node):
         self.get_logger().info(f"instruction: '{text}'")
 
     # ------------------------------------------------------------------ inference thread
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
     def _loop(self) -> None:
+        """Inference at rate_hz on the node's clock: sim time under use_sim_time (the sim at any realtime_factor
+        gets rate_hz chunks per sim second, as on a real arm per wall second), wall time otherwise."""
         period = 1.0 / self.rate_hz
-        next_time = time.monotonic()
+        next_time = self._now()
         while not self._stop.is_set():
             next_time += period
-            delay = next_time - time.monotonic()
-            if delay < -period:  # fell more than a period behind: don't burst to catch up
-                with self._lock:
-                    self.counters["overruns"] += 1
-                next_time = time.monotonic()
-            elif delay > 0 and self._stop.wait(delay):
-                return
+            while True:
+                now = self._now()
+                delay = next_time - now
+                if delay < -period or delay > 2 * period:  # fell behind, or the clock jumped: no burst
+                    if -10 * period < delay < -period:  # a late step, not the sim clock's first message or a reset
+                        with self._lock:
+                            self.counters["overruns"] += 1
+                    next_time = now
+                    break
+                if delay <= 0:
+                    break
+                # wall-clock sleep in small steps: with sim time the clock may run faster or slower than wall time
+                if self._stop.wait(min(delay, 0.005) if self._sim_time else delay):
+                    return
             try:
                 self.step()
             except Exception as exc:  # keep running: one bad step must not kill inference
                 self._set_problem(f"inference step failed: {type(exc).__name__}: {exc}", DiagnosticStatus.ERROR)
+
+    @property
+    def _sim_time(self) -> bool:
+        clock = self.get_clock()
+        return clock.clock_type == ClockType.ROS_TIME and clock.ros_time_is_active
 
     def _set_problem(self, text: str, level: bytes, counter: str | None = None, warn: bool = False) -> None:
         with self._lock:

@@ -59,6 +59,8 @@ class SimArmNode(Node):
                                              "time; 0 = as fast as the renderer, policy and executor allow)"))
         policy_lag = float(declare(self, "policy_lag", 0.15, "sim s an observation may wait for the policy's chunk "
                                    "before the sim waits for it (factor != 1; must exceed the policy's period)"))
+        frame_lag = float(declare(self, "frame_lag", 0.05, "sim s physics may run ahead of a frame being rendered "
+                                  "(factor != 1; at 1: one camera period)"))
         chunk_topic = str(declare(self, "chunk_topic", topics.ACTION_CHUNK, "the policy's chunks (pacing only)"))
         cameras = list(declare(self, "cameras", ["front", "wrist"], f"cameras to render ({', '.join(CAMERAS)})"))
         width = int(declare(self, "image_width", 64, "rendered image width (px)"))
@@ -82,7 +84,7 @@ class SimArmNode(Node):
         forward_joints = list(declare(self, "forward_joints", self.robot.joint_names, "forward controller joints"))
 
         try:
-            pacing = PacingConfig(realtime_factor=self.realtime_factor, policy_lag=policy_lag)
+            pacing = PacingConfig(realtime_factor=self.realtime_factor, policy_lag=policy_lag, frame_lag=frame_lag)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         if self.camera_rate_hz <= 0:

@@ -8,7 +8,9 @@ tick within the same bounds as at real time; when a consumer needs more wall tim
 
 Consumers (each gate is open until the consumer shows it is there, and opens again when it goes quiet, so a graph
 without a policy or an executor is never blocked):
-- the renderer: physics does not pass a frame's time + one camera period before that frame is published;
+- the renderer: physics does not pass a frame's time + `frame_lag` (≈ what two 64×64 frames take to render at real
+  time here) before that frame is published, so images are as old in sim time as at real time; at factor 1 the
+  bound is one camera period (frames never pile up, the clock never waits for a frame that is merely slow);
 - the policy: physics does not pass an observation's time + `policy_lag` before a chunk stamped at or after it
   arrives (the chunk's stamp is its newest input's stamp);
 - the executor: while commands arrive at (nearly) every tick (a control loop, not a 20 Hz teleop), physics waits
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 class PacingConfig:
     realtime_factor: float = 1.0  # sim s per wall s; 0 = as fast as the consumers allow
     policy_lag: float = 0.15  # sim s an observation may wait for its chunk
+    frame_lag: float = 0.05  # sim s physics may run ahead of a frame being rendered (off real time)
     consumer_timeout_s: float = 2.0  # wall s without a chunk: the policy is gone, stop waiting for it
     executor_wait_s: float = 0.05  # wall s to wait for the executor's answer to one tick
 
@@ -36,8 +39,8 @@ class PacingConfig:
         if not (math.isfinite(self.realtime_factor) and self.realtime_factor >= 0):
             raise ValueError(f"realtime_factor must be >= 0 (0 = as fast as consumers allow), "
                              f"got {self.realtime_factor}")
-        if not self.policy_lag > 0 or not self.consumer_timeout_s > 0 or not self.executor_wait_s > 0:
-            raise ValueError("policy_lag, consumer_timeout_s and executor_wait_s must be > 0")
+        if min(self.policy_lag, self.frame_lag, self.consumer_timeout_s, self.executor_wait_s) <= 0:
+            raise ValueError("policy_lag, frame_lag, consumer_timeout_s and executor_wait_s must be > 0")
 
 
 class Pacer:
@@ -98,8 +101,10 @@ class Pacer:
 
     def blocked_by(self, next_sim: float, wall: float) -> str | None:
         """The consumer that must act before physics may advance to `next_sim` (None: free to go)."""
-        if self.frame_requested is not None and next_sim >= self.frame_requested + self.camera_period - 1e-9:
-            return "renderer"
+        if self.frame_requested is not None:
+            lead = self.config.frame_lag if self.waits_for_consumers else self.camera_period
+            if next_sim >= self.frame_requested + min(lead, self.camera_period) - 1e-9:
+                return "renderer"
         if not self.waits_for_consumers:
             return None
         policy_alive = wall - self.policy_seen_wall < self.config.consumer_timeout_s
