@@ -23,6 +23,8 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default="temporal_ensembling", help="executor mode")
     p.add_argument("--instruction", default="pick up the red cube and place it on the target",
                    help="task instruction (default: the sim's)")
+    p.add_argument("--best-of-n", type=int, default=0, help="critic-guided selection: N candidates (0: what each "
+                   "model's policy.yaml asks for; 1: none)")
     p.add_argument("--json", action="store_true", help="print JSON only")
     p.set_defaults(func=cmd_rollouts)
 
@@ -51,7 +53,7 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
         # deployed as the node deploys them: best-of-N as the model asks, ranked by the prefix that executes
         runtimes = {}
         for m in args.models:
-            rt = load_runtime(m, "onnx", threads=1, best_of_n=None, seed=args.seed)
+            rt = load_runtime(m, "onnx", threads=1, best_of_n=args.best_of_n or None, seed=args.seed)
             rt.prefix = executed_prefix(RolloutConfig().policy_rate_hz, rt.action_dt, rt.chunk_size)
             runtimes[m] = rt
     except (ModelError, ConfigError) as exc:
@@ -68,7 +70,8 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
                           for i in range(args.trials)]
                 wins = [t for t in trials if t.success]
                 lo, hi = wilson_interval(len(wins), len(trials))
-                row = {"model": model, "region": region, "trials": len(trials), "successes": len(wins),
+                row = {"model": model, "region": region, "best_of_n": runtime.best_of_n, "trials": len(trials),
+                       "successes": len(wins),
                        "success_rate": len(wins) / len(trials), "success_ci95": [lo, hi],
                        "cycle_time_mean_s": float(np.mean([t.duration_s for t in wins])) if wins else None,
                        "wall_s": float(sum(t.wall_s for t in trials))}

@@ -13,7 +13,7 @@ without a policy or an executor is never blocked):
   bound is one camera period (frames never pile up, the clock never waits for a frame that is merely slow);
 - the policy: physics does not pass an observation's time + `policy_lag` before a chunk stamped at or after it
   arrives (the chunk's stamp is its newest input's stamp);
-- the executor: while commands arrive at (nearly) every tick (a control loop, not a 20 Hz teleop), physics waits
+- the executor: while commands follow at least half of the ticks (a control loop, not a 20 Hz teleop), physics waits
   up to `executor_wait_s` of wall time after each tick for the command answering it, so the loop sees every tick.
 
 At factor 1 (real time, like a real robot) only the renderer is waited for: the world does not wait for a slow
@@ -116,9 +116,10 @@ class Pacer:
 
     def wait_for_command(self) -> bool:
         """After a tick: should physics wait for the command answering it? Yes while a per-tick commander (the
-        executor's loop) is there: a command followed at least 80% of the last ticks."""
+        executor's loop) is there: a command followed at least half of the last ticks (a control loop that the sim
+        outruns still answers most; a 20 Hz teleop answers one in five)."""
         return (self.waits_for_consumers and len(self._answered) >= 10
-                and sum(self._answered) >= 0.8 * len(self._answered))
+                and sum(self._answered) >= 0.5 * len(self._answered))
 
     def tick_answered(self, answered: bool) -> None:
         self._answered.append(answered)
