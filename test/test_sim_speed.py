@@ -24,6 +24,8 @@ def test_wall_pace_follows_the_factor_and_reanchors_when_far_behind():
     pacer = Pacer(PacingConfig(realtime_factor=2.0), camera_period=0.1)
     assert pacer.wall_delay(wall=100.0, sim=0.0) == 0.0  # anchors
     assert pacer.wall_delay(wall=100.0, sim=1.0) == pytest.approx(0.5)  # 1 sim s = 0.5 wall s at 2x
+    assert pacer.wall_delay(wall=100.55, sim=1.0) == 0.0  # 50 ms late: made up by the next ticks
+    assert pacer.wall_delay(wall=100.55, sim=1.2) == pytest.approx(0.05)
     assert pacer.wall_delay(wall=103.0, sim=1.0) == 0.0  # 2.5 s behind: re-anchor, no sprint
     assert pacer.wall_delay(wall=103.0, sim=1.2) == pytest.approx(0.1)
     assert Pacer(PacingConfig(realtime_factor=0.0), 0.1).wall_delay(5.0, 100.0) == 0.0
@@ -131,10 +133,14 @@ def test_sim_seconds_advance_k_times_wall_seconds(ros, factor):
     sim = _sim(ros, realtime_factor=factor, cameras=["wrist"], image_width=16, image_height=16, camera_rate_hz=2.0)
     try:
         clocks.wait(lambda m: len(m) >= 20, timeout=30.0)
-        first_wall, first_sim = time.monotonic(), stamp_to_sec(clocks.last.clock)
-        time.sleep(3.0)
-        wall, sim_now = time.monotonic() - first_wall, stamp_to_sec(clocks.last.clock) - first_sim
-        achieved = sim_now / wall
+        start = len(clocks.messages)
+        clocks.wait(lambda m: len(m) > start and clocks.stamps[-1] - clocks.stamps[start] >= 4.0, timeout=30.0)
+        # slope of sim time over receive time, fitted over the whole window: one late first or last message (the
+        # subscriber's own scheduling under load) does not decide the result
+        end = len(clocks.stamps)  # each message is appended before its stamp
+        sim_s = np.array([stamp_to_sec(m.clock) for m in clocks.messages[start:end]])
+        wall_s = np.array(clocks.stamps[start:end])
+        achieved = float(np.polyfit(wall_s - wall_s[0], sim_s - sim_s[0], 1)[0])
         assert achieved == pytest.approx(factor, rel=0.10), f"target {factor}, achieved {achieved:.3f}"
     finally:
         _remove(ros, sim)

@@ -27,6 +27,9 @@ from collections import deque
 from dataclasses import dataclass
 
 
+CATCH_UP_S = 0.1  # wall s of lateness the pace makes up (a few late ticks); beyond it the pace re-anchors
+
+
 @dataclass(frozen=True)
 class PacingConfig:
     realtime_factor: float = 1.0  # sim s per wall s; 0 = as fast as the consumers allow
@@ -73,7 +76,8 @@ class Pacer:
 
     def wall_delay(self, wall: float, sim: float) -> float:
         """Seconds to sleep so that `sim` is reached at the configured factor (0 with factor 0 or when behind;
-        more than 1 s behind re-anchors instead of sprinting to catch up)."""
+        more than `CATCH_UP_S` behind re-anchors instead of sprinting to catch up: a stall would otherwise be
+        followed by a burst faster than the factor)."""
         k = self.config.realtime_factor
         if k <= 0:
             return 0.0
@@ -81,7 +85,7 @@ class Pacer:
             self._anchor = (wall, sim)
         wall0, sim0 = self._anchor
         delay = wall0 + (sim - sim0) / k - wall
-        if delay < -1.0:
+        if delay < -CATCH_UP_S:
             self._anchor = (wall, sim)
             return 0.0
         return max(0.0, delay)
