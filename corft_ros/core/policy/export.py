@@ -5,7 +5,9 @@
     critic.onnx          (images [1, ...], state [1, d], text [1, E], chunk [N, h, d] absolute) → q [num_critics, N, h]
                          every head's value of every chunk prefix; the conservative value is the min over heads
     sampler.onnx         (images [1, ...], state [1, d], text [1, E], noise [N, h, d]) → chunk [N, h, d] absolute,
-                         q [num_critics, N, h]: N candidates and their values in one batched call (best-of-N)
+                         q [num_critics, N, h]: N candidates and their values in one batched call (best-of-N);
+                         written for a flow head and for a model whose deploy asks for best_of_n > 1 (a regression
+                         model deployed plainly never samples; the runtime's fallback is actor + critic)
     weights.safetensors  the torch weights, normalization buffers included (the torch backend and fine-tuning)
     policy.yaml          config (joints, dt, h, cameras and sizes, architecture), normalization, instruction
                          embeddings, versions, sha256 of every file
@@ -215,6 +217,7 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
         text = torch.randn(1, cfg.text_dim)
         chunks = cpu_model.unnormalize_action(torch.randn(3, cfg.chunk_size, d))
         noise = torch.randn(3, cfg.chunk_size, d)
+        with_sampler = needs_sampler(cfg, deploy)
         batch = torch.export.Dim("batch", min=1, max=4096)
         n = torch.export.Dim("n", min=1, max=4096)
         with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -232,14 +235,15 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
                 dynamic_shapes={"images": None, "state": None, "text": None, "chunk": {0: n}},
                 dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
             )
-            torch.onnx.export(
-                SamplerGraph(cpu_model).eval(), (images, joint, text, noise), str(tmp / SAMPLER_FILE),
-                input_names=["images", "state", "text", "noise"], output_names=["chunk", "q"],
-                dynamic_shapes={"images": None, "state": None, "text": None, "noise": {0: n}},
-                dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
-            )
+            if with_sampler:
+                torch.onnx.export(
+                    SamplerGraph(cpu_model).eval(), (images, joint, text, noise), str(tmp / SAMPLER_FILE),
+                    input_names=["images", "state", "text", "noise"], output_names=["chunk", "q"],
+                    dynamic_shapes={"images": None, "state": None, "text": None, "noise": {0: n}},
+                    dynamo=True, opset_version=OPSET, external_data=False, verbose=False,
+                )
         files = {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
-                 for name in (ACTOR_FILE, CRITIC_FILE, SAMPLER_FILE, WEIGHTS_FILE)}
+                 for name in (ACTOR_FILE, CRITIC_FILE, SAMPLER_FILE, WEIGHTS_FILE) if (tmp / name).exists()}
         meta = {
             "format": FORMAT,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -278,6 +282,12 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
     return out_dir
 
 
+def needs_sampler(config: PolicyConfig, deploy: Mapping[str, Any] | None) -> bool:
+    """sampler.onnx is written where it will be used: a flow head (its chunks come only from sampling) or a deploy
+    that asks for best-of-N selection. Saves a third of the export time of every plain regression model."""
+    return bool(config.stochastic) or int((deploy or {}).get("best_of_n", 1)) > 1
+
+
 def _verify_export(model: Any, folder: Path, images: Any, joint: Any, text: Any, chunks: Any, noise: Any,
                    tol: float = 1e-4) -> None:
     """The exported graphs must reproduce torch on the export inputs (catches exporter regressions)."""
@@ -296,11 +306,13 @@ def _verify_export(model: Any, folder: Path, images: Any, joint: Any, text: Any,
     critic = ort.InferenceSession(str(folder / CRITIC_FILE), options, providers=["CPUExecutionProvider"])
     diff_a = float(np.abs(actor.run(None, feeds)[0] - ref_chunk).max())
     diff_q = float(np.abs(critic.run(None, {**feeds, "chunk": chunks.numpy()})[0] - ref_q).max())
-    with torch.no_grad():
-        ref_s = [t.numpy() for t in SamplerGraph(model)(images, joint, text, noise)]
-    sampler = ort.InferenceSession(str(folder / SAMPLER_FILE), options, providers=["CPUExecutionProvider"])
-    got_s = sampler.run(None, {**feeds, "noise": noise.numpy()})
-    diff_s = max(float(np.abs(g - r).max()) for g, r in zip(got_s, ref_s, strict=True))
+    diff_s = 0.0
+    if (folder / SAMPLER_FILE).exists():
+        with torch.no_grad():
+            ref_s = [t.numpy() for t in SamplerGraph(model)(images, joint, text, noise)]
+        sampler = ort.InferenceSession(str(folder / SAMPLER_FILE), options, providers=["CPUExecutionProvider"])
+        got_s = sampler.run(None, {**feeds, "noise": noise.numpy()})
+        diff_s = max(float(np.abs(g - r).max()) for g, r in zip(got_s, ref_s, strict=True))
     if not (diff_a <= tol and diff_q <= tol and diff_s <= tol):
         raise ModelError(f"export verification failed: ONNX differs from torch by "
                          f"{max(diff_a, diff_q, diff_s):.2e} > {tol}")
