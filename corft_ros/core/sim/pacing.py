@@ -26,7 +26,6 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-
 CATCH_UP_S = 0.1  # wall s of lateness the pace makes up (a few late ticks); beyond it the pace re-anchors
 
 
