@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -57,11 +58,12 @@ class RosHarness:
         self.probe = Node("test_probe", context=self.context)
         self.executor.add_node(self.probe)
         self._nodes: list[Node] = [self.probe]
+        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
 
     def _spin(self) -> None:
-        spin(self.executor, self.context)
+        spin(self.executor, self.context, stop=self._stop)
 
     def add(self, node: Node) -> Node:
         self.executor.add_node(node)
@@ -109,15 +111,16 @@ class RosHarness:
             self.probe.destroy_client(client)
 
     def shutdown(self) -> None:
+        # Stop spinning first, then destroy the nodes: destroying entities a spinning executor still waits on fails
+        # in rcl ("service pointer is invalid") and can abort the interpreter at exit.
+        self._stop.set()
+        self._thread.join(timeout=10.0)
+        with contextlib.suppress(Exception):
+            self.executor.shutdown(timeout_sec=10.0)
         for node in list(self._nodes):
-            try:
-                self.executor.remove_node(node)
+            with contextlib.suppress(Exception):
                 node.destroy_node()
-            except Exception:
-                pass
-        self.executor.shutdown(timeout_sec=1.0)
         rclpy.shutdown(context=self.context)
-        self._thread.join(timeout=2.0)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02, what: str = "") -> None:
