@@ -76,6 +76,24 @@ def test_only_a_per_tick_commander_is_waited_for():
     assert not real_time.wait_for_command()  # the world does not wait for a slow controller at real time
 
 
+def test_a_commander_that_appears_is_waited_for_from_its_first_tick():
+    pacer = Pacer(PacingConfig(realtime_factor=0.0), camera_period=0.1)
+    for _ in range(50):  # the executor idle between episodes: nothing commands
+        pacer.tick_answered(False)
+    assert not pacer.wait_for_command()
+    pacer.command(wall=10.0)  # the episode starts: the executor's first command
+    assert pacer.wait_for_command()  # waited for at once, not only once it has caught up with a sim it cannot see
+    waited = 0
+    for tick in range(100):  # ... but it is a 20 Hz teleop: one command every 5 ticks
+        if tick % 5 == 0:
+            pacer.command(wall=10.0 + 0.01 * tick)
+        pacer.tick_answered(tick % 5 == 0)
+        waited += pacer.wait_for_command()
+    assert not pacer.wait_for_command() and waited < 40  # let go after a few dozen ticks
+    pacer.command(wall=10.5)  # a command soon after the last one is not a new commander
+    assert not pacer.wait_for_command()
+
+
 def test_bad_factors_are_refused():
     for value in (-1.0, math.inf, math.nan):
         with pytest.raises(ValueError, match="realtime_factor"):

@@ -62,6 +62,7 @@ class Pacer:
         self.policy_seen_wall = -math.inf
         # executor
         self.commands = 0  # commands received so far
+        self.last_command_wall = -math.inf
         self._answered: deque[bool] = deque(maxlen=50)  # did a command follow each of the last ticks?
         self.waits = {"renderer": 0, "policy": 0, "executor": 0}
 
@@ -95,6 +96,14 @@ class Pacer:
         self.policy_seen_wall = wall
 
     def command(self, wall: float) -> None:
+        if wall - self.last_command_wall > self.config.consumer_timeout_s:
+            # a commander (re)appears (an executor activated for an episode): presume it is a per-tick loop and wait
+            # for it from its first tick; a sim that outran it would otherwise never see it answer half of the ticks
+            # (measured: ~260 skipped executor ticks per 30 s trial at factor 0). A slower commander (a 20 Hz
+            # teleop) shows within ~30 ticks and is no longer waited for.
+            self._answered.clear()
+            self._answered.extend([True] * self._answered.maxlen)
+        self.last_command_wall = wall
         self.commands += 1
 
     def frame_published(self, sim: float) -> None:
