@@ -1,4 +1,4 @@
-"""The embedded sim arm alone: `ros2 launch corft_ros sim.launch.py [realtime:=false] [region:=unseen]`.
+"""The embedded sim arm alone: `ros2 launch corft_ros sim.launch.py [realtime_factor:=0.0] [region:=unseen]`.
 
 Node set, parameters and arguments: config/sim.yaml (the same file `corft-ros` reads).
 """

@@ -262,19 +262,23 @@ class SimArmNode(Node):
                 if reason is None:
                     return
                 self.pacer.waits[reason] += 1
+                start = time.monotonic()
                 self._moved.wait(0.05)
+                self.pacer.wait_s[reason] += time.monotonic() - start
             if not self._resets.empty():
                 return  # a reset request is served between ticks: never hold it behind a consumer
 
     def _wait_for_command(self, before: int) -> None:
-        deadline = time.monotonic() + self.pacer.config.executor_wait_s
+        start = time.monotonic()
+        deadline = start + self.pacer.config.executor_wait_s
         with self._moved:
             self.pacer.waits["executor"] += 1
             while self._running and self.pacer.commands <= before:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return
+                    break
                 self._moved.wait(remaining)
+            self.pacer.wait_s["executor"] += time.monotonic() - start
 
     def _loop(self) -> None:
         rtf_wall, rtf_sim = time.monotonic(), self._sim_elapsed

@@ -64,7 +64,8 @@ class Pacer:
         self.commands = 0  # commands received so far
         self.last_command_wall = -math.inf
         self._answered: deque[bool] = deque(maxlen=50)  # did a command follow each of the last ticks?
-        self.waits = {"renderer": 0, "policy": 0, "executor": 0}
+        self.waits = {"renderer": 0, "policy": 0, "executor": 0}  # how often physics waited for each consumer
+        self.wait_s = {"renderer": 0.0, "policy": 0.0, "executor": 0.0}  # and for how long (wall s)
 
     @property
     def waits_for_consumers(self) -> bool:
