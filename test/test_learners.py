@@ -169,3 +169,24 @@ def test_every_extraction_trains_the_action_expert_only(method, head):
     assert np.isfinite(float(logs["rl/actor_loss"]))
     assert all(torch.equal(a, b) for a, b in zip(critic_before, policy.critic_parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(actor_before, policy.actor_parameters(), strict=True))
+
+
+def test_extraction_none_trains_the_critic_and_leaves_the_il_actor_bit_identical():
+    """The measured default (docs/training.md §8): the action expert stays the IL policy; the critic acts only at
+    deployment, choosing among sampled chunks."""
+    from corft_ros.core.rl.learners import CORFTLearner
+
+    torch.set_num_threads(1)
+    assert CORFTConfig().extraction == "none"
+    policy = _policy().train()
+    data, bank = _data(policy)
+    cfg = CORFTConfig(actor_warmup_steps=0, policy_delay=1)
+    learner = CORFTLearner(policy, cfg, ExtractionConfig(method="none"), data.value_scale())
+    critic_before = [p.detach().clone() for p in policy.critic_parameters()]
+    actor_before = [p.detach().clone() for p in policy.actor_parameters()]
+    for step in range(3):
+        logs = learner.update(bank.batch(np.arange(len(data))), step)
+    assert "rl/actor_loss" not in logs and np.isfinite(float(logs["rl/critic_loss"]))
+    assert all(torch.equal(a, b) for a, b in zip(actor_before, policy.actor_parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(critic_before, policy.critic_parameters(), strict=True))
+    assert learner.state_dict()["actor"] == {}

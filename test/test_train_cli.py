@@ -60,8 +60,9 @@ def test_train_all_runs_both_stages_and_exports(trained):
     summary = json.loads((trained / "run" / "train.json").read_text())
     assert summary["stages"]["il"]["steps"] == 3 and summary["stages"]["rl"]["steps"] == 3
     assert summary["dataset"]["episodes"] == 4 and summary["dataset"]["successes"] == 3
-    for key in ("rl/td_loss", "rl/conservative_gap", "rl/q_data", "rl/bc_loss", "rl/distill_loss"):
+    for key in ("rl/td_loss", "rl/conservative_gap", "rl/q_data", "rl/critic_loss"):
         assert np.isfinite(summary["stages"]["rl"]["final"][key])
+    assert "rl/actor_loss" not in summary["stages"]["rl"]["final"]  # extraction none (the default): IL's actor kept
     ckpts = {p.name for p in (trained / "run" / "checkpoints").iterdir()}
     assert {"il_0000003.pt", "rl_0000003.pt", "latest.pt", "final.pt"} <= ckpts
     assert list((trained / "run" / "tensorboard").glob("events.out.tfevents.*"))

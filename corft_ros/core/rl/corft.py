@@ -43,7 +43,7 @@ class CORFTConfig:
     grad_clip: float = 10.0
     divergence_factor: float = 5.0
     episodes: str = "all"  # the critic learns from every episode; BC terms only ever imitate successful ones
-    extraction: str = "rank_distill"  # td3bc | rank_distill | awr (docs/training.md: chosen by measurement)
+    extraction: str = "none"  # none | td3bc | rank_distill | awr (docs/training.md §8: chosen by measurement)
     samples: int = 8  # chunks sampled per state to rank (rank_distill) or to estimate V(s) (awr)
     beta: float = 1.0  # pessimism of the ranking: mean over critic heads − beta · std
     deploy_best_of_n: int = 8  # the exported CO-RFT model asks its runtime for best-of-N selection (1: none)
@@ -67,8 +67,8 @@ class CORFTConfig:
             (self.num_noisy >= 0 and self.num_uniform >= 0, "corft.num_noisy/num_uniform must be >= 0"),
             (self.divergence_factor > 1, f"corft.divergence_factor must be > 1, got {self.divergence_factor}"),
             (self.episodes in ("all", "success"), f"corft.episodes must be 'all' or 'success', got {self.episodes!r}"),
-            (self.extraction in ("td3bc", "rank_distill", "awr"),
-             f"corft.extraction must be td3bc, rank_distill or awr, got {self.extraction!r}"),
+            (self.extraction in ("none", "td3bc", "rank_distill", "awr"),
+             f"corft.extraction must be none, td3bc, rank_distill or awr, got {self.extraction!r}"),
             (self.samples >= 2, f"corft.samples must be >= 2, got {self.samples}"),
             (self.executed_prefix >= 0 and self.policy_rate_hz > 0, "corft.executed_prefix >= 0, policy_rate_hz > 0"),
             (self.awr_temperature > 0 and self.q_floor > 0, "corft.awr_temperature and q_floor must be > 0"),

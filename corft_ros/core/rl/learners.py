@@ -20,6 +20,8 @@ CriticLearner, every step, for each sample b and prefix j with target_mask[b, j]
              the failure's value) and uniform chunks (unbounded)
     L        = L_TD + α_cql · L_cons;  θ̄ ← τθ + (1 − τ)θ̄
 Extraction (the action expert; every `policy_delay` steps after `actor_warmup_steps`), one of:
+    none          the action expert stays the IL policy; the critic acts at deployment only, choosing the best of N
+                  chunks (critic-guided selection)
     td3bc         L = −λ · mean_b Q_1^(k−1)(s, π(s)) + w_bc · mean_{b ∈ S} Σ_j mean_d (π(s) − a)²,
                   λ = α / max(mean|Q|, q_floor)      (the paper-style baseline)
     rank_distill  sample N chunks from π, rank them by the pessimistic prefix value mean_m Q^(k−1) − β std_m,
@@ -51,7 +53,7 @@ from corft_ros.core.rl.corft import (
 )
 from corft_ros.core.rl.il import ILConfig, chunk_regression
 
-EXTRACTIONS = ("td3bc", "rank_distill", "awr")
+EXTRACTIONS = ("none", "td3bc", "rank_distill", "awr")
 
 
 def pessimistic(q: Tensor, beta: float) -> Tensor:
@@ -210,7 +212,7 @@ class CriticLearner:
 class ExtractionConfig:
     """How the action expert learns from the critic (`corft.extraction` and friends)."""
 
-    method: str = "rank_distill"  # td3bc | rank_distill | awr
+    method: str = "none"  # none | td3bc | rank_distill | awr
     samples: int = 8  # N chunks sampled per state (rank_distill, awr's value baseline)
     beta: float = 1.0  # pessimism: mean_m Q − β std_m
     prefix: int = 2  # k: executed prefix (policy period / action dt); the value of prefix k−1 ranks chunks
@@ -326,7 +328,7 @@ class CORFTLearner:
             p.requires_grad_(False)  # features are cached: the backbone cannot move
         self.cfg = cfg
         self.critic = CriticLearner(policy, cfg, value_scale)
-        self.actor = ActorLearner(policy, cfg, ex)
+        self.actor = None if ex.method == "none" else ActorLearner(policy, cfg, ex)
 
     @property
     def grad_sync(self):
@@ -334,21 +336,24 @@ class CORFTLearner:
 
     @grad_sync.setter
     def grad_sync(self, fn) -> None:
-        self.critic.grad_sync = self.actor.grad_sync = fn
+        self.critic.grad_sync = fn
+        if self.actor is not None:
+            self.actor.grad_sync = fn
 
     def update(self, batch: dict[str, Tensor], step: int) -> dict:
         logs = self.critic.update(batch, step)
-        if step >= self.cfg.actor_warmup_steps and step % self.cfg.policy_delay == 0:
+        if self.actor is not None and step >= self.cfg.actor_warmup_steps and step % self.cfg.policy_delay == 0:
             logs.update(self.actor.update(batch, step))
         self.critic.polyak()
         return logs
 
     def state_dict(self) -> dict:
-        return {"critic": self.critic.state_dict(), "actor": self.actor.state_dict()}
+        return {"critic": self.critic.state_dict(), "actor": self.actor.state_dict() if self.actor else {}}
 
     def load_state_dict(self, state: dict) -> None:
         self.critic.load_state_dict(state.get("critic") or {})
-        self.actor.load_state_dict(state.get("actor") or {})
+        if self.actor is not None:
+            self.actor.load_state_dict(state.get("actor") or {})
 
 
 class BCLearner:
