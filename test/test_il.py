@@ -109,7 +109,8 @@ def test_the_critic_only_warmup_of_co_rft_leaves_the_il_policy_unchanged(episode
     batch = tdata.data.batch(tdata.data.rows_of("all")[:16])
     before = _actions(il, batch)
     after = {}
-    for name, corft in (("warmup only", {"actor_warmup_steps": 100}), ("actor trained", {"actor_warmup_steps": 0})):
+    for name, corft in (("warmup only", {"actor_warmup_steps": 100, "extraction": "rank_distill"}),
+                        ("actor trained", {"actor_warmup_steps": 0, "extraction": "rank_distill"})):
         cfg = _cfg(episodes, tmp_path / name, stage="rl", rl_steps=20, init_checkpoint=str(il), corft=corft)
         train(episodes / "eps", cfg, ROBOT, log=lambda m: None)
         after[name] = _actions(tmp_path / name / "checkpoints" / "final.pt", batch)
