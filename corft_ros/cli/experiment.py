@@ -29,7 +29,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-TASK = "pick up the red cube and place it on the target"
+from corft_ros.core.sim.scene import TASK
+
 DEMO_SEED, SCREEN_SEED, COLLECT_SEED = 1000, 5000, 10000
 REPORT_FILES = ("report.md", "summary.json", "trials.csv", "success_rate.png", "cycle_time.png", "success_map.png",
                 "loop_latency.png")

@@ -158,6 +158,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
 
     from corft_ros.core.policy.export import export_policy
     from corft_ros.core.policy.runtime import load_runtime
+    from corft_ros.core.sim.scene import TASK
 
     if args.iters < 1 or args.warmup < 0 or args.threads < 1 or args.best_of_n < 1:
         print("error: --iters, --threads, --best-of-n must be >= 1 and --warmup >= 0", file=sys.stderr)
@@ -165,7 +166,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="corft-bench-") as tmp:
         model_dir = Path(args.model) if args.model else None
-        instruction = "pick up the red cube and place it on the target"
+        instruction = TASK
         if model_dir is None:
             rng = np.random.default_rng(0)
             emb = rng.standard_normal(384).astype(np.float32)

@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+from corft_ros.core.sim.scene import TASK
+
 
 def register_bench(benches: argparse._SubParsersAction) -> None:
     p = benches.add_parser("rollouts", help="fast sim screen of exported models without ROS (success, cycle time)",
@@ -21,7 +23,7 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="sim seed of the first trial (trial i: seed + i)")
     p.add_argument("--timeout", type=float, default=20.0, help="time limit per trial, s of sim time")
     p.add_argument("--mode", default="temporal_ensembling", help="executor mode")
-    p.add_argument("--instruction", default="pick up the red cube and place it on the target",
+    p.add_argument("--instruction", default=TASK,
                    help="task instruction (default: the sim's)")
     p.add_argument("--best-of-n", type=int, default=0, help="critic-guided selection: N candidates (0: what each "
                    "model's policy.yaml asks for; 1: none)")

@@ -109,6 +109,7 @@ def deploy_graph_run(factor: float, seconds: float, model: str) -> dict:
 
     from corft_ros.core.graph import load_graph
     from corft_ros.core.paths import models_dir
+    from corft_ros.core.sim.scene import TASK
     from corft_ros.nodes.compose import ComposedGraph
 
     with tempfile.TemporaryDirectory(prefix="corft-bench-sim-") as tmp:
@@ -119,7 +120,7 @@ def deploy_graph_run(factor: float, seconds: float, model: str) -> dict:
                 from corft_ros.core.policy.export import export_policy
 
                 model = str(export_policy(init_policy(), Path(tmp) / "fresh",
-                                          ["pick up the red cube and place it on the target"]))
+                                          [TASK]))
         graph = load_graph("deploy", {"model": model, "output_dir": tmp, "realtime_factor": repr(float(factor))})
         composed = ComposedGraph(graph)
         try:

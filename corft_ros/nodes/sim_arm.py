@@ -35,7 +35,7 @@ from corft_ros.core.commands import parse_forward, parse_trajectory
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.core.sim.pacing import Pacer, PacingConfig
 from corft_ros.core.sim.regions import REGIONS, Box2D, StartRegions
-from corft_ros.core.sim.scene import CAMERAS, CubeScene, SceneConfig
+from corft_ros.core.sim.scene import CAMERAS, TASK, CubeScene, SceneConfig
 from corft_ros.core.sim.trajectory import TrajectoryFollower
 from corft_ros.nodes._common import RECORDED_QOS, declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
 
@@ -75,7 +75,7 @@ class SimArmNode(Node):
         area = list(declare(self, "start_area", [0.32, 0.52, 0.0, 0.25], "cube start area xmin, xmax, ymin, ymax"))
         held = list(declare(self, "held_out_area", [0.39, 0.45, 0.095, 0.155], "unseen region inside start_area"))
         self.instruction = str(
-            declare(self, "instruction", "pick up the red cube and place it on the target", "the task, in words")
+            declare(self, "instruction", TASK, "the task, in words")
         )
         trajectory_topic = declare(self, "trajectory_topic", topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER),
                                    "JTC input")

@@ -32,6 +32,7 @@ GRIPPER_CLOSED = 0.8  # finger_joint position when fully closed; OGBench's actua
 # corft_ros camera name -> MuJoCo camera (the wrist camera is namespaced by its attachment).
 CAMERAS = {"front": "front", "front_pixels": "front_pixels", "wrist": "ur5e/robotiq/wrist"}
 SUCCESS_DISTANCE = 0.04  # OGBench's cube success threshold (m)
+TASK = "pick up the red cube and place it on the target"  # the scene's task, in words (the default instruction)
 
 
 @dataclass(frozen=True)
