@@ -223,7 +223,16 @@ def test_a_sim_reset_between_episodes_is_not_undone_while_the_policy_keeps_publi
         events.publish(String(data="start"))  # the next episode starts from where the arm is
         commands.wait(lambda m: len(m) >= 1, timeout=5.0)
         first = commands.messages[0]
-        first = np.asarray(first.data if output == "forward" else first.points[0].positions)
-        assert np.abs(first - reset_pose).max() < 0.05, f"first command {first} is not the reset pose"
+        # it holds the reset pose, or (a chunk stamped after 'start' already arrived) moves from it toward that chunk
+        # no faster than max_velocity: within one control period (forward), or by its first waypoint's time (jtc);
+        # the defect this guards against started 0.5 rad (p50) away
+        if output == "forward":
+            first, ahead = np.asarray(first.data), 1.0 / node.rate_hz
+        else:
+            ahead = first.points[0].time_from_start.sec + first.points[0].time_from_start.nanosec * 1e-9
+            first = np.asarray(first.points[0].positions)
+        reach = ROBOT.max_velocity * ahead + 0.01
+        assert reach.max() < 0.25
+        assert np.all(np.abs(first - reset_pose) <= reach), f"first command {first} is not the reset pose"
     finally:
         remove_node(ros, source)
