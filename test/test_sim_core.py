@@ -6,7 +6,7 @@ import pytest
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.core.sim.operator import OperatorConfig, ScriptedOperator
 from corft_ros.core.sim.regions import Box2D, StartRegions
-from corft_ros.core.sim.scene import CubeScene, SceneConfig
+from corft_ros.core.sim.scene import CAMERAS, CubeScene, SceneConfig
 from corft_ros.core.sim.trajectory import TrajectoryFollower
 
 
@@ -59,6 +59,8 @@ def test_bad_scene_parameters_refuse_to_start(robot):
         SceneConfig(image_width=0)
     with pytest.raises(ConfigError, match="unknown sim camera 'top'"):
         SceneConfig(cameras=("top",))
+    with pytest.raises(ConfigError, match="render_lod must be 0"):
+        SceneConfig(render_lod=-0.001)
 
 
 def test_reset_is_seeded_and_region_is_reported(scene):
@@ -116,3 +118,36 @@ def test_scripted_operator_is_deterministic_and_expert_is_faster(scene, robot):
     expert = _run_demo(scene, robot, 11, human_like=False)
     assert first[1] == again[1]
     assert expert[0] and expert[1] < first[1]
+
+
+def test_meshes_are_drawn_from_fewer_triangles_and_look_the_same(scene):
+    """The render-only level of detail: ~6x fewer triangles (Mesa's rasterizer spends a frame on them), the frame
+    within a fraction of a grey level of the full meshes' on average, physics' model untouched."""
+    import mujoco
+
+    from corft_ros.core.sim.lod import simplified_for_rendering
+
+    physics = scene._model
+    faces = physics.mesh_facenum.copy()
+    full = simplified_for_rendering(physics, 0.0)
+    lod = simplified_for_rendering(physics, scene.config.render_lod)
+    assert np.array_equal(physics.mesh_facenum, faces) and np.array_equal(full.mesh_facenum, faces)
+    assert faces.sum() > 100_000 and lod.mesh_facenum.sum() < faces.sum() / 4
+    assert (lod.mesh_facenum > 0).all()
+    scene.reset(11, "seen")
+    state = scene.snapshot()
+    for camera in ("front", "wrist"):
+        frames = []
+        for model in (full, lod):
+            renderer = mujoco.Renderer(model, 64, 64)
+            renderer.update_scene(scene._data, camera=CAMERAS[camera], scene_option=scene._scene_option)
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = 0
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = 0
+            frames.append(renderer.render().astype(np.int16))
+            renderer.close()
+        difference = np.abs(frames[0] - frames[1])
+        assert 0 < difference.mean() < 1.0, (camera, difference.mean())  # drawn differently, looks the same
+        assert np.mean(difference.max(axis=-1) > 8) < 0.03, camera  # a few edge pixels at most
+    assert np.array_equal(scene.snapshot().qpos, state.qpos)
+    with pytest.raises(ValueError, match="distance >= 0"):
+        simplified_for_rendering(physics, -1.0)

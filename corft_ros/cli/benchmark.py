@@ -36,7 +36,7 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--output", default="", help="report folder (default bench/<date-time>); an existing one with "
                    "trials.csv is resumed")
     p.add_argument("--operator", action="store_true", help="add the scripted human-like operator as a reference arm")
-    add_realtime_factor(p)
+    add_realtime_factor(p, default=0.0)
     p.add_argument("--seed", type=int, default=0, help="reset seed of the first round (round r: seed + r)")
     p.add_argument("--controller", choices=("forward", "jtc"), default="forward",
                    help="executor output kind: forward (forward_command_controller) | jtc (joint_trajectory_"
@@ -47,12 +47,15 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_trials)
 
 
-def add_realtime_factor(p: argparse.ArgumentParser) -> None:
+def add_realtime_factor(p: argparse.ArgumentParser, default: float) -> None:
     """--realtime-factor K (and the older --realtime true|false = 1 | 0) on every command that runs the sim."""
     p.add_argument("--realtime-factor", type=float, default=None, metavar="K",
-                   help="sim seconds per wall second: 1 = real time (default), 2 = twice as fast, 0 = as fast as the "
-                        "renderer, policy and executor allow; every time (timeouts, cycle times) is sim time")
+                   help=f"sim seconds per wall second: 1 = real time, 2 = twice as fast, 0 = as fast as the renderer, "
+                        f"policy and executor allow (default {default:g}); every time (timeouts, cycle times) is sim "
+                        f"time, and the sim waits for its consumers, so results do not depend on it "
+                        f"(docs/benchmark.md: consistency run)")
     p.add_argument("--realtime", choices=("true", "false"), default=None, help=argparse.SUPPRESS)
+    p.set_defaults(realtime_factor_default=default)
 
 
 def realtime_factor(args: argparse.Namespace) -> float:
@@ -60,7 +63,9 @@ def realtime_factor(args: argparse.Namespace) -> float:
         if not args.realtime_factor >= 0:
             raise SystemExit("error: --realtime-factor must be >= 0 (0 = as fast as the consumers allow)")
         return float(args.realtime_factor)
-    return 0.0 if args.realtime == "false" else 1.0
+    if args.realtime is not None:
+        return 0.0 if args.realtime == "false" else 1.0
+    return float(getattr(args, "realtime_factor_default", 1.0))
 
 
 def _speed(factor: float) -> str:

@@ -22,7 +22,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("demo", help="the sim arm + the bundled model: ~10 benchmark trials, measured summary")
     p.add_argument("--trials", type=int, default=10, help="trials (default 10)")
     p.add_argument("--timeout", type=float, default=15.0, help="time limit per trial, s of sim time (default 15)")
-    add_realtime_factor(p)
+    add_realtime_factor(p, default=0.0)
     p.add_argument("--output", default="", help="report folder (default bench/demo-<date-time>)")
     p.set_defaults(func=cmd_demo)
 

@@ -59,7 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="training parameter for every stage (as corft-ros train --set)")
     p.add_argument("--eval-seed", type=int, default=0, help="sim seed of the first final-evaluation round")
     p.add_argument("--no-bundle", action="store_true", help="do not copy the best arm to models/default")
-    add_realtime_factor(p)  # default here: 0 (as fast as the graph allows; every node on sim time)
+    add_realtime_factor(p, default=0.0)
     p.set_defaults(func=cmd_experiment)
 
 
@@ -93,8 +93,7 @@ def _done_model(path: Path) -> bool:
 def _speed(args: argparse.Namespace) -> list[str]:
     from corft_ros.cli.benchmark import realtime_factor
 
-    given = args.realtime_factor is not None or args.realtime is not None
-    return ["--realtime-factor", repr(realtime_factor(args) if given else 0.0)]
+    return ["--realtime-factor", repr(realtime_factor(args))]
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:

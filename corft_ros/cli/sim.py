@@ -130,7 +130,7 @@ def deploy_graph_run(factor: float, seconds: float, model: str) -> dict:
             if not ok:
                 raise RuntimeError(message)
             gaps0, wall0, sim0 = len(sim.clock_gaps()), time.monotonic(), sim._now()
-            waits0, wait_s0 = dict(sim.pacer.waits), dict(sim.pacer.wait_s)
+            waits0, wait_s0, unanswered0 = dict(sim.pacer.waits), dict(sim.pacer.wait_s), sim.pacer.unanswered
             executor.core.stats.restart_timing()
             time.sleep(seconds)
             wall, sim_s = time.monotonic() - wall0, sim._now() - sim0
@@ -151,4 +151,5 @@ def deploy_graph_run(factor: float, seconds: float, model: str) -> dict:
         "executor_overruns": report.get("overruns"),
         "sim_waits": {k: v - waits0[k] for k, v in sim.pacer.waits.items()},  # how often physics waited for each
         "sim_wait_s": {k: round(v - wait_s0[k], 2) for k, v in sim.pacer.wait_s.items()},  # and wall s of waiting
+        "executor_unanswered_ticks": sim.pacer.unanswered - unanswered0,  # waits that ran out executor_wait_s
     }

@@ -66,6 +66,7 @@ class Pacer:
         self._answered: deque[bool] = deque(maxlen=50)  # did a command follow each of the last ticks?
         self.waits = {"renderer": 0, "policy": 0, "executor": 0}  # how often physics waited for each consumer
         self.wait_s = {"renderer": 0.0, "policy": 0.0, "executor": 0.0}  # and for how long (wall s)
+        self.unanswered = 0  # ticks whose executor wait ran out (executor_wait_s) without a command
 
     @property
     def waits_for_consumers(self) -> bool:
