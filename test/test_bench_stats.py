@@ -81,3 +81,22 @@ def test_report_files_have_consistent_counts(tmp_path):
         assert total["trials"] == 12
         assert total["successes"] == sum(t.success for t in trials if t.arm == arm)
     assert "seen" in on_disk["comparison"] and "Wilson" in (tmp_path / "report.md").read_text()
+
+
+def test_a_report_without_plots_keeps_the_last_ones_and_updates_the_tables(tmp_path):
+    """During a run the tables are rewritten after every trial and the plots only every few (a redraw costs
+    ~0.7 s): the report still shows the last drawn plots, and the counts are current."""
+    import json
+
+    from corft_ros.core.bench.report import read_trials_csv, write_report
+
+    trials = [Trial("il", "seen", i, i % 2 == 0, 5.0 if i % 2 == 0 else 20.0, 20.0, start_x=0.4, start_y=0.1,
+                    end_reason="success" if i % 2 == 0 else "timeout") for i in range(6)]
+    write_report(tmp_path, trials[:4], title="t", command="c")
+    drawn = {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.png")}
+    assert {"success_rate.png", "cycle_time.png", "success_map.png"} <= set(drawn)
+    summary = write_report(tmp_path, trials, title="t", command="c", plots=False)
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.glob("*.png")} == drawn  # not redrawn
+    assert set(summary["plots"]) == set(drawn) and "success_rate.png" in (tmp_path / "report.md").read_text()
+    assert read_trials_csv(tmp_path / "trials.csv") == trials
+    assert json.loads((tmp_path / "summary.json").read_text())["trials"] == 6

@@ -1,6 +1,6 @@
 """`corft-ros bench trials`: N trials per arm (policy × executor mode, and the scripted operator) on the sim arm,
 interleaved and paired; success rate with Wilson 95% intervals, cycle time, loop and inference statistics; a report
-folder (report.md, trials.csv, summary.json, PNG plots) rewritten after every trial.
+folder (report.md, trials.csv, summary.json rewritten after every trial; PNG plots every 10 trials and at the end).
 
 The node set and parameters come from config/benchmark.yaml (what benchmark.launch.py runs). The sim, the cameras
 and the benchmark node live for the whole run; the arm's nodes (policy + executor + episode_logger, or teleop +
@@ -20,6 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 30.0
+PLOT_EVERY = 10  # trials between plot redraws during a run (a redraw costs ~0.7 s; the final report draws them)
 
 
 def register_bench(benches: argparse._SubParsersAction) -> None:
@@ -284,10 +285,10 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
                      "compare with real time (docs/benchmark.md: consistency run)")
     samples = _Samples()
 
-    def report() -> dict:
+    def report(plots: bool = True) -> dict:
         return write_run_report(out, trials, loops, plan_size=len(plan), title=config.title, command=config.command,
                                 notes=notes, latency_samples=samples.latency,
-                                period_error_samples=samples.period_error, compare=compare,
+                                period_error_samples=samples.period_error, compare=compare, plots=plots,
                                 extra={"arms_config": [vars(a) for a in config.arms],
                                        "realtime_factor": config.realtime_factor,
                                        "clock": "sim time (use_sim_time): durations and loop periods"})
@@ -364,7 +365,7 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
             trials.append(outcome.trial)
             loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, "episode": outcome.episode,
                           **outcome.loop})
-            report()
+            report(plots=len(trials) % PLOT_EVERY == 0)  # tables after every trial, plots every few and at the end
             t = outcome.trial
             say(f"trial {spec.index + 1}/{len(plan)} {spec.arm:>{width}} {spec.region:>6} seed {spec.seed:<4} "
                 f"start ({t.start_x:.3f}, {t.start_y:.3f}): {t.end_reason:<8} {t.duration_s:6.2f} s")
