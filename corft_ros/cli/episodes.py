@@ -54,7 +54,12 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     bench.add_argument("--width", type=int, default=640)
     bench.add_argument("--height", type=int, default=480)
     bench.add_argument("--compression", choices=["none", "zstd"], default="none")
-    bench.add_argument("--js-depth", type=int, default=100, help="/joint_states publisher history depth")
+    bench.add_argument("--js-depth", type=int, default=0,
+                       help="/joint_states publisher history depth (default 0: SystemDefaultsQoS, as ros2_control's "
+                            "joint_state_broadcaster publishes: reliable, keep-last, the middleware's default depth)")
+    bench.add_argument("--runs", type=int, default=1, help="nominal-load runs (default 1)")
+    bench.add_argument("--hog", type=int, default=0, metavar="K",
+                       help="K busy processes on the same cores during the nominal runs (default 0)")
     bench.add_argument("--camera-qos", choices=["reliable", "best_effort"], default="reliable",
                        help="QoS the simulated cameras publish with (the logger adapts to it)")
     bench.add_argument("--output", default="", help="where bags go (default: a temporary folder, deleted)")
@@ -432,6 +437,9 @@ def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done
 
 # --------------------------------------------------------------------------- bench
 def cmd_bench_logger(args: argparse.Namespace) -> int:
+    if args.runs < 1 or args.hog < 0 or not args.seconds > 0:
+        print("error: --runs must be >= 1, --hog >= 0 and --seconds positive", file=sys.stderr)
+        return 2
     result = run_bench(args)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -446,7 +454,7 @@ def cmd_bench_logger(args: argparse.Namespace) -> int:
 _PUBLISHER = """
 import json, sys, time
 import rclpy
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
 from sensor_msgs.msg import Image, JointState
 cfg = json.loads(sys.argv[1])
 rclpy.init()
@@ -455,7 +463,9 @@ pubs, msgs, periods = {}, {}, {}
 w, h = cfg["width"], cfg["height"]
 for topic, rate in cfg["rates"].items():
     if topic == "/joint_states":
-        pubs[topic] = node.create_publisher(JointState, topic, cfg["js_depth"])
+        # depth 0: joint_state_broadcaster's rclcpp::SystemDefaultsQoS() (reliable, keep-last, middleware depth)
+        js_qos = cfg["js_depth"] or qos_profile_system_default
+        pubs[topic] = node.create_publisher(JointState, topic, js_qos)
         m = JointState(name=[f"j{i}" for i in range(7)], position=[0.0] * 7, velocity=[0.0] * 7, effort=[0.0] * 7)
     else:
         # usb_cam's default is reliable, depth 100; best_effort is SensorDataQoS.
@@ -503,20 +513,39 @@ time.sleep(3.0)  # stay up for reliable resends (a real camera or robot does not
 
 def _publish(
     rates: dict[str, float], seconds: float, width: int, height: int, subscribers: int = 1, image_qos: str = "reliable",
-    warmup: float = 1.5, js_depth: int = 100,
+    warmup: float = 1.5, js_depth: int = 0,
 ) -> dict:
+    """Publish each topic from its own process (its own DDS participant), as the real drivers do: each camera
+    driver and ros2_control's joint_state_broadcaster run apart and do not share a transport."""
     import subprocess
 
-    cfg = {"rates": rates, "seconds": seconds, "width": width, "height": height, "subscribers": subscribers,
-           "image_qos": image_qos, "warmup": warmup, "js_depth": js_depth}
-    out = subprocess.run([sys.executable, "-c", _PUBLISHER, json.dumps(cfg)], capture_output=True, text=True,
-                         timeout=seconds + 60)
-    lines = [x for x in out.stdout.splitlines() if x.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"bench publisher failed: {out.stderr.strip()[-500:]}")
-    result = json.loads(lines[-1])
-    if "error" in result:
-        raise RuntimeError(f"bench publisher: {result['error']}")
+    procs = {}
+    for topic, rate in rates.items():
+        cfg = {"rates": {topic: rate}, "seconds": seconds, "width": width, "height": height,
+               "subscribers": subscribers, "image_qos": image_qos, "warmup": warmup, "js_depth": js_depth}
+        procs[topic] = subprocess.Popen([sys.executable, "-c", _PUBLISHER, json.dumps(cfg)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+    result: dict = {"counts": {}, "failed": {}, "elapsed": 0.0}
+    problems = []
+    for topic, proc in procs.items():
+        try:
+            stdout, stderr = proc.communicate(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        lines = [x for x in stdout.splitlines() if x.startswith("{")]
+        if not lines:
+            problems.append(f"{topic}: {stderr.strip()[-300:]}")
+            continue
+        one = json.loads(lines[-1])
+        if "error" in one:
+            problems.append(f"{topic}: {one['error']}")
+            continue
+        result["counts"].update(one["counts"])
+        result["failed"].update(one["failed"])
+        result["elapsed"] = max(result["elapsed"], one["elapsed"])
+    if problems:
+        raise RuntimeError("bench publisher failed: " + "; ".join(problems))
     return result
 
 
@@ -524,8 +553,12 @@ def run_bench(args: argparse.Namespace) -> dict:
     import os
     import random
     import shutil
+    import struct
+    import subprocess
     import tempfile
     import threading
+
+    import numpy as np
 
     # Isolated DDS domain on loopback, shared with the publisher subprocesses through the environment.
     os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(150, 230))
@@ -547,7 +580,8 @@ def run_bench(args: argparse.Namespace) -> dict:
     rclpy.init(context=context)
     result: dict = {
         "bench": "logger", "image": f"{w}x{h} rgb8", "compression": args.compression, "cpu_count": os.cpu_count(),
-        "joint_states_publisher_depth": args.js_depth,
+        "joint_states_publisher_qos": (f"reliable, keep-last {args.js_depth}" if args.js_depth else
+                                       "SystemDefaultsQoS (joint_state_broadcaster's)"),
         "camera_qos": "reliable, depth 100 (usb_cam's default)" if args.camera_qos == "reliable" else "SensorDataQoS",
     }
 
@@ -556,8 +590,21 @@ def run_bench(args: argparse.Namespace) -> dict:
 
         spin_until(executor, context, stop)
 
+    latencies: dict[str, list[int]] = {}
+
+    class TimedLogger(EpisodeLoggerNode):
+        """The logger as it runs, plus each message's receive latency: the time its callback ran minus the header
+        stamp the publisher set just before publishing (one machine, one wall clock)."""
+
+        def _enqueue(self, topic: str, data: bytes) -> None:
+            now = time.time_ns()
+            sec, nanosec = struct.unpack_from("<iI", data, 4)  # CDR: 4-byte encapsulation, then header.stamp
+            latencies.setdefault(topic, []).append(now - (sec * 1_000_000_000 + nanosec))
+            super()._enqueue(topic, data)
+
     def with_logger(topics: list[str], rates: dict[str, float], seconds: float) -> dict:
-        node = EpisodeLoggerNode(context=context, parameter_overrides=[
+        latencies.clear()
+        node = TimedLogger(context=context, parameter_overrides=[
             Parameter("output_dir", value=str(out_root)), Parameter("topics", value=topics),
             Parameter("compression", value=args.compression), Parameter("min_free_bytes", value=1 << 30),
             Parameter("instruction", value="bench logger"),
@@ -596,6 +643,12 @@ def run_bench(args: argparse.Namespace) -> dict:
                          "publish_failed": pub["failed"][t], "queue_dropped": topics_meta.get(t, {}).get("dropped", 0)}
                      for t, n in pub["counts"].items()}
         shutil.rmtree(ep, ignore_errors=True)
+        for topic, values in latencies.items():
+            if topic in per_topic and values:
+                ms = np.asarray(values, dtype=np.float64) / 1e6
+                per_topic[topic]["receive_latency_ms"] = {
+                    "p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2),
+                    "max": round(float(ms.max()), 2)}
         return {"elapsed": pub["elapsed"], "topics": per_topic}
 
     def bare(topic: str, seconds: float, rate: float) -> dict:
@@ -627,19 +680,31 @@ def run_bench(args: argparse.Namespace) -> dict:
         return {"published": pub["counts"][topic] + pub["failed"][topic], "received": count[0],
                 "elapsed": pub["elapsed"]}
 
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)]
     try:
-        # 1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz.
-        nominal = with_logger(cams + ["/joint_states"], {cams[0]: 30.0, cams[1]: 30.0, "/joint_states": 500.0},
-                              args.seconds)
-        t = nominal["topics"]
-        result["nominal"] = {
-            "seconds": round(nominal["elapsed"], 2),
-            "published": sum(v["published"] for v in t.values()),
-            "recorded": sum(v["recorded"] for v in t.values()),
-            "dropped": sum(v["published"] - v["recorded"] for v in t.values()),
-            "queue_dropped": sum(v["queue_dropped"] for v in t.values()),
-            "topics": t,
-        }
+        # 1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz, --runs times (--hog busy processes beside).
+        runs = []
+        for run in range(args.runs):
+            nominal = with_logger(cams + ["/joint_states"], {cams[0]: 30.0, cams[1]: 30.0, "/joint_states": 500.0},
+                                  args.seconds)
+            t = nominal["topics"]
+            runs.append({
+                "run": run + 1,
+                "seconds": round(nominal["elapsed"], 2),
+                "published": sum(v["published"] for v in t.values()),
+                "recorded": sum(v["recorded"] for v in t.values()),
+                "dropped": sum(v["published"] - v["recorded"] for v in t.values()),
+                "queue_dropped": sum(v["queue_dropped"] for v in t.values()),
+                "topics": t,
+            })
+            if not args.json:
+                print(f"nominal run {run + 1}/{args.runs}: {runs[-1]['dropped']} of {runs[-1]['published']} lost "
+                      + ", ".join(f"{k} {v['published'] - v['recorded']}" for k, v in t.items()), flush=True)
+        result["nominal"] = {"runs": args.runs, "hog": args.hog,
+                             "dropped": sum(r["dropped"] for r in runs),
+                             "runs_with_loss": sum(r["dropped"] > 0 for r in runs), "per_run": runs}
+        for hog in hogs:
+            hog.kill()
         if args.ramp_seconds <= 0:
             return result
         # 2. Reference: a bare raw subscriber under a publisher flooding one camera topic.
@@ -682,6 +747,9 @@ def run_bench(args: argparse.Namespace) -> dict:
         result["max_zero_drop_mb_per_s"] = round(best["logger"] * image_bytes / 1e6, 1)
         result["ratio_to_bare_subscriber"] = round(best["logger"] / best["bare"], 3) if best["bare"] else None
     finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
         rclpy.shutdown(context=context)
         if not args.output:
             shutil.rmtree(out_root, ignore_errors=True)
