@@ -60,6 +60,7 @@ def comparisons(summaries: Sequence[ArmSummary], baseline: str, candidate: str) 
 
 
 PLOTS = ("success_rate.png", "cycle_time.png", "success_map.png", "loop_latency.png")  # in report order
+SUCCESS_RATE_PNG, CYCLE_TIME_PNG, SUCCESS_MAP_PNG, LOOP_LATENCY_PNG = PLOTS
 
 
 def write_report(out_dir: Path, trials: Sequence[Trial], *, title: str, command: str,
@@ -156,9 +157,9 @@ def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummar
     ax.set_ylabel("success rate (Wilson 95% CI)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out_dir / "success_rate.png", dpi=110)
+    fig.savefig(out_dir / SUCCESS_RATE_PNG, dpi=110)
     plt.close(fig)
-    written.append("success_rate.png")
+    written.append(SUCCESS_RATE_PNG)
 
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(arms), 3.6))
     data = [[t.duration_s for t in trials if t.arm == arm and t.success] for arm in arms]
@@ -168,9 +169,9 @@ def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummar
         ax.scatter(np.full(len(d), i) + np.random.default_rng(i).uniform(-0.12, 0.12, len(d)), d, s=8, alpha=0.5)
     ax.set_ylabel("cycle time of successful trials (s)")
     fig.tight_layout()
-    fig.savefig(out_dir / "cycle_time.png", dpi=110)
+    fig.savefig(out_dir / CYCLE_TIME_PNG, dpi=110)
     plt.close(fig)
-    written.append("cycle_time.png")
+    written.append(CYCLE_TIME_PNG)
 
     positioned = [t for t in trials if math.isfinite(t.start_x) and math.isfinite(t.start_y)]
     if positioned:
@@ -188,9 +189,9 @@ def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummar
             ax.set_ylabel("cube start x (m)")
         axes[0][0].legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / "success_map.png", dpi=110)
+        fig.savefig(out_dir / SUCCESS_MAP_PNG, dpi=110)
         plt.close(fig)
-        written.append("success_map.png")
+        written.append(SUCCESS_MAP_PNG)
 
     if latency or period_error:
         fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
@@ -207,9 +208,9 @@ def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummar
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(out_dir / "loop_latency.png", dpi=110)
+        fig.savefig(out_dir / LOOP_LATENCY_PNG, dpi=110)
         plt.close(fig)
-        written.append("loop_latency.png")
+        written.append(LOOP_LATENCY_PNG)
     return written
 
 
