@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from corft_ros.core.bench.experiment import goals, goals_table, results_table
@@ -97,3 +98,14 @@ def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> Non
     from corft_ros.core.bench.experiment import arm_rows
 
     assert best_arm(arm_rows(worse)) == "il"
+
+
+def test_each_finished_step_is_saved_at_once_so_a_killed_experiment_keeps_its_wall_times(tmp_path) -> None:
+    from corft_ros.cli.experiment import _run
+
+    log_file = tmp_path / "experiment.json"
+    log = {"log_file": str(log_file)}
+    _run("1 help", ["--help"], log, capture=True)
+    saved = json.loads(log_file.read_text())
+    assert saved["steps"]["1 help"]["wall_s"] > 0
+    assert saved["steps"]["1 help"]["command"] == "corft-ros --help"

@@ -81,9 +81,15 @@ def _run(step: str, args: list[str], log: dict, capture: bool = False) -> str:
     entry = log.setdefault("steps", {}).setdefault(step, {"command": line, "wall_s": 0.0})
     entry["wall_s"] += seconds
     entry["command"] = line
+    _save(log)  # after every step: a killed experiment keeps the wall time of what it finished
     if rc != 0:
         raise RuntimeError(f"{step} failed (exit {rc}): {line}")
     return out
+
+
+def _save(log: dict) -> None:
+    if log.get("log_file"):
+        Path(log["log_file"]).write_text(json.dumps(log, indent=2))
 
 
 def _done_model(path: Path) -> bool:
@@ -112,6 +118,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     log_path = work / "experiment.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault("started", datetime.now().isoformat(timespec="seconds"))
+    log["log_file"] = str(log_path)
     sets = [x for item in args.set for x in ("--set", item)]
     rl_steps = ["--set", f"rl_steps={args.rl_steps}"] if args.rl_steps else []
     speed = _speed(args)
@@ -155,7 +162,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         print(f"error: {exc}; run the same command again to continue", file=sys.stderr)
         return 1
     finally:
-        log_path.write_text(json.dumps(log, indent=2))
+        _save(log)
     print("\n=== 7 report", flush=True)
     from corft_ros.core.bench.experiment import write_experiment_report
 
