@@ -36,6 +36,8 @@ NOT_HERE = {
     "test_soak.py": "`corft-ros bench soak` runs the deploy graph (rclpy nodes)",
     "test_record.py": "`corft-ros record` runs the record graph (rclpy nodes)",
     "test_transport_bench.py": "`corft-ros bench transport` publishes images from an rclpy process",
+    "test_launch_parity.py": "evaluates launch files with the upstream launch code, whose dependencies "
+                             "(osrf_pycommon, lark) are in .venv only",
     # Time (make test stays near 10 minutes): the code they run is run here by the other files too.
     "test_ddp.py": "time: two torchrun processes (~20 s); the trainer runs in test_il.py and test_learners.py",
     "test_safety_property.py": "time: hypothesis examples (~20 s); the same executor runs in test_chunking.py",

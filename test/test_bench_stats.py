@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from corft_ros.core.bench.stats import Trial, relative_change, summarize, summarize_all, wilson_interval
+from corft_ros.core.trials.stats import Trial, relative_change, summarize, summarize_all, wilson_interval
 
 
 @pytest.mark.parametrize(
@@ -56,7 +56,7 @@ def test_cycle_time_counts_successes_only_and_episode_length_counts_failures_at_
 def test_report_files_have_consistent_counts(tmp_path):
     import json
 
-    from corft_ros.core.bench.report import read_trials_csv, write_report
+    from corft_ros.core.trials.report import read_trials_csv, write_report
 
     rng = __import__("numpy").random.default_rng(0)
     trials = []
@@ -88,7 +88,7 @@ def test_a_report_without_plots_keeps_the_last_ones_and_updates_the_tables(tmp_p
     ~0.7 s): the report still shows the last drawn plots, and the counts are current."""
     import json
 
-    from corft_ros.core.bench.report import read_trials_csv, write_report
+    from corft_ros.core.trials.report import read_trials_csv, write_report
 
     trials = [Trial("il", "seen", i, i % 2 == 0, 5.0 if i % 2 == 0 else 20.0, 20.0, start_x=0.4, start_y=0.1,
                     end_reason="success" if i % 2 == 0 else "timeout") for i in range(6)]

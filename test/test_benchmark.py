@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from corft_ros.cli import main
-from corft_ros.core.bench.stats import Trial
-from corft_ros.core.bench.trials import arm_names, in_plan, loop_summary, remaining, schedule
 from corft_ros.core.paths import config_path
+from corft_ros.core.trials.stats import Trial
+from corft_ros.core.trials.trials import arm_names, in_plan, loop_summary, remaining, schedule
 
 
 def test_schedule_interleaves_arms_rotates_order_and_pairs_seeds():

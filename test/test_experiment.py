@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 
-from corft_ros.core.bench.experiment import goals, goals_table, results_table
-from corft_ros.core.bench.stats import Trial, summarize_all
+from corft_ros.core.trials.experiment import goals, goals_table, results_table
+from corft_ros.core.trials.stats import Trial, summarize_all
 
 
 def trials(arm: str, region: str, successes: int, n: int, cycle: float) -> list[Trial]:
@@ -67,7 +67,7 @@ def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> Non
     against IL and the control arm, and the best measured arm (never a weaker one because a plan said so)."""
     import json
 
-    from corft_ros.core.bench.experiment import best_arm, fisher_p, write_experiment_report
+    from corft_ros.core.trials.experiment import best_arm, fisher_p, write_experiment_report
 
     rows = (trials("il", "seen", 20, 50, 9.0) + trials("il", "unseen", 10, 50, 9.5)
             + trials("il_bc", "seen", 22, 50, 9.0) + trials("il_bc", "unseen", 11, 50, 9.5)
@@ -95,7 +95,7 @@ def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> Non
     assert any("best measured arm: corft_r2" in line for line in lines)
     # a weaker CO-RFT is never the default
     worse = summary(trials("il", "seen", 20, 50, 9.0) + trials("corft_r1", "seen", 10, 50, 6.0))
-    from corft_ros.core.bench.experiment import arm_rows
+    from corft_ros.core.trials.experiment import arm_rows
 
     assert best_arm(arm_rows(worse)) == "il"
 

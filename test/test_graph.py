@@ -80,7 +80,7 @@ def test_arguments_set_parameters_and_bad_arguments_are_named():
 
 
 def test_nested_parameter_maps_flatten_to_dotted_names_like_launch_ros():
-    from corft_ros.nodes.compose import flatten_parameters
+    from corft_ros.core.params import flatten as flatten_parameters
 
     assert flatten_parameters({"a": 1, "corft": {"alpha": 2.5, "noise": {"std": 0.2}}}) == {
         "a": 1, "corft.alpha": 2.5, "corft.noise.std": 0.2}

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from corft_ros.core.graph import launch_arguments, load_graph, parse_launch_style_args
+from corft_ros.core.params import flatten as flatten_parameters
 from corft_ros.core.paths import share_dir
-from corft_ros.nodes.compose import flatten_parameters
 
 ROOT = share_dir()
 SHARED = ROOT.parent / "shared"

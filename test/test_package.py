@@ -76,3 +76,31 @@ def test_every_third_party_import_is_pinned():
         if not {name, name.replace("_", "-"), name.replace("-", "_")} & set(pins):
             unpinned.append(module)
     assert not unpinned, f"imported but not pinned in requirements.txt: {unpinned}"
+
+
+# Layers, lowest first; a module may import its own layer and the ones below, never one above (docs/DEVELOPING.md).
+LAYERS = {"core": 0, "nodes": 1, "benchmark": 2, "launching": 2, "perf": 3, "cli": 4}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    return LAYERS.get(parts[1]) if parts[0] == "corft_ros" and len(parts) > 1 else None
+
+
+def test_imports_only_point_down_the_layers_and_core_never_imports_ros():
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        own = _layer(module)
+        if own is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module else [])
+            for name in names:
+                target = _layer(name)
+                if target is not None and target > own:
+                    wrong.append(f"{module} imports {name}")
+                if own == 0 and name.split(".")[0] in ROS_MODULES - {"ament_index_python"}:  # rclpy, messages, launch
+                    wrong.append(f"{module} (core) imports {name}")
+    assert not wrong, wrong

@@ -80,3 +80,13 @@ def test_record_graph_is_the_launch_file_node_set() -> None:
     assert real.node("teleop").parameters["source"] == "leader"
     assert real.node("episode_logger").parameters["output_dir"] == "/data/cups"
     assert {node_class(n.executable).__name__ for n in real.nodes} == {"TeleopNode", "EpisodeLoggerNode"}
+
+
+def test_demos_are_recorded_at_real_time_only(tmp_path: Path) -> None:
+    """A faster sim leaves the teleop behind (the scripted operator's demos failed 2-3 in 10 at factor 0): refused
+    with one line, nothing recorded."""
+    from corft_ros.cli import main
+
+    out = tmp_path / "fast"
+    assert main(["record", "--sim", "--episodes", "1", "--output", str(out), "--realtime-factor", "0"]) == 2
+    assert not out.exists() or not any(out.iterdir())

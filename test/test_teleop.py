@@ -10,7 +10,8 @@ from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float64MultiArray
 
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes.teleop import JoyJogger, LeaderMapping, TeleopNode, clamp_command, keyboard_delta
+from corft_ros.core.teleop import JoyJogger, LeaderMapping, clamp_command, keyboard_delta
+from corft_ros.nodes.teleop import TeleopNode
 
 ROBOT = load_robot_config()
 HOME = ROBOT.home_array

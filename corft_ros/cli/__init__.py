@@ -1,7 +1,7 @@
 """`corft-ros`: one command for the whole stack.
 
-Each module in this package contributes subcommands through `register(commands)` and benchmarks through
-`register_bench(benches)`; this file only wires them together, so areas never edit each other's code.
+One module per command in this package, each contributing it through `register(commands)` (`bench` registers
+every measurement in corft_ros/perf/ and the trials benchmark); this file only wires them together.
 """
 
 from __future__ import annotations
@@ -15,17 +15,11 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="corft-ros", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    bench = commands.add_parser("bench", help="measure a part of the stack (prints what it measured)")
-    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "register"):
-            module.register(commands)
-        if hasattr(module, "register_bench"):
-            module.register_bench(benches)
-    parser.set_defaults(bench_names=sorted(benches.choices))
+        module.register(commands)
     return parser
 
 

@@ -17,7 +17,7 @@ NO_MODEL = "not yet: no bundled model at models/default (issue 7: `make experime
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from corft_ros.cli.benchmark import add_realtime_factor
+    from corft_ros.cli._args import add_realtime_factor
 
     p = commands.add_parser("demo", help="the sim arm + the bundled model: ~10 benchmark trials, measured summary")
     p.add_argument("--trials", type=int, default=10, help="trials (default 10)")
@@ -28,7 +28,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from corft_ros.cli.benchmark import BenchConfig, check_model, make_arms, realtime_factor, run_benchmark
+    from corft_ros.benchmark import BenchConfig, check_model, make_arms, run_benchmark
+    from corft_ros.cli._args import realtime_factor
     from corft_ros.core.paths import models_dir
     from corft_ros.core.robot import ConfigError, load_robot_config
 

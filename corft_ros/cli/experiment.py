@@ -1,6 +1,6 @@
 """`corft-ros experiment` (what `make experiment` runs): the end-to-end CO-RFT result in sim, from nothing.
 
-  1. record N human-like demos with the scripted operator, seen region only            corft-ros record
+  1. record N human-like demos with the scripted operator, seen region, real time        corft-ros record
   2. IL on them, a checkpoint every --il-screen-every steps                             corft-ros train --stage il
   3. screen every IL checkpoint (ROS-free rollouts, dev seeds): the curve; the best is IL   corft-ros bench rollouts
   4. R rounds of the data flywheel, each:
@@ -37,7 +37,7 @@ REPORT_FILES = ("report.md", "summary.json", "trials.csv", "success_rate.png", "
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from corft_ros.cli.benchmark import add_realtime_factor
+    from corft_ros.cli._args import add_realtime_factor
 
     p = commands.add_parser(
         "experiment", help="end to end in sim: demos, IL, rounds of CO-RFT on the stack's own logs, evaluation",
@@ -97,7 +97,7 @@ def _done_model(path: Path) -> bool:
 
 
 def _speed(args: argparse.Namespace) -> list[str]:
-    from corft_ros.cli.benchmark import realtime_factor
+    from corft_ros.cli._args import realtime_factor
 
     return ["--realtime-factor", repr(realtime_factor(args))]
 
@@ -126,7 +126,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     il_run = runs / "il"
     try:
         _run("1 record demos", ["record", "--sim", "--episodes", str(args.demos), "--task", TASK, "--output",
-                                str(data / "demos"), "--seed", str(DEMO_SEED), "--operator", "scripted", *speed], log)
+                                str(data / "demos"), "--seed", str(DEMO_SEED), "--operator", "scripted"], log)
         if not (il_run / "checkpoints" / "final.pt").is_file():
             _run("2 train IL", ["train", "--bags", str(data / "demos"), "--stage", "il", "--no-export", "--output",
                                 str(il_run), "--set", f"il_steps={args.il_steps}", "--set",
@@ -164,7 +164,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     finally:
         _save(log)
     print("\n=== 7 report", flush=True)
-    from corft_ros.core.bench.experiment import write_experiment_report
+    from corft_ros.core.trials.experiment import write_experiment_report
 
     command = "make experiment  # = corft-ros experiment " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     best_arm, lines = write_experiment_report(work, out, log, command, TASK)

@@ -1,9 +1,8 @@
-"""`corft-ros train` (IL, then CO-RFT, then export) and `corft-ros bench dataset`."""
+"""`corft-ros train`: IL, then CO-RFT, then export."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -40,21 +39,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def register_bench(benches: argparse._SubParsersAction) -> None:
-    p = benches.add_parser("dataset", help="bag -> cached dataset build, cached sampling, trainer steps/s")
-    p.add_argument("--bags", default="", help="episodes to measure (default: synthetic 640x480 episodes)")
-    p.add_argument("--episodes", type=int, default=4, help="synthetic episodes")
-    p.add_argument("--seconds", type=float, default=4.0, help="length of each synthetic episode")
-    p.add_argument("--width", type=int, default=640)
-    p.add_argument("--height", type=int, default=480)
-    p.add_argument("--fps", type=float, default=30.0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--train-steps", type=int, default=20, help="steps per stage for the steps/s figure (0: skip)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="policy.* overrides")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_bench_dataset)
-
-
 def load_params(path: str) -> dict:
     """ros__parameters of a trainer YAML (the '/**' or 'trainer' section)."""
     import yaml
@@ -77,20 +61,6 @@ def load_params(path: str) -> dict:
     raise ConfigError(f"{file}: no '/**: ros__parameters:' (or 'trainer:') section")
 
 
-def _parse_sets(items: list[str]) -> dict:
-    import yaml
-
-    from corft_ros.core.robot import ConfigError
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from corft_ros.core.robot import ConfigError
 
@@ -102,6 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from corft_ros.core.params import parse_sets
     from corft_ros.core.policy.export import ModelError
     from corft_ros.core.rl.bagio import BagError
     from corft_ros.core.rl.corft import QDivergenceError
@@ -112,7 +83,7 @@ def _train(args: argparse.Namespace) -> int:
     robot_path = args.robot_config or params.get("robot_config") or None
     for key in NODE_ONLY:
         params.pop(key, None)
-    params.update(_parse_sets(args.set))
+    params.update(parse_sets(args.set))
     flags = {
         "stage": args.stage, "output": args.output, "name": args.name, "models_dir": args.models_dir,
         "init_checkpoint": args.init, "device": args.device,
@@ -164,21 +135,3 @@ def _shutdown_distributed() -> None:
             dist.destroy_process_group()
     except Exception:
         pass
-
-
-def cmd_bench_dataset(args: argparse.Namespace) -> int:
-    from corft_ros.core.rl.bench import bench_dataset
-    from corft_ros.core.robot import load_robot_config
-
-    overrides = {k.split(".", 1)[1] if k.startswith("policy.") else k: v for k, v in _parse_sets(args.set).items()}
-    result = bench_dataset(
-        Path(args.bags) if args.bags else None, load_robot_config(), episodes=args.episodes, seconds=args.seconds,
-        width=args.width, height=args.height, fps=args.fps, batch_size=args.batch_size,
-        train_steps=args.train_steps, policy_overrides=overrides, log=lambda m: print(m, file=sys.stderr),
-    )
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for section, values in result.items():
-            print(f"{section}: {values}")
-    return 0

@@ -172,10 +172,6 @@ def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None
 
 def parse_launch_style_args(items: list[str]) -> dict[str, str]:
     """`name:=value` words (as `ros2 launch` takes them) -> dict; anything else is a one-line error."""
-    out = {}
-    for item in items:
-        if ":=" not in item:
-            raise ConfigError(f"expected name:=value, got '{item}'")
-        key, value = item.split(":=", 1)
-        out[key.strip()] = value
-    return out
+    from corft_ros.core.params import parse_assignments
+
+    return parse_assignments(items, ":=", "name:=value")

@@ -16,7 +16,6 @@ from rclpy._rclpy_pybind11 import InvalidHandle
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from corft_ros.core.robot import ConfigError
 
@@ -24,7 +23,6 @@ from corft_ros.core.robot import ConfigError
 # samples a reader has not acknowledged once its history is full, so a logger process stalled for a few seconds
 # (swap, a busy machine) would lose them. 1000 = 10 s of /joint_states at 100 Hz. Measured: the logger paused 5 s
 # while the sim arm published /joint_states with depth 10 lost 141 of 186 (test_faults.py).
-RECORDED_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 
 def declare(node: Node, name: str, default, description: str, dynamic: bool = False, type_: int | None = None):
@@ -135,25 +133,36 @@ def spin(executor: Executor, context: rclpy.Context | None = None, stop: threadi
             raise
 
 
-def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 4) -> int:
-    """Standard main(): init, build the node (a ConfigError exits 2 with its one-line message), spin, shut down."""
+def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads: int = 4,
+             errors: tuple[type[Exception], ...] = (), until: Callable[[Node], bool] | None = None,
+             exit_code: Callable[[Node], int] | None = None) -> int:
+    """Every node's main(): init, build the node (a ConfigError, or one of `errors`, exits 2 with its one-line
+    message), spin until shutdown (or until `until(node)`), close and destroy it; the exit code is `exit_code(node)`
+    (default 0)."""
     rclpy.init(args=args)
     try:
         node = factory()
-    except ConfigError as exc:
+    except (ConfigError, *errors) as exc:
         print(f"error: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
     executor = make_executor(threads=threads)
     executor.add_node(node)
+    code = 0
     try:
-        spin(executor)
+        if until is None:
+            spin(executor)
+        else:
+            while rclpy.ok() and not until(node):
+                executor.spin_once(timeout_sec=0.2)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
         close = getattr(node, "close", None)
         if close is not None:
             close()
+        if exit_code is not None:
+            code = exit_code(node)
         node.destroy_node()
         rclpy.try_shutdown()
-    return 0
+    return code

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import select
 import sys
 import threading
 import time
@@ -34,20 +33,18 @@ from rcl_interfaces.srv import SetParameters
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from corft_ros.core import topics
-from corft_ros.core.bench.stats import Trial
-from corft_ros.core.bench.trials import TrialSpec, in_plan, remaining, schedule
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.core.sim.regions import REGIONS
+from corft_ros.core.terminal import TerminalKeys
+from corft_ros.core.trials.stats import Trial
+from corft_ros.core.trials.trials import TrialSpec, in_plan, remaining, schedule
 from corft_ros.nodes._common import declare, run_node
+from corft_ros.nodes.qos import LATCHED, RELIABLE
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-INSTRUCTION_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
 EXECUTOR_STATUS = "executor"
 POLICY_STATUS = "policy: inference"
 COUNTERS = ("underruns", "overruns", "chunk_switches", "inferences")
@@ -76,45 +73,6 @@ def _float(text: str) -> float:
         return float(text)
     except (TypeError, ValueError):
         return math.nan
-
-
-class _Keys:
-    """Single key presses from a terminal (cbreak mode), read in a thread; inert when stdin is not a terminal."""
-
-    def __init__(self) -> None:
-        self.interactive = sys.stdin.isatty()
-        self._keys: list[str] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = None
-        if self.interactive:
-            self._thread = threading.Thread(target=self._read, name="benchmark-keys", daemon=True)
-            self._thread.start()
-
-    def _read(self) -> None:
-        import termios
-        import tty
-
-        fd = sys.stdin.fileno()
-        saved = termios.tcgetattr(fd)
-        try:
-            tty.setcbreak(fd)
-            while not self._stop.is_set():
-                if select.select([sys.stdin], [], [], 0.1)[0]:
-                    key = sys.stdin.read(1)
-                    with self._lock:
-                        self._keys.append(key)
-        finally:
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-    def get(self) -> str | None:
-        with self._lock:
-            return self._keys.pop(0) if self._keys else None
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
 
 
 class BenchmarkNode(Node):
@@ -176,7 +134,7 @@ class BenchmarkNode(Node):
         self._start = self.create_client(Trigger, topics.EPISODE_START, callback_group=group)
         self._stop_ep = self.create_client(Trigger, topics.EPISODE_STOP, callback_group=group)
         self._label = self.create_client(SetBool, topics.EPISODE_LABEL, callback_group=group)
-        self._instruction_pub = self.create_publisher(String, topics.INSTRUCTION, INSTRUCTION_QOS)
+        self._instruction_pub = self.create_publisher(String, topics.INSTRUCTION, LATCHED)
         self.create_subscription(Bool, topics.SIM_SUCCESS, self._on_success, RELIABLE, callback_group=group)
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, RELIABLE,
                                  callback_group=group)
@@ -196,7 +154,7 @@ class BenchmarkNode(Node):
         self._quit = threading.Event()  # the operator quit (~/quit or the q key)
         self._diag: dict[str, dict[str, str]] = {}
         self._stop = threading.Event()
-        self._keys: _Keys | None = None
+        self._keys: TerminalKeys | None = None
         self.outcomes: list[TrialOutcome] = []
         self._thread: threading.Thread | None = None
         if self.autostart:
@@ -377,7 +335,7 @@ class BenchmarkNode(Node):
 
     def _prompt_reset(self, spec: TrialSpec) -> None:
         if self._keys is None:
-            self._keys = _Keys()
+            self._keys = TerminalKeys(name="benchmark-keys")
         text = self.instruction
         if text:
             self._instruction_pub.publish(String(data=text))
@@ -467,7 +425,7 @@ class BenchmarkNode(Node):
 
     # ------------------------------------------------------------------ autostart: this graph's one arm
     def _autorun(self) -> None:
-        from corft_ros.core.bench.report import read_trials_csv, write_run_report
+        from corft_ros.core.trials.report import read_trials_csv, summary_lines, write_run_report
 
         out = Path(self.output_dir or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
         try:
@@ -522,43 +480,6 @@ class BenchmarkNode(Node):
     def destroy_node(self) -> None:
         self.close()
         super().destroy_node()
-
-
-def summary_lines(summary: dict) -> list[str]:
-    """A few lines per arm: success rate with its Wilson 95% interval, cycle time, loop and inference numbers."""
-    lines = []
-    loop = summary.get("loop", {})
-    width = max([len(a["arm"]) for a in summary.get("arms", [])] + [8])
-    for arm in summary.get("arms", []):
-        if arm["region"] != "all" and len({a["region"] for a in summary["arms"] if a["arm"] == arm["arm"]}) <= 2:
-            continue  # one region: its row equals 'all'
-        lo, hi = arm["success_ci95"]
-        ct = arm["cycle_time_mean_s"]
-        line = (f"{arm['arm']:>{width}} {arm['region']:>6}: success {arm['successes']}/{arm['trials']} "
-                f"= {100 * arm['success_rate']:.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%), cycle time "
-                + (f"{ct:.2f} s mean / {arm['cycle_time_median_s']:.2f} s median" if math.isfinite(ct) else "-")
-                + f", timeouts {arm['timeouts']}")
-        lines.append(line)
-    comparison = summary.get("comparison") or {}
-    for region, change in comparison.items():
-        if isinstance(change, dict):
-            sr, ct = change["success_rate_relative_change"], change["cycle_time_relative_change"]
-            lines.append(f"{comparison['candidate']} vs {comparison['baseline']} ({region}): success rate "
-                         + (f"{100 * sr:+.1f}%" if math.isfinite(sr) else "-") + ", mean cycle time "
-                         + (f"{100 * ct:+.1f}%" if math.isfinite(ct) else "-"))
-    for arm, values in loop.items():
-        parts = []
-        if math.isfinite(values.get("rate_hz", math.nan)):
-            parts.append(f"loop {values['rate_hz']:.1f} Hz, period error p50 {values['period_error_p50_ms']:.2f} ms"
-                         f" / p99 {values['period_error_p99_ms_worst_trial']:.2f} ms, underruns "
-                         f"{values['underruns_total']:.0f}, max |dq| at switches {values['max_switch_jump_rad']:.3f}"
-                         " rad")
-        if math.isfinite(values.get("latency_p50_ms", math.nan)):
-            parts.append(f"inference p50 {values['latency_p50_ms']:.2f} ms / p95 "
-                         f"{values['latency_p95_ms_worst_trial']:.2f} ms / max {values['latency_max_ms']:.2f} ms")
-        if parts:
-            lines.append(f"{arm:>{width}}: " + "; ".join(parts))
-    return lines
 
 
 def main(args: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from corft_ros.core import topics
@@ -37,8 +37,8 @@ from corft_ros.core.images import (
 )
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._common import declare, diagnostic_status, run_node
+from corft_ros.nodes.qos import RELIABLE
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 MAX_CONSECUTIVE_READ_ERRORS = 5
 TRANSPORTS = ("raw", "compressed", "both")
 

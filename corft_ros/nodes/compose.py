@@ -13,6 +13,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 
 from corft_ros.core.graph import Graph
+from corft_ros.core.params import flatten
 from corft_ros.core.robot import ConfigError
 from corft_ros.nodes._common import make_executor, spin
 
@@ -32,20 +33,8 @@ def node_class(executable: str) -> type[Node]:
     return classes[0]
 
 
-def flatten_parameters(parameters: dict, prefix: str = "") -> dict:
-    """Nested maps become dotted names, as launch_ros and rcl's YAML parser do."""
-    flat = {}
-    for name, value in parameters.items():
-        key = f"{prefix}{name}"
-        if isinstance(value, dict):
-            flat.update(flatten_parameters(value, f"{key}."))
-        else:
-            flat[key] = value
-    return flat
-
-
 def parameter_overrides(parameters: dict) -> list[Parameter]:
-    return [Parameter(name, value=value) for name, value in flatten_parameters(parameters).items()]
+    return [Parameter(name, value=value) for name, value in flatten(parameters).items()]
 
 
 class ComposedGraph:

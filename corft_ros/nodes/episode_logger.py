@@ -15,15 +15,12 @@ import threading
 import time
 from pathlib import Path
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import (
     DurabilityPolicy,
-    HistoryPolicy,
     QoSProfile,
     ReliabilityPolicy,
     qos_profile_sensor_data,
@@ -44,7 +41,8 @@ from corft_ros.core.episodes import (
 )
 from corft_ros.core.episodes.typestore import normalize_msgtype
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, make_executor, spin
+from corft_ros.nodes._common import declare, run_node
+from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE, SENSOR_RELIABLE
 
 # Recorded and expected: each one missing in an episode is reported. Names are relative (resolved in the node's
 # namespace, so a logger under /left records /left/joint_states); bags keep the resolved names and the episode
@@ -87,14 +85,8 @@ DEFAULT_TOPIC_TYPES = [
     f"{topics.SIM_CUBE_POSE}=geometry_msgs/msg/PoseStamped",
     f"{topics.SIM_GOAL_POSE}=geometry_msgs/msg/PoseStamped",
 ]
-INSTRUCTION_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 # Deep reader queues: DDS fills them on its own threads, so a stalled Python executor (a loaded machine, GC)
 # loses nothing for 2 s at 500 Hz; measured here, depth 100 lost 0.6 % of /joint_states at 500 Hz over 60 s.
-RELIABLE_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-SENSOR_RELIABLE_QOS = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-EVENTS_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def is_sensor_topic(topic: str) -> bool:
@@ -222,12 +214,12 @@ class EpisodeLoggerNode(Node):
 
         self._sub_group = ReentrantCallbackGroup()
         self._srv_group = MutuallyExclusiveCallbackGroup()
-        self.events_pub = self.create_publisher(String, topics.EPISODE_EVENTS, EVENTS_QOS)
+        self.events_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_service(Trigger, topics.EPISODE_START, self._on_start, callback_group=self._srv_group)
         self.create_service(Trigger, topics.EPISODE_STOP, self._on_stop, callback_group=self._srv_group)
         self.create_service(SetBool, topics.EPISODE_LABEL, self._on_label, callback_group=self._srv_group)
-        self.create_subscription(String, self.instruction_topic, self._on_instruction, INSTRUCTION_QOS,
+        self.create_subscription(String, self.instruction_topic, self._on_instruction, LATCHED,
                                  callback_group=self._srv_group)
         for topic in self.topics:
             if topic in self.configured_types:
@@ -275,13 +267,13 @@ class EpisodeLoggerNode(Node):
 
     def _qos_for(self, topic: str) -> QoSProfile:
         if topic == self.instruction_topic:
-            return INSTRUCTION_QOS
+            return LATCHED
         if not is_sensor_topic(topic):
-            return RELIABLE_QOS
+            return RECORDED
         if self.sensor_qos == "best_effort":
             return qos_profile_sensor_data
         if self.sensor_qos == "reliable":
-            return SENSOR_RELIABLE_QOS
+            return SENSOR_RELIABLE
         # auto: a best-effort reader connects to every publisher, but over Fast DDS it loses most large
         # fragmented frames; when every publisher offers reliable, read reliably (as rosbag2 does).
         try:
@@ -289,7 +281,7 @@ class EpisodeLoggerNode(Node):
         except Exception:
             infos = []
         if infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
-            return SENSOR_RELIABLE_QOS
+            return SENSOR_RELIABLE
         return qos_profile_sensor_data
 
     def _subscribe(self, topic: str, msgtype: str) -> None:
@@ -349,7 +341,7 @@ class EpisodeLoggerNode(Node):
             return [to_rosbags_qos(infos[0].qos_profile)]
         if is_sensor_topic(topic):
             return [to_rosbags_qos(qos_profile_sensor_data)]
-        return [to_rosbags_qos(INSTRUCTION_QOS if topic == self.instruction_topic else RELIABLE_QOS)]
+        return [to_rosbags_qos(LATCHED if topic == self.instruction_topic else RECORDED)]
 
     def _add_to_writer(self, writer: EpisodeWriter, topic: str, msgtype: str) -> None:
         try:
@@ -575,26 +567,9 @@ class EpisodeLoggerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = EpisodeLoggerNode()
-    except (ConfigError, DiskFullError) as exc:
-        print(f"episode_logger: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
     # One thread: rclpy's MultiThreadedExecutor costs more per callback than the callbacks themselves and,
     # measured on 2 cores, loses /joint_states at 500 Hz next to two cameras; the single-threaded ones do not.
-    executor = make_executor(threads=1)
-    executor.add_node(node)
-    try:
-        spin(executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(lambda: EpisodeLoggerNode(), args, threads=1, errors=(DiskFullError,))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from rclpy.clock import ClockType, JumpThreshold
 from rclpy.duration import Duration
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
@@ -38,9 +38,9 @@ from corft_ros.core.chunking import MODES, ChunkError, ChunkExecutor, ExecutorCo
 from corft_ros.core.chunking.outputs import KINDS, OutputSpec, make_outputs, uncommanded, waypoint_velocities
 from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import RECORDED_QOS, declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes._common import declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes.qos import RECORDED, RELIABLE
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 OUTPUTS = KINDS
 TIMINGS = ("thread", "timer")
 # Parameters applied while running (the on-set callback validates them); every other one is read-only.
@@ -166,7 +166,7 @@ class ExecutorNode(LifecycleNode):
         self._command_pubs = []
         for out in self.outputs:
             msg_type = Float64MultiArray if out.kind == "forward" else JointTrajectory
-            self._command_pubs.append(self.create_publisher(msg_type, out.topic, RECORDED_QOS))
+            self._command_pubs.append(self.create_publisher(msg_type, out.topic, RECORDED))
         idle = uncommanded(self.robot, self.outputs)
         if idle:
             self.get_logger().warning(f"no output commands {', '.join(idle)}: those joints will not move")

@@ -25,7 +25,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.clock import ClockType
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
@@ -38,12 +38,9 @@ from corft_ros.core.policy.config import executed_prefix
 from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import RECORDED_QOS, declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes._common import declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-INSTRUCTION_QOS = QoSProfile(
-    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
@@ -182,8 +179,8 @@ class PolicyNode(Node):
             self.camera_topics[name] = sub.topic_name
         self.joint_topic = self.create_subscription(JointState, joint_topic, self._on_joints, RELIABLE).topic_name
         self.instruction_topic = self.create_subscription(
-            String, instruction_topic, self._on_instruction, INSTRUCTION_QOS).topic_name
-        self.chunk_pub = self.create_publisher(JointTrajectory, chunk_topic, RECORDED_QOS)
+            String, instruction_topic, self._on_instruction, LATCHED).topic_name
+        self.chunk_pub = self.create_publisher(JointTrajectory, chunk_topic, RECORDED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         self.create_timer(1.0, self._publish_diagnostics)
 

@@ -23,7 +23,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray
@@ -37,9 +37,8 @@ from corft_ros.core.sim.pacing import Pacer, PacingConfig
 from corft_ros.core.sim.regions import REGIONS, Box2D, StartRegions
 from corft_ros.core.sim.scene import CAMERAS, TASK, CubeScene, SceneConfig
 from corft_ros.core.sim.trajectory import TrajectoryFollower
-from corft_ros.nodes._common import RECORDED_QOS, declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
-
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+from corft_ros.nodes._common import declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
+from corft_ros.nodes.qos import CLOCK, RECORDED, RELIABLE
 
 
 @dataclass
@@ -110,8 +109,8 @@ class SimArmNode(Node):
         self.tick_dt = self.physics_steps_per_tick * scene_config.physics_dt
 
         self._group = ReentrantCallbackGroup()
-        self._js_pub = self.create_publisher(JointState, topics.JOINT_STATES, RECORDED_QOS)
-        clock_qos = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        self._js_pub = self.create_publisher(JointState, topics.JOINT_STATES, RECORDED)
+        clock_qos = CLOCK
         self._clock_pub = self.create_publisher(Clock, topics.CLOCK, clock_qos)
         self._image_pubs = {
             name: self.create_publisher(Image, topics.camera_image(name), qos_profile_sensor_data) for name in cameras

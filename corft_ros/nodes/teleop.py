@@ -8,147 +8,28 @@ actions carry their real stamps.
 
 from __future__ import annotations
 
-import math
-import select
 import sys
 import threading
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float64MultiArray, String
 
 from corft_ros.core import topics
-from corft_ros.core.robot import ConfigError, RobotConfig, load_robot_config
-from corft_ros.nodes._common import RECORDED_QOS, declare, make_executor, spin
+from corft_ros.core.robot import ConfigError, load_robot_config
+from corft_ros.core.teleop import HOME_KEY, KEY_PAIRS, JoyJogger, LeaderMapping, clamp_command, keyboard_delta, yaw_of
+from corft_ros.core.terminal import TerminalKeys
+from corft_ros.nodes._common import declare, run_node
+from corft_ros.nodes.qos import RECORDED, RELIABLE
 
 SOURCES = ("leader", "joy", "keyboard", "scripted")
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-
-
-# ----------------------------------------------------------------------------------------------- pure logic
-@dataclass
-class LeaderMapping:
-    """Leader joint name -> follower joint, plus per-follower-joint offset and scale (follower = scale*q + offset)."""
-
-    robot: RobotConfig
-    names: dict[str, str] = field(default_factory=dict)  # leader name -> follower name (identity when absent)
-    offsets: np.ndarray | None = None
-    scales: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        dof = self.robot.dof
-        self.offsets = np.zeros(dof) if self.offsets is None else np.asarray(self.offsets, dtype=np.float64)
-        self.scales = np.ones(dof) if self.scales is None else np.asarray(self.scales, dtype=np.float64)
-        for what, arr in (("leader_offsets", self.offsets), ("leader_scales", self.scales)):
-            if arr.shape != (dof,):
-                raise ConfigError(f"{what} has {arr.size} values, expected {dof} (robot.yaml joint order)")
-        known = set(self.robot.joint_names)
-        for leader, follower in self.names.items():
-            if follower not in known:
-                raise ConfigError(f"leader_joint_map: '{leader}={follower}' names no joint of the robot")
-
-    def apply(self, names: Sequence[str], positions: Sequence[float], base: np.ndarray) -> tuple[np.ndarray, int]:
-        """Follower targets (base where the leader says nothing) and how many joints the leader set."""
-        if len(names) != len(positions):
-            raise ValueError(f"leader message has {len(names)} names but {len(positions)} positions")
-        target = base.copy()
-        lookup = {n: i for i, n in enumerate(self.robot.joint_names)}
-        mapped = 0
-        for name, value in zip(names, positions, strict=True):
-            follower = self.names.get(name, name)
-            i = lookup.get(follower)
-            if i is None:
-                continue  # leader joints the follower lacks are ignored (they are counted by the caller)
-            if not math.isfinite(value):
-                raise ValueError(f"leader joint '{name}' is {value}")
-            target[i] = self.scales[i] * value + self.offsets[i]
-            mapped += 1
-        return target, mapped
-
-
-@dataclass
-class JoyJogger:
-    """Gamepad axes -> joint velocities (joint jogging); two buttons open/close the gripper."""
-
-    robot: RobotConfig
-    axes: Sequence[int]  # per robot joint: axis index, -1 = not jogged
-    speed: float = 0.5  # rad/s at full deflection
-    deadzone: float = 0.1
-    enable_button: int = -1  # dead-man: -1 = always enabled
-    gripper_open_button: int = -1
-    gripper_close_button: int = -1
-    gripper_index: int = -1
-
-    def velocity(self, axes: Sequence[float], buttons: Sequence[int]) -> np.ndarray:
-        vel = np.zeros(self.robot.dof)
-        if self.enable_button >= 0 and not (self.enable_button < len(buttons) and buttons[self.enable_button]):
-            return vel
-        for joint, axis in enumerate(self.axes):
-            if axis < 0:
-                continue
-            if axis >= len(axes):
-                raise ValueError(f"joy message has {len(axes)} axes, joy_axes needs axis {axis}")
-            value = float(axes[axis])
-            if not math.isfinite(value):
-                raise ValueError(f"joy axis {axis} is {value}")
-            if abs(value) < self.deadzone:
-                continue
-            # Rescale past the dead zone so motion starts smoothly from zero.
-            value = math.copysign((abs(value) - self.deadzone) / (1.0 - self.deadzone), value)
-            vel[joint] = max(-1.0, min(1.0, value)) * self.speed
-        if self.gripper_index >= 0:
-            j = self.gripper_index
-            gripper_speed = self.robot.joints[j].max_velocity
-            if 0 <= self.gripper_open_button < len(buttons) and buttons[self.gripper_open_button]:
-                vel[j] = -gripper_speed
-            elif 0 <= self.gripper_close_button < len(buttons) and buttons[self.gripper_close_button]:
-                vel[j] = gripper_speed
-        return vel
-
-
-# Keyboard: one key pair per joint (+/-), in robot.yaml order; '0' = home.
-HOME_KEY = "0"
-KEY_PAIRS = ("qa", "ws", "ed", "rf", "tg", "yh", "uj", "ik", "ol")
-
-
-def keyboard_delta(key: str, dof: int, step: float) -> np.ndarray | None:
-    """Joint delta for one key press; None for keys that are not jog keys."""
-    for joint, (plus, minus) in enumerate(KEY_PAIRS[:dof]):
-        if key == plus:
-            delta = np.zeros(dof)
-            delta[joint] = step
-            return delta
-        if key == minus:
-            delta = np.zeros(dof)
-            delta[joint] = -step
-            return delta
-    return None
-
-
-def clamp_command(robot: RobotConfig, target: np.ndarray, previous: np.ndarray | None, dt: float,
-                  velocity_scale: float = 1.0) -> np.ndarray:
-    """Within the joint limits, and no joint faster than velocity_scale * max_velocity from `previous`."""
-    out = np.clip(target, robot.lower, robot.upper)
-    if previous is not None:
-        step = robot.max_velocity * velocity_scale * dt
-        out = np.clip(out, previous - step, previous + step)
-        out = np.clip(out, robot.lower, robot.upper)
-    return out
-
-
-def yaw_of(q_w: float, q_x: float, q_y: float, q_z: float) -> float:
-    return math.atan2(2.0 * (q_w * q_z + q_x * q_y), 1.0 - 2.0 * (q_y * q_y + q_z * q_z))
 
 
 # ----------------------------------------------------------------------------------------------- the node
@@ -219,12 +100,11 @@ class TeleopNode(Node):
         self._last_tick = 0.0
         self._cube: tuple[np.ndarray, float, float] | None = None  # position, yaw, receive time
         self._goal: tuple[np.ndarray, float, float] | None = None
-        self._keyboard_thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._keyboard: TerminalKeys | None = None
 
         group = MutuallyExclusiveCallbackGroup()
-        self.command_pub = self.create_publisher(Float64MultiArray, self.command_topic, RECORDED_QOS)
-        self.stamped_pub = self.create_publisher(JointState, topics.TELEOP_COMMAND, RECORDED_QOS)
+        self.command_pub = self.create_publisher(Float64MultiArray, self.command_topic, RECORDED)
+        self.stamped_pub = self.create_publisher(JointState, topics.TELEOP_COMMAND, RECORDED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, 100, callback_group=group)
         if self.source == "leader":
@@ -347,9 +227,8 @@ class TeleopNode(Node):
         if cube is None or goal is None or cube[2] < since or goal[2] < since or self.state is None:
             return
         operator = self._operator_factory(self.seed + self._demo_index)
-        t = self.state_stamp or self.get_clock().now().nanoseconds * 1e-9
-        try:
-            operator.start(t, self.state.copy(), cube[0], cube[1], goal[0], goal[1])
+        try:  # the demo's time starts with its first command: planning takes wall time, a fast sim runs on meanwhile
+            operator.start(None, self.state.copy(), cube[0], cube[1], goal[0], goal[1])
         except Exception as exc:
             self._pending_demo = False
             self._error("scripted", f"scripted operator: cannot plan a demo: {exc}")
@@ -364,26 +243,10 @@ class TeleopNode(Node):
         if not sys.stdin.isatty():
             self._error("keyboard", "keyboard: stdin is not a terminal; run teleop in a terminal (no commands sent)")
             return
-        self._keyboard_thread = threading.Thread(target=self._keyboard_loop, name="teleop-keyboard", daemon=True)
-        self._keyboard_thread.start()
+        self._keyboard = TerminalKeys(on_key=self.key, name="teleop-keyboard")
         keys = KEY_PAIRS[: self.robot.dof]
         pairs = ", ".join(f"{self.robot.joint_names[i]} {k[0]}/{k[1]}" for i, k in enumerate(keys))
         self.get_logger().info(f"keyboard teleop: {pairs}; {HOME_KEY} = home")
-
-    def _keyboard_loop(self) -> None:
-        import termios
-        import tty
-
-        fd = sys.stdin.fileno()
-        saved = termios.tcgetattr(fd)
-        try:
-            tty.setcbreak(fd)
-            while not self._stop.is_set():
-                ready, _, _ = select.select([sys.stdin], [], [], 0.1)
-                if ready:
-                    self.key(sys.stdin.read(1))
-        finally:
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     def key(self, key: str) -> None:
         """Apply one key press (also the entry point for tests and other front ends)."""
@@ -465,30 +328,14 @@ class TeleopNode(Node):
         self.diag_pub.publish(array)
 
     def destroy_node(self) -> None:
-        stop = getattr(self, "_stop", None)  # absent when __init__ refused a parameter
-        if stop is not None:
-            stop.set()
+        keyboard = getattr(self, "_keyboard", None)  # absent when __init__ refused a parameter
+        if keyboard is not None:
+            keyboard.close()
         super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = TeleopNode()
-    except ConfigError as exc:
-        print(f"teleop: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = make_executor(threads=2)
-    executor.add_node(node)
-    try:
-        spin(executor)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(lambda: TeleopNode(), args, threads=2)
 
 
 if __name__ == "__main__":

@@ -12,15 +12,13 @@ import threading
 import time
 from dataclasses import asdict, fields
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from corft_ros.core import topics
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, diagnostic_status, make_executor
+from corft_ros.nodes._common import declare, diagnostic_status, run_node
+from corft_ros.nodes.qos import RELIABLE
 
 # PolicyConfig fields a training run may set (the rest follow the robot and the dataset)
 POLICY_KEYS = ("chunk_size", "d_model", "heads", "ff_dim", "encoder_layers", "decoder_layers", "critic_layers",
@@ -89,7 +87,7 @@ class TrainerNode(Node):
         self.config.validate()
 
         self.diag_pub = self.create_publisher(
-            DiagnosticArray, topics.DIAGNOSTICS, QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+            DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         self._lock = threading.Lock()
         self.state = "starting"  # starting | running | done | failed | stopped
         self.stage = ""
@@ -157,26 +155,9 @@ class TrainerNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = TrainerNode()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    executor = make_executor(threads=2)
-    executor.add_node(node)
-    try:
-        while rclpy.ok() and not (node.shutdown_when_done and node.finished.is_set()):
-            executor.spin_once(timeout_sec=0.2)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.close()
-        failed = node.state == "failed"
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 1 if failed else 0
+    return run_node(lambda: TrainerNode(), args, threads=2,
+                    until=lambda node: node.shutdown_when_done and node.finished.is_set(),
+                    exit_code=lambda node: 1 if node.state == "failed" else 0)
 
 
 if __name__ == "__main__":

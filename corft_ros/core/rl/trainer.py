@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from corft_ros.core.params import flatten
 from corft_ros.core.rl.corft import CORFTConfig
 from corft_ros.core.rl.dataset import DatasetConfig, LoadReport, dataset_summary, load_episodes
 from corft_ros.core.rl.il import ILConfig
@@ -76,7 +77,7 @@ def config_from_params(params: dict[str, Any], base: TrainConfig | None = None) 
     mappings ({'corft': {'gamma': 0.98}}). The same names are the trainer node's ROS parameters and
     config/train.yaml's keys; an unknown name is a ConfigError."""
     cfg = base or TrainConfig()
-    for key, value in _flatten(params).items():
+    for key, value in flatten(params).items():
         target: Any = cfg
         parts = key.split(".")
         for part in parts[:-1]:
@@ -92,17 +93,6 @@ def config_from_params(params: dict[str, Any], base: TrainConfig | None = None) 
         setattr(target, leaf, _coerce(key, getattr(target, leaf), value))
     cfg.dataset.image_size = tuple(int(v) for v in cfg.dataset.image_size)  # type: ignore[assignment]
     return cfg
-
-
-def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
 
 
 def _coerce(key: str, current: Any, value: Any) -> Any:

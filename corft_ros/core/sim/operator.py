@@ -51,7 +51,7 @@ class ScriptedOperator:
         self.seed = int(seed)
         self._ik = ik or ArmIK()
         self._plan: np.ndarray | None = None
-        self._t0 = 0.0
+        self._t0: float | None = 0.0
         self._done = False
 
     @property
@@ -63,8 +63,10 @@ class ScriptedOperator:
         """Planned duration of the whole demo (s)."""
         return 0.0 if self._plan is None else len(self._plan) * self.config.action_dt
 
-    def start(self, t: float, joint_positions: np.ndarray, cube_pos: np.ndarray, cube_yaw: float,
+    def start(self, t: float | None, joint_positions: np.ndarray, cube_pos: np.ndarray, cube_yaw: float,
               goal_pos: np.ndarray, goal_yaw: float = 0.0) -> None:
+        """Plan a demo from the arm's joints and the cube and goal poses; `t` is the plan's time zero (None: the time
+        of the first `command()`, so the wall time planning takes, during which a fast sim runs on, skips nothing)."""
         from ogbench.manipspace.oracles.plan.cube_plan import CubePlanOracle
 
         cfg = self.config
@@ -103,7 +105,7 @@ class ScriptedOperator:
             joint_plan[i, :6] = arm_q
             joint_plan[i, 6] = GRIPPER_CLOSED * float(np.clip(grasp, 0.0, 1.0))
         self._plan = np.clip(joint_plan, self.robot.lower, self.robot.upper)
-        self._t0 = float(t)
+        self._t0 = None if t is None else float(t)
         self._done = False
 
     def _humanize(self, rng, names, t_keys, pose_keys, grasp_keys, oracle):
@@ -140,6 +142,8 @@ class ScriptedOperator:
         """Joint targets (robot.yaml order) for time t; holds the final pose once the plan has played out."""
         if self._plan is None:
             raise RuntimeError("ScriptedOperator.command() before start()")
+        if self._t0 is None:
+            self._t0 = float(t)
         index = int((t - self._t0) / self.config.action_dt + 1e-7)
         if index >= len(self._plan) - 1:
             self._done = True

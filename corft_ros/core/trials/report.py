@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corft_ros.core.bench.stats import ArmSummary, Trial, relative_change, summarize_all
+from corft_ros.core.trials.stats import ArmSummary, Trial, relative_change, summarize_all
 
 CYCLE_TIME_DEFINITION = (
     "Cycle time = time from the start of a trial (after reset, when the episode starts) to the first success "
@@ -222,7 +222,7 @@ def write_run_report(out_dir: Path, trials: Sequence[Trial], trial_loops: Sequen
     """write_report for a benchmark run: per-arm loop statistics from per-trial /diagnostics records
     (`trial_loops`: dicts with 'arm' and trials.LOOP_KEYS), plus the plan size, per-trial loop records and
     `extra` in summary.json. Called after every trial, so an interrupted run leaves a complete report."""
-    from corft_ros.core.bench.trials import LOOP_KEYS, loop_summary
+    from corft_ros.core.trials.trials import LOOP_KEYS, loop_summary
 
     arms = list(dict.fromkeys([t.arm for t in trials] + [r.get("arm", "") for r in trial_loops]))
     loop = {}
@@ -239,3 +239,40 @@ def write_run_report(out_dir: Path, trials: Sequence[Trial], trial_loops: Sequen
                     **(extra or {})})
     (Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return summary
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """A few lines per arm: success rate with its Wilson 95% interval, cycle time, loop and inference numbers."""
+    lines = []
+    loop = summary.get("loop", {})
+    width = max([len(a["arm"]) for a in summary.get("arms", [])] + [8])
+    for arm in summary.get("arms", []):
+        if arm["region"] != "all" and len({a["region"] for a in summary["arms"] if a["arm"] == arm["arm"]}) <= 2:
+            continue  # one region: its row equals 'all'
+        lo, hi = arm["success_ci95"]
+        ct = arm["cycle_time_mean_s"]
+        line = (f"{arm['arm']:>{width}} {arm['region']:>6}: success {arm['successes']}/{arm['trials']} "
+                f"= {100 * arm['success_rate']:.0f}% (95% CI {100 * lo:.0f}-{100 * hi:.0f}%), cycle time "
+                + (f"{ct:.2f} s mean / {arm['cycle_time_median_s']:.2f} s median" if math.isfinite(ct) else "-")
+                + f", timeouts {arm['timeouts']}")
+        lines.append(line)
+    comparison = summary.get("comparison") or {}
+    for region, change in comparison.items():
+        if isinstance(change, dict):
+            sr, ct = change["success_rate_relative_change"], change["cycle_time_relative_change"]
+            lines.append(f"{comparison['candidate']} vs {comparison['baseline']} ({region}): success rate "
+                         + (f"{100 * sr:+.1f}%" if math.isfinite(sr) else "-") + ", mean cycle time "
+                         + (f"{100 * ct:+.1f}%" if math.isfinite(ct) else "-"))
+    for arm, values in loop.items():
+        parts = []
+        if math.isfinite(values.get("rate_hz", math.nan)):
+            parts.append(f"loop {values['rate_hz']:.1f} Hz, period error p50 {values['period_error_p50_ms']:.2f} ms"
+                         f" / p99 {values['period_error_p99_ms_worst_trial']:.2f} ms, underruns "
+                         f"{values['underruns_total']:.0f}, max |dq| at switches {values['max_switch_jump_rad']:.3f}"
+                         " rad")
+        if math.isfinite(values.get("latency_p50_ms", math.nan)):
+            parts.append(f"inference p50 {values['latency_p50_ms']:.2f} ms / p95 "
+                         f"{values['latency_p95_ms_worst_trial']:.2f} ms / max {values['latency_max_ms']:.2f} ms")
+        if parts:
+            lines.append(f"{arm:>{width}}: " + "; ".join(parts))
+    return lines

@@ -14,7 +14,7 @@ import sys
 from corft_ros.core.sim.scene import TASK
 
 
-def register_bench(benches: argparse._SubParsersAction) -> None:
+def register(benches: argparse._SubParsersAction) -> None:
     p = benches.add_parser("rollouts", help="fast sim screen of exported models without ROS (success, cycle time)",
                            description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", required=True, metavar="DIR", help="exported model folders")
@@ -34,7 +34,6 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
 def cmd_rollouts(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from corft_ros.core.bench.stats import wilson_interval
     from corft_ros.core.chunking import MODES
     from corft_ros.core.policy.config import executed_prefix
     from corft_ros.core.policy.export import ModelError
@@ -43,6 +42,7 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
     from corft_ros.core.sim.regions import REGIONS
     from corft_ros.core.sim.rollout import RolloutConfig, rollout
     from corft_ros.core.sim.scene import CubeScene, SceneConfig
+    from corft_ros.core.trials.stats import wilson_interval
 
     bad = [r for r in args.regions if r not in REGIONS]
     if bad or args.mode not in MODES or args.trials < 1 or not args.timeout > 0:

@@ -11,7 +11,7 @@ import statistics
 import time
 
 
-def register_bench(benches: argparse._SubParsersAction) -> None:
+def register(benches: argparse._SubParsersAction) -> None:
     parser = benches.add_parser("sim", help="sim arm: physics steps/s (no render) and render ms/frame per camera")
     parser.add_argument("--json", action="store_true", help="print JSON only")
     parser.add_argument("--seconds", type=float, default=3.0, help="wall time per measurement")
@@ -116,8 +116,8 @@ def deploy_graph_run(factor: float, seconds: float, model: str) -> dict:
         if not model:
             model = str(models_dir() / "default")
             if not (Path(model) / "policy.yaml").is_file():
-                from corft_ros.cli.policy import init_policy
                 from corft_ros.core.policy.export import export_policy
+                from corft_ros.core.policy.fresh import init_policy
 
                 model = str(export_policy(init_policy(), Path(tmp) / "fresh",
                                           [TASK]))

@@ -26,11 +26,13 @@ import threading
 import time
 from pathlib import Path
 
+from corft_ros.perf._common import cpu_name
+
 CODECS = ("raw", "jpeg", "png")
 WARMUP_S = 1.0  # frames captured in a case's first second are not counted (discovery, socket buffers)
 
 
-def register_bench(benches: argparse._SubParsersAction) -> None:
+def register(benches: argparse._SubParsersAction) -> None:
     p = benches.add_parser(
         "transport", help="camera images between two processes over DDS: raw vs JPEG/PNG bandwidth and latency",
         description=__doc__.split("\n\n", 1)[1],
@@ -108,7 +110,7 @@ def _render_frames(n_cameras: int, width: int, height: int, count: int) -> tuple
 
 # ---------------------------------------------------------------------------------------------------- publisher
 def _publisher_main(argv: list[str]) -> int:
-    """The publisher process: `python -m corft_ros.cli.transport --publisher FRAMES.npz CONFIG_JSON`.
+    """The publisher process: `python -m corft_ros.perf.transport --publisher FRAMES.npz CONFIG_JSON`.
     Reads one JSON command per line on stdin ({"codec", "noise", "seconds"} or "quit"), answers one JSON line."""
     import numpy as np
     import rclpy
@@ -292,7 +294,7 @@ def cmd_bench_transport(args: argparse.Namespace) -> int:
         config = {"cameras": args.cameras, "fps": args.fps, "jpeg_quality": args.jpeg_quality,
                   "png_level": args.png_level, "prefix": prefix, "qos": args.qos}
         child = subprocess.Popen(
-            [sys.executable, "-m", "corft_ros.cli.transport", "--publisher", str(frames_path), json.dumps(config)],
+            [sys.executable, "-m", "corft_ros.perf.transport", "--publisher", str(frames_path), json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
         try:
             result = _measure(args, child, prefix, content)
@@ -448,7 +450,7 @@ def _measure(args: argparse.Namespace, child: subprocess.Popen, prefix: str, con
                 "udp_socket_buffer_bytes": args.socket_buffer or "Fast DDS default",
                 "net_core_rmem_max": _sysctl("rmem_max"), "net_core_wmem_max": _sysctl("wmem_max"),
                 "fastdds_shm_segments_mapped": shm},
-        "cpu": _cpu_name(), "cpus": os.cpu_count(), "loadavg_1_5_15": {"before": load, "after": load_after},
+        "cpu": cpu_name(), "cpus": os.cpu_count(), "loadavg_1_5_15": {"before": load, "after": load_after},
         "results": results,
         "noise_std": {f"{n:g}": "clean renders" if n == 0 else f"Gaussian sensor-like noise, std {n:g} grey levels"
                       for n in args.noise},
@@ -479,16 +481,6 @@ def _case_stats(args: argparse.Namespace, codec: str, noise: float, sent: dict, 
         "capture_to_decoded_ms": {"p50": _pct([(r[4] - r[2]) / 1e6 for r in got], 50),
                                   "p95": _pct([(r[4] - r[2]) / 1e6 for r in got], 95)},
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 if __name__ == "__main__":

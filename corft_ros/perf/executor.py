@@ -13,7 +13,7 @@ import time
 H, D = 50, 7  # the reference size: chunk horizon 50, 7 joints
 
 
-def register_bench(benches: argparse._SubParsersAction) -> None:
+def register(benches: argparse._SubParsersAction) -> None:
     parser = benches.add_parser(
         "executor", help="executor: per-tick blending/safety cost (h=50, d=7, every mode) and loop period error"
     )
@@ -139,17 +139,11 @@ def _bench_model(workdir) -> str:
     if (workdir / "bench_policy" / META_FILE).is_file():
         return str(workdir / "bench_policy")
     import numpy as np
-    import torch
 
-    from corft_ros.core.policy.config import PolicyConfig
     from corft_ros.core.policy.export import export_policy
-    from corft_ros.core.policy.model import ChunkPolicy
-    from corft_ros.core.robot import load_robot_config
+    from corft_ros.core.policy.fresh import init_policy
 
-    robot = load_robot_config()
-    torch.manual_seed(0)
-    model = ChunkPolicy(PolicyConfig.for_robot(robot))
-    model.set_normalization(robot.home_array, np.ones(robot.dof), robot.home_array, np.full(robot.dof, 0.05))
+    model = init_policy()
     embedding = np.random.default_rng(0).standard_normal(384).astype(np.float32)
     table = {BENCH_INSTRUCTION: embedding / np.linalg.norm(embedding)}
     return str(export_policy(model, workdir / "bench_policy", table))

@@ -1,6 +1,7 @@
-"""`corft-ros bench trials`: N trials per arm (policy × executor mode, and the scripted operator) on the sim arm,
-interleaved and paired; success rate with Wilson 95% intervals, cycle time, loop and inference statistics; a report
-folder (report.md, trials.csv, summary.json rewritten after every trial; PNG plots every 10 trials and at the end).
+"""The trials benchmark over the real graph (`corft-ros bench trials`, `demo`, `experiment`): N trials per arm
+(policy × executor mode, and the scripted operator) on the sim arm, interleaved and paired; success rate with
+Wilson 95% intervals, cycle time, loop and inference statistics; a report folder (report.md, trials.csv,
+summary.json rewritten after every trial; PNG plots every 10 trials and at the end).
 
 The node set and parameters come from config/benchmark.yaml (what benchmark.launch.py runs). The sim, the cameras
 and the benchmark node live for the whole run; the arm's nodes (policy + executor + episode_logger, or teleop +
@@ -10,63 +11,14 @@ belongs to another arm.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 DEFAULT_TIMEOUT_S = 30.0
 PLOT_EVERY = 10  # trials between plot redraws during a run (a redraw costs ~0.7 s; the final report draws them)
-
-
-def register_bench(benches: argparse._SubParsersAction) -> None:
-    p = benches.add_parser(
-        "trials", help="benchmark policies (and the scripted operator) over N sim trials: success, cycle time, report",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("--models", nargs="+", default=[], metavar="DIR", help="exported model folders (models/a ...)")
-    p.add_argument("--modes", nargs="+", default=["temporal_ensembling"], metavar="MODE",
-                   help="executor modes to compare (temporal_ensembling open_loop receding_horizon latest)")
-    p.add_argument("--trials", type=int, default=10, help="trials per arm and region (default 10)")
-    p.add_argument("--regions", nargs="+", default=["seen"], help="start regions: seen unseen (default seen)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="time limit per trial, s of sim time")
-    p.add_argument("--output", default="", help="report folder (default bench/<date-time>); an existing one with "
-                   "trials.csv is resumed")
-    p.add_argument("--operator", action="store_true", help="add the scripted human-like operator as a reference arm")
-    add_realtime_factor(p, default=0.0)
-    p.add_argument("--seed", type=int, default=0, help="reset seed of the first round (round r: seed + r)")
-    p.add_argument("--controller", choices=("forward", "jtc"), default="forward",
-                   help="executor output kind: forward (forward_command_controller) | jtc (joint_trajectory_"
-                        "controller)")
-    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="policy inference backend")
-    p.add_argument("--cameras", default="", help="comma-separated sim cameras (default: the YAML's)")
-    p.add_argument("--json", action="store_true", help="print summary.json at the end")
-    p.set_defaults(func=cmd_trials)
-
-
-def add_realtime_factor(p: argparse.ArgumentParser, default: float) -> None:
-    """--realtime-factor K (and the older --realtime true|false = 1 | 0) on every command that runs the sim."""
-    p.add_argument("--realtime-factor", type=float, default=None, metavar="K",
-                   help=f"sim seconds per wall second: 1 = real time, 2 = twice as fast, 0 = as fast as the renderer, "
-                        f"policy and executor allow (default {default:g}); every time (timeouts, cycle times) is sim "
-                        f"time, and the sim waits for its consumers, so results do not depend on it "
-                        f"(docs/benchmark.md: consistency run)")
-    p.add_argument("--realtime", choices=("true", "false"), default=None, help=argparse.SUPPRESS)
-    p.set_defaults(realtime_factor_default=default)
-
-
-def realtime_factor(args: argparse.Namespace) -> float:
-    if args.realtime_factor is not None:
-        if not args.realtime_factor >= 0:
-            raise SystemExit("error: --realtime-factor must be >= 0 (0 = as fast as the consumers allow)")
-        return float(args.realtime_factor)
-    if args.realtime is not None:
-        return 0.0 if args.realtime == "false" else 1.0
-    return float(getattr(args, "realtime_factor_default", 1.0))
 
 
 def _speed(factor: float) -> str:
@@ -123,7 +75,7 @@ def check_model(path: str, robot) -> None:
 
 
 def make_arms(models: list[str], modes: list[str], operator: bool) -> list[Arm]:
-    from corft_ros.core.bench.trials import OPERATOR_ARM, arm_names
+    from corft_ros.core.trials.trials import OPERATOR_ARM, arm_names
 
     arms = [Arm(n, m, mode) for n, m, mode in arm_names(models, modes)] if models else []
     if operator:
@@ -131,44 +83,6 @@ def make_arms(models: list[str], modes: list[str], operator: bool) -> list[Arm]:
     return arms
 
 
-def cmd_trials(args: argparse.Namespace) -> int:
-    from corft_ros.core.chunking import MODES
-    from corft_ros.core.robot import ConfigError, load_robot_config
-    from corft_ros.core.sim.regions import REGIONS
-
-    try:
-        if not args.models and not args.operator:
-            raise ConfigError("nothing to benchmark: give --models DIR [DIR ...] and/or --operator")
-        bad = [m for m in args.modes if m not in MODES]
-        if bad:
-            raise ConfigError(f"unknown executor mode '{bad[0]}' (known: {', '.join(MODES)})")
-        bad = [r for r in args.regions if r not in REGIONS]
-        if bad:
-            raise ConfigError(f"unknown region '{bad[0]}' (known: {', '.join(REGIONS)})")
-        if args.trials < 1:
-            raise ConfigError(f"--trials must be >= 1, got {args.trials}")
-        if not args.timeout > 0:
-            raise ConfigError(f"--timeout must be positive, got {args.timeout}")
-        robot = load_robot_config(None)
-        for model in args.models:
-            check_model(model, robot)
-        arms = make_arms(args.models, args.modes, args.operator)
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.output or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
-    config = BenchConfig(arms=arms, trials=args.trials, regions=list(args.regions), timeout_s=args.timeout,
-                         output=out, realtime_factor=realtime_factor(args), seed=args.seed, controller=args.controller,
-                         backend=args.backend, cameras=args.cameras,
-                         command="corft-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-                         title="Benchmark: " + " vs ".join(a.name for a in arms))
-    rc, summary = run_benchmark(config)
-    if summary is not None and args.json:
-        print(json.dumps(summary, indent=2, default=float))
-    return rc
-
-
-# ------------------------------------------------------------------------------------------------ the run
 class _Samples:
     """Raw per-tick period errors and per-inference latencies of the arm's nodes, for the histograms (the
     /diagnostics the benchmark node reads carry only percentiles). Only samples new since the last take."""
@@ -243,11 +157,10 @@ def _arm_graph(config: BenchConfig, arm: Arm, out: Path, seed: int):
 
 def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
     """Run the schedule; returns (exit code, summary). The report is rewritten after every trial."""
-    from corft_ros.core.bench.report import read_trials_csv, write_run_report
-    from corft_ros.core.bench.trials import in_plan, remaining, schedule
     from corft_ros.core.graph import Graph, load_graph
     from corft_ros.core.robot import ConfigError
-    from corft_ros.nodes.benchmark import summary_lines
+    from corft_ros.core.trials.report import read_trials_csv, summary_lines, write_run_report
+    from corft_ros.core.trials.trials import in_plan, remaining, schedule
     from corft_ros.nodes.compose import ComposedGraph
 
     def say(text: str) -> None:

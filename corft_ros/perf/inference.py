@@ -1,4 +1,4 @@
-"""`corft-ros export` (checkpoint or fresh init → models/<name>/) and `corft-ros bench inference`."""
+"""`corft-ros bench inference`: ONNX Runtime vs torch eager, and critic-guided best-of-N, on this CPU."""
 
 from __future__ import annotations
 
@@ -8,31 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-
-def register(commands: argparse._SubParsersAction) -> None:
-    p = commands.add_parser(
-        "export", help="export a policy checkpoint (or a freshly initialised policy) to models/<name>/",
-        description="Writes actor.onnx, critic.onnx, weights.safetensors and policy.yaml (normalization, "
-                    "instruction embeddings, versions, sha256 of every file), and checks ONNX against torch.",
-    )
-    p.add_argument("checkpoint", nargs="?", help="torch checkpoint written by the trainer (corft-ros train)")
-    p.add_argument("--init", action="store_true", help="export a freshly initialised policy instead of a checkpoint")
-    p.add_argument("--name", default="default", help="model name: models/<name>/ (default: default)")
-    p.add_argument("--models-dir", default="models", help="where models go (default: ./models)")
-    p.add_argument("--instruction", action="append", default=[], metavar="TEXT",
-                   help="instruction whose embedding is stored with the model (repeatable; --init default: "
-                        "config/sim.yaml's instruction)")
-    p.add_argument("--robot-config", default="", help="--init: robot description (default: config/robot.yaml)")
-    p.add_argument("--cameras", nargs="+", help="--init: camera names (default: front wrist)")
-    p.add_argument("--image-size", type=int, nargs="+", metavar="PX", help="--init: image side, or height width")
-    p.add_argument("--chunk-size", type=int, help="--init: actions per chunk (default 10)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="--init: any PolicyConfig field, e.g. --set d_model=64 (YAML values)")
-    p.add_argument("--seed", type=int, default=0, help="--init: weight initialisation seed")
-    p.set_defaults(func=cmd_export)
+from corft_ros.perf._common import cpu_name
 
 
-def register_bench(benches: argparse._SubParsersAction) -> None:
+def register(benches: argparse._SubParsersAction) -> None:
     p = benches.add_parser(
         "inference", help="policy inference: ONNX Runtime vs torch eager p50/p95, speed-up, max |difference|",
     )
@@ -48,100 +27,6 @@ def register_bench(benches: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_bench_inference)
 
 
-# ---------------------------------------------------------------------------------------------------- export
-def _default_instruction() -> list[str]:
-    """The sim's task instruction (config/sim.yaml), so a fresh model needs no encoder at deploy in the sim."""
-    import yaml
-
-    from corft_ros.core.paths import config_path
-
-    try:
-        data = yaml.safe_load(config_path("sim").read_text()) or {}
-        text = data["sim_arm"]["ros__parameters"]["instruction"]
-    except (OSError, KeyError, TypeError, yaml.YAMLError):
-        return []
-    return [str(text)] if str(text).strip() else []
-
-
-def init_policy(robot_config: str = "", cameras: list[str] | None = None, image_size: list[int] | None = None,
-                chunk_size: int | None = None, overrides: dict | None = None, seed: int = 0):
-    """A freshly initialised ChunkPolicy for a robot/camera config. Normalization: state and action means at the
-    robot's home pose; action std 0.05 rad so the untrained policy's chunks stay near home."""
-    import numpy as np
-    import torch
-
-    from corft_ros.core.policy.config import PolicyConfig
-    from corft_ros.core.policy.model import ChunkPolicy
-    from corft_ros.core.robot import ConfigError, load_robot_config
-
-    robot = load_robot_config(robot_config or None)
-    fields = dict(overrides or {})
-    if image_size:
-        if len(image_size) not in (1, 2):
-            raise ConfigError("--image-size takes one side or height width")
-        fields["image_height"], fields["image_width"] = image_size[0], image_size[-1]
-    if chunk_size is not None:
-        fields["chunk_size"] = chunk_size
-    try:
-        config = PolicyConfig.for_robot(robot, camera_names=cameras, **fields)
-    except TypeError as exc:
-        raise ConfigError(f"--set: {exc}") from None
-    torch.manual_seed(seed)
-    model = ChunkPolicy(config)
-    home = robot.home_array
-    model.set_normalization(home, np.ones_like(home), home, np.full_like(home, 0.05))
-    return model.eval()
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from corft_ros.core.policy.text import InstructionError
-    from corft_ros.core.robot import ConfigError
-
-    try:
-        return _export(args)
-    except (ConfigError, InstructionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _export(args: argparse.Namespace) -> int:
-    import yaml
-
-    from corft_ros.core.policy.export import export_policy, load_checkpoint, load_metadata
-    from corft_ros.core.policy.text import InstructionEmbeddings
-    from corft_ros.core.robot import ConfigError
-
-    if bool(args.init) == bool(args.checkpoint):
-        raise ConfigError("give a checkpoint or --init (not both)")
-    if args.init:
-        overrides = {}
-        for item in args.set:
-            if "=" not in item:
-                raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-            key, value = item.split("=", 1)
-            overrides[key.strip()] = yaml.safe_load(value)
-        model = init_policy(args.robot_config, args.cameras, args.image_size, args.chunk_size, overrides, args.seed)
-        known: dict = {}
-        texts = args.instruction or _default_instruction()
-    else:
-        if args.cameras or args.image_size or args.chunk_size or args.set or args.robot_config:
-            raise ConfigError("--cameras/--image-size/--chunk-size/--set/--robot-config apply to --init only")
-        model, known = load_checkpoint(args.checkpoint)
-        texts = args.instruction
-    table = InstructionEmbeddings(known)
-    table.add(texts)
-    target = Path(args.models_dir) / args.name
-    start = time.monotonic()
-    export_policy(model, target, table.table())
-    meta = load_metadata(target)
-    cfg = meta.config
-    print(f"exported {target} in {time.monotonic() - start:.1f} s: {model.num_parameters() / 1e6:.2f} M parameters, "
-          f"cameras {cfg.camera_names} {cfg.image_width}x{cfg.image_height}, h={cfg.chunk_size}, "
-          f"dt={cfg.action_dt:g}s, {len(meta.instructions)} instruction(s)")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------------- bench
 def _stats(samples: list[float]) -> dict:
     import numpy as np
 
@@ -157,6 +42,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
     import torch
 
     from corft_ros.core.policy.export import export_policy
+    from corft_ros.core.policy.fresh import init_policy
     from corft_ros.core.policy.runtime import load_runtime
     from corft_ros.core.sim.scene import TASK
 
@@ -221,7 +107,7 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
                   "chunk": [cfg.chunk_size, cfg.action_dim], "num_critics": cfg.num_critics,
                   "action_head": cfg.action_head},
         "threads": args.threads, "iters": args.iters,
-        "cpu": _cpu_name(), "onnxruntime_providers": onnx_rt.active_providers,
+        "cpu": cpu_name(), "onnxruntime_providers": onnx_rt.active_providers,
         "onnx": _stats(times["onnx"]), "torch_eager": _stats(times["torch_eager"]),
         "cold_start_ms": cold,
         "best_of_n": selection,
@@ -243,15 +129,3 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
             print(f"best-of-{selection['n']} (onnx, one call): p50 {selection['onnx']['p50_ms']:.3f} ms p95 "
                   f"{selection['onnx']['p95_ms']:.3f} ms ({selection['over_plain_p50']:.2f}x plain)")
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or "unknown"

@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import argparse
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -172,3 +174,33 @@ def _param_count(policy_dict: dict) -> int:
     from corft_ros.core.policy.model import ChunkPolicy
 
     return ChunkPolicy(PolicyConfig.from_dict(policy_dict)).num_parameters()
+
+
+def register(benches: argparse._SubParsersAction) -> None:
+    p = benches.add_parser("dataset", help="bag -> cached dataset build, cached sampling, trainer steps/s")
+    p.add_argument("--bags", default="", help="episodes to measure (default: synthetic 640x480 episodes)")
+    p.add_argument("--episodes", type=int, default=4, help="synthetic episodes")
+    p.add_argument("--seconds", type=float, default=4.0, help="length of each synthetic episode")
+    p.add_argument("--width", type=int, default=640)
+    p.add_argument("--height", type=int, default=480)
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--train-steps", type=int, default=20, help="steps per stage for the steps/s figure (0: skip)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="policy.* overrides")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_bench_dataset)
+
+
+def cmd_bench_dataset(args: argparse.Namespace) -> int:
+    from corft_ros.core.params import parse_sets
+    from corft_ros.core.robot import load_robot_config
+    from corft_ros.perf._common import print_result
+
+    overrides = {k.split(".", 1)[1] if k.startswith("policy.") else k: v for k, v in parse_sets(args.set).items()}
+    result = bench_dataset(
+        Path(args.bags) if args.bags else None, load_robot_config(), episodes=args.episodes, seconds=args.seconds,
+        width=args.width, height=args.height, fps=args.fps, batch_size=args.batch_size,
+        train_steps=args.train_steps, policy_overrides=overrides, log=lambda m: print(m, file=sys.stderr),
+    )
+    print_result(result, args.json)
+    return 0

@@ -8,19 +8,22 @@ import subprocess
 import sys
 import time
 
-SKIP = {"all", "soak", "trials"}  # long-running ones are asked for by name
+SKIP = {"all", "soak"}  # long-running ones are asked for by name (and `bench trials`, the product benchmark)
 
 
-def register_bench(benches: argparse._SubParsersAction) -> None:
+def register(benches: argparse._SubParsersAction) -> None:
     parser = benches.add_parser("all", help="run every benchmark (except soak and trials) and print their JSON")
     parser.add_argument("--json", action="store_true", help="print one JSON document with every result")
     parser.set_defaults(func=bench_all)
 
 
 def bench_all(args: argparse.Namespace) -> int:
-    from corft_ros.cli import build_parser
+    import pkgutil
 
-    names = [n for n in build_parser().get_default("bench_names") if n not in SKIP]
+    import corft_ros.perf
+
+    names = [m.name for m in sorted(pkgutil.iter_modules(corft_ros.perf.__path__), key=lambda m: m.name)
+             if m.name not in SKIP and not m.name.startswith("_")]
     results, failures = {}, []
     for name in names:
         start = time.monotonic()

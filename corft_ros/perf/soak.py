@@ -24,7 +24,7 @@ from pathlib import Path
 DEPLOY_GRAPH = "deploy"
 
 
-def register_bench(benches: argparse._SubParsersAction) -> None:
+def register(benches: argparse._SubParsersAction) -> None:
     p = benches.add_parser("soak", help="run the deploy graph in sim for M minutes: RSS per node, loop error, "
                                         "drops, underruns, limit violations")
     p.add_argument("--minutes", type=float, default=30.0, help="how long to run (default 30)")
@@ -190,10 +190,10 @@ def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float,
     import psutil
     from std_srvs.srv import Trigger
 
-    from corft_ros.cli.executor import BENCH_INSTRUCTION, _bench_model
     from corft_ros.core.episodes import load_episode_metadata
     from corft_ros.core.graph import load_graph
     from corft_ros.core.robot import load_robot_config
+    from corft_ros.perf.executor import BENCH_INSTRUCTION, _bench_model
 
     robot = load_robot_config()
     overrides = {"sim": "true", "output_dir": str(output_dir)}

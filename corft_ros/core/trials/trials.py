@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corft_ros.core.bench.stats import Trial
+from corft_ros.core.trials.stats import Trial
 
 OPERATOR_ARM = "operator"
 

@@ -1,0 +1,94 @@
+"""`corft-ros bench NAME`: the stack's measurements (corft_ros/perf/, one module per benchmark) and `bench trials`,
+the product benchmark: N sim trials per arm through the real graph (corft_ros/benchmark.py)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from datetime import datetime
+from pathlib import Path
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    import importlib
+    import pkgutil
+
+    import corft_ros.perf
+
+    bench = commands.add_parser("bench", help="measure a part of the stack (prints what it measured)")
+    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
+    for info in sorted(pkgutil.iter_modules(corft_ros.perf.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        importlib.import_module(f"corft_ros.perf.{info.name}").register(benches)
+    _register_trials(benches)
+
+
+def _register_trials(benches: argparse._SubParsersAction) -> None:
+    from corft_ros import benchmark
+    from corft_ros.benchmark import DEFAULT_TIMEOUT_S
+    from corft_ros.cli._args import add_realtime_factor
+
+    p = benches.add_parser(
+        "trials", help="benchmark policies (and the scripted operator) over N sim trials: success, cycle time, report",
+        description=benchmark.__doc__.split("\n\n")[0],
+    )
+    p.add_argument("--models", nargs="+", default=[], metavar="DIR", help="exported model folders (models/a ...)")
+    p.add_argument("--modes", nargs="+", default=["temporal_ensembling"], metavar="MODE",
+                   help="executor modes to compare (temporal_ensembling open_loop receding_horizon latest)")
+    p.add_argument("--trials", type=int, default=10, help="trials per arm and region (default 10)")
+    p.add_argument("--regions", nargs="+", default=["seen"], help="start regions: seen unseen (default seen)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="time limit per trial, s of sim time")
+    p.add_argument("--output", default="", help="report folder (default bench/<date-time>); an existing one with "
+                   "trials.csv is resumed")
+    p.add_argument("--operator", action="store_true", help="add the scripted human-like operator as a reference arm")
+    add_realtime_factor(p, default=0.0)
+    p.add_argument("--seed", type=int, default=0, help="reset seed of the first round (round r: seed + r)")
+    p.add_argument("--controller", choices=("forward", "jtc"), default="forward",
+                   help="executor output kind: forward (forward_command_controller) | jtc (joint_trajectory_"
+                        "controller)")
+    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="policy inference backend")
+    p.add_argument("--cameras", default="", help="comma-separated sim cameras (default: the YAML's)")
+    p.add_argument("--json", action="store_true", help="print summary.json at the end")
+    p.set_defaults(func=cmd_trials)
+
+
+def cmd_trials(args: argparse.Namespace) -> int:
+    from corft_ros.benchmark import BenchConfig, check_model, make_arms, run_benchmark
+    from corft_ros.cli._args import realtime_factor
+    from corft_ros.core.chunking import MODES
+    from corft_ros.core.robot import ConfigError, load_robot_config
+    from corft_ros.core.sim.regions import REGIONS
+
+    try:
+        if not args.models and not args.operator:
+            raise ConfigError("nothing to benchmark: give --models DIR [DIR ...] and/or --operator")
+        bad = [m for m in args.modes if m not in MODES]
+        if bad:
+            raise ConfigError(f"unknown executor mode '{bad[0]}' (known: {', '.join(MODES)})")
+        bad = [r for r in args.regions if r not in REGIONS]
+        if bad:
+            raise ConfigError(f"unknown region '{bad[0]}' (known: {', '.join(REGIONS)})")
+        if args.trials < 1:
+            raise ConfigError(f"--trials must be >= 1, got {args.trials}")
+        if not args.timeout > 0:
+            raise ConfigError(f"--timeout must be positive, got {args.timeout}")
+        robot = load_robot_config(None)
+        for model in args.models:
+            check_model(model, robot)
+        arms = make_arms(args.models, args.modes, args.operator)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
+    config = BenchConfig(arms=arms, trials=args.trials, regions=list(args.regions), timeout_s=args.timeout,
+                         output=out, realtime_factor=realtime_factor(args), seed=args.seed, controller=args.controller,
+                         backend=args.backend, cameras=args.cameras,
+                         command="corft-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                         title="Benchmark: " + " vs ".join(a.name for a in arms))
+    rc, summary = run_benchmark(config)
+    if summary is not None and args.json:
+        print(json.dumps(summary, indent=2, default=float))
+    return rc

@@ -1,0 +1,349 @@
+"""`corft-ros bench logger`: episode_logger throughput: losses at the nominal load with the drivers' QoS, receive
+latency, the zero-loss ceiling against a bare raw subscriber."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def register(benches: argparse._SubParsersAction) -> None:
+    bench = benches.add_parser("logger", help="episode_logger throughput: drops at the nominal load, max rate")
+    bench.add_argument("--seconds", type=float, default=60.0, help="duration of the nominal-load phase")
+    bench.add_argument("--ramp-seconds", type=float, default=3.0, help="duration of each ramp step (0 = no ramp)")
+    bench.add_argument("--width", type=int, default=640)
+    bench.add_argument("--height", type=int, default=480)
+    bench.add_argument("--compression", choices=["none", "zstd"], default="none")
+    bench.add_argument("--js-depth", type=int, default=0,
+                       help="/joint_states publisher history depth (default 0: SystemDefaultsQoS, as ros2_control's "
+                            "joint_state_broadcaster publishes: reliable, keep-last, the middleware's default depth)")
+    bench.add_argument("--runs", type=int, default=1, help="nominal-load runs (default 1)")
+    bench.add_argument("--hog", type=int, default=0, metavar="K",
+                       help="K busy processes on the same cores during the nominal runs (default 0)")
+    bench.add_argument("--camera-qos", choices=["reliable", "best_effort"], default="reliable",
+                       help="QoS the simulated cameras publish with (the logger adapts to it)")
+    bench.add_argument("--output", default="", help="where bags go (default: a temporary folder, deleted)")
+    bench.add_argument("--json", action="store_true", help="print JSON")
+    bench.set_defaults(func=cmd_bench_logger)
+
+
+def cmd_bench_logger(args: argparse.Namespace) -> int:
+    from corft_ros.perf._common import print_result
+
+    if args.runs < 1 or args.hog < 0 or not args.seconds > 0:
+        print("error: --runs must be >= 1, --hog >= 0 and --seconds positive", file=sys.stderr)
+        return 2
+    result = run_bench(args)
+    print_result(result, args.json)
+    return 0
+
+
+
+# --------------------------------------------------------------------------- logger benchmark
+_PUBLISHER = """
+import json, sys, time
+import rclpy
+from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
+from sensor_msgs.msg import Image, JointState
+cfg = json.loads(sys.argv[1])
+rclpy.init()
+node = rclpy.create_node("bench_publisher")
+pubs, msgs, periods = {}, {}, {}
+w, h = cfg["width"], cfg["height"]
+for topic, rate in cfg["rates"].items():
+    if topic == "/joint_states":
+        # depth 0: joint_state_broadcaster's rclcpp::SystemDefaultsQoS() (reliable, keep-last, middleware depth)
+        js_qos = cfg["js_depth"] or qos_profile_system_default
+        pubs[topic] = node.create_publisher(JointState, topic, js_qos)
+        m = JointState(name=[f"j{i}" for i in range(7)], position=[0.0] * 7, velocity=[0.0] * 7, effort=[0.0] * 7)
+    else:
+        # usb_cam's default is reliable, depth 100; best_effort is SensorDataQoS.
+        qos = 100 if cfg["image_qos"] == "reliable" else qos_profile_sensor_data
+        pubs[topic] = node.create_publisher(Image, topic, qos)
+        m = Image(height=h, width=w, encoding="rgb8", step=3 * w)
+        m.data = bytes(range(256)) * (h * w * 3 // 256) + bytes(h * w * 3 % 256)
+    msgs[topic] = m
+    periods[topic] = 1.0 / rate if rate > 0 else 0.0
+deadline = time.monotonic() + 20
+while any(p.get_subscription_count() < cfg["subscribers"] for p in pubs.values()):
+    if time.monotonic() > deadline:
+        print(json.dumps({"error": "no subscriber"}), flush=True)
+        sys.exit(1)
+    time.sleep(0.01)
+time.sleep(cfg["warmup"])
+counts = {t: 0 for t in pubs}
+failed = {t: 0 for t in pubs}
+start = time.monotonic()
+nxt = {t: start for t in pubs}
+end = start + cfg["seconds"]
+while True:
+    now = time.monotonic()
+    if now >= end:
+        break
+    topic = min(nxt, key=nxt.get)
+    if nxt[topic] > now:
+        time.sleep(min(nxt[topic] - now, end - now))
+        continue
+    m = msgs[topic]
+    ns = time.time_ns()
+    m.header.stamp.sec, m.header.stamp.nanosec = ns // 10**9, ns % 10**9
+    try:
+        pubs[topic].publish(m)
+        counts[topic] += 1
+    except Exception:  # a reliable writer whose history is full (reader too slow): a lost frame
+        failed[topic] += 1
+    # Fixed schedule (no drift); a flood (period 0) publishes back to back.
+    nxt[topic] = max(nxt[topic] + periods[topic], now - 0.05) if periods[topic] else now
+elapsed = time.monotonic() - start
+print(json.dumps({"counts": counts, "failed": failed, "elapsed": elapsed}), flush=True)
+time.sleep(3.0)  # stay up for reliable resends (a real camera or robot does not exit after its last frame)
+"""
+
+
+def _publish(
+    rates: dict[str, float], seconds: float, width: int, height: int, subscribers: int = 1, image_qos: str = "reliable",
+    warmup: float = 1.5, js_depth: int = 0,
+) -> dict:
+    """Publish each topic from its own process (its own DDS participant), as the real drivers do: each camera
+    driver and ros2_control's joint_state_broadcaster run apart and do not share a transport."""
+    import subprocess
+
+    procs = {}
+    for topic, rate in rates.items():
+        cfg = {"rates": {topic: rate}, "seconds": seconds, "width": width, "height": height,
+               "subscribers": subscribers, "image_qos": image_qos, "warmup": warmup, "js_depth": js_depth}
+        procs[topic] = subprocess.Popen([sys.executable, "-c", _PUBLISHER, json.dumps(cfg)], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+    result: dict = {"counts": {}, "failed": {}, "elapsed": 0.0}
+    problems = []
+    for topic, proc in procs.items():
+        try:
+            stdout, stderr = proc.communicate(timeout=seconds + 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            stdout, stderr = proc.communicate()
+        lines = [x for x in stdout.splitlines() if x.startswith("{")]
+        if not lines:
+            problems.append(f"{topic}: {stderr.strip()[-300:]}")
+            continue
+        one = json.loads(lines[-1])
+        if "error" in one:
+            problems.append(f"{topic}: {one['error']}")
+            continue
+        result["counts"].update(one["counts"])
+        result["failed"].update(one["failed"])
+        result["elapsed"] = max(result["elapsed"], one["elapsed"])
+    if problems:
+        raise RuntimeError("bench publisher failed: " + "; ".join(problems))
+    return result
+
+
+def run_bench(args: argparse.Namespace) -> dict:
+    import os
+    import random
+    import shutil
+    import struct
+    import subprocess
+    import tempfile
+    import threading
+
+    import numpy as np
+
+    # Isolated DDS domain on loopback, shared with the publisher subprocesses through the environment.
+    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(150, 230))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    import rclpy
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from corft_ros.nodes._common import make_executor
+    from corft_ros.nodes.episode_logger import EpisodeLoggerNode
+    from corft_ros.nodes.qos import SENSOR_RELIABLE
+
+    cams = ["/camera/front/image_raw", "/camera/wrist/image_raw"]
+    w, h = args.width, args.height
+    image_bytes = w * h * 3
+    out_root = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="corft_bench_logger_"))
+    out_root.mkdir(parents=True, exist_ok=True)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    result: dict = {
+        "bench": "logger", "image": f"{w}x{h} rgb8", "compression": args.compression, "cpu_count": os.cpu_count(),
+        "joint_states_publisher_qos": (f"reliable, keep-last {args.js_depth}" if args.js_depth else
+                                       "SystemDefaultsQoS (joint_state_broadcaster's)"),
+        "camera_qos": "reliable, depth 100 (usb_cam's default)" if args.camera_qos == "reliable" else "SensorDataQoS",
+    }
+
+    def spin(executor, stop: threading.Event) -> None:
+        from corft_ros.nodes._common import spin as spin_until
+
+        spin_until(executor, context, stop)
+
+    latencies: dict[str, list[int]] = {}
+
+    class TimedLogger(EpisodeLoggerNode):
+        """The logger as it runs, plus each message's receive latency: the time its callback ran minus the header
+        stamp the publisher set just before publishing (one machine, one wall clock)."""
+
+        def _enqueue(self, topic: str, data: bytes) -> None:
+            now = time.time_ns()
+            sec, nanosec = struct.unpack_from("<iI", data, 4)  # CDR: 4-byte encapsulation, then header.stamp
+            latencies.setdefault(topic, []).append(now - (sec * 1_000_000_000 + nanosec))
+            super()._enqueue(topic, data)
+
+    def with_logger(topics: list[str], rates: dict[str, float], seconds: float) -> dict:
+        latencies.clear()
+        node = TimedLogger(context=context, parameter_overrides=[
+            Parameter("output_dir", value=str(out_root)), Parameter("topics", value=topics),
+            Parameter("compression", value=args.compression), Parameter("min_free_bytes", value=1 << 30),
+            Parameter("instruction", value="bench logger"),
+        ])
+        executor = make_executor(context, threads=1)  # as episode_logger's main()
+        executor.add_node(node)
+        stop = threading.Event()
+        thread = threading.Thread(target=spin, args=(executor, stop), daemon=True)
+        thread.start()
+        try:
+            ok, message = node.start_episode()
+            if not ok:
+                raise RuntimeError(message)
+            pub = _publish(rates, seconds, w, h, image_qos=args.camera_qos, js_depth=args.js_depth)
+            # Let DDS deliver what is in flight (a reliable resend can wait for the next heartbeat, ~3 s).
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline:
+                s = node._writer.stats()  # noqa: SLF001
+                counts = {t: v.count + v.dropped for t, v in s.topics.items()}
+                if all(counts.get(t, 0) >= n for t, n in pub["counts"].items()):
+                    break
+                time.sleep(0.1)
+            ep = node._writer.episode_dir  # noqa: SLF001
+            ok, message = node.stop_episode()
+            from corft_ros.core.episodes import load_episode_metadata
+
+            meta = load_episode_metadata(ep)
+        finally:
+            stop.set()
+            thread.join()
+            executor.remove_node(node)
+            node.destroy_node()
+            executor.shutdown()
+        topics_meta = meta["topics"]
+        per_topic = {t: {"published": n + pub["failed"][t], "recorded": topics_meta.get(t, {}).get("count", 0),
+                         "publish_failed": pub["failed"][t], "queue_dropped": topics_meta.get(t, {}).get("dropped", 0)}
+                     for t, n in pub["counts"].items()}
+        shutil.rmtree(ep, ignore_errors=True)
+        for topic, values in latencies.items():
+            if topic in per_topic and values:
+                ms = np.asarray(values, dtype=np.float64) / 1e6
+                per_topic[topic]["receive_latency_ms"] = {
+                    "p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2),
+                    "max": round(float(ms.max()), 2)}
+        return {"elapsed": pub["elapsed"], "topics": per_topic}
+
+    def bare(topic: str, seconds: float, rate: float) -> dict:
+        """A bare raw subscriber (count only) under one camera publisher at `rate` (0 = flood)."""
+        node = rclpy.create_node("bench_bare_subscriber", context=context)
+        count = [0]
+
+        def cb(data: bytes) -> None:
+            count[0] += 1
+
+        qos = SENSOR_RELIABLE if args.camera_qos == "reliable" else qos_profile_sensor_data
+        node.create_subscription(Image, topic, cb, qos, raw=True)
+        executor = make_executor(context, threads=1)
+        executor.add_node(node)
+        stop = threading.Event()
+        thread = threading.Thread(target=spin, args=(executor, stop), daemon=True)
+        thread.start()
+        try:
+            pub = _publish({topic: rate}, seconds, w, h, image_qos=args.camera_qos)
+            deadline = time.monotonic() + (0.5 if rate == 0 else 6.0)
+            while count[0] < pub["counts"][topic] and time.monotonic() < deadline:
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join()
+            executor.remove_node(node)
+            node.destroy_node()
+            executor.shutdown()
+        return {"published": pub["counts"][topic] + pub["failed"][topic], "received": count[0],
+                "elapsed": pub["elapsed"]}
+
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)]
+    try:
+        # 1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz, --runs times (--hog busy processes beside).
+        runs = []
+        for run in range(args.runs):
+            nominal = with_logger(cams + ["/joint_states"], {cams[0]: 30.0, cams[1]: 30.0, "/joint_states": 500.0},
+                                  args.seconds)
+            t = nominal["topics"]
+            runs.append({
+                "run": run + 1,
+                "seconds": round(nominal["elapsed"], 2),
+                "published": sum(v["published"] for v in t.values()),
+                "recorded": sum(v["recorded"] for v in t.values()),
+                "dropped": sum(v["published"] - v["recorded"] for v in t.values()),
+                "queue_dropped": sum(v["queue_dropped"] for v in t.values()),
+                "topics": t,
+            })
+            if not args.json:
+                print(f"nominal run {run + 1}/{args.runs}: {runs[-1]['dropped']} of {runs[-1]['published']} lost "
+                      + ", ".join(f"{k} {v['published'] - v['recorded']}" for k, v in t.items()), flush=True)
+        result["nominal"] = {"runs": args.runs, "hog": args.hog,
+                             "dropped": sum(r["dropped"] for r in runs),
+                             "runs_with_loss": sum(r["dropped"] > 0 for r in runs), "per_run": runs}
+        for hog in hogs:
+            hog.kill()
+        if args.ramp_seconds <= 0:
+            return result
+        # 2. Reference: a bare raw subscriber under a publisher flooding one camera topic.
+        flood = bare(cams[0], args.ramp_seconds, 0.0)
+        flood_rate = flood["received"] / flood["elapsed"]
+        result["bare_subscriber_flood"] = {
+            "received_per_s": round(flood_rate, 1),
+            "mb_per_s": round(flood_rate * image_bytes / 1e6, 1),
+            "published_per_s": round(flood["published"] / flood["elapsed"], 1),
+        }
+        # 3. The same paced rates through a bare raw subscriber and through the logger, rate by rate
+        # (x1.15 per step): each one's highest rate with nothing lost. Paced, not flooded, because a flooding
+        # publisher takes a whole core from the subscriber it measures.
+        steps = []
+        best = {"bare": 0.0, "logger": 0.0}
+        alive = {"bare": True, "logger": True}
+        rate = 60.0
+        while any(alive.values()) and rate <= 5000:
+            step: dict = {"target_per_s": round(rate, 1)}
+            for who in ("bare", "logger"):
+                if not alive[who]:
+                    continue
+                if who == "bare":
+                    r = bare(cams[0], args.ramp_seconds, rate)
+                    lost, achieved = r["published"] - r["received"], r["published"] / r["elapsed"]
+                else:
+                    out = with_logger([cams[0]], {cams[0]: rate}, args.ramp_seconds)
+                    r = out["topics"][cams[0]]
+                    lost, achieved = r["published"] - r["recorded"], r["published"] / out["elapsed"]
+                step[who] = {"published_per_s": round(achieved, 1), "lost": lost}
+                if lost == 0:
+                    best[who] = max(best[who], achieved)
+                else:
+                    alive[who] = False
+            steps.append(step)
+            rate *= 1.15
+        result["ramp"] = steps
+        result["bare_max_zero_drop_images_per_s"] = round(best["bare"], 1)
+        result["max_zero_drop_images_per_s"] = round(best["logger"], 1)
+        result["max_zero_drop_mb_per_s"] = round(best["logger"] * image_bytes / 1e6, 1)
+        result["ratio_to_bare_subscriber"] = round(best["logger"] / best["bare"], 3) if best["bare"] else None
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+        rclpy.shutdown(context=context)
+        if not args.output:
+            shutil.rmtree(out_root, ignore_errors=True)
+    return result
