@@ -8,7 +8,6 @@ drive episodes; /corft/episode/events (String "start"/"stop") tells other nodes.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import sys
 import threading
@@ -25,7 +24,7 @@ from rclpy.qos import (
     ReliabilityPolicy,
     qos_profile_sensor_data,
 )
-from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+from rosbags.interfaces import Qos
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
@@ -39,110 +38,17 @@ from corft_ros.core.episodes import (
     new_episode_dir,
     set_episode_label,
 )
+from corft_ros.core.episodes.recording import (
+    DEFAULT_OPTIONAL_TOPICS,
+    DEFAULT_TOPIC_TYPES,
+    DEFAULT_TOPICS,
+    is_sensor_topic,
+)
 from corft_ros.core.episodes.typestore import normalize_msgtype
 from corft_ros.core.robot import ConfigError, load_robot_config
+from corft_ros.nodes._bagtypes import default_msg_search_paths, message_class, to_rosbags_qos
 from corft_ros.nodes._common import declare, run_node
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE, SENSOR_RELIABLE
-
-# Recorded and expected: each one missing in an episode is reported. Names are relative (resolved in the node's
-# namespace, so a logger under /left records /left/joint_states); bags keep the resolved names and the episode
-# metadata the namespace, so readers map them back (core.topics.canonical).
-DEFAULT_TOPICS = [
-    topics.camera_image("front"),
-    topics.camera_image("wrist"),
-    topics.JOINT_STATES,
-    topics.DIAGNOSTICS,
-]
-# Recorded whenever they are published; their absence is normal (depends on the setup: sim or real robot,
-# teleop source, controller type, policy or teleop).
-DEFAULT_OPTIONAL_TOPICS = [
-    topics.INSTRUCTION,
-    topics.ACTION_CHUNK,
-    topics.controller_commands(topics.FORWARD_CONTROLLER),
-    topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER),
-    topics.TELEOP_COMMAND,
-    topics.LEADER_JOINT_STATES,
-    topics.JOY,
-    topics.SIM_SUCCESS,
-    topics.SIM_CUBE_POSE,
-    topics.SIM_GOAL_POSE,
-]
-# Types of the default topics, so they are subscribed before any publisher exists (late publishers'
-# first messages are not missed); other topics get their type from the ROS graph.
-DEFAULT_TOPIC_TYPES = [
-    f"{topics.camera_image('front')}=sensor_msgs/msg/Image",
-    f"{topics.camera_image('wrist')}=sensor_msgs/msg/Image",
-    f"{topics.JOINT_STATES}=sensor_msgs/msg/JointState",
-    f"{topics.ACTION_CHUNK}=trajectory_msgs/msg/JointTrajectory",
-    f"{topics.controller_commands(topics.FORWARD_CONTROLLER)}=std_msgs/msg/Float64MultiArray",
-    f"{topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER)}=trajectory_msgs/msg/JointTrajectory",
-    f"{topics.INSTRUCTION}=std_msgs/msg/String",
-    f"{topics.DIAGNOSTICS}=diagnostic_msgs/msg/DiagnosticArray",
-    f"{topics.SIM_SUCCESS}=std_msgs/msg/Bool",
-    f"{topics.LEADER_JOINT_STATES}=sensor_msgs/msg/JointState",
-    f"{topics.JOY}=sensor_msgs/msg/Joy",
-    f"{topics.TELEOP_COMMAND}=sensor_msgs/msg/JointState",
-    f"{topics.SIM_CUBE_POSE}=geometry_msgs/msg/PoseStamped",
-    f"{topics.SIM_GOAL_POSE}=geometry_msgs/msg/PoseStamped",
-]
-# Deep reader queues: DDS fills them on its own threads, so a stalled Python executor (a loaded machine, GC)
-# loses nothing for 2 s at 500 Hz; measured here, depth 100 lost 0.6 % of /joint_states at 500 Hz over 60 s.
-
-
-def is_sensor_topic(topic: str) -> bool:
-    return "/camera/" in f"/{topic}" or topic.endswith(("/image_raw", "/compressed", "/image"))
-
-
-def message_class(msgtype: str) -> type:
-    """Import the rclpy message class for 'pkg/msg/Name'; TypeResolutionError when it is not installed."""
-    pkg, _, name = normalize_msgtype(msgtype).split("/")
-    try:
-        return getattr(importlib.import_module(f"{pkg}.msg"), name)
-    except (ImportError, AttributeError):
-        raise TypeResolutionError(
-            f"message type '{msgtype}' is not installed (no Python module {pkg}.msg.{name})"
-        ) from None
-
-
-def _qtime(duration) -> QosTime:
-    ns = int(getattr(duration, "nanoseconds", 0))
-    return QosTime(sec=ns // 10**9, nsec=ns % 10**9)
-
-
-def to_rosbags_qos(profile: QoSProfile) -> Qos:
-    """rclpy QoS -> rosbags Qos (stored per connection, so `ros2 bag play` offers the same QoS)."""
-    enum_or = {
-        "history": (QosHistory, QosHistory.UNKNOWN),
-        "reliability": (QosReliability, QosReliability.UNKNOWN),
-        "durability": (QosDurability, QosDurability.UNKNOWN),
-        "liveliness": (QosLiveliness, QosLiveliness.UNKNOWN),
-    }
-
-    def conv(field: str):
-        enum, default = enum_or[field]
-        try:
-            return enum(int(getattr(profile, field)))
-        except ValueError:
-            return default
-
-    return Qos(
-        history=conv("history"),
-        depth=int(profile.depth),
-        reliability=conv("reliability"),
-        durability=conv("durability"),
-        deadline=_qtime(profile.deadline),
-        lifespan=_qtime(profile.lifespan),
-        liveliness=conv("liveliness"),
-        liveliness_lease_duration=_qtime(profile.liveliness_lease_duration),
-        avoid_ros_namespace_conventions=bool(profile.avoid_ros_namespace_conventions),
-    )
-
-
-def default_msg_search_paths() -> list[Path]:
-    """share/ folders holding <pkg>/msg/*.msg: the ament prefixes plus this Python environment."""
-    paths = [Path(p) / "share" for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    paths.append(Path(sys.prefix) / "share")
-    return paths
 
 
 class EpisodeLoggerNode(Node):

@@ -4,6 +4,7 @@ latency, the zero-loss ceiling against a bare raw subscriber."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -178,10 +179,25 @@ def run_bench(args: argparse.Namespace) -> dict:
         "camera_qos": "reliable, depth 100 (usb_cam's default)" if args.camera_qos == "reliable" else "SensorDataQoS",
     }
 
-    def spin(executor, stop: threading.Event) -> None:
-        from corft_ros.nodes._common import spin as spin_until
+    @contextlib.contextmanager
+    def spinning(node):
+        """`node` spun by its own single-threaded executor (as episode_logger's main() does) until the block ends;
+        then it is destroyed."""
+        from corft_ros.nodes._common import spin
 
-        spin_until(executor, context, stop)
+        executor = make_executor(context, threads=1)
+        executor.add_node(node)
+        stop = threading.Event()
+        thread = threading.Thread(target=spin, args=(executor, context, stop), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            executor.remove_node(node)
+            node.destroy_node()
+            executor.shutdown()
 
     latencies: dict[str, list[int]] = {}
 
@@ -202,12 +218,7 @@ def run_bench(args: argparse.Namespace) -> dict:
             Parameter("compression", value=args.compression), Parameter("min_free_bytes", value=1 << 30),
             Parameter("instruction", value="bench logger"),
         ])
-        executor = make_executor(context, threads=1)  # as episode_logger's main()
-        executor.add_node(node)
-        stop = threading.Event()
-        thread = threading.Thread(target=spin, args=(executor, stop), daemon=True)
-        thread.start()
-        try:
+        with spinning(node):
             ok, message = node.start_episode()
             if not ok:
                 raise RuntimeError(message)
@@ -225,12 +236,6 @@ def run_bench(args: argparse.Namespace) -> dict:
             from corft_ros.core.episodes import load_episode_metadata
 
             meta = load_episode_metadata(ep)
-        finally:
-            stop.set()
-            thread.join()
-            executor.remove_node(node)
-            node.destroy_node()
-            executor.shutdown()
         topics_meta = meta["topics"]
         per_topic = {t: {"published": n + pub["failed"][t], "recorded": topics_meta.get(t, {}).get("count", 0),
                          "publish_failed": pub["failed"][t], "queue_dropped": topics_meta.get(t, {}).get("dropped", 0)}
@@ -254,22 +259,11 @@ def run_bench(args: argparse.Namespace) -> dict:
 
         qos = SENSOR_RELIABLE if args.camera_qos == "reliable" else qos_profile_sensor_data
         node.create_subscription(Image, topic, cb, qos, raw=True)
-        executor = make_executor(context, threads=1)
-        executor.add_node(node)
-        stop = threading.Event()
-        thread = threading.Thread(target=spin, args=(executor, stop), daemon=True)
-        thread.start()
-        try:
+        with spinning(node):
             pub = _publish({topic: rate}, seconds, w, h, image_qos=args.camera_qos)
             deadline = time.monotonic() + (0.5 if rate == 0 else 6.0)
             while count[0] < pub["counts"][topic] and time.monotonic() < deadline:
                 time.sleep(0.1)
-        finally:
-            stop.set()
-            thread.join()
-            executor.remove_node(node)
-            node.destroy_node()
-            executor.shutdown()
         return {"published": pub["counts"][topic] + pub["failed"][topic], "received": count[0],
                 "elapsed": pub["elapsed"]}
 

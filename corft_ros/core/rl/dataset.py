@@ -23,23 +23,22 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import struct
 import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from corft_ros.core.images import ImageError, resize, to_rgb8
 from corft_ros.core.rl import bagio, cdr, resample
+from corft_ros.core.rl.cache import CACHE_VERSION, save_cache, try_cache
+from corft_ros.core.rl.frames import FrameCells, FrameError, area_resize  # noqa: F401 (area_resize: API)
 from corft_ros.core.robot import RobotConfig
 
-CACHE_VERSION = 2  # 2: commands moved onto the header clock per command (clock_offsets)
 FORWARD_COMMANDS = "/forward_position_controller/commands"
 TRAJECTORY_COMMANDS = "/arm_controller/joint_trajectory"
 
@@ -108,81 +107,6 @@ class EpisodeProblem(bagio.BagError):
 # --------------------------------------------------------------------------- building
 
 
-class _FrameCells:
-    """Keeps, per tick cell c = ceil(stamp/dt), only the newest frame of that cell. When the stream moves past
-    a cell, its frame is handed to a thread pool for decoding and resizing (OpenCV releases the GIL), so
-    raw frames never pile up and decoding overlaps reading."""
-
-    def __init__(self, dt_ns: int, size_hw: tuple[int, int], name: str, pool, pending: deque) -> None:
-        self.dt = dt_ns
-        self.size = size_hw
-        self.name = name
-        self.stamps: list[int] = []
-        self.cells: dict[int, tuple[int, Future]] = {}
-        self._open: tuple[int, int, cdr.ImageView] | None = None  # (cell, stamp, view)
-        self._pool = pool
-        self._pending = pending
-
-    def add(self, view: cdr.ImageView) -> None:
-        stamp = view.stamp_ns
-        self.stamps.append(stamp)
-        cell = -(-stamp // self.dt)
-        if self._open is not None:
-            ocell, ostamp, _ = self._open
-            if cell == ocell:
-                if stamp >= ostamp:
-                    self._open = (cell, stamp, view)
-                return
-            self._close()
-        done = self.cells.get(cell)
-        if done is not None and done[0] >= stamp:
-            return  # an out-of-order older frame for a cell already settled
-        self._open = (cell, stamp, view)
-
-    def _close(self) -> None:
-        if self._open is None:
-            return
-        cell, stamp, view = self._open
-        self._open = None
-        future = self._pool.submit(_decode, view, self.size)
-        self.cells[cell] = (stamp, future)
-        self._pending.append(future)
-        while len(self._pending) > 16:  # bound the raw frames held by queued decodes
-            self._pending.popleft().result()
-
-    def finish(self) -> dict[int, tuple[int, np.ndarray]]:
-        self._close()
-        out = {}
-        for cell, (stamp, future) in self.cells.items():
-            try:
-                out[cell] = (stamp, future.result())
-            except (ImageError, ValueError) as exc:
-                raise EpisodeProblem(f"camera {self.name}: {exc}") from None
-        return out
-
-
-def _decode(view: cdr.ImageView, size_hw: tuple[int, int]) -> np.ndarray:
-    """The policy node's conversion (corft_ros.core.images.to_rgb8) and an area resize equal to its
-    `resize` within 1 intensity level (see area_resize)."""
-    rgb = to_rgb8(view.data, view.width, view.height, view.encoding, view.step, view.is_bigendian)
-    return np.ascontiguousarray(area_resize(rgb, size_hw[0], size_hw[1]))
-
-
-def area_resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Area-averaging downscale, done per axis when one axis shrinks by a whole factor (OpenCV's INTER_AREA
-    has a fast path for whole factors; area weights are separable, so the result equals the one-step
-    resize up to the rounding of the intermediate image: at most 1 level). 640x480 -> 64x64: ~2.5x faster."""
-    h, w = image.shape[:2]
-    if height < h and width < w:
-        import cv2
-
-        if w % width == 0:
-            image = cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA)
-        elif h % height == 0:
-            image = cv2.resize(image, (w, height), interpolation=cv2.INTER_AREA)
-    return resize(image, height, width)
-
-
 @functools.lru_cache(maxsize=1)
 def _typestore():
     """One typestore per process: rosbags compiles a deserializer per type on first use."""
@@ -233,7 +157,7 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
     dt = _dt_ns(cfg, robot)
     ts = _typestore()
     pending: deque = deque()
-    cells = {cam: _FrameCells(dt, tuple(cfg.image_size), cam, pool, pending) for cam in cfg.camera_names}
+    cells = {cam: FrameCells(dt, tuple(cfg.image_size), cam, pool, pending) for cam in cfg.camera_names}
     topic_cam = {t: c for c, t in cam_topics.items()}
     js_t: dict[str, list[int]] = {n: [] for n in names}
     js_q: dict[str, list[float]] = {n: [] for n in names}
@@ -286,7 +210,7 @@ def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: 
             raise EpisodeProblem(f"{bag}: bad {msg.topic} message at {msg.log_time_ns} ns ({exc})") from None
     try:
         frames_of = {cam: cell.finish() for cam, cell in cells.items()}
-    except EpisodeProblem as exc:
+    except FrameError as exc:
         raise EpisodeProblem(f"{bag}: {exc}") from None
 
     empty = [cam_topics[c] for c, cell in cells.items() if not cell.stamps]
@@ -424,49 +348,6 @@ def _evaluate_trajectories(trajs: list, ticks: np.ndarray) -> np.ndarray:
     return out
 
 
-# --------------------------------------------------------------------------- cache
-
-
-def _save_cache(folder: Path, arrays: dict, stats: dict) -> None:
-    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    shapes = {}
-    for name, arr in arrays.items():
-        np.save(tmp / f"{name}.npy", np.ascontiguousarray(arr))
-        shapes[name] = [list(arr.shape), str(arr.dtype)]
-    (tmp / "info.json").write_text(json.dumps({"version": CACHE_VERSION, "arrays": shapes, "stats": stats}))
-    shutil.rmtree(folder, ignore_errors=True)
-    try:
-        tmp.rename(folder)
-    except OSError:  # another process (a DDP rank) won the race with identical content
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _load_cache(folder: Path, cams: Sequence[str]) -> tuple[dict, dict]:
-    """Map a cache entry; ValueError says what is wrong with it."""
-    try:
-        info = json.loads((folder / "info.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"info.json unreadable ({type(exc).__name__})") from None
-    if info.get("version") != CACHE_VERSION:
-        raise ValueError(f"cache version {info.get('version')} != {CACHE_VERSION}")
-    needed = ["state", "action", "tick_ns"] + [f"image_{c}" for c in cams]
-    arrays = {}
-    for name in needed:
-        if name not in info["arrays"]:
-            raise ValueError(f"{name} not in cache")
-        shape, dtype = info["arrays"][name]
-        try:
-            arr = np.load(folder / f"{name}.npy", mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"{name}.npy unreadable ({exc})") from None
-        if list(arr.shape) != shape or str(arr.dtype) != dtype:
-            raise ValueError(f"{name}.npy has shape {list(arr.shape)} {arr.dtype}, expected {shape} {dtype}")
-        arrays[name] = arr
-    return arrays, info["stats"]
-
-
 def load_episode(
     bag: Path, robot: RobotConfig, cfg: DatasetConfig, log: Callable[[str], None] = print
 ) -> Episode:
@@ -487,7 +368,7 @@ def load_episode(
     content = bagio.remembered_hash(bag, memo)
     if content is not None:
         folder = cache_root / f"{content}-{suffix}"
-        arrays, stats = _try_cache(folder, bag, cfg, log)
+        arrays, stats = try_cache(folder, bag, cfg.camera_names, log)
         from_cache = arrays is not None
     if arrays is None:
         # Unknown at this path (or not cached): the build hashes the messages it reads; a bag copied from
@@ -497,12 +378,12 @@ def load_episode(
         content = stats["content_hash"]
         bagio.remember_hash(bag, memo, content, stat_key)
         folder = cache_root / f"{content}-{suffix}"
-        cached, cached_stats = _try_cache(folder, bag, cfg, log) if folder.is_dir() else (None, None)
+        cached, cached_stats = try_cache(folder, bag, cfg.camera_names, log) if folder.is_dir() else (None, None)
         if cached is not None:
             arrays, stats, from_cache = cached, cached_stats, True
         else:
-            _save_cache(folder, built, stats)
-            loaded, loaded_stats = _try_cache(folder, bag, cfg, lambda _m: None)
+            save_cache(folder, built, stats)
+            loaded, loaded_stats = try_cache(folder, bag, cfg.camera_names, lambda _m: None)
             if loaded is None:  # unwritable cache folder, or another process replacing it: train from memory
                 arrays = built
             else:
@@ -520,17 +401,6 @@ def load_episode(
         stats=stats,
         from_cache=from_cache,
     )
-
-
-def _try_cache(folder: Path, bag: Path, cfg: DatasetConfig, log: Callable[[str], None]) -> tuple[dict | None, dict]:
-    if not folder.is_dir():
-        return None, {}
-    try:
-        return _load_cache(folder, cfg.camera_names)
-    except ValueError as exc:
-        log(f"warning: {bag}: cache {folder} is corrupt ({exc}); rebuilding from the bag")
-        shutil.rmtree(folder, ignore_errors=True)
-        return None, {}
 
 
 @dataclass

@@ -16,148 +16,18 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from corft_ros.core.params import flatten
-from corft_ros.core.rl.corft import CORFTConfig
-from corft_ros.core.rl.dataset import DatasetConfig, LoadReport, dataset_summary, load_episodes
-from corft_ros.core.rl.il import ILConfig
-from corft_ros.core.rl.rewards import RewardConfig
+from corft_ros.core.rl.config import STAGES, TrainConfig, config_from_params  # noqa: F401 (the job's API)
+from corft_ros.core.rl.dataset import LoadReport, dataset_summary, load_episodes
+from corft_ros.core.rl.distributed import Runtime, any_rank, barrier, grad_sync, setup_runtime
 from corft_ros.core.robot import ConfigError, RobotConfig
 
-STAGES = ("il", "rl", "bc", "all")  # bc: the control arm (extra supervised steps, no critic)
-
-
-@dataclass
-class TrainConfig:
-    stage: str = "all"  # il | rl | bc | all (= il, then rl)
-    name: str = "corft"  # the exported model: <models_dir>/<name>/
-    output: str = "runs/corft"  # checkpoints/, tensorboard/, train.json
-    models_dir: str = "models"
-    il_steps: int = 3000
-    rl_steps: int = 3000
-    bc_steps: int = 0  # the control arm's steps (0: rl_steps, the same gradient budget)
-    batch_size: int = 32
-    seed: int = 0
-    log_every: int = 20
-    checkpoint_every: int = 500
-    resume: bool = True
-    init_checkpoint: str = ""  # start from this policy checkpoint (IL fine-tuning, or RL from an IL run)
-    export: bool = True
-    device: str = "auto"  # auto | cpu | cuda
-    num_workers: int = 0
-    progress: bool = True
-    strict: bool = False
-    threads: int = 0  # torch intra-op threads per process (0: torch's default)
-    dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    rewards: RewardConfig = field(default_factory=RewardConfig)
-    il: ILConfig = field(default_factory=ILConfig)
-    corft: CORFTConfig = field(default_factory=CORFTConfig)
-    policy: dict = field(default_factory=dict)  # PolicyConfig overrides (chunk_size, d_model, ...)
-
-    def validate(self) -> None:
-        if self.stage not in STAGES:
-            raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        for name in ("il_steps", "rl_steps", "batch_size", "log_every", "checkpoint_every"):
-            if int(getattr(self, name)) < (0 if name.endswith("steps") else 1):
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        self.il.validate()
-        self.corft.validate()
-        self.rewards.gamma = self.corft.gamma
-
-
-def config_from_params(params: dict[str, Any], base: TrainConfig | None = None) -> TrainConfig:
-    """Apply parameters to a TrainConfig: flat dotted names ('corft.gamma': 0.98, 'il_steps': 100) or nested
-    mappings ({'corft': {'gamma': 0.98}}). The same names are the trainer node's ROS parameters and
-    config/train.yaml's keys; an unknown name is a ConfigError."""
-    cfg = base or TrainConfig()
-    for key, value in flatten(params).items():
-        target: Any = cfg
-        parts = key.split(".")
-        for part in parts[:-1]:
-            if not (is_dataclass(target) and hasattr(target, part)):
-                raise ConfigError(f"unknown training parameter '{key}'")
-            target = getattr(target, part)
-        leaf = parts[-1]
-        if isinstance(target, dict):  # free-form overrides (policy.*)
-            target[leaf] = value
-            continue
-        if not is_dataclass(target) or leaf not in {f.name for f in fields(target)}:
-            raise ConfigError(f"unknown training parameter '{key}'")
-        setattr(target, leaf, _coerce(key, getattr(target, leaf), value))
-    cfg.dataset.image_size = tuple(int(v) for v in cfg.dataset.image_size)  # type: ignore[assignment]
-    return cfg
-
-
-def _coerce(key: str, current: Any, value: Any) -> Any:
-    try:
-        if isinstance(current, bool):
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if isinstance(current, int) and not isinstance(value, bool):
-            return int(value)
-        if isinstance(current, float):
-            return float(value)
-        if isinstance(current, tuple | list):
-            if isinstance(value, str):  # one item, or a comma-separated list (launch arguments)
-                return [v.strip() for v in value.split(",") if v.strip()]
-            return list(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"training parameter '{key}': cannot use {value!r}") from None
-    if current is None and isinstance(value, str) and value == "":
-        return None
-    return value
-
-
 # --------------------------------------------------------------------------------------------- setup
-
-
-@dataclass
-class Runtime:
-    rank: int
-    world: int
-    device: Any
-    distributed: bool
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def setup_runtime(cfg: TrainConfig) -> Runtime:
-    import torch
-    import torch.distributed as dist
-
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
-    use_cuda = torch.cuda.is_available() and cfg.device != "cpu"
-    if cfg.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device is 'cuda' but no CUDA device is available")
-    device = torch.device("cpu")
-    if use_cuda:  # one GPU per local rank, chosen before NCCL starts
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = torch.device("cuda", local)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    world = dist.get_world_size() if dist.is_initialized() else 1
-    return Runtime(rank, world, device, dist.is_initialized())
-
-
-def barrier(rt: Runtime) -> None:
-    if rt.distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
 
 
 def instruction_table(instructions: list[str], cache_dir: Path) -> dict[str, np.ndarray]:
@@ -311,17 +181,6 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
     return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True, leave=True)
 
 
-def _any_rank(rt: Runtime, flag: bool) -> bool:
-    if not rt.distributed:
-        return flag
-    import torch
-    import torch.distributed as dist
-
-    t = torch.tensor([1.0 if flag else 0.0], device=rt.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
-
-
 def _save(path: Path, policy: Any, texts: dict, extra: dict, update_latest: bool = True) -> None:
     from corft_ros.core.policy.export import save_checkpoint
 
@@ -361,21 +220,6 @@ def _stage_steps(cfg: TrainConfig, stage: str, cap: int | None) -> int:
     return min(steps, cap) if cap is not None else steps
 
 
-def grad_sync(rt: Runtime) -> Callable[[list], None] | None:
-    """Average gradients over the ranks after each backward (what DistributedDataParallel does), or None."""
-    if not rt.distributed:
-        return None
-    import torch.distributed as dist
-
-    def sync(params: list) -> None:
-        for p in params:
-            if p.grad is not None:
-                dist.all_reduce(p.grad)
-                p.grad /= rt.world
-
-    return sync
-
-
 def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: TrainingData, cfg: TrainConfig,
               rt: Runtime, steps: int, start: int, ckpt_dir: Path | None, scalars: ScalarLog,
               on_progress: ProgressFn | None, should_stop: Callable[[], bool] | None, step_offset: int = 0) -> dict:
@@ -399,7 +243,7 @@ def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: Traini
             if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == steps):
                 _save(ckpt_dir / f"{stage}_{step:07d}.pt", policy, tdata.texts,
                       {"stage": stage, "step": step, "steps": steps, "learner": learner.state_dict()})
-            if should_stop is not None and _any_rank(rt, should_stop()):
+            if should_stop is not None and any_rank(rt, should_stop()):
                 break
     finally:
         bar.close()
