@@ -72,16 +72,17 @@ def _run(step: str, args: list[str], log: dict, capture: bool = False) -> str:
     line = "corft-ros " + " ".join(shlex.quote(a) for a in args)
     print(f"\n=== {step}: {line}", flush=True)
     started = time.monotonic()
-    if capture:
-        proc = subprocess.run(_corft(args), stdout=subprocess.PIPE, text=True)
-        rc, out = proc.returncode, proc.stdout
-    else:
-        rc, out = subprocess.call(_corft(args)), ""
-    seconds = time.monotonic() - started
-    entry = log.setdefault("steps", {}).setdefault(step, {"command": line, "wall_s": 0.0})
-    entry["wall_s"] += seconds
-    entry["command"] = line
-    _save(log)  # after every step: a killed experiment keeps the wall time of what it finished
+    try:
+        if capture:
+            proc = subprocess.run(_corft(args), stdout=subprocess.PIPE, text=True)
+            rc, out = proc.returncode, proc.stdout
+        else:
+            rc, out = subprocess.call(_corft(args)), ""
+    finally:  # also when interrupted (Ctrl-C): the time spent counts toward the step, which resumes on the next run
+        entry = log.setdefault("steps", {}).setdefault(step, {"command": line, "wall_s": 0.0})
+        entry["wall_s"] += time.monotonic() - started
+        entry["command"] = line
+        _save(log)  # after every step: a killed experiment keeps the wall time of what it finished
     if rc != 0:
         raise RuntimeError(f"{step} failed (exit {rc}): {line}")
     return out

@@ -63,10 +63,61 @@ def pessimistic(q: Tensor, beta: float) -> Tensor:
     return q.mean(dim=0) - beta * q.std(dim=0)
 
 
+# --------------------------------------------------------------------------------------------- shared
+
+
+class Optimizer:
+    """AdamW over some parameters, the one gradient step every learner takes (backward, average over the ranks
+    when the trainer sets `grad_sync`, clip, step) and its state for checkpoints."""
+
+    def __init__(self, params, lr: float, weight_decay: float, grad_clip: float) -> None:
+        self.params = list(params)
+        self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
+        self.grad_clip = grad_clip
+        self.grad_sync = None  # averages gradients over ranks (torchrun), set by the trainer
+
+    def step(self, loss: Tensor) -> Tensor:
+        """One step on `loss`; returns the gradient norm before clipping."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.grad_sync:
+            self.grad_sync(self.params)
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        self.opt.step()
+        return norm
+
+    def state_dict(self) -> dict:
+        return {"opt": self.opt.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("opt"):
+            self.opt.load_state_dict(state["opt"])
+
+
+class _OneOptimizer:
+    """A learner with one Optimizer (`self.optim`): the trainer's grad_sync and the checkpoint state go to it."""
+
+    optim: Optimizer
+
+    @property
+    def grad_sync(self):
+        return self.optim.grad_sync
+
+    @grad_sync.setter
+    def grad_sync(self, value) -> None:
+        self.optim.grad_sync = value
+
+    def state_dict(self) -> dict:
+        return self.optim.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optim.load_state_dict(state)
+
+
 # --------------------------------------------------------------------------------------------- stage 1
 
 
-class ILLearner:
+class ILLearner(_OneOptimizer):
     """Backbone + action expert on demonstration chunks (images in the batch)."""
 
     def __init__(self, policy, cfg: ILConfig) -> None:
@@ -76,9 +127,7 @@ class ILLearner:
         self.policy = policy
         self.cfg = cfg
         self._shift = random_shift
-        self.params = il_parameters(policy)
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.grad_sync = None  # averages gradients over ranks (torchrun), set by the trainer
+        self.optim = Optimizer(il_parameters(policy), cfg.lr, cfg.weight_decay, cfg.grad_clip)
 
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         p, cfg = self.policy, self.cfg
@@ -100,35 +149,21 @@ class ILLearner:
         loss, logs = self.loss(batch)
         if not torch.isfinite(loss):
             raise QDivergenceError(f"IL loss became NaN/Inf at step {step} (lower il.lr)")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_sync:
-            self.grad_sync(self.params)
-        logs["il/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.opt.step()
+        logs["il/grad_norm"] = self.optim.step(loss)
         return logs
-
-    def state_dict(self) -> dict:
-        return {"opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("opt"):
-            self.opt.load_state_dict(state["opt"])
 
 
 # --------------------------------------------------------------------------------------------- stage 2
 
 
-class CriticLearner:
+class CriticLearner(_OneOptimizer):
     """The per-prefix chunk critic (TD + Cal-QL) on cached features; owns the Polyak targets."""
 
     def __init__(self, policy, cfg: CORFTConfig, value_scale: float) -> None:
         self.policy = policy
         self.cfg = cfg
         self.target = make_target(policy)
-        self.params = list(policy.critic_parameters())
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.critic_lr, weight_decay=cfg.weight_decay)
-        self.grad_sync = None
+        self.optim = Optimizer(policy.critic_parameters(), cfg.critic_lr, cfg.weight_decay, cfg.grad_clip)
         self.q_limit = cfg.divergence_factor * max(value_scale, 1e-3)
 
     def td_target(self, batch: dict[str, Tensor]) -> Tensor:
@@ -181,12 +216,7 @@ class CriticLearner:
         if float(q_abs) > self.q_limit:
             raise QDivergenceError(f"step {step}: Q diverged: mean |Q| = {float(q_abs):.3g} exceeds {self.q_limit:.3g} "
                                    f"({cfg.divergence_factor:g} x the largest |return| in the data)")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_sync:
-            self.grad_sync(self.params)
-        logs["rl/critic_grad_norm"] = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
-        self.opt.step()
+        logs["rl/critic_grad_norm"] = self.optim.step(loss)
         with torch.no_grad():
             logs.update({
                 "rl/critic_loss": loss.detach(), "rl/td_loss": td_loss.detach(), "rl/q_abs": q_abs,
@@ -199,11 +229,10 @@ class CriticLearner:
         polyak_update(self.target, self.policy, self.cfg.tau)
 
     def state_dict(self) -> dict:
-        return {"opt": self.opt.state_dict(), "target": self.target.state_dict()}
+        return {**self.optim.state_dict(), "target": self.target.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        if state.get("opt"):
-            self.opt.load_state_dict(state["opt"])
+        self.optim.load_state_dict(state)
         if state.get("target"):
             self.target.load_state_dict(state["target"])
 
@@ -233,7 +262,7 @@ def bc_term(policy, feats: Tensor, target: Tensor, valid: Tensor, success: Tenso
     return (err.sum(dim=1) * keep).sum() / keep.sum()
 
 
-class ActorLearner:
+class ActorLearner(_OneOptimizer):
     """One of the extraction methods above, updating the action expert only (the backbone is frozen)."""
 
     def __init__(self, policy, cfg: CORFTConfig, ex: ExtractionConfig) -> None:
@@ -242,9 +271,7 @@ class ActorLearner:
         self.policy = policy
         self.cfg = cfg
         self.ex = ex
-        self.params = list(policy.actor_parameters())
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.actor_lr, weight_decay=cfg.weight_decay)
-        self.grad_sync = None
+        self.optim = Optimizer(policy.actor_parameters(), cfg.actor_lr, cfg.weight_decay, cfg.grad_clip)
 
     def prefix_value(self, feats: Tensor, chunks: Tensor) -> Tensor:
         """Pessimistic value of the executed prefix, [B] for chunks [B, h, d]."""
@@ -304,20 +331,8 @@ class ActorLearner:
         loss, logs = self.loss(batch)
         if not torch.isfinite(loss):
             raise QDivergenceError(f"step {step}: the actor loss became NaN/Inf")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.grad_sync:
-            self.grad_sync(self.params)
-        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.opt.step()
+        self.optim.step(loss)
         return logs
-
-    def state_dict(self) -> dict:
-        return {"opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("opt"):
-            self.opt.load_state_dict(state["opt"])
 
 
 class CORFTLearner:
@@ -356,7 +371,7 @@ class CORFTLearner:
             self.actor.load_state_dict(state.get("actor") or {})
 
 
-class BCLearner:
+class BCLearner(_OneOptimizer):
     """The control arm: the same number of extra supervised steps on cached features, demos/successes only, no
     critic (what RL adds is measured against this, at an equal gradient budget)."""
 
@@ -365,24 +380,10 @@ class BCLearner:
             p.requires_grad_(False)
         self.policy = policy
         self.cfg = cfg
-        self.params = list(policy.actor_parameters())
-        self.opt = torch.optim.AdamW(self.params, lr=cfg.actor_lr, weight_decay=cfg.weight_decay)
-        self.grad_sync = None
+        self.optim = Optimizer(policy.actor_parameters(), cfg.actor_lr, cfg.weight_decay, cfg.grad_clip)
 
     def update(self, batch: dict[str, Tensor], step: int) -> dict:
         p = self.policy
         bc = bc_term(p, batch["features"], p.normalize_action(batch["action"]), batch["valid"], batch["success"])
-        self.opt.zero_grad(set_to_none=True)
-        bc.backward()
-        if self.grad_sync:
-            self.grad_sync(self.params)
-        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.grad_clip)
-        self.opt.step()
+        self.optim.step(bc)
         return {"bc/loss": bc.detach()}
-
-    def state_dict(self) -> dict:
-        return {"opt": self.opt.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state.get("opt"):
-            self.opt.load_state_dict(state["opt"])
