@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from corft_ros.core.policy.checkpoint import load_checkpoint, save_checkpoint
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.export import (
     CRITIC_FILE,
@@ -18,10 +19,8 @@ from corft_ros.core.policy.export import (
     ModelError,
     _sha256,
     export_policy,
-    load_checkpoint,
     load_metadata,
     load_torch_policy,
-    save_checkpoint,
 )
 from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.policy.runtime import MissingCameraError, NonFiniteOutputError, Observation, load_runtime

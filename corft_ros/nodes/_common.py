@@ -76,6 +76,18 @@ def _fmt(value) -> str:
 EXECUTOR_ENV = "CORFT_ROS_EXECUTOR"
 
 
+class ClosesOnDestroy:
+    """For nodes that own threads or files: destroy_node() first calls the node's close() (stop its threads, finish
+    what it writes), which run_node also calls at shutdown. Put it before Node in the bases."""
+
+    def close(self) -> None:
+        pass
+
+    def destroy_node(self) -> None:
+        self.close()
+        super().destroy_node()  # type: ignore[misc]
+
+
 def make_executor(context: rclpy.Context | None = None, threads: int = 4) -> Executor:
     """The executor every corft_ros process spins its nodes with.
 

@@ -42,7 +42,7 @@ from corft_ros.core.sim.regions import REGIONS
 from corft_ros.core.terminal import TerminalKeys
 from corft_ros.core.trials.stats import Trial
 from corft_ros.core.trials.trials import TrialSpec, in_plan, remaining, schedule
-from corft_ros.nodes._common import declare, run_node
+from corft_ros.nodes._common import ClosesOnDestroy, declare, run_node
 from corft_ros.nodes.qos import LATCHED, RELIABLE
 
 EXECUTOR_STATUS = "executor"
@@ -75,7 +75,21 @@ def _float(text: str) -> float:
         return math.nan
 
 
-class BenchmarkNode(Node):
+class _StallWatch:
+    """BenchmarkError when the node's clock (sim time) has not moved for `timeout_s` wall seconds."""
+
+    def __init__(self, now: float, timeout_s: float, during: str) -> None:
+        self.last, self.wall, self.timeout_s, self.during = now, time.monotonic(), timeout_s, during
+
+    def check(self, now: float) -> None:
+        if now != self.last:
+            self.last, self.wall = now, time.monotonic()
+        elif time.monotonic() - self.wall > self.timeout_s:
+            raise BenchmarkError(f"the clock stopped{self.during}: no progress for {self.timeout_s:g} s (is the sim "
+                                 "running? /clock)")
+
+
+class BenchmarkNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("benchmark", **kwargs)
         self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
@@ -105,7 +119,7 @@ class BenchmarkNode(Node):
         try:
             self._validate()
         except ConfigError:
-            super().destroy_node()  # a refused node leaves nothing behind in the graph
+            Node.destroy_node(self)  # a refused node leaves nothing behind in the graph (nothing to close)
             raise
         self._setup()
 
@@ -211,19 +225,18 @@ class BenchmarkNode(Node):
     def _call(self, client, request, what: str, timeout: float | None = None):
         timeout = self.service_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        while not client.service_is_ready():
-            if self._stop.is_set():
-                raise QuitRequested("stopped")
-            if time.monotonic() > deadline:
-                raise BenchmarkError(f"{what}: service {client.srv_name} is not available (waited {timeout:g} s)")
-            time.sleep(0.05)
+
+        def wait(done, failure: str, poll: float) -> None:
+            while not done():
+                if self._stop.is_set():
+                    raise QuitRequested("stopped")
+                if time.monotonic() > deadline:
+                    raise BenchmarkError(f"{what}: {failure}")
+                time.sleep(poll)
+
+        wait(client.service_is_ready, f"service {client.srv_name} is not available (waited {timeout:g} s)", 0.05)
         future = client.call_async(request)
-        while not future.done():
-            if self._stop.is_set():
-                raise QuitRequested("stopped")
-            if time.monotonic() > deadline:
-                raise BenchmarkError(f"{what}: {client.srv_name} did not answer within {timeout:g} s")
-            time.sleep(0.01)
+        wait(future.done, f"{client.srv_name} did not answer within {timeout:g} s", 0.01)
         result = future.result()
         if result is None:
             raise BenchmarkError(f"{what}: {client.srv_name} failed: {future.exception()}")
@@ -241,16 +254,11 @@ class BenchmarkNode(Node):
     def _wait_clock(self, seconds: float) -> None:
         """Wait `seconds` of node-clock time (sim time with use_sim_time); BenchmarkError if the clock stalls."""
         start = self.now()
-        last, last_wall = start, time.monotonic()
+        watch = _StallWatch(start, self.stall_timeout_s, "")
         while self.now() - start < seconds:
             if self._stop.is_set():
                 raise QuitRequested("stopped")
-            t = self.now()
-            if t != last:
-                last, last_wall = t, time.monotonic()
-            elif time.monotonic() - last_wall > self.stall_timeout_s:
-                raise BenchmarkError(f"the clock stopped: no progress for {self.stall_timeout_s:g} s (is the "
-                                     "sim running? /clock)")
+            watch.check(self.now())
             time.sleep(0.01)
 
     # ------------------------------------------------------------------ one trial
@@ -362,7 +370,7 @@ class BenchmarkNode(Node):
             self._waiting_next = False
 
     def _wait_end(self, t0: float, timeout_s: float) -> tuple[str, float]:
-        last, last_wall = t0, time.monotonic()
+        watch = _StallWatch(t0, self.stall_timeout_s, " during the trial")
         if not self.sim and self._keys is not None and self._keys.interactive:
             print(f"  s = success, f = failure, q = quit (or call {self.get_fully_qualified_name()}/label)",
                   flush=True)
@@ -389,11 +397,7 @@ class BenchmarkNode(Node):
             if now - t0 >= timeout_s:
                 # This poll may come a few ticks after the limit (a sim faster than real time): the limit is the length.
                 return "timeout", timeout_s
-            if now != last:
-                last, last_wall = now, time.monotonic()
-            elif time.monotonic() - last_wall > self.stall_timeout_s:
-                raise BenchmarkError(f"the clock stopped during the trial: no progress for {self.stall_timeout_s:g}"
-                                     " s (is the sim running? /clock)")
+            watch.check(now)
             time.sleep(0.01)
 
     # ------------------------------------------------------------------ loop statistics
@@ -476,10 +480,6 @@ class BenchmarkNode(Node):
             thread.join(timeout=5.0)
         if keys is not None:
             keys.close()
-
-    def destroy_node(self) -> None:
-        self.close()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -36,14 +36,14 @@ from corft_ros.core.images import (
     to_rgb8,
 )
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, diagnostic_status, run_node
+from corft_ros.nodes._common import ClosesOnDestroy, declare, diagnostic_status, run_node
 from corft_ros.nodes.qos import RELIABLE
 
 MAX_CONSECUTIVE_READ_ERRORS = 5
 TRANSPORTS = ("raw", "compressed", "both")
 
 
-class CameraNode(Node):
+class CameraNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("camera", **kwargs)
         load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
@@ -353,10 +353,6 @@ class CameraNode(Node):
         self._stop.set()
         if self._thread is not None and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
-
-    def destroy_node(self) -> None:
-        self.close()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -38,7 +38,7 @@ from corft_ros.core.chunking import MODES, ChunkError, ChunkExecutor, ExecutorCo
 from corft_ros.core.chunking.outputs import KINDS, OutputSpec, make_outputs, uncommanded, waypoint_velocities
 from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes._common import ClosesOnDestroy, declare, diagnostic_status, run_node, stamp_to_sec
 from corft_ros.nodes.qos import RECORDED, RELIABLE
 
 OUTPUTS = KINDS
@@ -67,13 +67,13 @@ _MESSAGES = {
 }
 
 
-class ExecutorNode(LifecycleNode):
+class ExecutorNode(ClosesOnDestroy, LifecycleNode):
     def __init__(self, **kwargs) -> None:
         super().__init__("executor", **kwargs)
         try:
             self._setup()
         except ConfigError:
-            super().destroy_node()  # a refused node leaves nothing behind in the graph
+            LifecycleNode.destroy_node(self)  # a refused node leaves nothing behind in the graph (nothing to close)
             raise
         if not self.managed:  # unmanaged: what `corft-ros` and the bundled graphs run
             self.trigger_configure()
@@ -512,10 +512,6 @@ class ExecutorNode(LifecycleNode):
         self._clock_moved.set()
         if self._thread is not None and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
-
-    def destroy_node(self) -> None:
-        self.close()
-        super().destroy_node()
 
 
 def _duration(seconds: float) -> DurationMsg:

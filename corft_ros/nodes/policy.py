@@ -38,7 +38,7 @@ from corft_ros.core.policy.config import executed_prefix
 from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes._common import ClosesOnDestroy, declare, diagnostic_status, run_node, stamp_to_sec
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
@@ -54,7 +54,7 @@ def _percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-class PolicyNode(Node):
+class PolicyNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("policy", **kwargs)
         self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
@@ -438,10 +438,6 @@ class PolicyNode(Node):
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5.0)
-
-    def destroy_node(self) -> None:
-        self.close()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ from corft_ros.core.sim.pacing import Pacer, PacingConfig
 from corft_ros.core.sim.regions import REGIONS, Box2D, StartRegions
 from corft_ros.core.sim.scene import CAMERAS, TASK, CubeScene, SceneConfig
 from corft_ros.core.sim.trajectory import TrajectoryFollower
-from corft_ros.nodes._common import declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
+from corft_ros.nodes._common import ClosesOnDestroy, declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
 from corft_ros.nodes.qos import CLOCK, RECORDED, RELIABLE
 
 
@@ -50,7 +50,7 @@ class _ResetRequest:
     error: str | None = None
 
 
-class SimArmNode(Node):
+class SimArmNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_arm", **kwargs)
         self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
@@ -450,10 +450,6 @@ class SimArmNode(Node):
         self._frames.put(None)
         if self._render_thread.is_alive():
             self._render_thread.join(timeout=5.0)
-
-    def destroy_node(self) -> None:
-        self.close()
-        super().destroy_node()
 
 
 def main(args: list[str] | None = None) -> int:

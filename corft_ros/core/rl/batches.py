@@ -85,6 +85,20 @@ class ChunkData:
                 out[sel, c] = self.episodes[e].images[cam][t]
         return out.transpose(0, 1, 4, 2, 3)
 
+    def chunk_fields(self, rows: np.ndarray) -> dict[str, torch.Tensor]:
+        """What a batch holds besides its observations: the action chunk, which of its steps are valid, the
+        prefixes' rewards, ends and TD-target mask, the return-to-go and the episode's success."""
+        tb = self.table
+        return {
+            "action": torch.from_numpy(self.action[tb.action_index[rows]]),
+            "valid": torch.from_numpy(tb.valid[rows]),
+            "reward": torch.from_numpy(tb.reward[rows]),
+            "done": torch.from_numpy(tb.done[rows]),
+            "target_mask": torch.from_numpy(tb.target_mask[rows]),
+            "mc_return": torch.from_numpy(tb.mc_return[rows]),
+            "success": torch.from_numpy(self.success_of_episode[tb.episode[rows]]),
+        }
+
     def batch(self, rows: np.ndarray, with_next: bool = False) -> dict[str, torch.Tensor]:
         tb = self.table
         rows = np.asarray(rows)
@@ -94,12 +108,7 @@ class ChunkData:
             "images": torch.from_numpy(self.images(start)),
             "state": torch.from_numpy(self.state[start]),
             "text": torch.from_numpy(text),
-            "action": torch.from_numpy(self.action[tb.action_index[rows]]),
-            "valid": torch.from_numpy(tb.valid[rows]),
-            "reward": torch.from_numpy(tb.reward[rows]),
-            "done": torch.from_numpy(tb.done[rows]),
-            "target_mask": torch.from_numpy(tb.target_mask[rows]),
-            "mc_return": torch.from_numpy(tb.mc_return[rows]),
+            **self.chunk_fields(rows),
         }
         if with_next:
             nxt = tb.next_index[rows]  # [B, h]

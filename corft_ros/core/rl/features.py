@@ -41,13 +41,7 @@ class FeatureBank:
             "features": self.features[torch.from_numpy(start)].float(),
             "next_features": self.features[torch.from_numpy(nxt.reshape(-1))].float().view(
                 len(rows), nxt.shape[1], *self.features.shape[1:]),
-            "action": torch.from_numpy(d.action[tb.action_index[rows]]),
-            "valid": torch.from_numpy(tb.valid[rows]),
-            "reward": torch.from_numpy(tb.reward[rows]),
-            "done": torch.from_numpy(tb.done[rows]),
-            "target_mask": torch.from_numpy(tb.target_mask[rows]),
-            "mc_return": torch.from_numpy(tb.mc_return[rows]),
-            "success": torch.from_numpy(d.success_of_episode[tb.episode[rows]]),
+            **d.chunk_fields(rows),
         }
 
 

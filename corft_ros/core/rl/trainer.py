@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from corft_ros.core.policy.checkpoint import read_checkpoint
 from corft_ros.core.rl.config import STAGES, TrainConfig, config_from_params  # noqa: F401 (the job's API)
 from corft_ros.core.rl.dataset import LoadReport, dataset_summary, load_episodes
 from corft_ros.core.rl.distributed import Runtime, any_rank, barrier, grad_sync, setup_runtime
@@ -182,7 +183,7 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
 
 
 def _save(path: Path, policy: Any, texts: dict, extra: dict, update_latest: bool = True) -> None:
-    from corft_ros.core.policy.export import save_checkpoint
+    from corft_ros.core.policy.checkpoint import save_checkpoint
 
     tmp = path.with_name(path.name + ".tmp")
     save_checkpoint(policy, tmp, texts, extra=extra)
@@ -192,20 +193,6 @@ def _save(path: Path, policy: Any, texts: dict, extra: dict, update_latest: bool
     latest = path.parent / "latest.pt"
     shutil.copyfile(path, latest.with_name("latest.pt.tmp"))
     latest.with_name("latest.pt.tmp").replace(latest)
-
-
-def _load_raw(path: Path) -> dict:
-    import torch
-
-    from corft_ros.core.policy.export import ModelError
-
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0][:200]})") from None
-    if not isinstance(data, dict) or "state_dict" not in data:
-        raise ModelError(f"{path}: not a corft_ros checkpoint")
-    return data
 
 
 # --------------------------------------------------------------------------------------------- stages
@@ -318,10 +305,10 @@ def train(
     resume: dict = {}
     latest = out / "checkpoints" / "latest.pt"
     if cfg.resume and latest.is_file():
-        resume = _load_raw(latest)
+        resume = read_checkpoint(latest)
         extra = resume.get("extra") or {}
         say(f"resuming from {latest} (stage {extra.get('stage')}, step {extra.get('step')})")
-    init = resume or (_load_raw(Path(cfg.init_checkpoint)) if cfg.init_checkpoint else {})
+    init = resume or (read_checkpoint(Path(cfg.init_checkpoint)) if cfg.init_checkpoint else {})
     if cfg.stage in ("rl", "bc") and not init:
         raise ConfigError(f"stage '{cfg.stage}' starts from an IL policy: pass init_checkpoint (--init) or resume a "
                           "run whose IL stage finished")
