@@ -109,3 +109,11 @@ def test_each_finished_step_is_saved_at_once_so_a_killed_experiment_keeps_its_wa
     saved = json.loads(log_file.read_text())
     assert saved["steps"]["1 help"]["wall_s"] > 0
     assert saved["steps"]["1 help"]["command"] == "corft-ros --help"
+
+
+def test_the_report_says_when_il_was_still_improving_at_its_last_checkpoint() -> None:
+    from corft_ros.core.trials.experiment import _curve_heading
+
+    rising = [{"step": 2000, "successes": 1}, {"step": 4000, "successes": 4}, {"step": 8000, "successes": 7}]
+    assert "still improving" in _curve_heading(rising, 8000)
+    assert "stopped improving" in _curve_heading(rising[:2] + [{"step": 8000, "successes": 3}], 4000)

@@ -138,7 +138,10 @@ def test_a_slow_frame_does_not_stall_the_clock(ros, monkeypatch):
         gaps = np.diff(np.array(clocks.stamps[start:])) * 1e3
         assert gaps.size > 50
         assert float(np.median(gaps)) < 20.0, f"clock median gap {np.median(gaps):.1f} ms"
-        assert float(gaps.max()) < 60.0, f"the clock stalled {gaps.max():.1f} ms: a frame blocked physics"
+        # Rendered on the physics thread, every one of the >= 5 frames would stall the clock >= 60 ms; a single
+        # long gap can be the test machine's scheduling under load (measured once in CI: 340 ms, beside training)
+        stalls = int((gaps >= 55.0).sum())
+        assert stalls < 3, f"{stalls} clock gaps >= 55 ms in 5 frames (max {gaps.max():.1f} ms): frames block physics"
         ticks = {c.clock.sec * 10**9 + c.clock.nanosec for c in clocks.messages}
         stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in images.messages]
         assert set(stamps) <= ticks  # each frame carries the stamp of the tick it was rendered from

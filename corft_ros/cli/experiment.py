@@ -164,6 +164,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         return 1
     finally:
         _save(log)
+    log["finished"] = datetime.now().isoformat(timespec="seconds")
+    _save(log)
     print("\n=== 7 report", flush=True)
     from corft_ros.core.trials.experiment import write_experiment_report
 

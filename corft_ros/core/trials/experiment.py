@@ -162,7 +162,8 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
     lines = [
         "# CO-RFT vs IL in sim: the end-to-end experiment",
         "",
-        f"Run: {log.get('started', '')} → {datetime.now().isoformat(timespec='seconds')}, 2 CPU cores, no GPU. "
+        f"Run: {log.get('started', '')} → {log.get('finished') or datetime.now().isoformat(timespec='seconds')}, "
+        "2 CPU cores, no GPU. "
         f"Reproduce: `{command}`.",
         "",
         f"Task: \"{task}\" — OGBench's single-cube scene (UR5e + Robotiq 2F-85, MuJoCo), two 64×64 cameras at "
@@ -187,7 +188,7 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         f"`models/default` is the best measured arm: **{chosen}** (most seen successes, then unseen, then cycle "
         "time).",
         "",
-        "## IL: trained until its screen stopped improving",
+        _curve_heading(curve, (log.get("il") or {}).get("chosen_step")),
         "",
         "| step | screen successes (seen, ROS-free, dev seeds) | cycle time (s) |",
         "|---|---|---|",
@@ -226,6 +227,14 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
                *[f"Fisher {t['compare']} ({t['region']}): p = {t['p']:.3g}" for t in tests],
                f"best measured arm: {chosen}"]
     return chosen, printed
+
+
+def _curve_heading(curve: list[dict], chosen: int | None) -> str:
+    """Says whether IL's screen stopped improving, or was still improving at the last checkpoint."""
+    if curve and chosen == curve[-1]["step"] and len(curve) > 1:
+        return ("## IL: its screen was still improving at the last checkpoint (IL may be under-trained: a larger "
+                "`--il-steps` would show where it stops)")
+    return "## IL: trained until its screen stopped improving"
 
 
 def _experiment_plots(out: Path, curve: list[dict], rounds: dict, rows: dict) -> list[str]:
