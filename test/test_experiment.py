@@ -111,9 +111,17 @@ def test_each_finished_step_is_saved_at_once_so_a_killed_experiment_keeps_its_wa
     assert saved["steps"]["1 help"]["command"] == "corft-ros --help"
 
 
-def test_the_report_says_when_il_was_still_improving_at_its_last_checkpoint() -> None:
-    from corft_ros.core.trials.experiment import _curve_heading
+def test_il_trains_until_its_screen_stops_improving_and_the_report_says_which() -> None:
+    from corft_ros.core.trials.experiment import _curve_heading, il_stopped_improving
 
-    rising = [{"step": 2000, "successes": 1}, {"step": 4000, "successes": 4}, {"step": 8000, "successes": 7}]
-    assert "still improving" in _curve_heading(rising, 8000)
-    assert "stopped improving" in _curve_heading(rising[:2] + [{"step": 8000, "successes": 3}], 4000)
+    def curve(*successes: int) -> list[dict]:
+        return [{"step": 2000 * (i + 1), "successes": n} for i, n in enumerate(successes)]
+
+    assert not il_stopped_improving(curve(1, 4, 6, 7), 2)  # still rising
+    assert not il_stopped_improving(curve(1, 4, 3), 2)  # one screen without a new best is not yet a plateau
+    assert il_stopped_improving(curve(1, 4, 3, 4), 2)  # a tie is no improvement
+    assert not il_stopped_improving(curve(1, 4, 3, 5), 2)
+    assert il_stopped_improving(curve(1, 4, 3), 1) and not il_stopped_improving(curve(4), 1)
+    assert "still improving" in _curve_heading(curve(1, 4, 6, 7), 8000)
+    assert "stopped improving" in _curve_heading(curve(1, 4, 3, 4), 4000, 2)
+    assert "reached `--il-steps`" in _curve_heading(curve(1, 4, 3), 4000, 2)

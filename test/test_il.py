@@ -89,6 +89,26 @@ def test_il_resumes_from_its_last_checkpoint(episodes, tmp_path):
     assert np.isfinite(summary["stages"]["il"]["final"]["il/loss"])
 
 
+def test_a_resumed_stage_draws_fresh_batches_instead_of_replaying_the_first_ones(episodes, tmp_path):
+    """An IL run continued in segments (the experiment trains until its screen stops improving) must not see the
+    same batch order in every segment: the stream is seeded by the step the stage resumes at."""
+    from corft_ros.core.policy.model import ChunkPolicy
+    from corft_ros.core.rl.distributed import Runtime
+    from corft_ros.core.rl.trainer import make_learner, policy_config
+
+    cfg = _cfg(episodes, tmp_path / "run", stage="il", batch_size=4)
+    policy = ChunkPolicy(policy_config(cfg, ROBOT))
+    tdata = load_training_data(cfg, episodes / "eps", ROBOT, policy.config.chunk_size, log=lambda m: None)
+    rt = Runtime(rank=0, world=1, device=torch.device("cpu"), distributed=False)
+
+    def first_actions(start: int) -> torch.Tensor:
+        _, batches = make_learner("il", policy, tdata, cfg, rt, lambda m: None, start)
+        return torch.cat([next(batches)["action"] for _ in range(3)])
+
+    assert torch.equal(first_actions(0), first_actions(0))  # deterministic for one start
+    assert not torch.equal(first_actions(0), first_actions(2000))
+
+
 def _actions(checkpoint, batch) -> torch.Tensor:
     policy, _ = load_checkpoint(checkpoint)
     with torch.no_grad():

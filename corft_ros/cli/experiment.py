@@ -1,8 +1,9 @@
 """`corft-ros experiment` (what `make experiment` runs): the end-to-end CO-RFT result in sim, from nothing.
 
   1. record N human-like demos with the scripted operator, seen region, real time        corft-ros record
-  2. IL on them, a checkpoint every --il-screen-every steps                             corft-ros train --stage il
-  3. screen every IL checkpoint (ROS-free rollouts, dev seeds): the curve; the best is IL   corft-ros bench rollouts
+  2. IL on them in segments of --il-screen-every steps                                  corft-ros train --stage il
+  3. screen each segment's checkpoint (ROS-free rollouts, dev seeds); IL trains on until   corft-ros bench rollouts
+     --il-patience screens bring no new best (or --il-steps): the curve; the best is IL
   4. R rounds of the data flywheel, each:
        collect: N trials of the current policy through the real graph, every one logged   corft-ros bench trials
        CO-RFT from the IL checkpoint on the demos + every rollout so far                   corft-ros train --stage rl
@@ -51,8 +52,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--collect", type=int, default=50, help="logged trials per round (default 50)")
     p.add_argument("--trials", type=int, default=50, help="final trials per arm and region (default 50)")
     p.add_argument("--timeout", type=float, default=20.0, help="time limit of a trial, s of sim time (default 20)")
-    p.add_argument("--il-steps", type=int, default=8000, help="IL gradient steps (default 8000)")
+    p.add_argument("--il-steps", type=int, default=20000, help="most IL gradient steps (default 20000)")
     p.add_argument("--il-screen-every", type=int, default=2000, help="IL checkpoint screened every N steps")
+    p.add_argument("--il-patience", type=int, default=2,
+                   help="IL stops after this many screens without a new best (default 2)")
     p.add_argument("--screen-trials", type=int, default=20, help="ROS-free trials per IL checkpoint (default 20)")
     p.add_argument("--rl-steps", type=int, default=0, help="CO-RFT steps per round (0: config/train.yaml's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -104,9 +107,10 @@ def _speed(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    if min(args.demos, args.trials, args.collect, args.rounds + 1) < 1 or not args.timeout > 0:
-        print("error: --demos, --trials and --collect must be >= 1, --rounds >= 0, --timeout positive",
-              file=sys.stderr)
+    if (min(args.demos, args.trials, args.collect, args.rounds + 1, args.il_steps, args.il_screen_every,
+            args.il_patience) < 1 or not args.timeout > 0):
+        print("error: --demos, --trials, --collect and the --il-* options must be >= 1, --rounds >= 0, --timeout "
+              "positive", file=sys.stderr)
         return 2
     work, out = Path(args.work).expanduser(), Path(args.output).expanduser()
     data, runs, models, screens = work / "data", work / "runs", work / "models", work / "screens"
@@ -128,14 +132,11 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     try:
         _run("1 record demos", ["record", "--sim", "--episodes", str(args.demos), "--task", TASK, "--output",
                                 str(data / "demos"), "--seed", str(DEMO_SEED), "--operator", "scripted"], log)
-        if not (il_run / "checkpoints" / "final.pt").is_file():
-            _run("2 train IL", ["train", "--bags", str(data / "demos"), "--stage", "il", "--no-export", "--output",
-                                str(il_run), "--set", f"il_steps={args.il_steps}", "--set",
-                                f"checkpoint_every={args.il_screen_every}", *sets], log)
-        curve = _screen_il(args, il_run, screens, log)
+        curve = _train_il(args, data / "demos", il_run, screens, sets, log)
         best = max(curve, key=lambda row: (row["successes"], row["step"]))
         il_ckpt = il_run / "checkpoints" / f"il_{best['step']:07d}.pt"
-        log["il"] = {"curve": curve, "chosen_step": best["step"], "checkpoint": str(il_ckpt)}
+        log["il"] = {"curve": curve, "chosen_step": best["step"], "checkpoint": str(il_ckpt),
+                     "patience": args.il_patience, "max_steps": args.il_steps}
         if not _done_model(models / "il"):
             _run("3 export IL", ["export", str(il_ckpt), "--name", "il", "--models-dir", str(models)], log)
         current = models / "il"
@@ -185,12 +186,32 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _screen_il(args: argparse.Namespace, run: Path, screens: Path, log: dict) -> list[dict]:
-    """Every IL checkpoint screened with ROS-free rollouts on the same dev seeds (seen region only)."""
+def _train_il(args: argparse.Namespace, demos: Path, run: Path, screens: Path, sets: list[str],
+              log: dict) -> list[dict]:
+    """IL in segments of --il-screen-every steps (each resumes the last), every checkpoint screened, until
+    --il-patience screens in a row bring no new best or --il-steps is reached."""
+    from corft_ros.core.trials.experiment import il_stopped_improving
+
+    every, target = args.il_screen_every, min(args.il_screen_every, args.il_steps)
+    while True:
+        if not (run / "checkpoints" / f"il_{target:07d}.pt").is_file():
+            _run(f"2 train IL to step {target}", ["train", "--bags", str(demos), "--stage", "il", "--no-export",
+                                                  "--output", str(run), "--set", f"il_steps={target}", "--set",
+                                                  f"checkpoint_every={every}", *sets], log)
+        curve = _screen_il(args, run, screens, log, target)
+        if il_stopped_improving(curve, args.il_patience) or target >= args.il_steps:
+            return curve
+        target = min(target + every, args.il_steps)
+
+
+def _screen_il(args: argparse.Namespace, run: Path, screens: Path, log: dict, last: int) -> list[dict]:
+    """Every IL checkpoint up to step `last` screened with ROS-free rollouts on the same dev seeds (seen region)."""
     done = {row["step"]: row for row in (log.get("il") or {}).get("curve", [])}
     curve = []
     for ckpt in sorted((run / "checkpoints").glob("il_*.pt")):
         step = int(ckpt.stem.split("_")[1])
+        if step > last:
+            continue
         if step not in done:
             folder = screens / f"il_{step}"
             if not _done_model(folder):

@@ -108,7 +108,8 @@ def load_training_data(
 class Batches:
     """An endless stream of batches from rows of the chunk table, sharded across ranks."""
 
-    def __init__(self, data: Any, rows: np.ndarray, with_next: bool, cfg: TrainConfig, rt: Runtime) -> None:
+    def __init__(self, data: Any, rows: np.ndarray, with_next: bool, cfg: TrainConfig, rt: Runtime,
+                 seed: int) -> None:
         from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
 
         from corft_ros.core.rl.batches import ChunkBatches
@@ -116,7 +117,7 @@ class Batches:
         if len(rows) == 0:
             raise ConfigError("no training samples (no episodes selected for this stage)")
         ds = ChunkBatches(data, rows, with_next)
-        self.sampler = DistributedSampler(ds, num_replicas=rt.world, rank=rt.rank, shuffle=True, seed=cfg.seed)
+        self.sampler = DistributedSampler(ds, num_replicas=rt.world, rank=rt.rank, shuffle=True, seed=seed)
         per_rank = len(self.sampler)
         batch = min(cfg.batch_size, per_rank)
         self.loader = DataLoader(
@@ -241,9 +242,13 @@ def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: Traini
 
 
 def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig, rt: Runtime,
-                 say: Callable[[str], None]) -> tuple[Any, Any]:
+                 say: Callable[[str], None], start: int = 0) -> tuple[Any, Any]:
     """(learner, batches) of a stage. IL reads images; CO-RFT and the BC control train the action expert (and
-    critic) on features of the frozen backbone, encoded once."""
+    critic) on features of the frozen backbone, encoded once. A stage resumed at step `start` draws its batches
+    (and noise) from seeds of that step: it continues with fresh samples instead of replaying the first ones."""
+    import torch
+
+    torch.manual_seed(cfg.seed + 1000 * rt.rank + 1 + start)
     from corft_ros.core.rl.features import FeatureBank, FeatureBatches
     from corft_ros.core.rl.learners import BCLearner, CORFTLearner, ExtractionConfig, ILLearner, executed_prefix
 
@@ -252,13 +257,13 @@ def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig,
             p.requires_grad_(False)
         learner = ILLearner(policy, cfg.il)
         learner.grad_sync = grad_sync(rt)
-        return learner, Batches(tdata.data, tdata.data.rows_of(cfg.il.episodes), False, cfg, rt)
+        return learner, Batches(tdata.data, tdata.data.rows_of(cfg.il.episodes), False, cfg, rt, cfg.seed + start)
     say(f"encoding {len(tdata.data.state)} ticks with the frozen backbone (once)")
     bank = FeatureBank(tdata.data, policy)
     rows = tdata.data.rows_of("success" if stage == "bc" else cfg.corft.episodes)
     if rt.distributed:
         rows = rows[rt.rank::rt.world]
-    batches = FeatureBatches(bank, rows, cfg.batch_size, seed=cfg.seed + rt.rank)
+    batches = FeatureBatches(bank, rows, cfg.batch_size, seed=cfg.seed + rt.rank + start)
     if stage == "bc":
         learner = BCLearner(policy, cfg.corft)
     else:
@@ -329,7 +334,6 @@ def train(
     else:
         policy.set_normalization(*[torch.as_tensor(x) for x in tdata.data.normalization()])
     policy.to(rt.device)
-    torch.manual_seed(cfg.seed + 1000 * rt.rank + 1)
 
     extra = (resume.get("extra") or {}) if resume else {}
     r_stage, r_step = extra.get("stage"), int(extra.get("step", 0))
@@ -349,7 +353,7 @@ def train(
                 summary["stages"][stage] = {"steps": start, "resumed": True}
                 continue
             say(f"stage {stage.upper()}: {steps - start} steps on {rt.world} process(es), device {rt.device}")
-            learner, batches = make_learner(stage, policy, tdata, cfg, rt, say)
+            learner, batches = make_learner(stage, policy, tdata, cfg, rt, say, start)
             if state.get("learner"):
                 learner.load_state_dict(state["learner"])
             offset = _stage_steps(cfg, "il", steps_cap) if (cfg.stage == "all" and stage == "rl") else 0

@@ -157,7 +157,8 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
                 tests.append({"compare": f"{candidate} vs {other}", "region": region,
                               "p": fisher_p(a["successes"], a["trials"], b["successes"], b["trials"])})
     goal_rows = goals(summary, "il", candidate, "seen") if candidate else []
-    curve = (log.get("il") or {}).get("curve", [])
+    il_log = log.get("il") or {}
+    curve = il_log.get("curve", [])
     plots = _experiment_plots(out, curve, log.get("rounds", {}), rows)
     lines = [
         "# CO-RFT vs IL in sim: the end-to-end experiment",
@@ -188,7 +189,7 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         f"`models/default` is the best measured arm: **{chosen}** (most seen successes, then unseen, then cycle "
         "time).",
         "",
-        _curve_heading(curve, (log.get("il") or {}).get("chosen_step")),
+        _curve_heading(curve, il_log.get("chosen_step"), il_log.get("patience", 2)),
         "",
         "| step | screen successes (seen, ROS-free, dev seeds) | cycle time (s) |",
         "|---|---|---|",
@@ -229,12 +230,24 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
     return chosen, printed
 
 
-def _curve_heading(curve: list[dict], chosen: int | None) -> str:
+def il_stopped_improving(curve: list[dict], patience: int) -> bool:
+    """True when IL's last `patience` screens found no more successes than the best screen before them."""
+    if patience < 1 or len(curve) <= patience:
+        return False
+    best_before = max(row["successes"] for row in curve[:-patience])
+    return all(row["successes"] <= best_before for row in curve[-patience:])
+
+
+def _curve_heading(curve: list[dict], chosen: int | None, patience: int = 2) -> str:
     """Says whether IL's screen stopped improving, or was still improving at the last checkpoint."""
+    if il_stopped_improving(curve, patience):
+        return (f"## IL: trained until its screen stopped improving (no new best in its last {patience} screens; "
+                f"the best, step {chosen}, is the IL arm)")
     if curve and chosen == curve[-1]["step"] and len(curve) > 1:
         return ("## IL: its screen was still improving at the last checkpoint (IL may be under-trained: a larger "
                 "`--il-steps` would show where it stops)")
-    return "## IL: trained until its screen stopped improving"
+    return (f"## IL: the run reached `--il-steps` before {patience} screens without a new best; the best, step "
+            f"{chosen}, is the IL arm")
 
 
 def _experiment_plots(out: Path, curve: list[dict], rounds: dict, rows: dict) -> list[str]:
