@@ -259,6 +259,30 @@ def test_repair_after_truncation(tmp_path: Path) -> None:
     assert not repair_episode(ep).repaired  # idempotent
 
 
+def test_one_reader_for_bag_info_and_the_trainer_an_interrupted_bag_reads_the_same_and_is_refused_alike(
+        tmp_path: Path) -> None:
+    """`EpisodeBag` is the only reader of our bags: `bag info`'s read_episode and the trainer's dataset both use it,
+    so an interrupted recording reads the same for both, and the trainer refuses it with the one error type and
+    the same advice (`bag repair`) that `bag info` gives."""
+    from corft_ros.core.episodes import EpisodeBag, EpisodeReadError, training_metadata
+    from corft_ros.core.rl.dataset import EpisodeProblem
+
+    ep, sent = record(tmp_path, n=60)
+    with EpisodeBag(ep, require_intact=True) as bag:
+        assert bag.intact and set(bag.topics()) == {m[0] for m in sent}
+        assert [(m.topic, m.msgtype, m.log_time_ns, m.data) for m in bag.messages()] == list(read_episode(ep))
+    assert training_metadata(ep / "bag")["instruction"] == "put the cube on the goal"
+    (ep / "bag" / "metadata.yaml").unlink()  # a crash before the bag was closed
+    with EpisodeBag(ep) as bag:
+        assert not bag.intact and set(bag.topics()) == {m[0] for m in sent}
+        assert sorted((m.topic, m.log_time_ns) for m in bag.messages()) == sorted((m[0], m[2]) for m in sent)
+    with pytest.raises(EpisodeReadError, match=r"interrupted.*corft-ros bag repair"):
+        EpisodeBag(ep, require_intact=True)
+    assert issubclass(EpisodeProblem, EpisodeReadError)
+    with pytest.raises(EpisodeReadError, match="no .mcap or .db3"):
+        EpisodeBag(tmp_path / "nothing-here")
+
+
 _KILLED_WRITER = textwrap.dedent(
     """
     import sys, time

@@ -13,8 +13,8 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+from corft_ros.core.episodes import EpisodeBag, find_bags
 from corft_ros.core.graph import Graph, load_graph
-from corft_ros.core.rl.bagio import BagReader, find_bags
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes.compose import ComposedGraph
 
@@ -84,7 +84,7 @@ def test_two_arms_under_two_namespaces_each_follow_only_their_own_chunks(ros, tm
         with Reader(bag) as raw:
             recorded = {c.topic for c in raw.connections}
         assert "/left/joint_states" in recorded  # the bag holds the real (resolved) names
-        with BagReader(bag) as reader:
+        with EpisodeBag(bag, canonical_names=True) as reader:
             assert "/joint_states" in reader.topics()  # the trainer reads them without the namespace
             assert sum(1 for _ in reader.messages({"/joint_states"})) > 0
         assert not find_bags(tmp_path / "right")

@@ -177,8 +177,7 @@ def test_episodes_recorded_off_real_time_are_timed_in_sim_seconds(ros, tmp_path)
     from sensor_msgs.msg import JointState
     from std_srvs.srv import Trigger
 
-    from corft_ros.core.episodes import load_episode_metadata
-    from corft_ros.core.rl.bagio import BagReader, find_bags
+    from corft_ros.core.episodes import EpisodeBag, find_bags, load_episode_metadata
     from corft_ros.nodes.episode_logger import EpisodeLoggerNode
 
     sim = _sim(ros, realtime_factor=2.0, cameras=["wrist"], image_width=16, image_height=16, camera_rate_hz=2.0)
@@ -198,7 +197,7 @@ def test_episodes_recorded_off_real_time_are_timed_in_sim_seconds(ros, tmp_path)
         meta = load_episode_metadata(bag.parent)
         duration = (meta["stop_ns"] - meta["start_ns"]) / 1e9
         gaps, stamps = [], []
-        with BagReader(bag) as reader:
+        with EpisodeBag(bag, canonical_names=True) as reader:
             for msg in reader.messages({"/joint_states"}):
                 header = deserialize_message(msg.data, JointState).header
                 stamps.append(header.stamp.sec * 10**9 + header.stamp.nanosec)

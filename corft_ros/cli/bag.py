@@ -71,7 +71,7 @@ def cmd_bag_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_bag_info(args: argparse.Namespace) -> int:
-    from corft_ros.core.episodes import episode_info, load_episode_metadata
+    from corft_ros.core.episodes import EpisodeReadError, episode_info, load_episode_metadata
 
     rc = 0
     out = []
@@ -84,7 +84,7 @@ def cmd_bag_info(args: argparse.Namespace) -> int:
         data = _info_dict(info)
         try:
             data["metadata"] = load_episode_metadata(path)
-        except OSError as exc:
+        except (EpisodeReadError, OSError) as exc:
             data["metadata"] = None
             data["error"] = data["error"] or str(exc)
         out.append(data)

@@ -72,9 +72,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from corft_ros.core.episodes.errors import EpisodeReadError
     from corft_ros.core.params import parse_sets
     from corft_ros.core.policy.export import ModelError
-    from corft_ros.core.rl.bagio import BagError
     from corft_ros.core.rl.corft import QDivergenceError
     from corft_ros.core.rl.trainer import config_from_params, train
     from corft_ros.core.robot import load_robot_config
@@ -110,7 +110,7 @@ def _train(args: argparse.Namespace) -> int:
     robot = load_robot_config(robot_path)
     try:
         summary = train(args.bags, cfg, robot, steps_cap=args.steps, log=lambda m: print(m, file=sys.stderr))
-    except (BagError, QDivergenceError, ModelError) as exc:
+    except (EpisodeReadError, QDivergenceError, ModelError) as exc:
         print(f"error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
     finally:

@@ -64,7 +64,7 @@ def bench_dataset(bags_root: Path | None, robot: RobotConfig, *, episodes: int =
                   train_steps: int = 20, policy_overrides: dict | None = None, log=print) -> dict:
     import torch
 
-    from corft_ros.core.rl import bagio
+    from corft_ros.core.episodes.layout import data_files, find_bags
     from corft_ros.core.rl.batches import ChunkData
     from corft_ros.core.rl.dataset import DatasetConfig, build_episode, load_episodes
     from corft_ros.core.rl.rewards import RewardConfig
@@ -80,8 +80,8 @@ def bench_dataset(bags_root: Path | None, robot: RobotConfig, *, episodes: int =
             result["bags"] = {"synthetic": True, "episodes": episodes, "width": width, "height": height, "fps": fps}
         else:
             result["bags"] = {"synthetic": False, "path": str(bags_root)}
-        bags = bagio.find_bags(bags_root)
-        size = sum(f.stat().st_size for b in bags for f in bagio.data_files(b))
+        bags = find_bags(bags_root)
+        size = sum(f.stat().st_size for b in bags for f in data_files(b))
         result["bags"]["files_mb"] = round(size / 1e6, 1)
 
         # (a) build vs plain rosbags loop

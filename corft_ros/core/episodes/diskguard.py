@@ -5,9 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-
-class DiskFullError(OSError):
-    """Free space on the output file system fell below the configured minimum."""
+from corft_ros.core.episodes.errors import DiskFullError
 
 
 def free_bytes(path: str | Path) -> int:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from corft_ros.core.episodes.errors import EpisodeReadError
 from corft_ros.core.episodes.layout import EPISODE_FILENAME, bag_dir_of, episode_dir_of
 from corft_ros.core.episodes.metadata import EpisodeMetadata, read_episode_yaml, write_episode_yaml
-from corft_ros.core.episodes.reader import EpisodeReadError
 
 
 def set_episode_label(path: str | Path, success: bool, cycle_time_s: float | None = None) -> EpisodeMetadata:

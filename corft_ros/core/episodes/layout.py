@@ -8,6 +8,7 @@ from pathlib import Path
 
 EPISODE_FILENAME = "episode.yaml"
 BAG_DIRNAME = "bag"
+DATA_SUFFIXES = (".mcap", ".db3", ".mcap.zstd", ".db3.zstd")  # what rosbag2 writes (the trainer reads any bag)
 _STAMP_RE = re.compile(r"^\d{8}-\d{6}_")
 
 
@@ -56,3 +57,27 @@ def bag_dir_of(path: str | Path) -> Path:
 
 def mcap_files(bag_dir: Path) -> list[Path]:
     return sorted(bag_dir.glob("*.mcap"))
+
+
+def data_files(bag: Path) -> list[Path]:
+    """The bag's data files (.mcap or sqlite3 .db3, compressed or not), sorted."""
+    return sorted(p for p in Path(bag).iterdir() if p.is_file() and p.name.endswith(DATA_SUFFIXES))
+
+
+def episode_name(bag: Path) -> str:
+    """A readable name for a bag: the episode folder's name (bags live in <episode>/bag/)."""
+    bag = Path(bag)
+    return bag.parent.name if bag.name == BAG_DIRNAME else bag.name
+
+
+def find_bags(root: str | Path) -> list[Path]:
+    """Bag folders under `root` (or `root` itself): folders holding an .mcap/.db3 file, ours or `ros2 bag record`'s.
+    A missing `root` is an EpisodeReadError."""
+    from corft_ros.core.episodes.errors import EpisodeReadError
+
+    root = Path(root)
+    if not root.exists():
+        raise EpisodeReadError(f"{root}: no such folder")
+    if root.is_dir() and data_files(root):
+        return [root]
+    return sorted({p.parent for p in root.rglob("*") if p.is_file() and p.name.endswith(DATA_SUFFIXES)})

@@ -1,32 +1,38 @@
-"""Reading episodes back: listing, metadata, and (topic, msgtype, log_time_ns, cdr_bytes) iteration.
+"""Reading episodes back, for every reader in the stack (`bag info`, the trainer, the benchmarks, the tests):
+listing, metadata, and raw (topic, msgtype, log_time_ns, cdr_bytes) messages.
 
-A closed bag is read through rosbags (index, time order). A bag whose writer died (no metadata.yaml or
-no MCAP footer) is read with the forgiving scanner, in file order, up to its last intact chunk.
+`EpisodeBag` is the one way to read a bag's messages. A closed bag (ours or `ros2 bag record`'s, MCAP or sqlite3)
+is read through rosbags (index, time order). An MCAP bag whose writer died (no metadata.yaml or no footer) is read
+with the forgiving scanner, in file order, up to its last intact chunk; a reader that needs the whole episode (the
+trainer) opens with `require_intact=True` and gets the same one-line "run bag repair" error `bag info` shows.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from rosbags.rosbag2 import Reader
 
+from corft_ros.core.episodes.errors import EpisodeReadError
 from corft_ros.core.episodes.layout import (
     EPISODE_FILENAME,
     bag_dir_of,
+    data_files,
     episode_dir_of,
     looks_like_episode_dir,
     mcap_files,
 )
 from corft_ros.core.episodes.metadata import EpisodeMetadata, TopicStats, read_episode_yaml
 from corft_ros.core.episodes.scan import scan_mcap
+from corft_ros.core.topics import canonical
 
-
-class EpisodeReadError(OSError):
-    """An episode folder or bag cannot be read; the message names the path and the reason."""
+__all__ = ["EpisodeBag", "EpisodeInfo", "EpisodeReadError", "RawMessage", "bag_is_intact", "episode_info",
+           "list_episodes", "load_episode_metadata", "read_episode", "training_metadata"]
 
 
 @dataclass
@@ -104,33 +110,100 @@ def _load_metadata(path: str | Path) -> EpisodeMetadata:
     return meta
 
 
+@dataclass(frozen=True)
+class RawMessage:
+    topic: str
+    msgtype: str
+    log_time_ns: int
+    data: bytes
+
+
+class EpisodeBag:
+    """One open bag: its topics and its raw messages, never deserialized.
+
+    `canonical`: topics as they would be named without the recording graph's namespace ('/left/joint_states'
+    recorded under '/left' reads as '/joint_states'), so a namespaced arm's episodes train like any other.
+    `require_intact`: refuse a bag whose recording was interrupted instead of reading what survived."""
+
+    def __init__(self, path: str | Path, canonical_names: bool = False, require_intact: bool = False) -> None:
+        self.bag = bag_dir_of(path)
+        if not self.bag.is_dir() or not data_files(self.bag):
+            raise EpisodeReadError(f"{self.bag}: no .mcap or .db3 data file")
+        self.intact = (self.bag / "metadata.yaml").is_file() and all(_mcap_closed(f) for f in mcap_files(self.bag))
+        if not self.intact and (require_intact or not mcap_files(self.bag)):
+            raise EpisodeReadError(f"{self.bag}: the recording was interrupted (no metadata.yaml or no MCAP footer); "
+                                   f"run `corft-ros bag repair {episode_dir_of(self.bag)}`")
+        namespace = str(training_metadata(self.bag).get("namespace") or "") if canonical_names else ""
+        self._reader = None
+        if self.intact:
+            from rosbags.rosbag2 import Reader
+
+            try:
+                self._reader = Reader(self.bag)
+                self._reader.open()
+            except Exception as exc:  # rosbags raises several types for broken bags
+                raise EpisodeReadError(f"{self.bag}: cannot open bag ({_one_line(exc)})") from None
+            self._topics = {c.id: (canonical(c.topic, namespace), c.msgtype) for c in self._reader.connections}
+        else:
+            self._namespace = namespace
+
+    def topics(self) -> dict[str, str]:
+        """topic -> message type (of an interrupted bag: one scan through what survived)."""
+        if self._reader is None:
+            return {m.topic: m.msgtype for m in self.messages()}
+        return dict(self._topics.values())
+
+    def _scanned(self) -> Iterator[RawMessage]:
+        """The messages of an interrupted recording, in file order (the scanner learns channels as it goes)."""
+        for file in mcap_files(self.bag):
+            scan, messages = scan_mcap(file)
+            for cid, t_ns, data in messages:
+                channel = scan.channels.get(cid)
+                if channel is not None:
+                    schema = scan.schemas.get(channel.schema_id)
+                    yield RawMessage(canonical(channel.topic, self._namespace), schema.name if schema else "",
+                                     int(t_ns), data)
+
+    def messages(self, topics: Collection[str] | None = None) -> Iterator[RawMessage]:
+        """Every message of `topics` (all if None): in log-time order from an intact bag, in file order from an
+        interrupted one. A truncated or corrupt bag is an EpisodeReadError."""
+        if self._reader is None:
+            yield from (m for m in self._scanned() if topics is None or m.topic in topics)
+            return
+        conns = [c for c in self._reader.connections if topics is None or self._topics[c.id][0] in topics]
+        if not conns:
+            return
+        try:
+            for conn, stamp, data in self._reader.messages(connections=conns):
+                topic, msgtype = self._topics[conn.id]
+                yield RawMessage(topic, msgtype, int(stamp), data)
+        except Exception as exc:
+            raise EpisodeReadError(f"{self.bag}: bag is truncated or corrupt ({_one_line(exc)})") from None
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+
+    def __enter__(self) -> EpisodeBag:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def read_episode(
     path: str | Path, topics: Collection[str] | None = None
 ) -> Iterator[tuple[str, str, int, bytes]]:
-    """Yield (topic, msgtype, log_time_ns, cdr_bytes) for every message of the episode (optionally some topics)."""
-    bag = bag_dir_of(path)
-    files = mcap_files(bag)
-    if not files:
-        raise EpisodeReadError(f"{bag}: no .mcap file")
-    if bag_is_intact(bag):
-        try:
-            with Reader(bag) as reader:
-                conns = [c for c in reader.connections if topics is None or c.topic in topics]
-                for conn, t_ns, data in reader.messages(connections=conns):
-                    yield conn.topic, conn.msgtype, t_ns, data
-            return
-        except Exception as exc:
-            raise EpisodeReadError(f"{bag}: cannot read bag ({exc})") from None
-    for file in files:
-        scan, messages = scan_mcap(file)
-        for cid, t_ns, data in messages:
-            channel = scan.channels.get(cid)
-            if channel is None:
-                continue
-            if topics is not None and channel.topic not in topics:
-                continue
-            schema = scan.schemas.get(channel.schema_id)
-            yield channel.topic, schema.name if schema else "", t_ns, data
+    """Yield (topic, msgtype, log_time_ns, cdr_bytes) for every message of the episode (optionally some topics),
+    also from an interrupted recording (what survived)."""
+    with EpisodeBag(path) as bag:
+        for m in bag.messages(topics):
+            yield m.topic, m.msgtype, m.log_time_ns, m.data
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 def episode_info(path: str | Path) -> EpisodeInfo:
@@ -178,3 +251,72 @@ def list_episodes(root: str | Path) -> list[EpisodeInfo]:
     if not root.is_dir():
         raise EpisodeReadError(f"episodes folder {root} does not exist")
     return [episode_info(p) for p in sorted(root.iterdir()) if looks_like_episode_dir(p)]
+
+
+# --------------------------------------------------------------------------- the trainer's view of the metadata
+
+
+def _as_bool(value: object) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return None
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "success", "succeeded"):
+        return True
+    if text in ("false", "0", "no", "failure", "failed", "fail"):
+        return False
+    return None
+
+
+def training_metadata(bag: str | Path) -> dict:
+    """Episode metadata as a flat dict: `instruction` (str|None), `success` (bool|None), `joint_names` (list|None),
+    plus whatever else was recorded. Works for bags other tools recorded too.
+
+    Sources, later ones filling gaps: our episode record (`load_episode_metadata`), `episode.yaml` in the bag
+    folder (or `<bag>.yaml`/`episode.yaml` beside it), the bag's metadata.yaml `custom_data`.
+    """
+    bag = Path(bag)
+    merged: dict = {}
+    sources: list[dict] = []
+    # not one of ours (or a damaged record): the files below may still say what the trainer needs
+    with contextlib.suppress(EpisodeReadError, OSError, ValueError, LookupError, TypeError, AttributeError,
+                             yaml.YAMLError):
+        sources.append(load_episode_metadata(bag))
+    for candidate in (bag / "episode.yaml", bag.parent / "episode.yaml", bag.parent / f"{bag.name}.yaml"):
+        if candidate.is_file():
+            try:
+                data = yaml.safe_load(candidate.read_text())
+            except (OSError, yaml.YAMLError) as exc:
+                raise EpisodeReadError(f"{bag}: {candidate.name} is not valid YAML ({_one_line(exc)})") from None
+            if isinstance(data, dict):
+                sources.append(data.get("episode", data) if isinstance(data.get("episode"), dict) else data)
+            break
+    meta_file = bag / "metadata.yaml"
+    complete = all(any(src.get(k) not in (None, "", []) for src in sources) for k in ("instruction", "success"))
+    if meta_file.is_file() and not complete:
+        try:
+            info = yaml.load(meta_file.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
+            custom = (info.get("rosbag2_bagfile_information") or {}).get("custom_data") or {}
+            if isinstance(custom, dict):
+                sources.append(custom)
+        except (OSError, yaml.YAMLError):
+            pass
+    for src in sources:
+        for key, value in src.items():
+            if merged.get(key) is None:
+                merged[key] = value
+    instruction = merged.get("instruction") or merged.get("task")
+    merged["instruction"] = str(instruction).strip() if instruction else None
+    success = merged.get("success")
+    if success is None and "label" in merged:
+        success = merged["label"]
+    merged["success"] = _as_bool(success)
+    names = merged.get("joint_names")
+    if isinstance(names, str):
+        try:
+            names = json.loads(names)
+        except ValueError:
+            names = [n.strip() for n in names.split(",") if n.strip()]
+    merged["joint_names"] = list(names) if names else None
+    return merged

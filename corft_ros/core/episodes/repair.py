@@ -12,9 +12,10 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader
 from rosbags.rosbag2.storage_mcap import get_qos
 
+from corft_ros.core.episodes.errors import EpisodeReadError
 from corft_ros.core.episodes.layout import EPISODE_FILENAME, bag_dir_of, episode_dir_of, mcap_files
 from corft_ros.core.episodes.metadata import EpisodeMetadata, TopicStats, read_episode_yaml, write_episode_yaml
-from corft_ros.core.episodes.reader import EpisodeReadError, bag_is_intact
+from corft_ros.core.episodes.reader import bag_is_intact
 from corft_ros.core.episodes.scan import scan_mcap
 from corft_ros.core.episodes.typestore import hash_for_definition
 from corft_ros.core.episodes.writer import open_bag_writer

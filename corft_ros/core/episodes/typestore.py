@@ -14,10 +14,7 @@ from pathlib import Path
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.store import Typestore
 
-
-class TypeResolutionError(LookupError):
-    """A message type has no known definition."""
-
+from corft_ros.core.episodes.errors import TypeResolutionError
 
 _lock = threading.Lock()
 

@@ -1,6 +1,6 @@
 """Offline training: bags → chunked dataset → imitation learning → CO-RFT chunked offline RL.
 
-One concept per module: `bagio` (bags on disk), `cdr` (zero-copy image parsing), `resample`
+Bags are read through `core/episodes` (the format's one owner). One concept per module: `resample`
 (timestamps → control ticks), `dataset` (episodes, cache), `rewards`, `chunks` (chunked sampling),
 `augment`, `il` and `corft` (the stages' configuration and target arithmetic), `learners` (every objective as
 `update(batch, step) -> metrics`), `features` (the frozen backbone's features, encoded once), `trainer` (the one

@@ -65,3 +65,42 @@ def try_cache(folder: Path, bag: Path, cams: Sequence[str], log: Callable[[str],
         log(f"warning: {bag}: cache {folder} is corrupt ({exc}); rebuilding from the bag")
         shutil.rmtree(folder, ignore_errors=True)
         return None, {}
+
+
+# --------------------------------------------------------------------------- content-hash memo
+# A bag's content hash, remembered by (paths, sizes, mtimes): a second run finds its cache entry without reading it.
+
+
+def stat_key(bag: Path) -> str:
+    from corft_ros.core.episodes.errors import EpisodeReadError
+    from corft_ros.core.episodes.layout import data_files
+
+    files = data_files(bag)
+    if not files:
+        raise EpisodeReadError(f"{bag}: no .mcap or .db3 data file")
+    return "|".join(f"{f.resolve()}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files)
+
+
+def remembered_hash(bag: Path, memo_file: Path) -> str | None:
+    """The content hash remembered for this bag's files (same paths, sizes and mtimes), if any."""
+    key = stat_key(bag)
+    try:
+        return json.loads(memo_file.read_text()).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def remember_hash(bag: Path, memo_file: Path, value: str, key: str | None = None) -> None:
+    key = key or stat_key(bag)
+    try:
+        memo = json.loads(memo_file.read_text()) if memo_file.is_file() else {}
+    except (OSError, ValueError):
+        memo = {}
+    memo[key] = value
+    try:
+        memo_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo_file.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_text(json.dumps(memo))
+        tmp.replace(memo_file)
+    except OSError:
+        pass

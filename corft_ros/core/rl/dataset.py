@@ -34,8 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from corft_ros.core.rl import bagio, cdr, resample
-from corft_ros.core.rl.cache import CACHE_VERSION, save_cache, try_cache
+from corft_ros.core.episodes import cdr
+from corft_ros.core.episodes.errors import EpisodeReadError
+from corft_ros.core.episodes.layout import episode_name, find_bags
+from corft_ros.core.episodes.reader import EpisodeBag, training_metadata
+from corft_ros.core.rl import resample
+from corft_ros.core.rl.cache import CACHE_VERSION, remember_hash, remembered_hash, save_cache, stat_key, try_cache
 from corft_ros.core.rl.frames import FrameCells, FrameError, area_resize  # noqa: F401 (area_resize: API)
 from corft_ros.core.robot import RobotConfig
 
@@ -100,8 +104,8 @@ class Episode:
         return int(self.state.shape[0])
 
 
-class EpisodeProblem(bagio.BagError):
-    pass
+class EpisodeProblem(EpisodeReadError):
+    """An episode the trainer cannot use (missing topics or label, other joints); a kind of EpisodeReadError."""
 
 
 # --------------------------------------------------------------------------- building
@@ -123,7 +127,7 @@ def _stamp(header, log_ns: int) -> int:
 def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict | None = None) -> tuple[dict, dict]:
     """Decode one bag into tick-aligned arrays. Returns (arrays, stats); raises EpisodeProblem."""
     bag = Path(bag)
-    meta = meta if meta is not None else bagio.episode_metadata(bag)
+    meta = meta if meta is not None else training_metadata(bag)
     names = robot.joint_names
     recorded_names = meta.get("joint_names")
     command_order = np.arange(robot.dof)
@@ -136,11 +140,12 @@ def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict 
             )
         command_order = np.array([recorded_names.index(n) for n in names])
 
-    with bagio.BagReader(bag) as reader, ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    workers = min(4, os.cpu_count() or 1)
+    with EpisodeBag(bag, canonical_names=True, require_intact=True) as reader, ThreadPoolExecutor(workers) as pool:
         return _build(bag, reader, pool, robot, cfg, command_order)
 
 
-def _build(bag: Path, reader: bagio.BagReader, pool: ThreadPoolExecutor, robot: RobotConfig, cfg: DatasetConfig,
+def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: RobotConfig, cfg: DatasetConfig,
            command_order: np.ndarray) -> tuple[dict, dict]:
     names = robot.joint_names
     topics = reader.topics()
@@ -353,7 +358,7 @@ def load_episode(
 ) -> Episode:
     """One episode from the cache, or built from its bag (and cached). Raises EpisodeProblem."""
     bag = Path(bag)
-    meta = bagio.episode_metadata(bag)
+    meta = training_metadata(bag)
     if cfg.require_instruction and not meta.get("instruction"):
         raise EpisodeProblem(f"{bag}: episode metadata has no instruction")
     if cfg.require_label and meta.get("success") is None:
@@ -365,7 +370,7 @@ def load_episode(
     memo = cache_root / f"hashes-{suffix}.json"  # per config: the hash covers the topics this config reads
     arrays = stats = None
     from_cache = False
-    content = bagio.remembered_hash(bag, memo)
+    content = remembered_hash(bag, memo)
     if content is not None:
         folder = cache_root / f"{content}-{suffix}"
         arrays, stats = try_cache(folder, bag, cfg.camera_names, log)
@@ -373,10 +378,10 @@ def load_episode(
     if arrays is None:
         # Unknown at this path (or not cached): the build hashes the messages it reads; a bag copied from
         # elsewhere (same messages) then finds the entry built before and the fresh arrays are dropped.
-        stat_key = bagio.stat_key(bag)
+        key_before = stat_key(bag)
         built, stats = build_episode(bag, robot, cfg, meta)
         content = stats["content_hash"]
-        bagio.remember_hash(bag, memo, content, stat_key)
+        remember_hash(bag, memo, content, key_before)
         folder = cache_root / f"{content}-{suffix}"
         cached, cached_stats = try_cache(folder, bag, cfg.camera_names, log) if folder.is_dir() else (None, None)
         if cached is not None:
@@ -417,7 +422,7 @@ class LoadReport:
             )
             src = "cache" if ep.from_cache else "bag"
             label = "success" if ep.success else "failure"
-            out.append(f"{bagio.episode_name(ep.bag)}: {len(ep)} ticks, {label}, from {src}; {cams}")
+            out.append(f"{episode_name(ep.bag)}: {len(ep)} ticks, {label}, from {src}; {cams}")
         out.extend(f"skipped {p}" for p in self.problems)
         return out
 
@@ -438,7 +443,7 @@ def load_episodes(
     t0 = time.perf_counter()
     paths: list[Path] = []
     for item in [bags] if isinstance(bags, str | Path) else bags:
-        paths.extend(bagio.find_bags(item))
+        paths.extend(find_bags(item))
     if not paths:
         raise EpisodeProblem(f"{bags}: no episode bags (.mcap/.db3) found")
     episodes: list[Episode] = []
@@ -446,7 +451,7 @@ def load_episodes(
     for bag in paths:
         try:
             episodes.append(load_episode(bag, robot, cfg, log))
-        except bagio.BagError as exc:
+        except EpisodeReadError as exc:
             message = str(exc).splitlines()[0]
             if strict:
                 raise EpisodeProblem(message) from None

@@ -8,8 +8,8 @@ from concurrent.futures import Future
 
 import numpy as np
 
+from corft_ros.core.episodes import cdr
 from corft_ros.core.images import ImageError, resize, to_rgb8
-from corft_ros.core.rl import cdr
 
 
 class FrameError(ValueError):

@@ -11,11 +11,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from corft_ros.core.episodes.errors import CdrError
+
+__all__ = ["CdrError", "ImageView", "header_stamp_ns", "parse_image"]
+
 _LE = {0x00: ">", 0x01: "<"}  # encapsulation kind low byte: CDR_BE = 0, CDR_LE = 1
-
-
-class CdrError(ValueError):
-    """A serialized message is not what its type says (truncated or malformed)."""
 
 
 def _endian(buf: memoryview) -> str:
