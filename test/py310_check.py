@@ -4,7 +4,7 @@ built with python3.10 from requirements-py310.txt: no ROS there, real torch/nump
 1. Every .py file of the package, its launch files and tests compiles under this Python (the nodes too: they need
    rclpy to import, so here they are only compiled).
 2. Every module of corft_ros.core imports (walked, none skipped).
-3. pytest runs every test file that needs no rclpy: all of test/test_*.py except those that import rclpy, a ROS
+3. pytest runs every test file that needs no rclpy: all of test/**/test_*.py except those that import rclpy, a ROS
    message package, launch, ros_harness or corft_ros.nodes, or take the `ros` fixture (found by reading their
    source), and those in NOT_HERE (ROS nodes started another way; two slow ones whose code the others cover).
 
@@ -64,7 +64,7 @@ def ros_imports(path: Path) -> list[str]:
 def select_tests() -> tuple[list[Path], dict[str, str]]:
     """(the test files to run here, {skipped file: why})."""
     run, skipped = [], {}
-    for path in sorted(TEST_DIR.glob("test_*.py")):
+    for path in sorted(TEST_DIR.rglob("test_*.py")):
         needs = ros_imports(path)
         if needs:
             skipped[path.name] = "needs " + ", ".join(needs[:3]) + (" ..." if len(needs) > 3 else "")
@@ -77,7 +77,7 @@ def select_tests() -> tuple[list[Path], dict[str, str]]:
 
 def compile_all() -> int:
     files = [ROOT / "setup.py", *sorted((ROOT / "corft_ros").rglob("*.py")), *sorted((ROOT / "launch").glob("*.py")),
-             *sorted(TEST_DIR.glob("*.py"))]
+             *sorted(TEST_DIR.rglob("*.py"))]
     for path in files:
         compile(path.read_text(), str(path), "exec", dont_inherit=True)
     return len(files)

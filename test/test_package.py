@@ -104,3 +104,15 @@ def test_imports_only_point_down_the_layers_and_core_never_imports_ros():
                 if own == 0 and name.split(".")[0] in ROS_MODULES - {"ament_index_python"}:  # rclpy, messages, launch
                     wrong.append(f"{module} (core) imports {name}")
     assert not wrong, wrong
+
+
+def test_the_tests_mirror_the_package():
+    """test/core, test/nodes, test/cli and test/perf hold the tests of those packages; only tests of the package
+    as a whole (and of the test harness) sit in test/ itself."""
+    tests = ROOT / "test"
+    mirrored = {"core", "nodes", "cli", "perf"}
+    assert {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))} == mirrored
+    assert all((PACKAGE / name).is_dir() for name in mirrored)
+    assert sorted(p.name for p in tests.glob("test_*.py")) == ["test_harness.py", "test_package.py"]
+    names = [p.name for p in tests.rglob("test_*.py")]
+    assert len(names) == len(set(names)), "two test files share a name (pytest imports them by basename)"

@@ -27,7 +27,7 @@ from corft_ros.core.robot import ConfigError
 from corft_ros.nodes.episode_logger import EpisodeLoggerNode
 
 TS = get_typestore(Stores.ROS2_KILTED)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTION_QOS = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )

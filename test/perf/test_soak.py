@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MINUTES = float(os.environ.get("CORFT_SOAK_MINUTES", "2"))
 
 

@@ -13,7 +13,7 @@ from corft_ros.core.episodes import list_episodes, load_episode_metadata
 from corft_ros.core.episodes.reader import bag_is_intact
 from corft_ros.core.robot import load_robot_config
 
-CLI = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "corft-ros"
+CLI = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "corft-ros"
 # Its own DDS domain: latched publishers other tests of this session left behind (e.g. a transient-local
 # /corft/instruction) would otherwise reach the recorded bags; seen once on a loaded machine.
 OWN_DOMAIN = {**os.environ, "ROS_DOMAIN_ID": str(int(os.environ["ROS_DOMAIN_ID"]) % 200 + 1)}
