@@ -31,11 +31,10 @@ from pathlib import Path
 
 import yaml
 
+from corft_ros.core.node_params import lookup
+from corft_ros.core.params import coerce, parse_bool
 from corft_ros.core.paths import config_path
 from corft_ros.core.robot import ConfigError
-
-TRUE_WORDS = {"true", "1", "yes", "on"}
-FALSE_WORDS = {"false", "0", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -107,28 +106,6 @@ def launch_arguments(name_or_path: str | Path) -> dict[str, LaunchArgument]:
     return out
 
 
-def parse_bool(value: str, what: str) -> bool:
-    word = str(value).strip().lower()
-    if word in TRUE_WORDS:
-        return True
-    if word in FALSE_WORDS:
-        return False
-    raise ConfigError(f"{what} must be true or false, got '{value}'")
-
-
-def _coerce(raw: str, current: object) -> object:
-    if isinstance(current, list):
-        return [item.strip() for item in raw.split(",") if item.strip()] if raw else []
-    value = yaml.safe_load(raw) if raw != "" else ""
-    if isinstance(current, bool):
-        return parse_bool(raw, "argument")
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(current, str) and not isinstance(value, str):
-        return raw
-    return value
-
-
 def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None) -> Graph:
     """Resolve a graph: argument values (defaults + overrides) decide the node set and fill parameters."""
     path, data = _read(name_or_path)
@@ -165,8 +142,11 @@ def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None
         for target in arg.sets:
             node_name, param = target.split(".", 1)
             if node_name in by_name:
-                params = by_name[node_name].parameters
-                params[param] = _coerce(values[arg_name], params.get(param, ""))
+                node = by_name[node_name]
+                # typed like the YAML's value, else like the node's declared default
+                spec = lookup(node.executable, param, node.parameters)
+                like = node.parameters[param] if param in node.parameters else spec[0] if spec else ""
+                node.parameters[param] = coerce(values[arg_name], like, f"argument '{arg_name}'")
     return Graph(name=path.stem, source=path, arguments=values, nodes=tuple(nodes))
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
+from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy._rclpy_pybind11 import InvalidHandle
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
@@ -42,6 +42,26 @@ def declare(node: Node, name: str, default, description: str, dynamic: bool = Fa
         parameter = node.declare_parameter(name, Parameter.Type(type_), descriptor)
         return default if parameter.type_ == Parameter.Type.NOT_SET else parameter.value
     return node.declare_parameter(name, default, descriptor).value
+
+
+_ARRAY_TYPES = {"string": ParameterType.PARAMETER_STRING_ARRAY, "double": ParameterType.PARAMETER_DOUBLE_ARRAY,
+                "integer": ParameterType.PARAMETER_INTEGER_ARRAY}
+
+
+def declare_params(node: Node, cls: type, defaults: dict | None = None, prefix: str = ""):
+    """Declare every parameter of the node's parameter dataclass (`corft_ros.core.node_params`), named
+    `<prefix><name>`, and return an instance holding the values: coerced to each default's type and validated
+    against the spec (a bad value is a ConfigError naming the parameter). `defaults` replaces spec defaults
+    known only at runtime (the robot's joint names)."""
+    from corft_ros.core.params import declared, from_values
+
+    values = {}
+    for name, (default, info) in declared(cls).items():
+        if defaults and name in defaults:
+            default = defaults[name]
+        values[name] = declare(node, prefix + name, default, info.description, dynamic=info.dynamic,
+                               type_=_ARRAY_TYPES.get(info.array))
+    return from_values(cls, values)
 
 
 def stamp_to_sec(stamp: Time) -> float:

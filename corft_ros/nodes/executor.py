@@ -21,7 +21,7 @@ import time
 
 from builtin_interfaces.msg import Duration as DurationMsg
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import ParameterType, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import ClockType, JumpThreshold
 from rclpy.duration import Duration
@@ -34,17 +34,17 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from corft_ros.core import topics
-from corft_ros.core.chunking import MODES, ChunkError, ChunkExecutor, ExecutorConfig, TickState, make_chunk
-from corft_ros.core.chunking.outputs import KINDS, OutputSpec, make_outputs, uncommanded, waypoint_velocities
+from corft_ros.core.chunking import ChunkError, ChunkExecutor, ExecutorConfig, TickState, make_chunk
+from corft_ros.core.chunking.outputs import OutputSpec, make_outputs, uncommanded, waypoint_velocities
 from corft_ros.core.joint_states import JointStateCache, JointStateError
+from corft_ros.core.node_params.executor import ExecutorParams, OutputParams
+from corft_ros.core.params import declared, from_values
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import ClosesOnDestroy, declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes._common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
 from corft_ros.nodes.qos import RECORDED, RELIABLE
 
-OUTPUTS = KINDS
-TIMINGS = ("thread", "timer")
-# Parameters applied while running (the on-set callback validates them); every other one is read-only.
-DYNAMIC = ("mode", "m", "k", "staleness_timeout", "max_lead", "jtc_point_spacing", "jtc_max_points")
+# Parameters applied while running (the on-set callback checks them against the spec); the rest are read-only.
+DYNAMIC = tuple(name for name, (_, info) in declared(ExecutorParams).items() if info.dynamic)
 NO_SUBSCRIBER_WARN_S = 10.0  # repeat the "nobody listens" warning this often while it lasts
 
 _LEVELS = {
@@ -80,83 +80,38 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
             self.trigger_activate()
 
     def _setup(self) -> None:
-        robot_path = declare(self, "robot_config", "", "robot.yaml path ('' = bundled config/robot.yaml)")
-        self.robot = load_robot_config(robot_path or None)
-        self.managed = bool(declare(self, "managed", False, "true: a lifecycle manager configures and activates "
-                                    "this node (commanding only while active); false: it activates itself"))
-        mode = str(declare(self, "mode", "temporal_ensembling", f"blending mode: {' | '.join(MODES)}", dynamic=True))
-        m = float(declare(self, "m", 0.01, "temporal ensembling: weight exp(-m*i), i = 0 the oldest chunk",
-                          dynamic=True))
-        k = int(declare(self, "k", 10, "receding_horizon: actions of a chunk played before switching", dynamic=True))
-        staleness = float(declare(self, "staleness_timeout", 0.5, "s; newest chunk older than this → hold",
-                                  dynamic=True))
-        max_lead = float(declare(self, "max_lead", 1.0, "s; refuse chunks stamped further in the future",
-                                 dynamic=True))
-        start_idle = bool(declare(self, "start_idle", False, "command nothing until the first episode 'start' "
-                                  "(after a 'stop' it is idle until the next 'start' anyway)"))
-        rate = float(declare(self, "control_rate_hz", 0.0, "control loop rate (0 = robot.yaml control_rate_hz)"))
-        output = str(declare(self, "output", "forward", f"kind of the first output: {' | '.join(OUTPUTS)}"))
-        controller = str(declare(self, "controller", "", "the first output's controller name ('' = "
-                                 "forward_position_controller for forward, arm_controller for jtc)"))
-        joints = list(declare(self, "controller_joints", self.robot.joint_names,
-                              "the first output's joints, in the controller's order"))
-        names = list(declare(self, "outputs", ["arm"], "command outputs; each has <name>.kind, <name>.controller "
-                             "and <name>.joints (the first defaults to output, controller, controller_joints)"))
-        spacing = float(declare(self, "jtc_point_spacing", 0.0, "s between jtc waypoints after the first "
-                                "(0 = robot action dt)", dynamic=True))
-        jtc_max_points = int(declare(self, "jtc_max_points", 50, "most waypoints per jtc message", dynamic=True))
-        state_age = float(declare(self, "joint_state_max_age", 1.0, "s; a joint whose latest /joint_states value "
-                                  "is older counts as missing (joint states may come from several publishers)"))
-        timing = str(declare(self, "timing", "thread", f"control loop: {' | '.join(TIMINGS)}"))
-        self.thread_priority = int(declare(self, "thread_priority", 50, "SCHED_FIFO priority of the loop thread "
-                                           "(1-99; 0 = normal scheduling; falls back with a warning if refused)"))
-        switch_ms = float(declare(self, "gil_switch_interval_ms", 0.25, "process-wide sys.setswitchinterval (ms) "
-                                  "so the loop thread gets the GIL soon after waking (0 = leave as is)"))
-
-        if output not in OUTPUTS:
-            raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
-        if timing not in TIMINGS:
-            raise ConfigError(f"timing must be one of {', '.join(TIMINGS)}, got {timing!r}")
-        if rate < 0:
-            raise ConfigError(f"control_rate_hz must be >= 0, got {rate}")
-        if not 0 <= self.thread_priority <= 99:
-            raise ConfigError(f"thread_priority must be 0..99, got {self.thread_priority}")
-        if switch_ms < 0:
-            raise ConfigError(f"gil_switch_interval_ms must be >= 0, got {switch_ms}")
-        if not state_age > 0:
-            raise ConfigError(f"joint_state_max_age must be > 0 s, got {state_age}")
-        if not joints:
-            raise ConfigError("controller_joints is empty")
+        p = self.params = declare_params(self, ExecutorParams)
+        self.robot = load_robot_config(p.robot_config or None)
+        self.managed = p.managed
+        self.thread_priority = p.thread_priority
+        joints = p.controller_joints or self.robot.joint_names
         try:
             self.robot.index_of(joints)
         except CommandError as exc:
             raise ConfigError(f"controller_joints: {exc}") from None
+        names = p.outputs
         if len(set(names)) != len(names) or not all(n and n.replace("_", "").isalnum() for n in names):
             raise ConfigError(f"outputs must be distinct names of letters, digits and '_', got {names}")
         specs = []
         for i, name in enumerate(names):
-            kind = str(declare(self, f"{name}.kind", output if i == 0 else "forward",
-                               f"output '{name}': {' | '.join(OUTPUTS)}"))
-            ctrl = str(declare(self, f"{name}.controller", controller if i == 0 else name,
-                               f"output '{name}': controller name ('' = default for its kind)"))
-            own = list(declare(self, f"{name}.joints", joints if i == 0 else [],
-                               f"output '{name}': joints in the controller's order",
-                               type_=ParameterType.PARAMETER_STRING_ARRAY))
-            specs.append((name, kind, ctrl, own))
+            first = {"kind": p.output, "controller": p.controller, "joints": joints}
+            own = declare_params(self, OutputParams, prefix=f"{name}.",
+                                 defaults=first if i == 0 else {"controller": name})
+            specs.append((name, own.kind, own.controller, own.joints))
         self.outputs: list[OutputSpec] = make_outputs(self.robot, specs)
         self.output = self.outputs[0].kind  # kept for diagnostics and callers of the single-output era
         self.controller = self.outputs[0].controller
-        self.rate_hz = rate or self.robot.control_rate_hz
+        self.rate_hz = p.control_rate_hz or self.robot.control_rate_hz
         self.core = ChunkExecutor(
             self.robot,
-            ExecutorConfig(control_period=1.0 / self.rate_hz, mode=mode, m=m, k=k, staleness_timeout=staleness,
-                           max_lead=max_lead, start_idle=start_idle),
+            ExecutorConfig(control_period=1.0 / self.rate_hz, mode=p.mode, m=p.m, k=p.k,
+                           staleness_timeout=p.staleness_timeout, max_lead=p.max_lead, start_idle=p.start_idle),
         )
-        self._set_jtc(spacing, jtc_max_points)
+        self._set_jtc(p.jtc_point_spacing, p.jtc_max_points)
         self._period_ns = round(1e9 / self.rate_hz)
         self._lock = threading.Lock()
         self._last_error = ""
-        self._states = JointStateCache(self.robot.joint_names, max_age=state_age)
+        self._states = JointStateCache(self.robot.joint_names, max_age=p.joint_state_max_age)
         self._active = False
         self._activated_before = False
         self._episode_open = False  # an episode 'start' without its 'stop' yet
@@ -187,16 +142,16 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
-        if switch_ms > 0:
+        if p.gil_switch_interval_ms > 0:
             # Python's default 5 ms means a thread waking for its tick can wait up to 5 ms for the GIL while any
             # other thread of this process runs Python code; that alone breaks a 1 ms period-error budget.
-            sys.setswitchinterval(switch_ms * 1e-3)
+            sys.setswitchinterval(p.gil_switch_interval_ms * 1e-3)
         self.scheduling = "normal"
         self._running = True
         self._clock_moved = threading.Event()
         self._thread: threading.Thread | None = None
         self._timer_slot: int | None = None
-        if timing == "timer":
+        if p.timing == "timer":
             self.create_timer(1.0 / self.rate_hz, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
         else:
             # every /clock update wakes the loop when ROS time is simulated (system time never jumps)
@@ -209,35 +164,29 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
             self._thread.start()
 
     def _set_jtc(self, spacing: float, max_points: int) -> None:
-        if spacing < 0:
-            raise ConfigError(f"jtc_point_spacing must be >= 0 s, got {spacing}")
-        if max_points < 1:
-            raise ConfigError(f"jtc_max_points must be >= 1, got {max_points}")
         self.jtc_spacing = spacing or self.robot.action_dt
         self.jtc_max_points = max_points
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        """mode, m, k, staleness_timeout, max_lead, jtc_point_spacing, jtc_max_points take effect when set (a
-        new mode, m or k drops the buffered chunks: they were blended under the old rule)."""
+        """mode, m, k, staleness_timeout, max_lead, jtc_point_spacing, jtc_max_points (the spec's dynamic ones) take
+        effect when set, checked against the spec (a new mode, m or k drops the buffered chunks: they were blended
+        under the old rule)."""
         changed = {p.name: p.value for p in params if p.name in DYNAMIC}
         if not changed:
             return SetParametersResult(successful=True)
-        cfg = self.core.config
-        values = {"mode": cfg.mode, "m": cfg.m, "k": cfg.k, "staleness_timeout": cfg.staleness_timeout,
-                  "max_lead": cfg.max_lead, "jtc_point_spacing": self.get_parameter("jtc_point_spacing").value,
-                  "jtc_max_points": self.jtc_max_points, **changed}
         try:
-            new = ExecutorConfig(control_period=cfg.control_period, mode=str(values["mode"]), m=float(values["m"]),
-                                 k=int(values["k"]), staleness_timeout=float(values["staleness_timeout"]),
-                                 max_lead=float(values["max_lead"]), start_idle=cfg.start_idle)
-            spacing, points = float(values["jtc_point_spacing"]), int(values["jtc_max_points"])
-            if spacing < 0 or points < 1:
-                raise ConfigError(f"need jtc_point_spacing >= 0 and jtc_max_points >= 1, got {spacing}, {points}")
-        except (ConfigError, TypeError, ValueError) as exc:
+            new_params = from_values(ExecutorParams, {**vars(self.params), **changed})
+            cfg = self.core.config
+            new = ExecutorConfig(control_period=cfg.control_period, mode=new_params.mode, m=new_params.m,
+                                 k=new_params.k, staleness_timeout=new_params.staleness_timeout,
+                                 max_lead=new_params.max_lead, start_idle=cfg.start_idle)
+        except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        spacing, points = new_params.jtc_point_spacing, new_params.jtc_max_points
         with self._lock:
             self.core.reconfigure(new)
             self._set_jtc(spacing, points)
+            self.params = new_params
         self.get_logger().info(f"parameters set: {changed}")
         return SetParametersResult(successful=True)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
-from corft_ros.core.params import flatten
+from corft_ros.core.params import coerce, flatten
 from corft_ros.core.rl.corft import CORFTConfig
 from corft_ros.core.rl.dataset import DatasetConfig
 from corft_ros.core.rl.il import ILConfig
@@ -74,27 +74,6 @@ def config_from_params(params: dict[str, Any], base: TrainConfig | None = None) 
             continue
         if not is_dataclass(target) or leaf not in {f.name for f in fields(target)}:
             raise ConfigError(f"unknown training parameter '{key}'")
-        setattr(target, leaf, _coerce(key, getattr(target, leaf), value))
+        setattr(target, leaf, coerce(value, getattr(target, leaf), f"training parameter '{key}'"))
     cfg.dataset.image_size = tuple(int(v) for v in cfg.dataset.image_size)  # type: ignore[assignment]
     return cfg
-
-
-def _coerce(key: str, current: Any, value: Any) -> Any:
-    try:
-        if isinstance(current, bool):
-            if isinstance(value, str):
-                return value.strip().lower() in ("1", "true", "yes", "on")
-            return bool(value)
-        if isinstance(current, int) and not isinstance(value, bool):
-            return int(value)
-        if isinstance(current, float):
-            return float(value)
-        if isinstance(current, tuple | list):
-            if isinstance(value, str):  # one item, or a comma-separated list (launch arguments)
-                return [v.strip() for v in value.split(",") if v.strip()]
-            return list(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"training parameter '{key}': cannot use {value!r}") from None
-    if current is None and isinstance(value, str) and value == "":
-        return None
-    return value
