@@ -148,7 +148,7 @@ def _arm_graph(config: BenchConfig, arm: Arm, out: Path, seed: int):
             if arm.operator:  # no policy: its chunks are not expected
                 from corft_ros.core.topics import ACTION_CHUNK, canonical
 
-                wanted = spec.parameters["topics"]
+                wanted = spec.value("topics")
                 spec.parameters["topics"] = [t for t in wanted if canonical(t) != canonical(ACTION_CHUNK)]
         if spec.name == "teleop":
             spec.parameters["seed"] = int(seed)

@@ -106,15 +106,15 @@ def run_record(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logger_params = graph.node("episode_logger").parameters
-    logger_params["source"] = "scripted" if source == "scripted" else "teleop"
+    logger = graph.node("episode_logger")
+    logger.parameters["source"] = "scripted" if source == "scripted" else "teleop"
     if sim and args.cameras:
         from corft_ros.core.topics import camera_image, canonical
 
         cams = {canonical(camera_image(c.strip())) for c in args.cameras.split(",")}
-        logger_params["topics"] = [t for t in logger_params["topics"]
-                                   if not canonical(t).startswith("/camera/") or canonical(t) in cams]
-    task = args.task or str(logger_params.get("instruction", ""))
+        logger.parameters["topics"] = [t for t in logger.value("topics")
+                                       if not canonical(t).startswith("/camera/") or canonical(t) in cams]
+    task = args.task or str(logger.value("instruction"))
     return _record_loop(args, graph, sim, source, out, task, len(existing), shutil)
 
 

@@ -49,7 +49,16 @@ class LaunchArgument:
 class NodeSpec:
     name: str
     executable: str
-    parameters: dict = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)  # the graph's overrides (the YAML and its arguments)
+
+    def value(self, name: str):
+        """The value the node will run with: the graph's, else its declared default (core/node_params)."""
+        if name in self.parameters:
+            return self.parameters[name]
+        found = lookup(self.executable, name, self.parameters)
+        if found is None:
+            raise KeyError(f"node '{self.name}' ({self.executable}) declares no parameter '{name}'")
+        return found[0]
 
 
 NAMESPACE_ARGUMENT = "namespace"  # every graph may declare it: the ROS namespace all its nodes run in

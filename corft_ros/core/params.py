@@ -152,7 +152,7 @@ def check(name: str, value: Any, info: ParamInfo) -> None:
     if info.min is not None and not value >= info.min:
         raise ConfigError(f"{name} must be >= {info.min:g}, got {value}")
     if info.above is not None and not value > info.above:
-        raise ConfigError(f"{name} must be > {info.above:g}, got {value}")
+        raise ConfigError(f"{name} must be {'positive' if info.above == 0 else f'> {info.above:g}'}, got {value}")
     if info.max is not None and not value <= info.max:
         raise ConfigError(f"{name} must be <= {info.max:g}, got {value}")
 

@@ -37,12 +37,13 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from corft_ros.core import topics
+from corft_ros.core.node_params.benchmark import BenchmarkParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.core.sim.regions import REGIONS
 from corft_ros.core.terminal import TerminalKeys
 from corft_ros.core.trials.stats import Trial
 from corft_ros.core.trials.trials import TrialSpec, in_plan, remaining, schedule
-from corft_ros.nodes._common import ClosesOnDestroy, declare, run_node
+from corft_ros.nodes._common import ClosesOnDestroy, declare_params, run_node
 from corft_ros.nodes.qos import LATCHED, RELIABLE
 
 EXECUTOR_STATUS = "executor"
@@ -92,29 +93,18 @@ class _StallWatch:
 class BenchmarkNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("benchmark", **kwargs)
-        self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
-        self.sim = bool(declare(self, "sim", True, "true: sim reset/success services; false: a real arm, the "
-                                "operator resets and labels"))
-        self.arm = str(declare(self, "arm", "", "name of what is benchmarked (policy id in the episodes; '' = "
-                               "policy); a path gives its last part"))
-        self.trials = int(declare(self, "trials", 10, "trials per region (autostart)"))
-        self.regions = [r for r in declare(self, "regions", ["seen"], "start regions: seen, unseen") if r]
-        self.timeout_s = float(declare(self, "timeout_s", 30.0, "time limit of a trial (s, node clock)"))
-        self.first_seed = int(declare(self, "first_seed", 0, "sim reset seed of the first round (+1 per round)"))
-        self.output_dir = str(declare(self, "output_dir", "", "report folder ('' = bench/<date-time>); an "
-                                      "existing trials.csv there is resumed"))
-        self.autostart = bool(declare(self, "autostart", True, "run the schedule on start (false: driven by "
-                                      "corft-ros bench trials)"))
-        self.stall_timeout_s = float(declare(self, "stall_timeout_s", 15.0, "wall s without progress of the "
-                                             "node clock (/clock) before a trial is abandoned"))
-        self.max_errors = int(declare(self, "max_errors", 3, "consecutive trials without a signal before the run "
-                                      "stops"))
-        self.settle_s = float(declare(self, "settle_s", 0.3, "wait after reset before the episode starts (s)"))
-        self.service_timeout_s = float(declare(self, "service_timeout_s", 20.0, "service wait/answer limit (s)"))
-        self.instruction = str(declare(self, "instruction", "", "instruction published on /corft/instruction "
-                                       "('' = the sim's, from its reset reply)"))
-        self.sim_node = str(declare(self, "sim_node", "sim_arm", "sim node name (its region/seed are set)"))
-        self.executor_node = str(declare(self, "executor_node", "executor", "executor node name (~/clear)"))
+        try:
+            p = self.params = declare_params(self, BenchmarkParams)
+        except ConfigError:
+            Node.destroy_node(self)  # a refused node leaves nothing behind in the graph (nothing to close)
+            raise
+        self.robot = load_robot_config(p.robot_config or None)
+        self.sim, self.arm, self.trials, self.timeout_s, self.first_seed = (p.sim, p.arm, p.trials, p.timeout_s,
+                                                                           p.first_seed)
+        self.regions = [r for r in p.regions if r]
+        self.output_dir, self.autostart, self.stall_timeout_s = p.output_dir, p.autostart, p.stall_timeout_s
+        self.max_errors, self.settle_s, self.service_timeout_s = p.max_errors, p.settle_s, p.service_timeout_s
+        self.instruction, self.sim_node, self.executor_node = p.instruction, p.sim_node, p.executor_node
 
         try:
             self._validate()
@@ -124,19 +114,9 @@ class BenchmarkNode(ClosesOnDestroy, Node):
         self._setup()
 
     def _validate(self) -> None:
-        if self.trials < 1:
-            raise ConfigError(f"trials must be >= 1, got {self.trials}")
         bad = [r for r in self.regions if r not in REGIONS]
         if bad or not self.regions:
             raise ConfigError(f"regions must be among {', '.join(REGIONS)}, got {self.regions}")
-        if not self.timeout_s > 0:
-            raise ConfigError(f"timeout_s must be positive, got {self.timeout_s}")
-        if not self.stall_timeout_s > 0:
-            raise ConfigError(f"stall_timeout_s must be positive, got {self.stall_timeout_s}")
-        if self.max_errors < 1:
-            raise ConfigError(f"max_errors must be >= 1, got {self.max_errors}")
-        if self.settle_s < 0:
-            raise ConfigError(f"settle_s must be >= 0, got {self.settle_s}")
 
     def _setup(self) -> None:
         self.arm = Path(self.arm).name if "/" in self.arm else (self.arm or "policy")

@@ -26,7 +26,6 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from corft_ros.core import topics
 from corft_ros.core.images import (
-    COMPRESSED_FORMATS,
     ImageError,
     check_compression,
     encode_compressed,
@@ -35,52 +34,33 @@ from corft_ros.core.images import (
     source_kind,
     to_rgb8,
 )
+from corft_ros.core.node_params.camera import CameraParams
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import ClosesOnDestroy, declare, diagnostic_status, run_node
+from corft_ros.nodes._common import ClosesOnDestroy, declare_params, diagnostic_status, run_node
 from corft_ros.nodes.qos import RELIABLE
 
 MAX_CONSECUTIVE_READ_ERRORS = 5
-TRANSPORTS = ("raw", "compressed", "both")
 
 
 class CameraNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("camera", **kwargs)
-        load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
-        self.camera = str(declare(self, "name", "front", "camera name: publishes camera/<name>/image_raw"))
-        self.source = str(declare(self, "source", "", "V4L2 index or /dev/videoN, video file, rtsp:// URL, "
-                                                      "or GStreamer pipeline ('' = pass-through)"))
-        self.input_topic = str(declare(self, "input_topic", "", "pass-through: an existing driver's Image topic"))
-        topic = str(declare(self, "topic", "", "output topic ('' = camera/<name>/image_raw, relative)"))
-        self.transport = str(declare(self, "transport", "raw", "raw: sensor_msgs/Image on <topic> | compressed: "
-                                     "sensor_msgs/CompressedImage on <topic>/compressed | both"))
-        self.compressed_format = str(declare(self, "compressed_format", "jpeg", "compressed transport codec: "
-                                             "jpeg | png (lossless)"))
-        self.jpeg_quality = int(declare(self, "jpeg_quality", 95, "JPEG quality 1-100 (image_transport's default)"))
-        self.png_level = int(declare(self, "png_level", 3, "PNG compression level 0-9 (image_transport's default)"))
-        self.width = int(declare(self, "width", 64, "output width (px); 0 with height 0 = unchanged"))
-        self.height = int(declare(self, "height", 64, "output height (px); 0 with width 0 = unchanged"))
-        self.fps = float(declare(self, "fps", 30.0, "max publish rate; video files play at it (0 = native rate)"))
-        self.loop = bool(declare(self, "loop", True, "restart a video file at its end"))
-        self.frame_id = str(declare(self, "frame_id", "", "header.frame_id ('' = <name>_camera)"))
-        self.backoff_min = float(declare(self, "reconnect_min_s", 0.5, "first reconnect delay (s)"))
-        self.backoff_max = float(declare(self, "reconnect_max_s", 5.0, "longest reconnect delay (s), doubling"))
+        p = self.params = declare_params(self, CameraParams)
+        load_robot_config(p.robot_config or None)
+        self.camera, self.source, self.input_topic, topic = p.name, p.source, p.input_topic, p.topic
+        self.transport, self.compressed_format = p.transport, p.compressed_format
+        self.jpeg_quality, self.png_level, self.width, self.height = p.jpeg_quality, p.png_level, p.width, p.height
+        self.fps, self.loop, self.frame_id = p.fps, p.loop, p.frame_id
+        self.backoff_min, self.backoff_max = p.reconnect_min_s, p.reconnect_max_s
 
         if not self.camera.replace("_", "").isalnum():
             raise ConfigError(f"name must be alphanumeric/underscore, got '{self.camera}'")
         if bool(self.source.strip()) == bool(self.input_topic.strip()):
             raise ConfigError("set exactly one of source (capture) and input_topic (pass-through)")
-        if self.width < 0 or self.height < 0 or (self.width == 0) != (self.height == 0):
+        if (self.width == 0) != (self.height == 0):
             raise ConfigError(f"width/height must both be positive or both 0, got {self.width}x{self.height}")
-        if self.fps < 0:
-            raise ConfigError(f"fps must be >= 0, got {self.fps}")
-        if not 0 < self.backoff_min <= self.backoff_max:
+        if not self.backoff_min <= self.backoff_max:
             raise ConfigError("need 0 < reconnect_min_s <= reconnect_max_s")
-        if self.transport not in TRANSPORTS:
-            raise ConfigError(f"transport must be one of {', '.join(TRANSPORTS)}, got '{self.transport}'")
-        if self.compressed_format not in COMPRESSED_FORMATS:
-            raise ConfigError(f"compressed_format must be one of {', '.join(COMPRESSED_FORMATS)}, "
-                              f"got '{self.compressed_format}'")
         try:
             check_compression(self.compressed_format, self.jpeg_quality, self.png_level)
         except ImageError as exc:

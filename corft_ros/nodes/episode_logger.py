@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import (
@@ -39,55 +38,35 @@ from corft_ros.core.episodes import (
     set_episode_label,
 )
 from corft_ros.core.episodes.recording import (
-    DEFAULT_OPTIONAL_TOPICS,
-    DEFAULT_TOPIC_TYPES,
-    DEFAULT_TOPICS,
     is_sensor_topic,
 )
 from corft_ros.core.episodes.typestore import normalize_msgtype
+from corft_ros.core.node_params.episode_logger import EpisodeLoggerParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._bagtypes import default_msg_search_paths, message_class, to_rosbags_qos
-from corft_ros.nodes._common import declare, run_node
+from corft_ros.nodes._common import declare_params, run_node
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE, SENSOR_RELIABLE
 
 
 class EpisodeLoggerNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("episode_logger", **kwargs)
-        p = self._declare
-        robot_config = p("robot_config", "", "robot.yaml path (empty = the package's config/robot.yaml)")
-        self.output_dir = Path(p("output_dir", "episodes", "folder holding one sub-folder per episode")).expanduser()
+        p = self.params = declare_params(self, EpisodeLoggerParams)
+        robot_config = p.robot_config
+        self.output_dir = Path(p.output_dir).expanduser()
         # Empty strings are ignored: [""] is how a launch file or override says "none".
-        wanted = p("topics", DEFAULT_TOPICS, "topics to record (missing = reported)")
-        self.required_topics: list[str] = [t for t in wanted if t]
-        optional = [t for t in p("optional_topics", DEFAULT_OPTIONAL_TOPICS, "topics recorded when present") if t]
+        self.required_topics: list[str] = [t for t in p.topics if t]
+        optional = [t for t in p.optional_topics if t]
         self.topics = list(dict.fromkeys(self.required_topics + optional))
-        topic_types = list(p("topic_types", DEFAULT_TOPIC_TYPES, "'topic=pkg/msg/Type' (else typed from the graph)"))
-        self.instruction = p("instruction", "", "task instruction (else the last /corft/instruction)")
-        self.operator = p("operator", "", "operator id (teleop) or policy id (deployment)")
-        self.source = p("source", "teleop", "who acts in these episodes: teleop | scripted | policy")
-        self.compression = p("compression", "none", "MCAP chunk compression: none | zstd")
-        self.min_free_bytes = p("min_free_bytes", 1 << 30, "stop recording when free disk space falls below this")
-        self.queue_max_bytes = p("queue_max_bytes", 1 << 30, "writer queue bound in bytes (excess is dropped, counted)")
-        self.queue_max_messages = p("queue_max_messages", 100_000, "writer queue bound in messages")
-        self.flush_interval_s = p("flush_interval_s", 0.5, "close+flush an MCAP chunk this often (crash safety)")
-        self.topic_wait_s = p("topic_wait_s", 5.0, "report a topic with no publisher after this long")
-        extra_paths = p("msg_search_paths", [], "extra share/ folders with <pkg>/msg/*.msg definitions",
-                        ParameterType.PARAMETER_STRING_ARRAY)
-        self.autostart = p("autostart", False, "start an episode as soon as the node is up")
-        self.sensor_qos = p(
-            "sensor_qos", "auto", "camera topics: auto | best_effort | reliable"
-        )
+        topic_types = list(p.topic_types)
+        self.instruction, self.operator, self.source, self.compression = (p.instruction, p.operator, p.source,
+                                                                          p.compression)
+        self.min_free_bytes, self.queue_max_bytes, self.queue_max_messages = (p.min_free_bytes, p.queue_max_bytes,
+                                                                              p.queue_max_messages)
+        self.flush_interval_s, self.topic_wait_s = p.flush_interval_s, p.topic_wait_s
+        extra_paths = p.msg_search_paths
+        self.autostart, self.sensor_qos = p.autostart, p.sensor_qos
 
-        if self.sensor_qos not in ("auto", "best_effort", "reliable"):
-            raise ConfigError(f"sensor_qos must be auto, best_effort or reliable, got {self.sensor_qos!r}")
-        if self.compression not in ("none", "zstd"):
-            raise ConfigError(f"compression must be 'none' or 'zstd', got {self.compression!r}")
-        for name in ("min_free_bytes", "queue_max_bytes", "queue_max_messages"):
-            if int(getattr(self, name)) < (0 if name == "min_free_bytes" else 1):
-                raise ConfigError(f"{name} must be {'>= 0' if name == 'min_free_bytes' else '> 0'}")
-        if self.flush_interval_s <= 0 or self.topic_wait_s <= 0:
-            raise ConfigError("flush_interval_s and topic_wait_s must be > 0")
         # Every name as this node resolves it (relative names land in its namespace); bags record these.
         self.required_topics = [self._resolve(t, "topics") for t in self.required_topics]
         self.topics = list(dict.fromkeys(self._resolve(t, "optional_topics") for t in self.topics))
@@ -138,9 +117,6 @@ class EpisodeLoggerNode(Node):
                 self.get_logger().error(message)
 
     # ------------------------------------------------------------------ helpers
-    def _declare(self, name: str, default, description: str, ptype: int | None = None):
-        return declare(self, name, default, description, type_=ptype)
-
     def _clock_ns(self) -> int:
         """Log times on the node clock: sim time under use_sim_time (a sim at any realtime_factor), wall time on
         a robot. Before the first /clock message ROS time reads 0: fall back to wall time then."""

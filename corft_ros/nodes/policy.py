@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import ParameterDescriptor, ParameterType
 from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -33,15 +32,14 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from corft_ros.core import topics
 from corft_ros.core.images import ImageError, decode_compressed, to_rgb8
 from corft_ros.core.joint_states import JointStateCache, JointStateError
+from corft_ros.core.node_params.policy import PolicyParams
 from corft_ros.core.paths import models_dir
 from corft_ros.core.policy.config import executed_prefix
 from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import ClosesOnDestroy, declare, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes._common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
-
-IMAGE_TRANSPORTS = ("raw", "compressed")
 
 
 @dataclass
@@ -57,53 +55,19 @@ def _percentile(values: list[float], q: float) -> float:
 class PolicyNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("policy", **kwargs)
-        self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
-        model_path = str(declare(self, "model_path", "", "exported model directory ('' = models/default)"))
-        self.backend = str(declare(self, "backend", "onnx", "inference backend: onnx | torch"))
-        self.rate_hz = float(declare(self, "rate_hz", 10.0, "inferences per second (one chunk each)"))
-        self.best_of_n = int(declare(self, "best_of_n", 0, "candidate chunks ranked by the critic (1 = off; 0 = "
-                                     "what the model's policy.yaml asks for: CO-RFT models rank, IL models don't)"))
-        noise_std = float(declare(self, "noise_std", 0.1, "best-of-N sampling noise of the regression head "
-                                  "(normalized action units; the flow head samples its own noise)"))
-        beta = float(declare(self, "selection_beta", -1.0, "best-of-N pessimism: rank by mean − beta·std of the "
-                             "critic heads (-1 = the model's)"))
-        prefix = int(declare(self, "selection_prefix", 0, "best-of-N: actions of a chunk whose value ranks it "
-                             "(0 = those that execute before the next chunk: 1 / (rate_hz · chunk dt))"))
-        threads = int(declare(self, "threads", 0, "inference threads (0 = the runtime's default)"))
-        device = str(declare(self, "device", "auto", "torch backend device: auto | cpu | cuda[:i]"))
-        self.max_age = float(declare(self, "max_observation_age", 1.0, "inputs older than this (s) count as missing"))
-        allow_encoder = bool(declare(self, "allow_encoder", True, "embed instructions the model does not know"))
-        seed = int(declare(self, "seed", -1, "best-of-N noise seed (-1 = random)"))
-        self.camera_topic_format = str(declare(
-            self, "camera_topic_format", topics.CAMERA_IMAGE_FORMAT,
-            "camera image topic, {name} = camera name (relative: in the node's namespace)"))
-        self.image_transport = str(declare(
-            self, "image_transport", "raw", "raw: sensor_msgs/Image on the camera topic | compressed: JPEG/PNG "
-            "sensor_msgs/CompressedImage on <camera topic>/compressed (policy on another machine)"))
-        joint_topic = str(declare(self, "joint_states_topic", topics.JOINT_STATES,
-                                  "sensor_msgs/JointState input (several publishers may each give some joints)"))
-        instruction_topic = str(declare(self, "instruction_topic", topics.INSTRUCTION, "std_msgs/String input"))
-        chunk_topic = str(declare(self, "chunk_topic", topics.ACTION_CHUNK, "trajectory_msgs/JointTrajectory out"))
-        initial_instruction = str(declare(self, "instruction", "", "instruction to start with ('' = wait for topic)"))
-
-        if self.backend not in ("onnx", "torch"):
-            raise ConfigError(f"backend must be 'onnx' or 'torch', got '{self.backend}'")
-        if not self.rate_hz > 0:
-            raise ConfigError(f"rate_hz must be positive, got {self.rate_hz}")
-        if self.best_of_n < 0:
-            raise ConfigError(f"best_of_n must be >= 1 (0 = the model's), got {self.best_of_n}")
-        if noise_std < 0:
-            raise ConfigError(f"noise_std must be >= 0, got {noise_std}")
-        if (beta < 0 and beta != -1.0) or prefix < 0:
-            raise ConfigError(f"selection_beta must be >= 0 (-1 = the model's) and selection_prefix >= 0, got "
-                              f"{beta}, {prefix}")
-        if not self.max_age > 0:
-            raise ConfigError(f"max_observation_age must be positive, got {self.max_age}")
+        p = self.params = declare_params(self, PolicyParams)
+        self.robot = load_robot_config(p.robot_config or None)
+        model_path, self.backend, self.rate_hz, self.best_of_n = p.model_path, p.backend, p.rate_hz, p.best_of_n
+        noise_std, beta, prefix, threads, device = (p.noise_std, p.selection_beta, p.selection_prefix, p.threads,
+                                                    p.device)
+        self.max_age, allow_encoder, seed = p.max_observation_age, p.allow_encoder, p.seed
+        self.camera_topic_format, self.image_transport = p.camera_topic_format, p.image_transport
+        joint_topic, instruction_topic, chunk_topic = p.joint_states_topic, p.instruction_topic, p.chunk_topic
+        initial_instruction = p.instruction
+        if beta < 0 and beta != -1.0:
+            raise ConfigError(f"selection_beta must be >= 0 (-1 = the model's), got {beta}")
         if "{name}" not in self.camera_topic_format:
             raise ConfigError(f"camera_topic_format must contain '{{name}}', got '{self.camera_topic_format}'")
-        if self.image_transport not in IMAGE_TRANSPORTS:
-            raise ConfigError(f"image_transport must be one of {', '.join(IMAGE_TRANSPORTS)}, "
-                              f"got '{self.image_transport}'")
 
         self.model_path = model_path or str(models_dir() / "default")
         # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
@@ -124,11 +88,7 @@ class PolicyNode(ClosesOnDestroy, Node):
             self.robot.index_of(self.joint_names)
         except CommandError as exc:
             raise ConfigError(f"model {self.model_path} does not fit robot '{self.robot.name}': {exc}") from None
-        cameras = list(self.declare_parameter(
-            "cameras", self.runtime.camera_names,
-            ParameterDescriptor(type=ParameterType.PARAMETER_STRING_ARRAY,
-                                description="cameras to subscribe to (default: the model's cameras)"),
-        ).value)
+        cameras = list(p.cameras) or self.runtime.camera_names
         missing = [c for c in self.runtime.camera_names if c not in cameras]
         extra = [c for c in cameras if c not in self.runtime.camera_names]
         if missing or extra:

@@ -32,12 +32,21 @@ from trajectory_msgs.msg import JointTrajectory
 
 from corft_ros.core import topics
 from corft_ros.core.commands import parse_forward, parse_trajectory
+from corft_ros.core.node_params.sim_arm import SimArmParams
+from corft_ros.core.params import check, coerce, declared
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.core.sim.pacing import Pacer, PacingConfig
-from corft_ros.core.sim.regions import REGIONS, Box2D, StartRegions
-from corft_ros.core.sim.scene import CAMERAS, TASK, CubeScene, SceneConfig
+from corft_ros.core.sim.regions import Box2D, StartRegions
+from corft_ros.core.sim.scene import CubeScene, SceneConfig
 from corft_ros.core.sim.trajectory import TrajectoryFollower
-from corft_ros.nodes._common import ClosesOnDestroy, declare, diagnostic_status, run_node, sec_to_stamp, stamp_to_sec
+from corft_ros.nodes._common import (
+    ClosesOnDestroy,
+    declare_params,
+    diagnostic_status,
+    run_node,
+    sec_to_stamp,
+    stamp_to_sec,
+)
 from corft_ros.nodes.qos import CLOCK, RECORDED, RELIABLE
 
 
@@ -53,47 +62,17 @@ class _ResetRequest:
 class SimArmNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_arm", **kwargs)
-        self.robot = load_robot_config(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)") or None)
-        self.realtime_factor = float(declare(self, "realtime_factor", 1.0, "sim seconds per wall second (1 = real "
-                                             "time; 0 = as fast as the renderer, policy and executor allow)"))
-        policy_lag = float(declare(self, "policy_lag", 0.15, "sim s an observation may wait for the policy's chunk "
-                                   "before the sim waits for it (factor != 1; must exceed the policy's period)"))
-        frame_lag = float(declare(self, "frame_lag", 0.05, "sim s physics may run ahead of a frame being rendered "
-                                  "(factor != 1; at 1: one camera period)"))
-        chunk_topic = str(declare(self, "chunk_topic", topics.ACTION_CHUNK, "the policy's chunks (pacing only)"))
-        cameras = list(declare(self, "cameras", ["front", "wrist"], f"cameras to render ({', '.join(CAMERAS)})"))
-        width = int(declare(self, "image_width", 64, "rendered image width (px)"))
-        height = int(declare(self, "image_height", 64, "rendered image height (px)"))
-        self.camera_rate_hz = float(declare(self, "camera_rate_hz", 10.0, "camera frames per sim second"))
-        render_lod = float(declare(self, "render_lod", SceneConfig.render_lod, "visual mesh vertices closer than this "
-                                   "(m) are merged when drawing (physics keeps the full meshes); 0 = full meshes"))
-        self.joint_state_rate_hz = float(
-            declare(self, "joint_state_rate_hz", self.robot.joint_state_rate_hz, "/joint_states rate (sim time)")
-        )
-        declare(self, "seed", 0, "seed of the next reset (incremented after each reset)", dynamic=True)
-        declare(self, "region", "seen", "cube start region of the next reset: seen | unseen (held out)", dynamic=True)
-        goal = list(declare(self, "goal", [0.425, -0.2, 0.02], "cube target position x, y, z (m)"))
-        area = list(declare(self, "start_area", [0.32, 0.52, 0.0, 0.25], "cube start area xmin, xmax, ymin, ymax"))
-        held = list(declare(self, "held_out_area", [0.39, 0.45, 0.095, 0.155], "unseen region inside start_area"))
-        self.instruction = str(
-            declare(self, "instruction", TASK, "the task, in words")
-        )
-        trajectory_topic = declare(self, "trajectory_topic", topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER),
-                                   "JTC input")
-        forward_topic = declare(self, "forward_topic", topics.controller_commands(topics.FORWARD_CONTROLLER),
-                                "forward input")
-        forward_joints = list(declare(self, "forward_joints", self.robot.joint_names, "forward controller joints"))
-
+        p = self.params = declare_params(self, SimArmParams)
+        self.robot = load_robot_config(p.robot_config or None)
+        self.realtime_factor, self.camera_rate_hz, self.instruction = p.realtime_factor, p.camera_rate_hz, p.instruction
+        self.joint_state_rate_hz = p.joint_state_rate_hz or self.robot.joint_state_rate_hz
+        cameras, width, height, goal, area, held = (p.cameras, p.image_width, p.image_height, p.goal, p.start_area,
+                                                    p.held_out_area)
+        forward_joints = p.forward_joints or self.robot.joint_names
         try:
-            pacing = PacingConfig(realtime_factor=self.realtime_factor, policy_lag=policy_lag, frame_lag=frame_lag)
+            pacing = PacingConfig(realtime_factor=p.realtime_factor, policy_lag=p.policy_lag, frame_lag=p.frame_lag)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        if self.camera_rate_hz <= 0:
-            raise ConfigError(f"camera_rate_hz must be positive, got {self.camera_rate_hz}")
-        if self.joint_state_rate_hz <= 0:
-            raise ConfigError(f"joint_state_rate_hz must be positive, got {self.joint_state_rate_hz}")
-        if self.get_parameter("region").value not in REGIONS:
-            raise ConfigError(f"region must be one of {', '.join(REGIONS)}, got '{self.get_parameter('region').value}'")
         if len(goal) != 3 or len(area) != 4 or len(held) != 4:
             raise ConfigError("goal needs 3 values; start_area and held_out_area need 4 (xmin, xmax, ymin, ymax)")
         try:
@@ -103,7 +82,7 @@ class SimArmNode(ClosesOnDestroy, Node):
         regions = StartRegions(area=Box2D(x=(area[0], area[1]), y=(area[2], area[3])),
                                held_out=Box2D(x=(held[0], held[1]), y=(held[2], held[3])))
         scene_config = SceneConfig(cameras=tuple(cameras), image_width=width, image_height=height,
-                                   goal=(goal[0], goal[1], goal[2]), regions=regions, render_lod=render_lod)
+                                   goal=(goal[0], goal[1], goal[2]), regions=regions, render_lod=p.render_lod)
         self.scene = CubeScene(self.robot, scene_config)
         self.physics_steps_per_tick = max(1, int(round(1.0 / (self.joint_state_rate_hz * scene_config.physics_dt))))
         self.tick_dt = self.physics_steps_per_tick * scene_config.physics_dt
@@ -119,11 +98,11 @@ class SimArmNode(ClosesOnDestroy, Node):
         self._cube_pub = self.create_publisher(PoseStamped, topics.SIM_CUBE_POSE, RELIABLE)
         self._goal_pub = self.create_publisher(PoseStamped, topics.SIM_GOAL_POSE, RELIABLE)
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
-        self.create_subscription(JointTrajectory, trajectory_topic, self._on_trajectory, RELIABLE,
+        self.create_subscription(JointTrajectory, p.trajectory_topic, self._on_trajectory, RELIABLE,
                                  callback_group=self._group)
-        self.create_subscription(Float64MultiArray, forward_topic, self._on_forward, RELIABLE,
+        self.create_subscription(Float64MultiArray, p.forward_topic, self._on_forward, RELIABLE,
                                  callback_group=self._group)
-        self.create_subscription(JointTrajectory, chunk_topic, self._on_chunk, RELIABLE, callback_group=self._group)
+        self.create_subscription(JointTrajectory, p.chunk_topic, self._on_chunk, RELIABLE, callback_group=self._group)
         self.create_service(Trigger, topics.SIM_RESET, self._on_reset, callback_group=self._group)
         self.add_on_set_parameters_callback(self._check_parameters)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=self._group)
@@ -212,9 +191,14 @@ class SimArmNode(ClosesOnDestroy, Node):
         return seed
 
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        for param in params:
-            if param.name == "region" and param.value not in REGIONS:
-                return SetParametersResult(successful=False, reason=f"region must be one of {', '.join(REGIONS)}")
+        """seed and region (the spec's dynamic ones) are read at the next reset; checked against the spec here."""
+        specs = declared(SimArmParams)
+        for item in params:
+            if item.name in specs:
+                try:
+                    check(item.name, coerce(item.value, specs[item.name][0], item.name), specs[item.name][1])
+                except ConfigError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
         return SetParametersResult(successful=True)
 
     # --- the sim thread ----------------------------------------------------------------------------------------

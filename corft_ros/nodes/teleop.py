@@ -15,7 +15,6 @@ import time
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped
-from rcl_interfaces.msg import ParameterType
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -23,50 +22,29 @@ from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float64MultiArray, String
 
 from corft_ros.core import topics
+from corft_ros.core.node_params.teleop import TeleopParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.core.teleop import HOME_KEY, KEY_PAIRS, JoyJogger, LeaderMapping, clamp_command, keyboard_delta, yaw_of
 from corft_ros.core.terminal import TerminalKeys
-from corft_ros.nodes._common import declare, run_node
+from corft_ros.nodes._common import declare_params, run_node
 from corft_ros.nodes.qos import RECORDED, RELIABLE
-
-SOURCES = ("leader", "joy", "keyboard", "scripted")
 
 
 # ----------------------------------------------------------------------------------------------- the node
 class TeleopNode(Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("teleop", **kwargs)
-        p = self._declare
-        self.robot = load_robot_config(p("robot_config", "", "robot.yaml path (empty = the package's)") or None)
-        self.source = p("source", "leader", "leader | joy | keyboard | scripted")
-        self.command_topic = p("command_topic", topics.controller_commands(topics.FORWARD_CONTROLLER),
-                               "forward controller input")
-        rate = float(p("rate_hz", 0.0, "command rate (0 = robot.action_rate_hz)"))
-        self.velocity_scale = float(p("velocity_scale", 1.0, "fraction of each joint's max_velocity allowed"))
-        leader_topic = p("leader_topic", topics.LEADER_JOINT_STATES, "leader arm joint states")
-        joint_map = list(p("leader_joint_map", [], "'leader_name=follower_name' pairs (identity when absent)",
-                           ParameterType.PARAMETER_STRING_ARRAY))
-        offsets = list(p("leader_offsets", [0.0] * self.robot.dof, "added to mapped leader positions (robot order)"))
-        scales = list(p("leader_scales", [1.0] * self.robot.dof, "multiplies leader positions (robot order)"))
-        joy_topic = p("joy_topic", topics.JOY, "sensor_msgs/Joy input")
-        joy_axes = list(p("joy_axes", [0, 1, 4, 3, 6, 7, -1], "axis per robot joint (-1 = none)",
-                          ParameterType.PARAMETER_INTEGER_ARRAY))
-        joy_speed = float(p("joy_speed", 0.5, "rad/s at full stick deflection"))
-        joy_deadzone = float(p("joy_deadzone", 0.1, "stick dead zone (0..1)"))
-        joy_enable = int(p("joy_enable_button", -1, "dead-man button (-1 = none)"))
-        joy_open = int(p("joy_gripper_open_button", 0, "button opening the gripper (-1 = none)"))
-        joy_close = int(p("joy_gripper_close_button", 1, "button closing the gripper (-1 = none)"))
-        gripper = p("gripper_joint", "finger_joint", "the gripper joint ('' = none)")
-        self.keyboard_step = float(p("keyboard_step", 0.05, "rad per key press"))
-        self.seed = int(p("seed", 0, "scripted: seed of the first demo (incremented per demo)"))
-        self.human_like = bool(p("human_like", True, "scripted: slow, uneven, hesitant, like a person"))
-        self.input_timeout_s = float(p("input_timeout_s", 0.5, "hold position when the input is older than this"))
-
-        if self.source not in SOURCES:
-            raise ConfigError(f"source must be one of {', '.join(SOURCES)}, got {self.source!r}")
-        self.rate_hz = rate if rate > 0 else self.robot.action_rate_hz
-        if not 0 < self.velocity_scale <= 1.0:
-            raise ConfigError(f"velocity_scale must be in (0, 1], got {self.velocity_scale}")
+        p = self.params = declare_params(self, TeleopParams)
+        self.robot = load_robot_config(p.robot_config or None)
+        self.source, self.command_topic, self.velocity_scale = p.source, p.command_topic, p.velocity_scale
+        leader_topic, joint_map, joy_topic, joy_axes = p.leader_topic, p.leader_joint_map, p.joy_topic, p.joy_axes
+        offsets = p.leader_offsets or [0.0] * self.robot.dof
+        scales = p.leader_scales or [1.0] * self.robot.dof
+        joy_speed, joy_deadzone, joy_enable = p.joy_speed, p.joy_deadzone, p.joy_enable_button
+        joy_open, joy_close, gripper = p.joy_gripper_open_button, p.joy_gripper_close_button, p.gripper_joint
+        self.keyboard_step, self.seed, self.human_like = p.keyboard_step, p.seed, p.human_like
+        self.input_timeout_s = p.input_timeout_s
+        self.rate_hz = p.rate_hz if p.rate_hz > 0 else self.robot.action_rate_hz
         names: dict[str, str] = {}
         for entry in (e for e in joint_map if e):  # [""] = no mapping (rclpy cannot override with [])
             leader, sep, follower = entry.partition("=")
@@ -127,9 +105,6 @@ class TeleopNode(Node):
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
 
     # ------------------------------------------------------------------------------------------ helpers
-    def _declare(self, name: str, default, description: str, ptype: int | None = None):
-        return declare(self, name, default, description, type_=ptype)
-
     def _error(self, key: str, message: str) -> None:
         """One line per problem, at most once a second per kind; every occurrence is counted."""
         self.errors += 1

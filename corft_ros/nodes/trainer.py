@@ -10,60 +10,15 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import asdict, fields
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 
 from corft_ros.core import topics
+from corft_ros.core.node_params.trainer import TrainerParams, training_parameters
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, diagnostic_status, run_node
+from corft_ros.nodes._common import declare, declare_params, diagnostic_status, run_node
 from corft_ros.nodes.qos import RELIABLE
-
-# PolicyConfig fields a training run may set (the rest follow the robot and the dataset)
-POLICY_KEYS = ("chunk_size", "d_model", "heads", "ff_dim", "encoder_layers", "decoder_layers", "critic_layers",
-               "num_critics", "cnn_channels", "keypoints", "dropout")
-
-DESCRIPTIONS = {
-    "stage": "il | rl | all",
-    "name": "exported model name: <models_dir>/<name>/",
-    "output": "run folder: checkpoints/, tensorboard/, train.json",
-    "il_steps": "gradient steps of stage 1 (imitation learning)",
-    "rl_steps": "gradient steps of stage 2 (CO-RFT)",
-    "init_checkpoint": "policy checkpoint to start from ('' = scratch, or resume)",
-    "resume": "continue from <output>/checkpoints/latest.pt when it exists",
-    "strict": "a bad bag stops the job instead of being skipped",
-}
-
-
-def default_parameters() -> dict:
-    """Flat dotted name -> default value of every training parameter (ROS-typable: no None)."""
-    from corft_ros.core.policy.config import PolicyConfig
-    from corft_ros.core.rl.trainer import TrainConfig
-
-    flat: dict = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}{k}.", v)
-            return
-        name = prefix[:-1]
-        if value is None:
-            value = 0.0 if name.endswith("rate_hz") else ""
-        if isinstance(value, tuple):
-            value = list(value)
-        flat[name] = value
-
-    data = asdict(TrainConfig())
-    data.pop("policy")
-    data["rewards"].pop("gamma")  # the discount is corft.gamma (one value for rewards and TD targets)
-    walk("", data)
-    defaults = {f.name: f.default for f in fields(PolicyConfig) if f.name in POLICY_KEYS}
-    defaults["cnn_channels"] = PolicyConfig(joint_names=["j"]).cnn_channels
-    for key in POLICY_KEYS:
-        flat[f"policy.{key}"] = defaults[key]
-    return flat
 
 
 class TrainerNode(Node):
@@ -71,18 +26,14 @@ class TrainerNode(Node):
         super().__init__("trainer", **kwargs)
         from corft_ros.core.rl.trainer import config_from_params
 
-        self.bags = str(declare(self, "bags", "episodes", "folder of recorded episodes (or one episode)"))
-        robot_path = str(declare(self, "robot_config", "", "robot.yaml path ('' = bundled)")) or None
-        self.steps_cap = int(declare(self, "steps", 0, "cap on gradient steps per stage (0 = none)"))
-        self.shutdown_when_done = bool(declare(self, "shutdown_when_done", True, "exit when the job ends"))
+        p = self.params = declare_params(self, TrainerParams)
+        self.bags, self.steps_cap, self.shutdown_when_done = p.bags, p.steps, p.shutdown_when_done
         params = {}
-        for name, default in default_parameters().items():
-            params[name] = declare(self, name, default, DESCRIPTIONS.get(name, f"training parameter {name}"))
+        for name, (default, description) in training_parameters().items():
+            params[name] = declare(self, name, default, description)
         if not self.bags:
             raise ConfigError("parameter bags: empty (the folder of recorded episodes)")
-        if self.steps_cap < 0:
-            raise ConfigError(f"parameter steps: must be >= 0, got {self.steps_cap}")
-        self.robot = load_robot_config(robot_path)
+        self.robot = load_robot_config(p.robot_config or None)
         self.config = config_from_params(params)
         self.config.validate()
 

@@ -98,10 +98,10 @@ def test_the_instruction_of_the_yaml_reaches_the_nodes_under_ros2_launch():
     """The regression the issue found: `instruction` defaults to '' and used to overwrite the YAML's task."""
     for graph, node in (("deploy", "policy"), ("benchmark", "policy"), ("benchmark", "benchmark")):
         params = load_graph(graph, {name: arg.default for name, arg in launch_arguments(graph).items()})
-        assert params.node(node).parameters["instruction"], (graph, node)
+        assert params.node(node).value("instruction"), (graph, node)
     record = load_graph("record", {name: arg.default for name, arg in launch_arguments("record").items()})
-    assert record.node("sim_arm").parameters["instruction"]
-    assert record.node("sim_arm").parameters["cameras"] == ["front", "wrist"]
+    assert record.node("sim_arm").value("instruction")
+    assert record.node("sim_arm").value("cameras") == ["front", "wrist"]
 
 
 def test_skip_reason_names_what_is_missing(monkeypatch, tmp_path):

@@ -173,16 +173,29 @@ def test_nodes_with_use_sim_time_follow_the_sim_clock(ros, sim):
     ros.remove(follower)
 
 
-def test_sim_yaml_parameters_are_the_nodes_parameters(ros):
+def test_the_node_declares_its_spec_and_runs_with_sim_yamls_values(ros):
+    """The node's parameters are its declaration's (core/node_params/sim_arm.py): each with the declared default
+    unless sim.yaml overrides it (the YAML holds only overrides)."""
     import yaml
+    from rclpy.exceptions import ParameterUninitializedException
 
+    from corft_ros.core.node_params.sim_arm import SimArmParams
+    from corft_ros.core.params import declared
     from corft_ros.core.paths import config_path
 
-    params = yaml.safe_load(config_path("sim").read_text())["sim_arm"]["ros__parameters"]
+    params = yaml.safe_load(config_path("sim").read_text())["sim_arm"]["ros__parameters"] or {}
     node = SimArmNode(context=ros.context,
                       parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     try:
-        for key, value in params.items():
-            assert node.get_parameter(key).value == value or key == "seed"
+        for key, (default, info) in declared(SimArmParams).items():
+            described = node.describe_parameter(key)
+            assert described.description == info.description and described.read_only == (not info.dynamic), key
+            try:
+                value = node.get_parameter(key).value
+            except ParameterUninitializedException:  # an empty list default: declared by type, unset
+                value = default
+            if key == "seed":  # incremented by the first reset
+                continue
+            assert (list(value) if isinstance(value, list | tuple) else value) == params.get(key, default), key
     finally:
         node.destroy_node()

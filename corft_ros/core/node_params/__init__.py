@@ -12,6 +12,13 @@ from corft_ros.core.params import declared
 # executable -> "module:class" (imported when asked: a node's spec may import its core area)
 _SPECS = {
     "executor": "executor:ExecutorParams",
+    "policy": "policy:PolicyParams",
+    "camera": "camera:CameraParams",
+    "sim_arm": "sim_arm:SimArmParams",
+    "episode_logger": "episode_logger:EpisodeLoggerParams",
+    "teleop": "teleop:TeleopParams",
+    "benchmark": "benchmark:BenchmarkParams",
+    "trainer": "trainer:TrainerParams",
 }
 # Parameters every ROS 2 node has (rclcpp/rclpy declare them).
 BUILTIN = {"use_sim_time": False}
@@ -31,7 +38,14 @@ def params_class(executable: str) -> type | None:
 
 
 def _patterned(executable: str, name: str, values: dict[str, Any]) -> tuple[Any, Any] | None:
-    """Parameters named after the values of another (the executor's `<output>.kind` for each of `outputs`)."""
+    """Parameters named after the values of another (the executor's `<output>.kind` for each of `outputs`), and
+    the trainer's training parameters (dotted names of the training config)."""
+    if executable == "trainer":
+        from corft_ros.core.node_params.trainer import training_parameters
+        from corft_ros.core.params import ParamInfo
+
+        found = training_parameters().get(name)
+        return (found[0], ParamInfo(found[1])) if found else None
     if executable == "executor" and "." in name:
         from corft_ros.core.node_params.executor import ExecutorParams, OutputParams
 
@@ -52,3 +66,44 @@ def lookup(executable: str, name: str, values: dict[str, Any] | None = None) -> 
         return None
     found = declared(cls).get(name)
     return found if found is not None else _patterned(executable, name, values or {})
+
+
+def _validation(info: Any) -> str:
+    parts = []
+    if info.min is not None:
+        parts.append(f">= {info.min:g}")
+    if info.above is not None:
+        parts.append(f"> {info.above:g}")
+    if info.max is not None:
+        parts.append(f"<= {info.max:g}")
+    if info.dynamic:
+        parts.append("settable at runtime")
+    return ", ".join(parts)
+
+
+def reference_markdown() -> str:
+    """docs/parameters.md: every node's parameters from their one declaration (generated; a test keeps it equal)."""
+    import json
+
+    lines = ["# Node parameters", "",
+             "Generated from `corft_ros/core/node_params/` (each node's one declaration) by "
+             "`python -m corft_ros.core.node_params > docs/parameters.md`; a test keeps this file equal to it. "
+             "The graph YAMLs in `config/` hold only what differs from these defaults. Every node also has "
+             "`use_sim_time` (default false).", ""]
+    for name in executables():
+        lines += [f"## `{name}`", "", "| parameter | type | default | description | checked |", "|---|---|---|---|---|"]
+        for pname, (default, info) in declared(params_class(name)).items():
+            kind = f"{info.array}[]" if info.array else type(default).__name__
+            lines.append(f"| `{pname}` | {kind} | `{json.dumps(default)}` | {info.description.replace('|', '/')} | "
+                         f"{_validation(info)} |")
+        if name == "executor":
+            from corft_ros.core.node_params.executor import OutputParams
+
+            lines += ["", "Per output (each name in `outputs`): "
+                      + ", ".join(f"`<output>.{p}` ({info.description}, default `{json.dumps(d)}`)"
+                                  for p, (d, info) in declared(OutputParams).items()) + "."]
+        if name == "trainer":
+            lines += ["", "Plus every training parameter of `config/train.yaml`, dotted (`corft.gamma`, "
+                      "`dataset.image_size`, ...): see docs/training.md."]
+        lines.append("")
+    return "\n".join(lines)

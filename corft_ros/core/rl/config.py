@@ -7,13 +7,92 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 from corft_ros.core.params import coerce, flatten
-from corft_ros.core.rl.corft import CORFTConfig
 from corft_ros.core.rl.dataset import DatasetConfig
-from corft_ros.core.rl.il import ILConfig
 from corft_ros.core.rl.rewards import RewardConfig
 from corft_ros.core.robot import ConfigError
 
 STAGES = ("il", "rl", "bc", "all")  # bc: the control arm (extra supervised steps, no critic)
+
+
+@dataclass
+class ILConfig:
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    loss: str = "l1"  # l1 | l2
+    shift_pad: int = 0  # random-shift augmentation in pixels (0: off; see docs/training.md before turning it on)
+    grad_clip: float = 10.0
+    episodes: str = "success"  # imitate 'success'ful episodes only, or 'all'
+
+    def validate(self) -> None:
+        from corft_ros.core.robot import ConfigError
+
+        if self.loss not in ("l1", "l2"):
+            raise ConfigError(f"il.loss must be 'l1' or 'l2', got {self.loss!r}")
+        if self.lr <= 0:
+            raise ConfigError(f"il.lr must be > 0, got {self.lr}")
+        if self.shift_pad < 0:
+            raise ConfigError(f"il.shift_pad must be >= 0, got {self.shift_pad}")
+
+
+@dataclass
+class CORFTConfig:
+    gamma: float = 0.99
+    tau: float = 0.005
+    critic_lr: float = 3e-4
+    actor_lr: float = 1e-4
+    weight_decay: float = 0.0
+    policy_delay: int = 2
+    actor_warmup_steps: int = 500  # critic-only steps first: the actor follows a critic that has seen data
+    # Target-policy smoothing: 0 by default. On all h·d numbers of a chunk, TD3's 0.2 biased the targets low (Q of
+    # the data −0.068 vs its Monte-Carlo return +0.071, measured), which with Cal-QL's max(Q, G) gave the actor a
+    # free margin toward chunks that run ahead of the demos.
+    policy_noise: float = 0.0
+    noise_clip: float = 0.5
+    td3_alpha: float = 2.5
+    bc_weight: float = 1.0
+    cql_alpha: float = 0.1  # Q(data) settles ~cql_alpha/2 above its TD target: scale with the rewards
+    cql_temperature: float = 0.1  # in return units: a soft max over candidates (1.0 drifted down here)
+    calql_bound: bool = True
+    num_noisy: int = 4
+    noisy_std: float = 0.3
+    num_uniform: int = 4
+    uniform_range: float = 3.0  # normalized action units: U(−u, u)
+    grad_clip: float = 10.0
+    divergence_factor: float = 5.0
+    episodes: str = "all"  # the critic learns from every episode; BC terms only ever imitate successful ones
+    extraction: str = "none"  # none | td3bc | rank_distill | awr (docs/training.md §8: chosen by measurement)
+    samples: int = 8  # chunks sampled per state to rank (rank_distill) or to estimate V(s) (awr)
+    beta: float = 1.0  # pessimism of the ranking: mean over critic heads − beta · std
+    deploy_best_of_n: int = 8  # the exported CO-RFT model asks its runtime for best-of-N selection (1: none)
+    executed_prefix: int = 0  # k: actions of a chunk executed before the next replaces it (0: from the rates)
+    policy_rate_hz: float = 10.0  # the deployed policy's re-planning rate (sets k with the chunk dt)
+    awr_temperature: float = 0.05
+    awr_max_weight: float = 20.0
+    q_floor: float = 0.1  # td3bc: λ = α / max(mean|Q|, q_floor)
+
+    def validate(self) -> None:
+        from corft_ros.core.robot import ConfigError
+
+        checks = [
+            (0.0 < self.gamma <= 1.0, f"corft.gamma must be in (0, 1], got {self.gamma}"),
+            (0.0 < self.tau <= 1.0, f"corft.tau must be in (0, 1], got {self.tau}"),
+            (self.critic_lr > 0 and self.actor_lr > 0, "corft learning rates must be > 0"),
+            (self.policy_delay >= 1, f"corft.policy_delay must be >= 1, got {self.policy_delay}"),
+            (self.actor_warmup_steps >= 0, f"corft.actor_warmup_steps must be >= 0, got {self.actor_warmup_steps}"),
+            (self.cql_alpha >= 0, f"corft.cql_alpha must be >= 0, got {self.cql_alpha}"),
+            (self.cql_temperature > 0, f"corft.cql_temperature must be > 0, got {self.cql_temperature}"),
+            (self.num_noisy >= 0 and self.num_uniform >= 0, "corft.num_noisy/num_uniform must be >= 0"),
+            (self.divergence_factor > 1, f"corft.divergence_factor must be > 1, got {self.divergence_factor}"),
+            (self.episodes in ("all", "success"), f"corft.episodes must be 'all' or 'success', got {self.episodes!r}"),
+            (self.extraction in ("none", "td3bc", "rank_distill", "awr"),
+             f"corft.extraction must be none, td3bc, rank_distill or awr, got {self.extraction!r}"),
+            (self.samples >= 2, f"corft.samples must be >= 2, got {self.samples}"),
+            (self.executed_prefix >= 0 and self.policy_rate_hz > 0, "corft.executed_prefix >= 0, policy_rate_hz > 0"),
+            (self.awr_temperature > 0 and self.q_floor > 0, "corft.awr_temperature and q_floor must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
 
 
 @dataclass

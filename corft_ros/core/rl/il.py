@@ -7,30 +7,10 @@ end of the episode (valid = 0) are not imitated.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-
-@dataclass
-class ILConfig:
-    lr: float = 3e-4
-    weight_decay: float = 1e-4
-    loss: str = "l1"  # l1 | l2
-    shift_pad: int = 0  # random-shift augmentation in pixels (0: off; see docs/training.md before turning it on)
-    grad_clip: float = 10.0
-    episodes: str = "success"  # imitate 'success'ful episodes only, or 'all'
-
-    def validate(self) -> None:
-        from corft_ros.core.robot import ConfigError
-
-        if self.loss not in ("l1", "l2"):
-            raise ConfigError(f"il.loss must be 'l1' or 'l2', got {self.loss!r}")
-        if self.lr <= 0:
-            raise ConfigError(f"il.lr must be > 0, got {self.lr}")
-        if self.shift_pad < 0:
-            raise ConfigError(f"il.shift_pad must be >= 0, got {self.shift_pad}")
+from corft_ros.core.rl.config import ILConfig  # noqa: F401  (the stage's configuration)
 
 
 def chunk_regression(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor, kind: str) -> torch.Tensor:

@@ -1,0 +1,35 @@
+"""The teleop node's parameters (the one declaration)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from corft_ros.core import topics
+from corft_ros.core.params import param
+
+SOURCES = ("leader", "joy", "keyboard", "scripted")
+
+
+@dataclass
+class TeleopParams:
+    robot_config: str = param("", "robot.yaml path (empty = the package's)")
+    source: str = param("leader", "where commands come from", choices=SOURCES)
+    command_topic: str = param(topics.controller_commands(topics.FORWARD_CONTROLLER), "forward controller input")
+    rate_hz: float = param(0.0, "command rate (0 = robot.yaml action_rate_hz)", min=0)
+    velocity_scale: float = param(1.0, "fraction of each joint's max_velocity allowed, in (0, 1]", above=0, max=1)
+    leader_topic: str = param(topics.LEADER_JOINT_STATES, "leader arm joint states")
+    leader_joint_map: list = param([], "'leader_name=follower_name' pairs (identity when absent)", array="string")
+    leader_offsets: list = param([], "added to mapped leader positions, robot order ([] = zeros)", array="double")
+    leader_scales: list = param([], "multiplies leader positions, robot order ([] = ones)", array="double")
+    joy_topic: str = param(topics.JOY, "sensor_msgs/Joy input")
+    joy_axes: list = param([0, 1, 4, 3, 6, 7, -1], "axis per robot joint (-1 = none)", array="integer")
+    joy_speed: float = param(0.5, "rad/s at full stick deflection")
+    joy_deadzone: float = param(0.1, "stick dead zone, in [0, 1)", min=0)
+    joy_enable_button: int = param(-1, "dead-man button (-1 = none)")
+    joy_gripper_open_button: int = param(0, "button opening the gripper (-1 = none)")
+    joy_gripper_close_button: int = param(1, "button closing the gripper (-1 = none)")
+    gripper_joint: str = param("finger_joint", "the gripper joint ('' = none)")
+    keyboard_step: float = param(0.05, "rad per key press", above=0)
+    seed: int = param(0, "scripted: seed of the first demo (incremented per demo)")
+    human_like: bool = param(True, "scripted: slow, uneven, hesitant, like a person")
+    input_timeout_s: float = param(0.5, "hold position when the input is older than this", above=0)

@@ -1,0 +1,95 @@
+"""Each node's parameters are declared once (core/node_params): every key of every config YAML is a declared
+parameter of its node, graph YAMLs hold only overrides, and the spec's validation gives one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from corft_ros.core.node_params import executables, lookup, params_class
+from corft_ros.core.params import coerce, declared, flatten, from_values
+from corft_ros.core.robot import ConfigError
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def sections(path: Path) -> list[tuple[str, str, dict]]:
+    """(section, executable, flat parameters) of every node section of a config YAML."""
+    data = yaml.safe_load(path.read_text()) or {}
+    nodes = ((data.get("launch") or {}).get("ros__parameters") or {}).get("nodes") or {}
+    out = []
+    for section, body in data.items():
+        if section in ("launch", "robot") or not isinstance(body, dict) or "ros__parameters" not in body:
+            continue
+        assert section != "/**", f"{path.name}: a graph YAML names its nodes"
+        executable = str((nodes.get(section) or {}).get("executable", section))
+        out.append((section, executable, flatten(body["ros__parameters"] or {})))
+    return out
+
+
+ALL = [(p.name, s, e, v) for p in sorted(CONFIG.glob("*.yaml")) for s, e, v in sections(p)]
+
+
+def test_every_config_yaml_key_is_a_declared_parameter_of_its_node():
+    assert len(ALL) >= 20  # every graph's nodes and the per-node files
+    unknown = [f"{file}: {section}.{key} ({executable})" for file, section, executable, values in ALL
+               for key in values if lookup(executable, key, values) is None]
+    assert not unknown, "not declared by the node: " + ", ".join(unknown)
+
+
+def test_the_parameter_reference_is_generated_from_the_declarations():
+    from corft_ros.core.node_params import reference_markdown
+
+    assert (CONFIG.parent / "docs" / "parameters.md").read_text() == reference_markdown(), (
+        "docs/parameters.md is stale: python -m corft_ros.core.node_params > docs/parameters.md")
+
+
+def test_graph_yamls_hold_only_overrides():
+    """A value equal to the node's declared default is written in one place only: the spec."""
+    restated = []
+    for file, section, executable, values in ALL:
+        for key, value in values.items():
+            default = lookup(executable, key, values)[0]
+            try:
+                same = coerce(value, default, key) == default if default not in (None, "") else value == default
+            except ConfigError:
+                same = False
+            if same:
+                restated.append(f"{file}: {section}.{key}")
+    assert not restated, "restates the declared default: " + ", ".join(restated)
+
+
+def test_every_node_has_a_spec_with_described_parameters():
+    assert executables() == ["benchmark", "camera", "episode_logger", "executor", "policy", "sim_arm", "teleop",
+                             "trainer"]
+    for name in executables():
+        specs = declared(params_class(name))
+        assert "robot_config" in specs, name
+        assert all(info.description for _, info in specs.values()), name
+
+
+def test_spec_validation_names_the_parameter_on_one_line():
+    from corft_ros.core.node_params.executor import ExecutorParams
+
+    assert from_values(ExecutorParams, {"k": "5", "m": 0}).k == 5
+    for values, needle in [({"mode": "smooth"}, "mode must be one of temporal_ensembling"),
+                           ({"k": 0}, "k must be >= 1, got 0"),
+                           ({"staleness_timeout": 0.0}, "staleness_timeout must be positive, got 0.0"),
+                           ({"thread_priority": 100}, "thread_priority must be <= 99, got 100"),
+                           ({"k": "many"}, "k: cannot use 'many' as a int"),
+                           ({"managed": "perhaps"}, "managed: cannot use 'perhaps' as a bool")]:
+        with pytest.raises(ConfigError, match=needle) as err:
+            from_values(ExecutorParams, values)
+        assert "\n" not in str(err.value)
+
+
+def test_one_coercer_for_launch_arguments_set_values_and_parameters():
+    assert coerce("1.5", 1.0, "x") == 1.5 and coerce("2", 1.0, "x") == 2.0 and coerce("1e-6", 1.0, "x") == 1e-6
+    assert coerce("3", 0, "x") == 3 and coerce(4.0, 0, "x") == 4
+    assert coerce("front, wrist", [], "x") == ["front", "wrist"] and coerce("", ["a"], "x") == []
+    assert coerce("on", False, "x") is True and coerce("0", True, "x") is False
+    assert coerce(5, "", "x") == "5" and coerce("", None, "x") is None
+    with pytest.raises(ConfigError, match="x: cannot use 2.5 as a int"):
+        coerce(2.5, 0, "x")
