@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import os
 import struct
 import time
@@ -29,7 +28,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,52 +38,10 @@ from corft_ros.core.episodes.errors import EpisodeReadError
 from corft_ros.core.episodes.layout import episode_name, find_bags
 from corft_ros.core.episodes.reader import EpisodeBag, training_metadata
 from corft_ros.core.rl import resample
-from corft_ros.core.rl.cache import CACHE_VERSION, remember_hash, remembered_hash, save_cache, stat_key, try_cache
+from corft_ros.core.rl.cache import remember_hash, remembered_hash, save_cache, stat_key, try_cache
+from corft_ros.core.rl.config import DatasetConfig, dt_ns
 from corft_ros.core.rl.frames import FrameCells, FrameError, area_resize  # noqa: F401 (area_resize: API)
 from corft_ros.core.robot import RobotConfig
-
-FORWARD_COMMANDS = "/forward_position_controller/commands"
-TRAJECTORY_COMMANDS = "/arm_controller/joint_trajectory"
-
-
-@dataclass
-class DatasetConfig:
-    camera_names: list[str] = field(default_factory=lambda: ["front", "wrist"])
-    image_size: tuple[int, int] = (64, 64)  # (height, width)
-    rate_hz: float | None = None  # None: robot.action_rate_hz
-    image_topic: str = "/camera/{name}/image_raw"
-    joint_states_topic: str = "/joint_states"
-    action_topics: list[str] = field(default_factory=lambda: [FORWARD_COMMANDS, TRAJECTORY_COMMANDS])
-    cache_dir: str | None = None  # None: $XDG_CACHE_HOME/corft_ros/datasets
-    require_label: bool = True
-    require_instruction: bool = True
-    min_ticks: int = 2
-    stale_factor: float = 2.5
-
-    def resolved_cache_dir(self) -> Path:
-        if self.cache_dir:
-            return Path(self.cache_dir).expanduser()
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        return Path(base) / "corft_ros" / "datasets"
-
-    def fingerprint(self, robot: RobotConfig) -> str:
-        data = {
-            "v": CACHE_VERSION,
-            "cams": list(self.camera_names),
-            "size": list(self.image_size),
-            "dt_ns": _dt_ns(self, robot),
-            "img": self.image_topic,
-            "js": self.joint_states_topic,
-            "act": list(self.action_topics),
-            "joints": robot.joint_names,
-            "stale": self.stale_factor,
-        }
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def _dt_ns(cfg: DatasetConfig, robot: RobotConfig) -> int:
-    rate = cfg.rate_hz or robot.action_rate_hz
-    return int(round(1e9 / rate))
 
 
 @dataclass
@@ -159,7 +116,7 @@ def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: Robot
     if missing:
         raise EpisodeProblem(f"{bag}: missing required topics: {', '.join(missing)}")
 
-    dt = _dt_ns(cfg, robot)
+    dt = dt_ns(cfg, robot)
     ts = _typestore()
     pending: deque = deque()
     cells = {cam: FrameCells(dt, tuple(cfg.image_size), cam, pool, pending) for cam in cfg.camera_names}
