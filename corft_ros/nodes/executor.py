@@ -34,8 +34,9 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from corft_ros.core import topics
-from corft_ros.core.chunking import ChunkError, ChunkExecutor, ExecutorConfig, TickState, make_chunk
+from corft_ros.core.chunking import ChunkError, ChunkExecutor, ExecutorConfig, make_chunk
 from corft_ros.core.chunking.outputs import OutputSpec, make_outputs, uncommanded, waypoint_velocities
+from corft_ros.core.chunking.status import ListenerWatch, executor_status
 from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.node_params.executor import ExecutorParams, OutputParams
 from corft_ros.core.params import declared, from_values
@@ -45,26 +46,7 @@ from corft_ros.nodes.qos import RECORDED, RELIABLE
 
 # Parameters applied while running (the on-set callback checks them against the spec); the rest are read-only.
 DYNAMIC = tuple(name for name, (_, info) in declared(ExecutorParams).items() if info.dynamic)
-NO_SUBSCRIBER_WARN_S = 10.0  # repeat the "nobody listens" warning this often while it lasts
-
-_LEVELS = {
-    TickState.NO_STATE: DiagnosticStatus.WARN,
-    TickState.WAITING: DiagnosticStatus.OK,
-    TickState.TRACKING: DiagnosticStatus.OK,
-    TickState.STALE: DiagnosticStatus.WARN,
-    TickState.UNDERRUN: DiagnosticStatus.WARN,
-    TickState.ESTOP: DiagnosticStatus.WARN,
-    TickState.IDLE: DiagnosticStatus.OK,
-}
-_MESSAGES = {
-    TickState.NO_STATE: "no /joint_states yet: not commanding",
-    TickState.WAITING: "holding: no chunk since start",
-    TickState.TRACKING: "tracking chunks",
-    TickState.STALE: "holding: chunks are stale (staleness_timeout exceeded)",
-    TickState.UNDERRUN: "holding: no buffered action for now (underrun)",
-    TickState.ESTOP: "holding: e-stop latched",
-    TickState.IDLE: "idle between episodes: commanding nothing (the controller holds), chunks ignored",
-}
+_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN}
 
 
 class ExecutorNode(ClosesOnDestroy, LifecycleNode):
@@ -115,8 +97,7 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         self._active = False
         self._activated_before = False
         self._episode_open = False  # an episode 'start' without its 'stop' yet
-        self._no_listener_since: dict[str, float] = {}
-        self._no_listener_warned: dict[str, float] = {}
+        self._listener_watch = ListenerWatch(repeat_s=10.0)
 
         self._command_pubs = []
         for out in self.outputs:
@@ -399,19 +380,10 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
                 for out, publisher in zip(self.outputs, self._command_pubs, strict=True)}
 
     def _check_listeners(self, listeners: dict[str, int]) -> list[str]:
-        """Outputs nobody subscribes to (controller not loaded, or not configured): warned now and every
-        NO_SUBSCRIBER_WARN_S while it lasts, so a silently uncommanded gripper is seen."""
-        now = time.monotonic()
-        deaf = []
+        """Outputs nobody subscribes to; warned when first seen and every 10 s while it lasts (when active)."""
+        deaf, due = self._listener_watch.update(listeners, time.monotonic(), warn=self._active)
         for out in self.outputs:
-            if listeners[out.name] > 0:
-                self._no_listener_since.pop(out.name, None)
-                self._no_listener_warned.pop(out.name, None)
-                continue
-            deaf.append(out.name)
-            self._no_listener_since.setdefault(out.name, now)
-            if self._active and now - self._no_listener_warned.get(out.name, -1e9) >= NO_SUBSCRIBER_WARN_S:
-                self._no_listener_warned[out.name] = now
+            if out.name in due:
                 self.get_logger().warning(
                     f"no subscriber on {self.resolve_topic_name(out.topic)} ({out.kind}, joints "
                     f"{', '.join(out.joints)}): is controller '{out.controller}' loaded and active?")
@@ -442,15 +414,9 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
             values["joint_states_missing"] = ", ".join(missing)
         if self._last_error:
             values["last_error"] = self._last_error
-        level, message = _LEVELS[state], _MESSAGES[state]
-        if state is TickState.NO_STATE and missing:
-            message = f"no recent /joint_states for {', '.join(missing)}: not commanding"
-        if not active:
-            level, message = DiagnosticStatus.OK, "inactive (lifecycle): commanding nothing"
-        elif deaf:
-            level = DiagnosticStatus.WARN
-            message = "no subscriber on " + ", ".join(self.resolve_topic_name(o.topic) for o in self.outputs
-                                                      if o.name in deaf) + " (controller not loaded or inactive?)"
+        deaf_topics = [self.resolve_topic_name(o.topic) for o in self.outputs if o.name in deaf]
+        level, message = executor_status(state, active, missing, deaf_topics)
+        level = _LEVELS[level]
         msg = DiagnosticArray()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.status = [diagnostic_status("executor", self.robot.name, level, message, values)]
