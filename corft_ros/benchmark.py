@@ -160,11 +160,13 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
     from corft_ros.core.graph import Graph, load_graph
     from corft_ros.core.robot import ConfigError
     from corft_ros.core.trials.report import read_trials_csv, summary_lines, write_run_report
-    from corft_ros.core.trials.trials import in_plan, remaining, schedule
+    from corft_ros.core.trials.trials import StopRun, in_plan, remaining, run_trials, schedule
     from corft_ros.nodes.compose import ComposedGraph
 
     def say(text: str) -> None:
-        if not config.quiet:
+        if text.startswith("error:"):
+            print(text, file=sys.stderr, flush=True)
+        elif not config.quiet:
             print(text, flush=True)
 
     out = config.output
@@ -226,8 +228,7 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
     say(f"benchmark: {len(plan)} trials ({len(config.arms)} arms × {len(config.regions)} regions × {config.trials}), "
         f"{len(todo)} to run; sim at {_speed(config.realtime_factor)}; report in {out}")
     current: tuple[str, ComposedGraph] | None = None
-    width = max(len(a.name) for a in config.arms)
-    rc, errors = 0, 0
+    rc = 0
 
     def drop_arm() -> None:
         nonlocal current
@@ -241,47 +242,28 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
         graph.shutdown()
         current = None
 
+    def run_one(spec):
+        nonlocal current
+        if current is None or current[0] != spec.arm:
+            drop_arm()
+            try:
+                current = (spec.arm, ComposedGraph(_arm_graph(config, arms[spec.arm], out, spec.seed),
+                                                   context=composed.context, threads=4))
+            except ConfigError as exc:
+                print(f"error: arm {spec.arm}: {exc}", file=sys.stderr)
+                raise StopRun(f"arm {spec.arm} could not start: {exc}", 2) from None
+            bench.forget_diagnostics()
+        outcome = bench.run_trial(spec)
+        samples.take(spec.arm, current[1].nodes)
+        return outcome
+
+    def counted(spec, outcome) -> None:
+        loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, "episode": outcome.episode,
+                      **outcome.loop})
+        report(plots=len(trials) % PLOT_EVERY == 0)  # tables after every trial, plots every few and at the end
+
     try:
-        for spec in todo:
-            if current is None or current[0] != spec.arm:
-                drop_arm()
-                try:
-                    current = (spec.arm, ComposedGraph(_arm_graph(config, arms[spec.arm], out, spec.seed),
-                                                       context=composed.context, threads=4))
-                except ConfigError as exc:
-                    print(f"error: arm {spec.arm}: {exc}", file=sys.stderr)
-                    notes.append(f"run stopped: arm {spec.arm} could not start: {exc}")
-                    rc = 2
-                    break
-                bench.forget_diagnostics()
-            outcome = bench.run_trial(spec)
-            samples.take(spec.arm, current[1].nodes)
-            if outcome.quit:
-                notes.append(f"stopped by the operator after {len(trials)} of {len(plan)} trials "
-                             f"(trial {spec.index + 1} interrupted, not counted)")
-                say(f"trial {spec.index + 1}/{len(plan)}: the operator quit; stopping")
-                rc = 130
-                break
-            if outcome.trial is None:
-                errors += 1
-                notes.append(f"trial {spec.index + 1} ({spec.arm}, {spec.region}, seed {spec.seed}) not counted: "
-                             f"{outcome.error}")
-                say(f"trial {spec.index + 1}/{len(plan)} {spec.arm} {spec.region} seed {spec.seed}: "
-                    f"not counted: {outcome.error}")
-                if errors >= bench.max_errors:
-                    notes.append(f"run stopped: {errors} trials in a row without a signal from the sim/robot")
-                    print(f"error: {notes[-1]}; partial results in {out}", file=sys.stderr)
-                    rc = 1
-                    break
-                continue
-            errors = 0
-            trials.append(outcome.trial)
-            loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, "episode": outcome.episode,
-                          **outcome.loop})
-            report(plots=len(trials) % PLOT_EVERY == 0)  # tables after every trial, plots every few and at the end
-            t = outcome.trial
-            say(f"trial {spec.index + 1}/{len(plan)} {spec.arm:>{width}} {spec.region:>6} seed {spec.seed:<4} "
-                f"start ({t.start_x:.3f}, {t.start_y:.3f}): {t.end_reason:<8} {t.duration_s:6.2f} s")
+        rc = run_trials(todo, trials, notes, run_one, counted, say, bench.max_errors, len(plan))
     except KeyboardInterrupt:
         notes.append(f"interrupted (Ctrl-C) after {len(trials)} of {len(plan)} trials; the interrupted trial is "
                      "not counted")

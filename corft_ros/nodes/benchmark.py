@@ -35,6 +35,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
 
 from corft_ros.core import topics
 from corft_ros.core.node_params.benchmark import BenchmarkParams
@@ -42,13 +43,14 @@ from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.core.sim.regions import REGIONS
 from corft_ros.core.terminal import TerminalKeys
 from corft_ros.core.trials.stats import Trial
-from corft_ros.core.trials.trials import TrialSpec, in_plan, remaining, schedule
+from corft_ros.core.trials.trials import StopRun, TrialSpec, in_plan, remaining, run_trials, schedule
 from corft_ros.nodes._common import ClosesOnDestroy, declare_params, run_node
 from corft_ros.nodes.qos import LATCHED, RELIABLE
 
 EXECUTOR_STATUS = "executor"
 POLICY_STATUS = "policy: inference"
 COUNTERS = ("underruns", "overruns", "chunk_switches", "inferences")
+CHUNKS = "benchmark: chunks seen"  # the snapshot's entry counting /corft/action_chunk messages
 
 
 class BenchmarkError(RuntimeError):
@@ -132,6 +134,10 @@ class BenchmarkNode(ClosesOnDestroy, Node):
         self.create_subscription(Bool, topics.SIM_SUCCESS, self._on_success, RELIABLE, callback_group=group)
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, RELIABLE,
                                  callback_group=group)
+        # inferences per trial are the chunks seen during it: exact at any trial length (the policy's 1 Hz
+        # /diagnostics counter can be the same at a short trial's start and end)
+        self.create_subscription(JointTrajectory, topics.ACTION_CHUNK, self._on_chunk, RELIABLE, callback_group=group)
+        self._chunks_seen = 0
         self.create_service(SetBool, "~/label", self._on_label_request, callback_group=group)
         self.create_service(Trigger, "~/next", self._on_next_request, callback_group=group)
         self.create_service(Trigger, "~/quit", self._on_quit_request, callback_group=group)
@@ -167,6 +173,10 @@ class BenchmarkNode(ClosesOnDestroy, Node):
                 self._post_reset.set()
             if self._armed and msg.data and self._success_at is None:
                 self._success_at = t
+
+    def _on_chunk(self, _msg: JointTrajectory) -> None:
+        with self._lock:
+            self._chunks_seen += 1
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
@@ -383,7 +393,9 @@ class BenchmarkNode(ClosesOnDestroy, Node):
     # ------------------------------------------------------------------ loop statistics
     def _diag_snapshot(self) -> dict[str, dict[str, str]]:
         with self._lock:
-            return {k: dict(v) for k, v in self._diag.items()}
+            snapshot = {k: dict(v) for k, v in self._diag.items()}
+            snapshot[CHUNKS] = {"inferences": str(self._chunks_seen)}
+            return snapshot
 
     def _loop_record(self, base: dict[str, dict[str, str]]) -> dict[str, float]:
         """This trial's loop and inference numbers from the newest /diagnostics (≤ 1 s old): counters as the
@@ -400,7 +412,7 @@ class BenchmarkNode(ClosesOnDestroy, Node):
             if key in pol:
                 record[key] = _float(pol[key])
         for key in COUNTERS:
-            source, before = (pol, base.get(POLICY_STATUS, {})) if key == "inferences" else \
+            source, before = (now[CHUNKS], base.get(CHUNKS, {})) if key == "inferences" else \
                 (ex, base.get(EXECUTOR_STATUS, {}))
             if key in source:
                 end, start = _float(source[key]), _float(before.get(key, "0"))
@@ -422,30 +434,21 @@ class BenchmarkNode(ClosesOnDestroy, Node):
         todo = remaining(plan, done)
         if done:
             self.get_logger().info(f"benchmark: resuming {out}: {len(done)} of {len(plan)} trials done")
-        trials, loops, notes, errors = list(done), [], [], 0
-        for spec in todo:
+        trials, loops, notes = list(done), [], []
+
+        def run_one(spec):
             if self._stop.is_set():
-                return
-            outcome = self.run_trial(spec)
-            if outcome.quit:
-                notes.append(f"stopped after {len(trials)} of {len(plan)} trials: {outcome.error}")
-                break
-            if outcome.trial is None:
-                errors += 1
-                notes.append(f"trial {spec.index + 1} not counted: {outcome.error}")
-                if errors >= self.max_errors:
-                    notes.append(f"run stopped: {errors} trials in a row without a signal")
-                    self.get_logger().error(f"benchmark: {notes[-1]}; partial results in {out}")
-                    break
-                continue
-            errors = 0
-            trials.append(outcome.trial)
+                raise StopRun("the node was shut down", 130)
+            return self.run_trial(spec)
+
+        def counted(spec, outcome) -> None:
             loops.append({"arm": spec.arm, **outcome.loop})
             write_run_report(out, trials, loops, plan_size=len(plan), title=f"Benchmark: {self.arm}",
                              command=" ".join(sys.argv) or "benchmark node", notes=notes)
-            t = outcome.trial
-            self.get_logger().info(f"trial {spec.index + 1}/{len(plan)} {spec.region} seed {spec.seed}: "
-                                   f"{t.end_reason} in {t.duration_s:.2f} s")
+
+        run_trials(todo, trials, notes, run_one, counted, self.get_logger().info, self.max_errors, len(plan))
+        if self._stop.is_set():
+            return
         summary = write_run_report(out, trials, loops, plan_size=len(plan), title=f"Benchmark: {self.arm}",
                                    command=" ".join(sys.argv) or "benchmark node", notes=notes)
         for line in summary_lines(summary):

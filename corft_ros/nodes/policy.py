@@ -123,6 +123,13 @@ class PolicyNode(ClosesOnDestroy, Node):
         self.ages: deque[float] = deque(maxlen=500)
         self.cold_start_s: float | None = None
         self.warmup_s = self.runtime.warmup()
+        if self._instruction is not None:
+            # An instruction the model was not trained on is embedded now, not at the first inference: loading the
+            # sentence encoder takes seconds (13 s measured on 2 busy cores), during which no chunk would come.
+            try:
+                self.runtime.instructions.add([self._instruction])
+            except InstructionError as exc:
+                self.get_logger().error(str(exc))
         self.problem = ""  # the last thing that kept a chunk from being published ('' = none)
         # the last rejected /joint_states and instruction messages, with when (monotonic s)
         self.input_errors: dict[str, tuple[str, float]] = {}
