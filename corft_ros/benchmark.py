@@ -160,7 +160,8 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
     from corft_ros.core.graph import Graph, load_graph
     from corft_ros.core.robot import ConfigError
     from corft_ros.core.trials.report import read_trials_csv, summary_lines, write_run_report
-    from corft_ros.core.trials.trials import StopRun, in_plan, remaining, run_trials, schedule
+    from corft_ros.core.trials.run import StopRun, run_trials
+    from corft_ros.core.trials.trials import in_plan, remaining, schedule
     from corft_ros.nodes.compose import ComposedGraph
 
     def say(text: str) -> None:

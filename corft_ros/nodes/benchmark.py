@@ -24,7 +24,6 @@ import math
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -42,54 +41,22 @@ from corft_ros.core.node_params.benchmark import BenchmarkParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.core.sim.regions import REGIONS
 from corft_ros.core.terminal import TerminalKeys
+from corft_ros.core.trials.run import (
+    CHUNKS,
+    EXECUTOR_STATUS,
+    POLICY_STATUS,
+    BenchmarkError,
+    QuitRequested,
+    StallWatch,
+    StopRun,
+    TrialOutcome,
+    loop_record,
+    run_trials,
+)
 from corft_ros.core.trials.stats import Trial
-from corft_ros.core.trials.trials import StopRun, TrialSpec, in_plan, remaining, run_trials, schedule
+from corft_ros.core.trials.trials import TrialSpec, in_plan, remaining, schedule
 from corft_ros.nodes._common import ClosesOnDestroy, declare_params, run_node
 from corft_ros.nodes.qos import LATCHED, RELIABLE
-
-EXECUTOR_STATUS = "executor"
-POLICY_STATUS = "policy: inference"
-COUNTERS = ("underruns", "overruns", "chunk_switches", "inferences")
-CHUNKS = "benchmark: chunks seen"  # the snapshot's entry counting /corft/action_chunk messages
-
-
-class BenchmarkError(RuntimeError):
-    """A trial could not run (no service, no signal): one line saying what is missing."""
-
-
-class QuitRequested(RuntimeError):
-    """The operator asked to stop the run."""
-
-
-@dataclass
-class TrialOutcome:
-    spec: TrialSpec
-    trial: Trial | None  # None: the trial did not complete (error or quit): not counted
-    loop: dict = field(default_factory=dict)
-    error: str = ""
-    quit: bool = False
-    episode: str = ""
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-class _StallWatch:
-    """BenchmarkError when the node's clock (sim time) has not moved for `timeout_s` wall seconds."""
-
-    def __init__(self, now: float, timeout_s: float, during: str) -> None:
-        self.last, self.wall, self.timeout_s, self.during = now, time.monotonic(), timeout_s, during
-
-    def check(self, now: float) -> None:
-        if now != self.last:
-            self.last, self.wall = now, time.monotonic()
-        elif time.monotonic() - self.wall > self.timeout_s:
-            raise BenchmarkError(f"the clock stopped{self.during}: no progress for {self.timeout_s:g} s (is the sim "
-                                 "running? /clock)")
 
 
 class BenchmarkNode(ClosesOnDestroy, Node):
@@ -244,7 +211,7 @@ class BenchmarkNode(ClosesOnDestroy, Node):
     def _wait_clock(self, seconds: float) -> None:
         """Wait `seconds` of node-clock time (sim time with use_sim_time); BenchmarkError if the clock stalls."""
         start = self.now()
-        watch = _StallWatch(start, self.stall_timeout_s, "")
+        watch = StallWatch(start, self.stall_timeout_s, "")
         while self.now() - start < seconds:
             if self._stop.is_set():
                 raise QuitRequested("stopped")
@@ -360,7 +327,7 @@ class BenchmarkNode(ClosesOnDestroy, Node):
             self._waiting_next = False
 
     def _wait_end(self, t0: float, timeout_s: float) -> tuple[str, float]:
-        watch = _StallWatch(t0, self.stall_timeout_s, " during the trial")
+        watch = StallWatch(t0, self.stall_timeout_s, " during the trial")
         if not self.sim and self._keys is not None and self._keys.interactive:
             print(f"  s = success, f = failure, q = quit (or call {self.get_fully_qualified_name()}/label)",
                   flush=True)
@@ -398,26 +365,7 @@ class BenchmarkNode(ClosesOnDestroy, Node):
             return snapshot
 
     def _loop_record(self, base: dict[str, dict[str, str]]) -> dict[str, float]:
-        """This trial's loop and inference numbers from the newest /diagnostics (≤ 1 s old): counters as the
-        difference to the trial's start, percentiles over the nodes' windows (the last ~10 s of the loop, the last
-        500 inferences)."""
-        now = self._diag_snapshot()
-        ex, pol = now.get(EXECUTOR_STATUS, {}), now.get(POLICY_STATUS, {})
-        record: dict[str, float] = {}
-        for key in ("rate_hz", "period_error_p50_ms", "period_error_p99_ms", "period_error_max_ms",
-                    "max_switch_jump"):
-            if key in ex:
-                record[key] = _float(ex[key])
-        for key in ("latency_p50_ms", "latency_p95_ms", "latency_max_ms"):
-            if key in pol:
-                record[key] = _float(pol[key])
-        for key in COUNTERS:
-            source, before = (now[CHUNKS], base.get(CHUNKS, {})) if key == "inferences" else \
-                (ex, base.get(EXECUTOR_STATUS, {}))
-            if key in source:
-                end, start = _float(source[key]), _float(before.get(key, "0"))
-                record[key] = end - start if end >= start else end  # a restarted node counts from zero
-        return record
+        return loop_record(self._diag_snapshot(), base)
 
     # ------------------------------------------------------------------ autostart: this graph's one arm
     def _autorun(self) -> None:

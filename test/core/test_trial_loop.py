@@ -3,10 +3,12 @@ trials` share: counting, notes, and the three ways a run stops."""
 
 from __future__ import annotations
 
+import math
 from types import SimpleNamespace
 
+from corft_ros.core.trials.run import StopRun, run_trials
 from corft_ros.core.trials.stats import Trial
-from corft_ros.core.trials.trials import StopRun, run_trials, schedule
+from corft_ros.core.trials.trials import schedule
 
 
 def outcome(spec, result: str):
@@ -51,3 +53,18 @@ def test_the_operator_quitting_or_a_stop_request_ends_the_run_with_its_code():
     assert rc == 130 and len(trials) == 1 and "stopped by the operator after 1 of 3 trials" in notes[-1]
     rc, trials, notes, _, _ = run(["success", "success", "success"], stop_at=1)
     assert rc == 130 and len(trials) == 1 and notes == ["the node was shut down"]
+
+
+def test_loop_record_counts_the_trial_and_reads_the_windows():
+    from corft_ros.core.trials.run import CHUNKS, EXECUTOR_STATUS, POLICY_STATUS, loop_record
+
+    base = {EXECUTOR_STATUS: {"underruns": "3", "overruns": "1", "chunk_switches": "10"}, CHUNKS: {"inferences": "7"}}
+    now = {EXECUTOR_STATUS: {"underruns": "5", "overruns": "0", "chunk_switches": "30", "rate_hz": "100.0",
+                             "period_error_p99_ms": "0.8"},
+           POLICY_STATUS: {"latency_p50_ms": "12.5", "latency_max_ms": "bad"}, CHUNKS: {"inferences": "32"}}
+    record = loop_record(now, base)
+    assert record["underruns"] == 2 and record["chunk_switches"] == 20 and record["inferences"] == 25
+    assert record["overruns"] == 0  # a restarted executor counts from zero: its count, not a negative difference
+    assert record["rate_hz"] == 100.0 and record["latency_p50_ms"] == 12.5
+    assert math.isnan(record["latency_max_ms"])  # an unreadable value is nan, never a made-up number
+    assert loop_record({}, {}) == {}

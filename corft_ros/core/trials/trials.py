@@ -12,10 +12,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -127,52 +126,3 @@ def loop_summary(records: Sequence[Mapping[str, float]]) -> dict[str, float]:
         out[f"{key}_per_trial"] = float(arr.mean()) if arr.size else math.nan
     return out
 
-
-class StopRun(Exception):
-    """Raised by a trial runner to end the run early: `note` goes into the report, `rc` is the exit code."""
-
-    def __init__(self, note: str, rc: int = 1) -> None:
-        super().__init__(note)
-        self.note, self.rc = note, rc
-
-
-def run_trials(todo: Sequence[TrialSpec], trials: list, notes: list[str], run_one: Callable[[TrialSpec], Any],
-               counted: Callable[[TrialSpec, Any], None], say: Callable[[str], None], max_errors: int,
-               plan_size: int) -> int:
-    """The one trial loop of the benchmark (the node's autostart and `corft-ros bench trials`): run each planned
-    trial, count it (appended to `trials`, then `counted(spec, outcome)` rewrites the report), or note why it does
-    not count; stop when the operator quits, after `max_errors` trials in a row without a signal, or when
-    `run_one` raises StopRun. An outcome has `.trial` (None: not counted), `.quit` and `.error`. Why a trial did
-    not count goes into `notes` (the report's) as it happens. Returns the exit code: 0, 1 (errors), 130 (the
-    operator quit) or StopRun's."""
-    errors = 0
-    width = max((len(spec.arm) for spec in todo), default=0)
-    for spec in todo:
-        try:
-            outcome = run_one(spec)
-        except StopRun as stop:
-            notes.append(stop.note)
-            say(f"run stopped: {stop.note}")
-            return stop.rc
-        label = f"trial {spec.index + 1}/{plan_size} {spec.arm:>{width}} {spec.region:>6} seed {spec.seed:<4}"
-        if outcome.quit:
-            notes.append(f"stopped by the operator after {len(trials)} of {plan_size} trials "
-                         f"(trial {spec.index + 1} interrupted, not counted)")
-            say(f"{label}: the operator quit; stopping")
-            return 130
-        if outcome.trial is None:
-            errors += 1
-            notes.append(f"trial {spec.index + 1} ({spec.arm}, {spec.region}, seed {spec.seed}) not counted: "
-                         f"{outcome.error}")
-            say(f"{label}: not counted: {outcome.error}")
-            if errors >= max_errors:
-                notes.append(f"run stopped: {errors} trials in a row without a signal from the sim/robot")
-                say(f"error: {notes[-1]}")
-                return 1
-            continue
-        errors = 0
-        trials.append(outcome.trial)
-        counted(spec, outcome)
-        t = outcome.trial
-        say(f"{label} start ({t.start_x:.3f}, {t.start_y:.3f}): {t.end_reason:<8} {t.duration_s:6.2f} s")
-    return 0
