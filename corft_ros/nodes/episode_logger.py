@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import (
@@ -40,12 +40,15 @@ from corft_ros.core.episodes import (
 from corft_ros.core.episodes.recording import (
     is_sensor_topic,
 )
+from corft_ros.core.episodes.status import WriteRate, logger_status
 from corft_ros.core.episodes.typestore import normalize_msgtype
 from corft_ros.core.node_params.episode_logger import EpisodeLoggerParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._bagtypes import default_msg_search_paths, message_class, to_rosbags_qos
-from corft_ros.nodes._common import declare_params, run_node
+from corft_ros.nodes._common import declare_params, diagnostic_status, run_node
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE, SENSOR_RELIABLE
+
+_LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN}
 
 
 class EpisodeLoggerNode(Node):
@@ -95,7 +98,7 @@ class EpisodeLoggerNode(Node):
         self._latched: dict[str, bytes] = {}
         self._latched_in_episode: dict[str, bytes] = {}  # what this episode's bag already holds per latched topic
         self._errors = 0
-        self._last_bytes = (time.monotonic(), 0)
+        self._write_rate = WriteRate(time.monotonic())
 
         self._sub_group = ReentrantCallbackGroup()
         self._srv_group = MutuallyExclusiveCallbackGroup()
@@ -403,42 +406,16 @@ class EpisodeLoggerNode(Node):
 
     def _publish_diagnostics(self) -> None:
         writer = self._writer
-        now = time.monotonic()
-        values: dict[str, str] = {"state": "recording" if writer else "idle", "errors": str(self._errors)}
-        level = DiagnosticStatus.OK
-        message = "idle"
+        stats = writer.stats() if writer is not None else None
+        free = None
         with contextlib.suppress(OSError):
-            values["free_bytes"] = str(free_bytes(self.output_dir))
-        if writer is not None:
-            s = writer.stats()
-            t0, b0 = self._last_bytes
-            rate = (s.bytes - b0) / max(now - t0, 1e-6) if b0 <= s.bytes else 0.0
-            self._last_bytes = (now, s.bytes)
-            values.update(
-                episode=writer.episode_dir.name, messages=str(s.messages), bytes=str(s.bytes),
-                dropped=str(s.dropped), queue_messages=str(s.queue_messages), queue_bytes=str(s.queue_bytes),
-                write_mb_s=f"{rate / 1e6:.2f}", chunks_flushed=str(s.chunks_flushed),
-            )
-            for topic, ts in s.topics.items():
-                values[f"count {topic}"] = str(ts.count)
-                if ts.dropped:
-                    values[f"dropped {topic}"] = str(ts.dropped)
-            message = f"recording {writer.episode_dir.name}"
-            if s.dropped or self._missing_reported:
-                level = DiagnosticStatus.WARN
-                message += f" ({s.dropped} dropped, {len(self._missing_reported)} topics missing)"
-        else:
-            self._last_bytes = (now, 0)
-        if self._missing_reported:
-            values["missing_topics"] = ",".join(sorted(self._missing_reported))
-        unresolved = [t for t in self.topics if t not in self._subscribed]
-        if unresolved:
-            values["unresolved_topics"] = ",".join(unresolved)
-        status = DiagnosticStatus(
-            level=level, name="corft_ros: episode_logger", message=message, hardware_id=self.robot.name,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()],
-        )
-        array = DiagnosticArray(status=[status])
+            free = free_bytes(self.output_dir)
+        rate = self._write_rate.update(time.monotonic(), stats.bytes if stats is not None else None)
+        level, message, values = logger_status(
+            stats, writer.episode_dir.name if writer is not None else "", self._errors, free, rate,
+            self._missing_reported, [t for t in self.topics if t not in self._subscribed])
+        array = DiagnosticArray(status=[diagnostic_status("corft_ros: episode_logger", self.robot.name,
+                                                          _LEVELS[level], message, values)])
         array.header.stamp = self.get_clock().now().to_msg()
         self.diag_pub.publish(array)
 
