@@ -41,13 +41,15 @@ def _robot_present(seconds: float = 2.0) -> bool:
     """True when something already publishes /joint_states (a real arm or another sim)."""
     import rclpy
 
+    from corft_ros.core import topics
+
     context = rclpy.Context()
     rclpy.init(context=context)
     try:
         node = rclpy.create_node("record_probe", context=context)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if node.count_publishers("/joint_states"):
+            if node.count_publishers(topics.JOINT_STATES):
                 return True
             time.sleep(0.1)
         return False

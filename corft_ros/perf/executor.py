@@ -164,12 +164,13 @@ def build_load(context, load: tuple[str, ...], workdir, stop: threading.Event) -
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
+    from corft_ros.core import topics
     from corft_ros.core.robot import load_robot_config
 
     robot = load_robot_config()
     home = robot.home_array
     feeder = Node("bench_feeder", context=context)
-    js_pub = feeder.create_publisher(JointState, "/joint_states", 10)
+    js_pub = feeder.create_publisher(JointState, topics.JOINT_STATES, 10)
 
     def publish_state() -> None:  # a robot's joint_state_broadcaster
         msg = JointState(name=robot.joint_names, position=home.tolist())

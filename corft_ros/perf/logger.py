@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from corft_ros.perf._logger_child import JOINT_STATES
+
 
 def register(benches: argparse._SubParsersAction) -> None:
     bench = benches.add_parser("logger", help="episode_logger throughput: drops at the nominal load, max rate")
@@ -44,66 +46,6 @@ def cmd_bench_logger(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- logger benchmark
-_PUBLISHER = """
-import json, sys, time
-import rclpy
-from rclpy.qos import qos_profile_sensor_data, qos_profile_system_default
-from sensor_msgs.msg import Image, JointState
-cfg = json.loads(sys.argv[1])
-rclpy.init()
-node = rclpy.create_node("bench_publisher")
-pubs, msgs, periods = {}, {}, {}
-w, h = cfg["width"], cfg["height"]
-for topic, rate in cfg["rates"].items():
-    if topic == "/joint_states":
-        # depth 0: joint_state_broadcaster's rclcpp::SystemDefaultsQoS() (reliable, keep-last, middleware depth)
-        js_qos = cfg["js_depth"] or qos_profile_system_default
-        pubs[topic] = node.create_publisher(JointState, topic, js_qos)
-        m = JointState(name=[f"j{i}" for i in range(7)], position=[0.0] * 7, velocity=[0.0] * 7, effort=[0.0] * 7)
-    else:
-        # usb_cam's default is reliable, depth 100; best_effort is SensorDataQoS.
-        qos = 100 if cfg["image_qos"] == "reliable" else qos_profile_sensor_data
-        pubs[topic] = node.create_publisher(Image, topic, qos)
-        m = Image(height=h, width=w, encoding="rgb8", step=3 * w)
-        m.data = bytes(range(256)) * (h * w * 3 // 256) + bytes(h * w * 3 % 256)
-    msgs[topic] = m
-    periods[topic] = 1.0 / rate if rate > 0 else 0.0
-deadline = time.monotonic() + 20
-while any(p.get_subscription_count() < cfg["subscribers"] for p in pubs.values()):
-    if time.monotonic() > deadline:
-        print(json.dumps({"error": "no subscriber"}), flush=True)
-        sys.exit(1)
-    time.sleep(0.01)
-time.sleep(cfg["warmup"])
-counts = {t: 0 for t in pubs}
-failed = {t: 0 for t in pubs}
-start = time.monotonic()
-nxt = {t: start for t in pubs}
-end = start + cfg["seconds"]
-while True:
-    now = time.monotonic()
-    if now >= end:
-        break
-    topic = min(nxt, key=nxt.get)
-    if nxt[topic] > now:
-        time.sleep(min(nxt[topic] - now, end - now))
-        continue
-    m = msgs[topic]
-    ns = time.time_ns()
-    m.header.stamp.sec, m.header.stamp.nanosec = ns // 10**9, ns % 10**9
-    try:
-        pubs[topic].publish(m)
-        counts[topic] += 1
-    except Exception:  # a reliable writer whose history is full (reader too slow): a lost frame
-        failed[topic] += 1
-    # Fixed schedule (no drift); a flood (period 0) publishes back to back.
-    nxt[topic] = max(nxt[topic] + periods[topic], now - 0.05) if periods[topic] else now
-elapsed = time.monotonic() - start
-print(json.dumps({"counts": counts, "failed": failed, "elapsed": elapsed}), flush=True)
-time.sleep(3.0)  # stay up for reliable resends (a real camera or robot does not exit after its last frame)
-"""
-
-
 def _publish(
     rates: dict[str, float], seconds: float, width: int, height: int, subscribers: int = 1, image_qos: str = "reliable",
     warmup: float = 1.5, js_depth: int = 0,
@@ -116,8 +58,8 @@ def _publish(
     for topic, rate in rates.items():
         cfg = {"rates": {topic: rate}, "seconds": seconds, "width": width, "height": height,
                "subscribers": subscribers, "image_qos": image_qos, "warmup": warmup, "js_depth": js_depth}
-        procs[topic] = subprocess.Popen([sys.executable, "-c", _PUBLISHER, json.dumps(cfg)], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True)
+        procs[topic] = subprocess.Popen([sys.executable, "-m", "corft_ros.perf._logger_child", json.dumps(cfg)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     result: dict = {"counts": {}, "failed": {}, "elapsed": 0.0}
     problems = []
     for topic, proc in procs.items():
@@ -272,7 +214,7 @@ def run_bench(args: argparse.Namespace) -> dict:
         # 1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz, --runs times (--hog busy processes beside).
         runs = []
         for run in range(args.runs):
-            nominal = with_logger(cams + ["/joint_states"], {cams[0]: 30.0, cams[1]: 30.0, "/joint_states": 500.0},
+            nominal = with_logger(cams + [JOINT_STATES], {cams[0]: 30.0, cams[1]: 30.0, JOINT_STATES: 500.0},
                                   args.seconds)
             t = nominal["topics"]
             runs.append({

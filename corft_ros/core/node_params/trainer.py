@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from corft_ros.core.params import param
+from corft_ros.core.params import flatten, param
 
 
 @dataclass
@@ -37,24 +37,14 @@ def default_parameters() -> dict:
     from corft_ros.core.policy.config import PolicyConfig
     from corft_ros.core.rl.trainer import TrainConfig
 
-    flat: dict = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(f"{prefix}{k}.", v)
-            return
-        name = prefix[:-1]
-        if value is None:
-            value = 0.0 if name.endswith("rate_hz") else ""
-        if isinstance(value, tuple):
-            value = list(value)
-        flat[name] = value
-
     data = asdict(TrainConfig())
     data.pop("policy")
     data["rewards"].pop("gamma")  # the discount is corft.gamma (one value for rewards and TD targets)
-    walk("", data)
+    flat = {}
+    for name, value in flatten(data).items():  # ROS-typable: no None, no tuple
+        if value is None:
+            value = 0.0 if name.endswith("rate_hz") else ""
+        flat[name] = list(value) if isinstance(value, tuple) else value
     defaults = {f.name: f.default for f in fields(PolicyConfig) if f.name in POLICY_KEYS}
     defaults["cnn_channels"] = PolicyConfig(joint_names=["j"]).cnn_channels
     for key in POLICY_KEYS:
