@@ -35,6 +35,7 @@ from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.node_params.policy import PolicyParams
 from corft_ros.core.paths import models_dir
 from corft_ros.core.policy.config import executed_prefix
+from corft_ros.core.policy.inputs import input_problem
 from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
@@ -254,39 +255,29 @@ class PolicyNode(ClosesOnDestroy, Node):
             joint_stamps = dict(self._joint_stamps)
             joint_error = self.input_errors.get("joints")
             self.missing_joints = missing
-        if instruction is None:
-            if "instruction" in self.input_errors:
-                self._set_problem(f"no usable instruction: {self.input_errors['instruction'][0]}",
-                                  DiagnosticStatus.ERROR, "skipped_missing_input")
-            else:
-                self._set_problem(f"waiting for an instruction on {self.instruction_topic}", DiagnosticStatus.WARN,
-                                  "skipped_missing_input", warn=True)
-            return False
-        if snapshot is None:
-            if joint_error is not None and time.monotonic() - joint_error[1] < max(2.0, self.max_age):
-                self._set_problem(f"no usable joint states: {joint_error[0]}", DiagnosticStatus.ERROR,
-                                  "skipped_missing_input")
-            else:
-                def why(name: str) -> str:
-                    if name in never:
-                        return f"{name} (never received)"
-                    return f"{name} ({now - stamp_to_sec(joint_stamps[name]):.2f}s old)"
-
-                self._set_problem(f"joints missing on {self.joint_topic}: {', '.join(why(j) for j in missing)}",
-                                  DiagnosticStatus.WARN, "skipped_missing_input", warn=True)
+        recent_joint_error = (joint_error[0] if joint_error is not None
+                              and time.monotonic() - joint_error[1] < max(2.0, self.max_age) else None)
+        problem = input_problem(
+            now, self.max_age, instruction=instruction, instruction_error=(self.input_errors.get("instruction")
+                                                                           or (None,))[0],
+            instruction_topic=self.instruction_topic, joints_ok=snapshot is not None, missing_joints=missing,
+            never_received=never, joint_stamps={j: stamp_to_sec(t) for j, t in joint_stamps.items()},
+            joint_error=recent_joint_error, joint_topic=self.joint_topic,
+            camera_stamps={c: stamp_to_sec(images[c].stamp) if c in images else None for c in self.cameras},
+            camera_topics=self.camera_topics)
+        if problem is not None:
+            if problem.camera:
+                with self._lock:
+                    self.missing_camera[problem.camera] += 1
+            error = problem.level == "error"
+            self._set_problem(problem.message, DiagnosticStatus.ERROR if error else DiagnosticStatus.WARN,
+                              "skipped_missing_input", warn=not error)
             return False
         stamps = [max(joint_stamps.values(), key=stamp_to_sec)]  # == snapshot.newest, as the exact Time
         oldest = snapshot.oldest
         rgb: dict[str, np.ndarray] = {}
         for name in self.cameras:
-            item = images.get(name)
-            if item is None or now - stamp_to_sec(item.stamp) > self.max_age:
-                why = "no image yet" if item is None else f"image is {now - stamp_to_sec(item.stamp):.2f}s old"
-                with self._lock:
-                    self.missing_camera[name] += 1
-                self._set_problem(f"camera '{name}' missing ({why} on {self.camera_topics[name]})",
-                                  DiagnosticStatus.WARN, "skipped_missing_input", warn=True)
-                return False
+            item = images[name]
             try:
                 rgb[name] = self._rgb(name, item.value)
             except ImageError as exc:
