@@ -122,12 +122,13 @@ def run_record(args: argparse.Namespace) -> int:
 
 def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done_before: int, shutil) -> int:
     import rclpy
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Bool, String
     from std_srvs.srv import Trigger
 
+    from corft_ros.core import topics
     from corft_ros.core.robot import ConfigError
     from corft_ros.nodes.compose import ComposedGraph
+    from corft_ros.nodes.qos import LATCHED, RELIABLE
 
     print(f"record: {'sim' if sim else 'robot'}, source {source}, task {task!r} -> {out}")
     try:
@@ -139,10 +140,10 @@ def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done
     teleop = composed.nodes["teleop"]
     helper = rclpy.create_node("record_cli", context=composed.context)
     success = {"value": False}
-    helper.create_subscription(Bool, "/sim/success", lambda m: success.__setitem__("value", bool(m.data)), 10)
-    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-    helper.create_publisher(String, "/corft/instruction", latched).publish(String(data=task))
-    reset = helper.create_client(Trigger, "/sim/reset")
+    helper.create_subscription(Bool, topics.SIM_SUCCESS, lambda m: success.__setitem__("value", bool(m.data)),
+                               RELIABLE)
+    helper.create_publisher(String, topics.INSTRUCTION, LATCHED).publish(String(data=task))
+    reset = helper.create_client(Trigger, topics.SIM_RESET)
     composed.executor.add_node(helper)
     from corft_ros.core.terminal import TerminalKeys
 

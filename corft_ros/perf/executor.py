@@ -158,7 +158,7 @@ def build_load(context, load: tuple[str, ...], workdir, stop: threading.Event) -
     from builtin_interfaces.msg import Duration
     from rclpy.node import Node
     from rclpy.parameter import Parameter
-    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
     from std_msgs.msg import String
     from std_srvs.srv import Trigger
@@ -166,6 +166,7 @@ def build_load(context, load: tuple[str, ...], workdir, stop: threading.Event) -
 
     from corft_ros.core import topics
     from corft_ros.core.robot import load_robot_config
+    from corft_ros.nodes.qos import LATCHED, RELIABLE
 
     robot = load_robot_config()
     home = robot.home_array
@@ -192,10 +193,9 @@ def build_load(context, load: tuple[str, ...], workdir, stop: threading.Event) -
         logger = EpisodeLoggerNode(context=context, parameter_overrides=[
             Parameter("output_dir", value=str(workdir / "episodes"))])
         nodes += [policy, logger]
-        instruction_pub = feeder.create_publisher(String, "/corft/instruction", QoSProfile(
-            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        instruction_pub = feeder.create_publisher(String, topics.INSTRUCTION, LATCHED)
         instruction_pub.publish(String(data=BENCH_INSTRUCTION))
-        camera_pubs = [feeder.create_publisher(Image, f"/camera/{name}/image_raw", qos_profile_sensor_data)
+        camera_pubs = [feeder.create_publisher(Image, topics.camera_image(name), qos_profile_sensor_data)
                        for name in policy.cameras]
         pixels = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3), dtype=np.uint8).tobytes()
 
@@ -207,9 +207,9 @@ def build_load(context, load: tuple[str, ...], workdir, stop: threading.Event) -
                 pub.publish(msg)
 
         feeder.create_timer(0.1, publish_cameras)
-        extra["episode_client"] = feeder.create_client(Trigger, "/corft/episode/start")
+        extra["episode_client"] = feeder.create_client(Trigger, topics.EPISODE_START)
     else:
-        chunk_pub = feeder.create_publisher(JointTrajectory, "/corft/action_chunk", 10)
+        chunk_pub = feeder.create_publisher(JointTrajectory, topics.ACTION_CHUNK, RELIABLE)
 
         def publish_chunk() -> None:
             now = feeder.get_clock().now()

@@ -103,11 +103,12 @@ def run_bench(args: argparse.Namespace) -> dict:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
+    from corft_ros.core.topics import camera_image, canonical
     from corft_ros.nodes._common import make_executor
     from corft_ros.nodes.episode_logger import EpisodeLoggerNode
     from corft_ros.nodes.qos import SENSOR_RELIABLE
 
-    cams = ["/camera/front/image_raw", "/camera/wrist/image_raw"]
+    cams = [canonical(camera_image(name)) for name in ("front", "wrist")]
     w, h = args.width, args.height
     image_bytes = w * h * 3
     out_root = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="corft_bench_logger_"))

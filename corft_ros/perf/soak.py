@@ -21,6 +21,9 @@ import threading
 import time
 from pathlib import Path
 
+from corft_ros.core import topics as topic_names
+from corft_ros.core.topics import canonical
+
 DEPLOY_GRAPH = "deploy"
 
 
@@ -86,11 +89,11 @@ class _Driver:
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from rclpy.node import Node
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
         from std_msgs.msg import Float64MultiArray
         from trajectory_msgs.msg import JointTrajectory
 
         from corft_ros.nodes._common import make_executor
+        from corft_ros.nodes.qos import RECORDED
 
         self.np = np
         self.context = rclpy.Context()
@@ -106,11 +109,10 @@ class _Driver:
         self.p99_max = 0.0
         self.max_period_error = 0.0
         self.rtf: list[float] = []  # the sim's real-time factor, one per diagnostic (1 Hz)
-        reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
-        self.node.create_subscription(Float64MultiArray, "/forward_position_controller/commands", self._on_command,
-                                      reliable)
-        self.node.create_subscription(JointTrajectory, "/corft/action_chunk", self._on_chunk, reliable)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, reliable)
+        commands = topic_names.controller_commands(topic_names.FORWARD_CONTROLLER)
+        self.node.create_subscription(Float64MultiArray, commands, self._on_command, RECORDED)
+        self.node.create_subscription(JointTrajectory, topic_names.ACTION_CHUNK, self._on_chunk, RECORDED)
+        self.node.create_subscription(DiagnosticArray, topic_names.DIAGNOSTICS, self._on_diagnostics, RECORDED)
         self.executor = make_executor(self.context, threads=2)
         self.executor.add_node(self.node)
         self._stop = threading.Event()
@@ -243,10 +245,10 @@ def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float,
             samples.append(row)
 
         while time.monotonic() < end:
-            reply = driver.call(Trigger, "/sim/reset", Trigger.Request())
+            reply = driver.call(Trigger, topic_names.SIM_RESET, Trigger.Request())
             if not reply.success:
                 problems.append(f"reset refused: {reply.message}")
-            reply = driver.call(Trigger, "/corft/episode/start", Trigger.Request())
+            reply = driver.call(Trigger, topic_names.EPISODE_START, Trigger.Request())
             if not reply.success:
                 problems.append(f"episode start refused: {reply.message}")
                 break
@@ -261,7 +263,7 @@ def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float,
                     raise RuntimeError(f"node {dead[0]} died (exit {procs[dead[0]].returncode}; "
                                        f"log: {logs / (dead[0] + '.log')})")
                 time.sleep(min(0.2, max(0.0, episode_end - time.monotonic())))
-            reply = driver.call(Trigger, "/corft/episode/stop", Trigger.Request())
+            reply = driver.call(Trigger, topic_names.EPISODE_STOP, Trigger.Request())
             if not reply.success:
                 problems.append(f"episode stop: {reply.message}")
             try:
@@ -271,7 +273,7 @@ def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float,
                     "episode": folder.name, "status": meta.get("status"),
                     "messages": sum(int(t.get("count", 0)) for t in topics.values()),
                     "dropped": sum(int(t.get("dropped", 0)) for t in topics.values()),
-                    "chunks": int((topics.get("/corft/action_chunk") or {}).get("count", 0)),
+                    "chunks": int((topics.get(canonical(topic_names.ACTION_CHUNK)) or {}).get("count", 0)),
                 })
             except Exception as exc:  # a broken episode is a finding, not a crash of the soak
                 problems.append(f"{folder}: metadata unreadable: {exc}")

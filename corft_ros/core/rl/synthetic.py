@@ -12,7 +12,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from corft_ros.core import topics
+from corft_ros.core.rl.config import FORWARD_COMMANDS
 from corft_ros.core.robot import RobotConfig
+from corft_ros.core.topics import canonical
 
 
 @dataclass
@@ -26,7 +29,7 @@ class SyntheticEpisode:
     camera_fps: float = 30.0
     joint_state_hz: float = 100.0
     command_hz: float = 50.0
-    command_topic: str = "/forward_position_controller/commands"  # or /arm_controller/joint_trajectory
+    command_topic: str = FORWARD_COMMANDS  # or TRAJECTORY_COMMANDS
     storage: str = "mcap"  # or "sqlite3"
     start_ns: int = 1_700_000_000_000_000_000
     drop_frames: tuple[int, ...] = ()  # frame indices (camera 0) not written: simulated drops
@@ -89,7 +92,7 @@ def episode_messages(robot: RobotConfig, ep: SyntheticEpisode) -> list[tuple[int
         return Time(sec=int(ns // 1_000_000_000), nanosec=int(ns % 1_000_000_000))
 
     events: list[tuple[int, str, str, object]] = []
-    cam_topics = {c: f"/camera/{c}/image_raw" for c in ep.cameras}
+    cam_topics = {c: canonical(topics.camera_image(c)) for c in ep.cameras}
     n_frames = int(ep.duration_s * ep.camera_fps) + 1
     lag = 0.05
     for ci, cam in enumerate(ep.cameras):
@@ -119,7 +122,7 @@ def episode_messages(robot: RobotConfig, ep: SyntheticEpisode) -> list[tuple[int
             position=q[order].astype(np.float64),
             velocity=np.zeros(0), effort=np.zeros(0),
         )
-        events.append((ns + 1_000_000, "/joint_states", "sensor_msgs/msg/JointState", msg))
+        events.append((ns + 1_000_000, canonical(topics.JOINT_STATES), "sensor_msgs/msg/JointState", msg))
     n_cmd = int(ep.duration_s * ep.command_hz) + 1
     trajectory = ep.command_topic.endswith("joint_trajectory")
     for i in range(n_cmd):
