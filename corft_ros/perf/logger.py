@@ -248,29 +248,40 @@ def run_bench(args: argparse.Namespace) -> dict:
         # 3. The same paced rates through a bare raw subscriber and through the logger, rate by rate
         # (x1.15 per step): each one's highest rate with nothing lost. Paced, not flooded, because a flooding
         # publisher takes a whole core from the subscriber it measures.
+        # A step with a loss is tried once more: a single sporadic loss (measured: one frame, at ~280/s, for the bare
+        # subscriber as for the logger, on tmpfs as on disk) must not end a contestant's ramp; two in a row do.
         steps = []
         best = {"bare": 0.0, "logger": 0.0}
         alive = {"bare": True, "logger": True}
+        sporadic: dict[str, list[float]] = {"bare": [], "logger": []}
         rate = 60.0
+
+        def attempt(who: str, rate: float) -> tuple[int, float]:
+            if who == "bare":
+                r = bare(cams[0], args.ramp_seconds, rate)
+                return r["published"] - r["received"], r["published"] / r["elapsed"]
+            out = with_logger([cams[0]], {cams[0]: rate}, args.ramp_seconds)
+            r = out["topics"][cams[0]]
+            return r["published"] - r["recorded"], r["published"] / out["elapsed"]
+
         while any(alive.values()) and rate <= 5000:
             step: dict = {"target_per_s": round(rate, 1)}
             for who in ("bare", "logger"):
                 if not alive[who]:
                     continue
-                if who == "bare":
-                    r = bare(cams[0], args.ramp_seconds, rate)
-                    lost, achieved = r["published"] - r["received"], r["published"] / r["elapsed"]
-                else:
-                    out = with_logger([cams[0]], {cams[0]: rate}, args.ramp_seconds)
-                    r = out["topics"][cams[0]]
-                    lost, achieved = r["published"] - r["recorded"], r["published"] / out["elapsed"]
+                lost, achieved = attempt(who, rate)
                 step[who] = {"published_per_s": round(achieved, 1), "lost": lost}
-                if lost == 0:
-                    best[who] = max(best[who], achieved)
-                else:
-                    alive[who] = False
+                if lost:
+                    retry_lost, achieved = attempt(who, rate)
+                    step[who]["retry"] = {"published_per_s": round(achieved, 1), "lost": retry_lost}
+                    if retry_lost:
+                        alive[who] = False
+                        continue
+                    sporadic[who].append(round(rate, 1))
+                best[who] = max(best[who], achieved)
             steps.append(step)
             rate *= 1.15
+        result["sporadic_losses_at_per_s"] = sporadic
         result["ramp"] = steps
         result["bare_max_zero_drop_images_per_s"] = round(best["bare"], 1)
         result["max_zero_drop_images_per_s"] = round(best["logger"], 1)

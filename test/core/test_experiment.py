@@ -89,6 +89,7 @@ def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> Non
     assert data["arms"]["il"]["seen"]["cycle_time_mean_s"] == 9.0 and data["default_model"] == "corft_r2"
     p = {(t["compare"], t["region"]): t["p"] for t in data["fisher"]}
     assert p[("corft_r2 vs il", "seen")] == fisher_p(35, 50, 20, 50) < 0.01
+    assert p[("il_bc vs il", "seen")] == fisher_p(22, 50, 20, 50)  # what more supervised steps alone do
     md = (out / "experiment.md").read_text()
     assert "**corft_r2**" in md and "| 4000 | 9/20 | 8.50 |" in md and "| 1 | il | 50 | 21 | 9.10 | 100 (70) |" in md
     assert (out / "il_curve.png").is_file() and (out / "rounds.png").is_file()

@@ -150,11 +150,13 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
     candidate = corft[-1] if corft else None
     chosen = best_arm(rows)
     tests = []
-    for other in ("il", "il_bc"):
+    # CO-RFT against IL and the control arm; the control against IL too (what more supervised steps alone do)
+    pairs = [(candidate, other) for other in ("il", "il_bc") if candidate] + [("il_bc", "il")]
+    for first, other in pairs:
         for region in ("seen", "unseen"):
-            if candidate and other in rows and region in rows[other] and region in rows[candidate]:
-                a, b = rows[candidate][region], rows[other][region]
-                tests.append({"compare": f"{candidate} vs {other}", "region": region,
+            if first in rows and other in rows and region in rows[other] and region in rows[first]:
+                a, b = rows[first][region], rows[other][region]
+                tests.append({"compare": f"{first} vs {other}", "region": region,
                               "p": fisher_p(a["successes"], a["trials"], b["successes"], b["trials"])})
     goal_rows = goals(summary, "il", candidate, "seen") if candidate else []
     il_log = log.get("il") or {}
@@ -184,7 +186,8 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         "",
         "## Against the paper's real-robot numbers",
         "",
-        *goals_table(goal_rows),
+        *(goals_table(goal_rows) if goal_rows else
+          ["No CO-RFT arm in this run (`--rounds 0`): the paper's goals are not measured here."]),
         "",
         f"`models/default` is the best measured arm: **{chosen}** (most seen successes, then unseen, then cycle "
         "time).",
