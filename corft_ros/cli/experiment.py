@@ -54,8 +54,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=20.0, help="time limit of a trial, s of sim time (default 20)")
     p.add_argument("--il-steps", type=int, default=20000, help="most IL gradient steps (default 20000)")
     p.add_argument("--il-screen-every", type=int, default=2000, help="IL checkpoint screened every N steps")
-    p.add_argument("--il-patience", type=int, default=2,
-                   help="IL stops after this many screens without a new best (default 2)")
+    p.add_argument("--il-patience", type=int, default=3,
+                   help="IL stops after this many screens without a new best (default 3: a 20-trial screen is noisy)")
     p.add_argument("--screen-trials", type=int, default=20, help="ROS-free trials per IL checkpoint (default 20)")
     p.add_argument("--rl-steps", type=int, default=0, help="CO-RFT steps per round (0: config/train.yaml's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
