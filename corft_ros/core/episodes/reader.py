@@ -85,9 +85,10 @@ def _mcap_closed(file: Path) -> bool:
 
 
 def bag_is_intact(path: str | Path) -> bool:
+    """The writer closed the bag: metadata.yaml, a data file, and every MCAP file with its footer."""
     bag = bag_dir_of(path)
-    files = mcap_files(bag)
-    return (bag / "metadata.yaml").is_file() and bool(files) and all(_mcap_closed(f) for f in files)
+    return ((bag / "metadata.yaml").is_file() and bool(data_files(bag))
+            and all(_mcap_closed(f) for f in mcap_files(bag)))
 
 
 def load_episode_metadata(path: str | Path) -> dict[str, Any]:
@@ -123,17 +124,21 @@ class EpisodeBag:
 
     `canonical`: topics as they would be named without the recording graph's namespace ('/left/joint_states'
     recorded under '/left' reads as '/joint_states'), so a namespaced arm's episodes train like any other.
-    `require_intact`: refuse a bag whose recording was interrupted instead of reading what survived."""
+    `require_intact`: refuse a bag whose recording was interrupted instead of reading what survived.
+    `metadata`: the bag's `training_metadata` when the caller has it already (else it is read for the namespace)."""
 
-    def __init__(self, path: str | Path, canonical_names: bool = False, require_intact: bool = False) -> None:
+    def __init__(self, path: str | Path, canonical_names: bool = False, require_intact: bool = False,
+                 metadata: dict | None = None) -> None:
         self.bag = bag_dir_of(path)
         if not self.bag.is_dir() or not data_files(self.bag):
             raise EpisodeReadError(f"{self.bag}: no .mcap or .db3 data file")
-        self.intact = (self.bag / "metadata.yaml").is_file() and all(_mcap_closed(f) for f in mcap_files(self.bag))
+        self.intact = bag_is_intact(self.bag)
         if not self.intact and (require_intact or not mcap_files(self.bag)):
             raise EpisodeReadError(f"{self.bag}: the recording was interrupted (no metadata.yaml or no MCAP footer); "
                                    f"run `corft-ros bag repair {episode_dir_of(self.bag)}`")
-        namespace = str(training_metadata(self.bag).get("namespace") or "") if canonical_names else ""
+        if canonical_names and metadata is None:
+            metadata = training_metadata(self.bag)
+        namespace = str(metadata.get("namespace") or "") if canonical_names else ""
         self._reader = None
         if self.intact:
             from rosbags.rosbag2 import Reader

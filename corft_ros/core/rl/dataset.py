@@ -98,7 +98,8 @@ def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict 
         command_order = np.array([recorded_names.index(n) for n in names])
 
     workers = min(4, os.cpu_count() or 1)
-    with EpisodeBag(bag, canonical_names=True, require_intact=True) as reader, ThreadPoolExecutor(workers) as pool:
+    with EpisodeBag(bag, canonical_names=True, require_intact=True, metadata=meta) as reader, \
+            ThreadPoolExecutor(workers) as pool:
         return _build(bag, reader, pool, robot, cfg, command_order)
 
 
