@@ -1,4 +1,5 @@
-"""`corft-ros bag ls|info|repair`: list, inspect and repair recorded episodes."""
+"""`corft-ros bag ls|info|repair|export-lerobot|import-lerobot`: list, inspect, repair and convert recorded
+episodes."""
 
 from __future__ import annotations
 
@@ -24,6 +25,29 @@ def register(commands: argparse._SubParsersAction) -> None:
     repair.add_argument("--all", action="store_true", help="repair every episode under the given folders")
     repair.add_argument("--force", action="store_true", help="rewrite even bags that look intact")
     repair.set_defaults(func=cmd_bag_repair)
+    export = sub.add_parser("export-lerobot", help="episodes -> a LeRobotDataset (format v2.1), frames at the "
+                                                   "trainer's ticks")
+    export.add_argument("episodes", help="episodes folder (demos and/or logged rollouts), or one episode")
+    export.add_argument("--output", required=True, help="dataset folder to create (must not exist or be empty)")
+    export.add_argument("--format", default="v2.1", help="dataset format: v2.1 (lerobot 0.3.x)")
+    export.add_argument("--fps", type=int, default=None, help="frames per second (default: robot.yaml's "
+                                                              "action_rate_hz)")
+    export.add_argument("--cameras", default="", help="comma-separated camera names (default: every recorded one)")
+    export.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="frame size (default: the cameras' own)")
+    export.add_argument("--video", default="lossless", choices=["lossless", "lerobot"],
+                        help="lossless: H.264 RGB, frames equal the bags' (default); lerobot: LeRobot's AV1 "
+                             "default, ~10x smaller, lossy")
+    export.add_argument("--robot-config", default="", help="robot.yaml (default: the package's)")
+    export.set_defaults(func=cmd_bag_export_lerobot)
+    imp = sub.add_parser("import-lerobot", help="a LeRobotDataset (v2.1) -> episodes the trainer reads")
+    imp.add_argument("dataset", help="LeRobotDataset folder (meta/info.json inside)")
+    imp.add_argument("--output", required=True, help="episodes folder (created if missing)")
+    imp.add_argument("--label", default="keep", choices=["keep", "success", "failure"],
+                     help="keep the dataset's success labels (unlabelled episodes count as demos: success), or "
+                          "mark every episode")
+    imp.add_argument("--robot-config", default="", help="robot.yaml (default: the package's)")
+    imp.set_defaults(func=cmd_bag_import_lerobot)
 
 
 def _fmt_duration(seconds: float | None) -> str:
@@ -130,3 +154,42 @@ def cmd_bag_repair(args: argparse.Namespace) -> int:
             print(f"error: {target}: {exc}", file=sys.stderr)
             rc = 1
     return rc
+
+
+def _robot(path: str):
+    from corft_ros.core.robot import load_robot_config
+
+    return load_robot_config(path or None)
+
+
+def cmd_bag_export_lerobot(args: argparse.Namespace) -> int:
+    from corft_ros.core.episodes import EpisodeReadError
+    from corft_ros.core.lerobot.export import export_dataset
+    from corft_ros.core.robot import ConfigError
+
+    if args.format != "v2.1":
+        print(f"error: --format {args.format}: only v2.1 is written (lerobot 0.3.x); lerobot 0.4 converts v2.1 to "
+              f"v3.0 with its own convert_dataset_v21_to_v30 script", file=sys.stderr)
+        return 2
+    cams = [c.strip() for c in args.cameras.split(",") if c.strip()] or None
+    try:
+        report = export_dataset(args.episodes, args.output, _robot(args.robot_config), fps=args.fps, cameras=cams,
+                                image_size=tuple(args.image_size) if args.image_size else None, quality=args.video)
+    except (EpisodeReadError, ConfigError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
+def cmd_bag_import_lerobot(args: argparse.Namespace) -> int:
+    from corft_ros.core.lerobot.importer import import_dataset
+    from corft_ros.core.robot import ConfigError
+
+    try:
+        report = import_dataset(args.dataset, args.output, _robot(args.robot_config), label=args.label)
+    except (ConfigError, ValueError, OSError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
