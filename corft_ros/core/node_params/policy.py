@@ -14,7 +14,10 @@ IMAGE_TRANSPORTS = ("raw", "compressed")
 class PolicyParams:
     robot_config: str = param("", "robot.yaml path ('' = bundled)")
     model_path: str = param("", "exported model directory ('' = models/default)")
-    backend: str = param("onnx", "inference backend", choices=("onnx", "torch"))
+    backend: str = param("onnx", "inference backend (lerobot: model_path is a LeRobot policy folder, served from "
+                                 "LeRobot's venv; docs/lerobot.md)", choices=("onnx", "torch", "lerobot"))
+    lerobot_python: str = param("", "backend lerobot: the interpreter of LeRobot's venv ('' = .venv-lerobot, "
+                                    "`make lerobot-env`)")
     rate_hz: float = param(10.0, "inferences per second (one chunk each)", above=0)
     best_of_n: int = param(0, "candidate chunks ranked by the critic (1 = off; 0 = what the model's policy.yaml "
                               "asks for: CO-RFT models rank, IL models don't)", min=0)

@@ -1,0 +1,77 @@
+"""Run by LeRobot's own interpreter (.venv-lerobot, `make lerobot-env`) for the interop tests; never imports
+corft_ros. Arrays go in and out as .npz files written and read without pickle.
+
+    load DATASET OUT.npz        LeRobotDataset(root=DATASET): counts, fps, feature shapes, every frame's values
+    make-act DATASET POLICY     a randomly initialised small ACT (features and stats from the dataset) -> save_pretrained
+    predict POLICY IN.npz OUT.npz   the policy's predict_action_chunk for each observation in IN.npz
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+
+
+def load(root: str, out: str) -> None:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("corft_ros/export", root=root)
+    arrays: dict[str, np.ndarray] = {}
+    items = [ds[i] for i in range(len(ds))]
+    for key in items[0]:
+        if key == "task":
+            continue
+        arrays[key] = np.stack([np.asarray(it[key]) for it in items])
+    summary = {"num_frames": ds.num_frames, "num_episodes": ds.num_episodes, "fps": ds.fps,
+               "camera_keys": ds.meta.camera_keys, "tasks": sorted({it["task"] for it in items}),
+               "features": {k: list(v["shape"]) for k, v in ds.features.items()},
+               "success": [ds.meta.episodes[i].get("success") for i in range(ds.num_episodes)]}
+    np.savez(out, summary=np.frombuffer(json.dumps(summary).encode(), np.uint8), **arrays)
+
+
+def make_act(root: str, policy_dir: str) -> None:
+    import torch
+    from lerobot.configs.types import FeatureType
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+    from lerobot.datasets.utils import dataset_to_policy_features
+    from lerobot.policies.act.configuration_act import ACTConfig
+    from lerobot.policies.act.modeling_act import ACTPolicy
+
+    torch.manual_seed(0)
+    meta = LeRobotDatasetMetadata("corft_ros/export", root=root)
+    feats = dataset_to_policy_features(meta.features)
+    cfg = ACTConfig(
+        input_features={k: f for k, f in feats.items() if f.type is not FeatureType.ACTION},
+        output_features={k: f for k, f in feats.items() if f.type is FeatureType.ACTION},
+        chunk_size=10, n_action_steps=10, dim_model=64, n_heads=2, dim_feedforward=128, n_encoder_layers=1,
+        n_decoder_layers=1, use_vae=False, pretrained_backbone_weights=None, device="cpu",
+    )
+    policy = ACTPolicy(cfg, dataset_stats=meta.stats)
+    policy.save_pretrained(policy_dir)
+
+
+def predict(policy_dir: str, inp: str, out: str) -> None:
+    import torch
+    from lerobot.policies.act.modeling_act import ACTPolicy
+
+    policy = ACTPolicy.from_pretrained(policy_dir)
+    policy.eval()
+    data = np.load(inp, allow_pickle=False)
+    n = len(data["observation.state"])
+    chunks = []
+    with torch.inference_mode():
+        for i in range(n):
+            batch = {k: torch.from_numpy(data[k][i:i + 1].copy()) for k in data.files}
+            chunks.append(policy.predict_action_chunk(batch)[0].numpy())
+    np.savez(out, action=np.stack(chunks))
+
+
+if __name__ == "__main__":
+    cmd, *args = sys.argv[1:]
+    {"load": load, "make-act": make_act, "predict": predict}[cmd](*args)
