@@ -24,7 +24,7 @@ endif
 VENV310 := .venv310
 STAMP310 := $(VENV310)/.installed
 
-.PHONY: demo test test-py310 bench lint experiment clean-venv
+.PHONY: demo test test-py310 bench lint experiment lerobot-env clean-venv
 
 $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,18 @@ test-py310:
 	@echo "test-py310: no python3.10 found (pyenv install 3.10, or make test PY310=/path/to/python3.10)" >&2; exit 1
 endif
 
+# LeRobot's own venv (torch 2.14.1; ours pins 2.13.0): the LeRobot interop tests and the policy node's lerobot
+# backend use it where it exists (docs/lerobot.md). Its video decoder (torchcodec) needs FFmpeg's shared libraries.
+VENVLR := .venv-lerobot
+STAMPLR := $(VENVLR)/.installed
+$(STAMPLR): requirements-lerobot.txt
+	@test -x $(VENVLR)/bin/python || $(PYTHON) -m venv $(VENVLR)
+	$(VENVLR)/bin/python -m pip install -q --no-cache-dir --upgrade pip==26.3
+	$(VENVLR)/bin/python -m pip install -q --no-cache-dir -r requirements-lerobot.txt
+	@touch $(STAMPLR)
+
+lerobot-env: $(STAMPLR)
+
 bench: $(STAMP)
 	$(BIN)/corft-ros bench all --json
 
@@ -70,4 +82,4 @@ experiment: $(STAMP)
 	$(BIN)/corft-ros experiment --output docs/results
 
 clean-venv:
-	rm -rf $(VENV) $(VENV310)
+	rm -rf $(VENV) $(VENV310) $(VENVLR)

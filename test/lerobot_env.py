@@ -2,7 +2,7 @@
 corft_ros. Arrays go in and out as .npz files written and read without pickle.
 
     load DATASET OUT.npz        LeRobotDataset(root=DATASET): counts, fps, feature shapes, every frame's values
-    make-act DATASET POLICY     a randomly initialised small ACT (features and stats from the dataset) -> save_pretrained
+    make-act DATASET POLICY     a randomly initialised small ACT (features, stats from the dataset), save_pretrained
     predict POLICY IN.npz OUT.npz   the policy's predict_action_chunk for each observation in IN.npz
 """
 

@@ -403,10 +403,12 @@ class PolicyNode(ClosesOnDestroy, Node):
         self.diag_pub.publish(array)
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
-        closer = getattr(self.runtime, "close", None)  # the lerobot backend's server process
+        # also for a node whose __init__ raised (the context destroys it at shutdown): only what exists
+        if hasattr(self, "_thread"):
+            self._stop.set()
+            if self._thread.is_alive() and self._thread is not threading.current_thread():
+                self._thread.join(timeout=5.0)
+        closer = getattr(getattr(self, "runtime", None), "close", None)  # the lerobot backend's server process
         if closer is not None:
             closer()
 

@@ -4,8 +4,8 @@ Each dataset frame k becomes, at t = start + k/fps, one `sensor_msgs/Image` (rgb
 `sensor_msgs/JointState` (observation.state by joint name) and one `std_msgs/Float64MultiArray` on the forward
 controller's command topic (action, robot.yaml order), written through `EpisodeWriter` with episode metadata
 (instruction = the task, the success label). The trainer reads them exactly as recorded episodes: at the same
-rate its ticks fall on the frames, so its dataset equals the exported one. `start` is the `start_ns` an export
-from corft_ros recorded, else a whole number of ticks.
+rate its ticks fall on the frames, so its dataset equals the exported one. `start` and the folder name are what an export
+from corft_ros recorded (so a round trip gives the same episodes back), else a whole second and a new name.
 """
 
 from __future__ import annotations
@@ -128,7 +128,9 @@ def import_dataset(
             source=str(origin.get("source") or "lerobot"), robot=robot.name, joint_names=list(robot.joint_names),
             extra={"lerobot": {"dataset": str(root), "episode_index": index}},
         )
-        folder = new_episode_dir(out, f"{task or 'episode'}-{index:06d}", start / 1e9)
+        name = str(origin.get("episode") or "")
+        folder = (out / name if name and "/" not in name and not (out / name).exists()
+                  else new_episode_dir(out, f"{task or 'episode'}-{index:06d}", start / 1e9))
         metadata.episode_id = folder.name
         now = [start]
         writer = EpisodeWriter(folder, metadata, clock_ns=lambda now=now: now[0], min_free_bytes=0)
