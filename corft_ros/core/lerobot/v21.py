@@ -131,9 +131,22 @@ def feature_stats(values: np.ndarray) -> dict[str, list]:
             "std": v.std(0).tolist(), "count": [int(v.shape[0])]}
 
 
+def sample_frames(frames: np.ndarray) -> np.ndarray:
+    """The frames LeRobot's compute_stats samples: ~T^0.75 of them (100..10000, all when fewer), evenly spaced,
+    each strided down to ~150 px when larger than 300 px (its sample_indices / auto_downsample_height_width)."""
+    n = len(frames)
+    k = min(n, max(100, min(int(n ** 0.75), 10000)))
+    picked = frames[np.round(np.linspace(0, n - 1, k)).astype(int)]
+    h, w = picked.shape[1:3]
+    if max(h, w) >= 300:
+        f = int(w / 150) if w > h else int(h / 150)
+        picked = picked[:, ::f, ::f]
+    return picked
+
+
 def image_stats(frames: np.ndarray) -> dict[str, list]:
-    """Per-channel stats in [0, 1], shaped (3, 1, 1) as LeRobot keeps them for images."""
-    x = frames.reshape(-1, 3).astype(np.float64) / 255.0
+    """Per-channel stats in [0, 1], shaped (3, 1, 1) as LeRobot keeps them for images (over its sample of frames)."""
+    x = sample_frames(frames).reshape(-1, 3).astype(np.float64) / 255.0
 
     def per_channel(v: np.ndarray) -> list:
         return [[[float(c)]] for c in v]
