@@ -4,8 +4,8 @@ Each dataset frame k becomes, at t = start + k/fps, one `sensor_msgs/Image` (rgb
 `sensor_msgs/JointState` (observation.state by joint name) and one `std_msgs/Float64MultiArray` on the forward
 controller's command topic (action, robot.yaml order), written through `EpisodeWriter` with episode metadata
 (instruction = the task, the success label). The trainer reads them exactly as recorded episodes: at the same
-rate its ticks fall on the frames, so its dataset equals the exported one. `start` and the folder name are what an export
-from corft_ros recorded (so a round trip gives the same episodes back), else a whole second and a new name.
+rate its ticks fall on the frames, so its dataset equals the exported one. `start` and the folder name are what an
+export from corft_ros recorded (so a round trip gives the same episodes back), else a whole second and a new name.
 """
 
 from __future__ import annotations
