@@ -3,6 +3,7 @@ corft_ros. Arrays go in and out as .npz files written and read without pickle.
 
     load DATASET OUT.npz        LeRobotDataset(root=DATASET): counts, fps, feature shapes, every frame's values
     make-act DATASET POLICY     a randomly initialised small ACT (features, stats from the dataset), save_pretrained
+    make-diffusion DATASET POLICY   the same for a small diffusion policy
     predict POLICY IN.npz OUT.npz   the policy's predict_action_chunk for each observation in IN.npz
 """
 
@@ -56,6 +57,26 @@ def make_act(root: str, policy_dir: str) -> None:
     policy.save_pretrained(policy_dir)
 
 
+def make_diffusion(root: str, policy_dir: str) -> None:
+    import torch
+    from lerobot.configs.types import FeatureType
+    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
+    from lerobot.datasets.utils import dataset_to_policy_features
+    from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+    from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
+
+    torch.manual_seed(0)
+    meta = LeRobotDatasetMetadata("corft_ros/export", root=root)
+    feats = dataset_to_policy_features(meta.features)
+    cfg = DiffusionConfig(
+        input_features={k: f for k, f in feats.items() if f.type is not FeatureType.ACTION},
+        output_features={k: f for k, f in feats.items() if f.type is FeatureType.ACTION},
+        crop_shape=None, down_dims=(32, 64), num_inference_steps=5, spatial_softmax_num_keypoints=8,
+        diffusion_step_embed_dim=32, device="cpu",
+    )
+    DiffusionPolicy(cfg, dataset_stats=meta.stats).save_pretrained(policy_dir)
+
+
 def predict(policy_dir: str, inp: str, out: str) -> None:
     import torch
     from lerobot.policies.act.modeling_act import ACTPolicy
@@ -74,4 +95,4 @@ def predict(policy_dir: str, inp: str, out: str) -> None:
 
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
-    {"load": load, "make-act": make_act, "predict": predict}[cmd](*args)
+    {"load": load, "make-act": make_act, "make-diffusion": make_diffusion, "predict": predict}[cmd](*args)

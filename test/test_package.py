@@ -29,9 +29,13 @@ def _package_xml():
     return root, {e.text.strip() for e in root if e.tag.endswith("depend")}
 
 
-def _imports() -> set[str]:
+# Runs in LeRobot's own venv (requirements-lerobot.txt), importing only the protocol module beside it.
+LEROBOT_SERVER = PACKAGE / "core" / "lerobot" / "serve.py"
+
+
+def _imports(paths=None) -> set[str]:
     found = set()
-    for path in PACKAGE.rglob("*.py"):
+    for path in paths or [p for p in PACKAGE.rglob("*.py") if p != LEROBOT_SERVER]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 found.update(alias.name.split(".")[0] for alias in node.names)
@@ -40,11 +44,11 @@ def _imports() -> set[str]:
     return found - {"corft_ros", "__future__"} - set(sys.stdlib_module_names)
 
 
-def _requirements() -> dict[str, str]:
+def _requirements(files=("requirements.txt", "constraints.txt")) -> dict[str, str]:
     """Pins of requirements.txt, plus constraints.txt for what a pinned package brings along (dm_control with
     ogbench, backports.zstd and lz4 with rosbags) and the code imports directly."""
     pins = {}
-    lines = (ROOT / "requirements.txt").read_text().splitlines() + (ROOT / "constraints.txt").read_text().splitlines()
+    lines = [line for f in files for line in (ROOT / f).read_text().splitlines()]
     for line in lines:
         line = line.split("#")[0].strip()
         if "==" in line:
@@ -116,3 +120,10 @@ def test_the_tests_mirror_the_package():
     assert sorted(p.name for p in tests.glob("test_*.py")) == ["test_harness.py", "test_package.py"]
     names = [p.name for p in tests.rglob("test_*.py")]
     assert len(names) == len(set(names)), "two test files share a name (pytest imports them by basename)"
+
+
+def test_the_lerobot_server_imports_only_what_lerobots_venv_pins():
+    pins = _requirements(("requirements-lerobot.txt",))
+    unpinned = sorted(m for m in _imports([LEROBOT_SERVER]) - {"protocol"} if m.lower() not in pins)
+    assert not unpinned, f"serve.py imports what requirements-lerobot.txt does not pin: {unpinned}"
+    assert "lerobot" in pins and (PACKAGE / "core" / "lerobot" / "protocol.py").is_file()

@@ -174,3 +174,27 @@ def test_the_server_script_runs_without_corft_ros(tmp_path):
         assert run.returncode != 0  # the venv it runs in really lacks the package
         run = subprocess.run([str(LEROBOT), str(script), "--help"], capture_output=True, text=True, timeout=60)
         assert run.returncode == 0 and "--policy" in run.stdout, run.stderr
+
+
+@needs_lerobot
+def test_a_diffusion_policy_serves_its_planned_steps(exported, tmp_path):
+    """Diffusion keeps an observation history: each request joins it and returns the n_action_steps just planned."""
+    from corft_ros.core.lerobot.client import LeRobotRuntime
+
+    run = subprocess.run([str(LEROBOT), str(ROOT / "test" / "lerobot_env.py"), "make-diffusion", str(exported),
+                          str(tmp_path / "policy")], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    runtime = LeRobotRuntime(tmp_path / "policy", ROBOT)
+    try:
+        assert runtime.config.policy_type == "diffusion" and runtime.chunk_size == 8
+        rng = np.random.default_rng(0)
+        images = {c: rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for c in ("front", "wrist")}
+        chunks = [runtime.predict(images, ROBOT.home_array, "push the cube") for _ in range(2)]
+        for chunk in chunks:
+            assert chunk.shape == (8, ROBOT.dof) and np.isfinite(chunk).all()
+        assert not np.array_equal(chunks[0], chunks[1])  # planned anew each time (a sample), not a queue's leftovers
+        with pytest.raises(ValueError, match="joint_state has 3 values"):
+            runtime.predict(images, [0.0, 0.0, 0.0], "")
+    finally:
+        runtime.close()
+    assert runtime._proc.poll() is not None  # the server went with its client

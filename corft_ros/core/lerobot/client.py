@@ -199,6 +199,9 @@ class LeRobotRuntime:
         """The absolute chunk [h, d] (float64): the LeRobot policy's predict_action_chunk for this observation."""
         _, out = self._call({"op": "predict", "task": instruction or ""}, self.inputs(images, joint_state))
         chunk = np.asarray(out["action"], dtype=np.float64).reshape(-1, self.config.action_dim)
+        if len(chunk) != self.config.chunk_size:
+            raise RuntimeError(f"LeRobot policy returned {len(chunk)} actions, its config says "
+                               f"{self.config.chunk_size}")
         if not np.isfinite(chunk).all():
             raise NonFiniteOutputError(f"lerobot model output contains NaN/Inf ({int((~np.isfinite(chunk)).sum())} "
                                        f"of {chunk.size} values)")

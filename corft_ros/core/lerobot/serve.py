@@ -7,7 +7,9 @@ socket in `protocol.py`'s format (JSON + raw arrays, no pickle):
     {"op": "info"}     -> policy type, chunk_size, input/output features, lerobot version
     {"op": "predict"}  with arrays observation.state [1, d] and observation.images.<cam> [1, 3, H, W] (float32,
                        images in [0, 1]) and field "task" -> array "action" [1, h, d]: the policy's own
-                       `predict_action_chunk` (its normalization included)
+                       `predict_action_chunk` (its normalization included); for a policy with an observation
+                       history (diffusion) its `select_action` with the action queue emptied first, i.e. this
+                       observation joins the history and the whole newly planned n_action_steps come back
 Errors in a request are answered as {"error": "..."}; the server keeps serving its one client and exits
 when that client closes the connection (or dies).
 """
@@ -35,15 +37,22 @@ def load_policy(path: Path, device: str):
     return policy, config["type"]
 
 
+def queued(policy) -> bool:
+    """A policy that keeps an observation history and plans from it (diffusion: `_queues`, n_obs_steps)."""
+    return isinstance(getattr(policy, "_queues", None), dict) and "action" in policy._queues
+
+
 def describe(policy, kind: str) -> dict:
     import lerobot
 
     cfg = policy.config
+    # a queue-based policy hands out n_action_steps of the horizon it plans; ACT-like ones their whole chunk
+    chunk = int(cfg.n_action_steps if queued(policy) else getattr(cfg, "chunk_size", 0) or cfg.n_action_steps)
 
     def feats(features) -> dict:
         return {k: {"type": str(getattr(f.type, "value", f.type)), "shape": list(f.shape)} for k, f in features.items()}
 
-    return {"type": kind, "chunk_size": int(getattr(cfg, "chunk_size", 0) or getattr(cfg, "horizon", 0)),
+    return {"type": kind, "chunk_size": chunk,
             "n_action_steps": int(getattr(cfg, "n_action_steps", 0)), "input_features": feats(cfg.input_features),
             "output_features": feats(cfg.output_features), "lerobot_version": lerobot.__version__}
 
@@ -54,7 +63,14 @@ def predict(policy, arrays: dict, task: str, device: str):
     batch = {k: torch.from_numpy(v.copy()).to(device) for k, v in arrays.items()}
     batch["task"] = [task]
     with torch.inference_mode():
-        actions = policy.predict_action_chunk(batch)
+        if queued(policy):
+            # LeRobot's own select_action, made to plan now: this observation joins the history (one per call),
+            # a fresh chunk is planned, and we hand out all of it instead of one action at a time
+            policy._queues["action"].clear()
+            first = policy.select_action(batch)
+            actions = torch.stack([first, *policy._queues["action"]], dim=1)
+        else:
+            actions = policy.predict_action_chunk(batch)
     return actions.detach().to("cpu", torch.float32).numpy()
 
 
