@@ -36,44 +36,39 @@ def load(root: str, out: str) -> None:
     np.savez(out, summary=np.frombuffer(json.dumps(summary).encode(), np.uint8), **arrays)
 
 
-def make_act(root: str, policy_dir: str) -> None:
+def _features(root: str):
+    """(dataset metadata, input features, output features) of an exported dataset, as LeRobot's training makes them."""
     import torch
     from lerobot.configs.types import FeatureType
     from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
     from lerobot.datasets.utils import dataset_to_policy_features
+
+    torch.manual_seed(0)
+    meta = LeRobotDatasetMetadata("corft_ros/export", root=root)
+    feats = dataset_to_policy_features(meta.features)
+    inputs = {k: f for k, f in feats.items() if f.type is not FeatureType.ACTION}
+    return meta, inputs, {k: f for k, f in feats.items() if f.type is FeatureType.ACTION}
+
+
+def make_act(root: str, policy_dir: str) -> None:
     from lerobot.policies.act.configuration_act import ACTConfig
     from lerobot.policies.act.modeling_act import ACTPolicy
 
-    torch.manual_seed(0)
-    meta = LeRobotDatasetMetadata("corft_ros/export", root=root)
-    feats = dataset_to_policy_features(meta.features)
-    cfg = ACTConfig(
-        input_features={k: f for k, f in feats.items() if f.type is not FeatureType.ACTION},
-        output_features={k: f for k, f in feats.items() if f.type is FeatureType.ACTION},
-        chunk_size=10, n_action_steps=10, dim_model=64, n_heads=2, dim_feedforward=128, n_encoder_layers=1,
-        n_decoder_layers=1, use_vae=False, pretrained_backbone_weights=None, device="cpu",
-    )
-    policy = ACTPolicy(cfg, dataset_stats=meta.stats)
-    policy.save_pretrained(policy_dir)
+    meta, inputs, outputs = _features(root)
+    cfg = ACTConfig(input_features=inputs, output_features=outputs, chunk_size=10, n_action_steps=10, dim_model=64,
+                    n_heads=2, dim_feedforward=128, n_encoder_layers=1, n_decoder_layers=1, use_vae=False,
+                    pretrained_backbone_weights=None, device="cpu")
+    ACTPolicy(cfg, dataset_stats=meta.stats).save_pretrained(policy_dir)
 
 
 def make_diffusion(root: str, policy_dir: str) -> None:
-    import torch
-    from lerobot.configs.types import FeatureType
-    from lerobot.datasets.lerobot_dataset import LeRobotDatasetMetadata
-    from lerobot.datasets.utils import dataset_to_policy_features
     from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
     from lerobot.policies.diffusion.modeling_diffusion import DiffusionPolicy
 
-    torch.manual_seed(0)
-    meta = LeRobotDatasetMetadata("corft_ros/export", root=root)
-    feats = dataset_to_policy_features(meta.features)
-    cfg = DiffusionConfig(
-        input_features={k: f for k, f in feats.items() if f.type is not FeatureType.ACTION},
-        output_features={k: f for k, f in feats.items() if f.type is FeatureType.ACTION},
-        crop_shape=None, down_dims=(32, 64), num_inference_steps=5, spatial_softmax_num_keypoints=8,
-        diffusion_step_embed_dim=32, device="cpu",
-    )
+    meta, inputs, outputs = _features(root)
+    cfg = DiffusionConfig(input_features=inputs, output_features=outputs, crop_shape=None, down_dims=(32, 64),
+                          num_inference_steps=5, spatial_softmax_num_keypoints=8, diffusion_step_embed_dim=32,
+                          device="cpu")
     DiffusionPolicy(cfg, dataset_stats=meta.stats).save_pretrained(policy_dir)
 
 

@@ -24,7 +24,7 @@ from corft_ros.core.lerobot import protocol
 from corft_ros.core.lerobot.v21 import IMAGE_PREFIX, STATE
 from corft_ros.core.paths import share_dir
 from corft_ros.core.policy.export import ModelError
-from corft_ros.core.policy.runtime import MissingCameraError, NonFiniteOutputError
+from corft_ros.core.policy.runtime import MissingCameraError, ModelInterface, NonFiniteOutputError
 from corft_ros.core.robot import RobotConfig, check_finite
 
 SERVER = Path(__file__).with_name("serve.py")
@@ -60,7 +60,7 @@ class _Instructions:
         pass
 
 
-class LeRobotRuntime:
+class LeRobotRuntime(ModelInterface):
     backend = "lerobot"
     best_of_n = 1
 
@@ -159,22 +159,6 @@ class LeRobotRuntime:
         return LeRobotModelConfig(joint_names=list(robot.joint_names), camera_names=list(sizes),
                                   chunk_size=int(info["chunk_size"]), action_dt=1.0 / robot.action_rate_hz,
                                   image_size=first, camera_sizes=sizes, policy_type=str(info["type"]))
-
-    @property
-    def joint_names(self) -> list[str]:
-        return list(self.config.joint_names)
-
-    @property
-    def camera_names(self) -> list[str]:
-        return list(self.config.camera_names)
-
-    @property
-    def chunk_size(self) -> int:
-        return self.config.chunk_size
-
-    @property
-    def action_dt(self) -> float:
-        return self.config.action_dt
 
     @property
     def device(self) -> str:

@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,7 +67,34 @@ class Selection:
     candidates: int
 
 
-class PolicyRuntime(ABC):
+class ModelInterface:
+    """What the policy node reads of a runtime, derived from its `config` (ours: PolicyConfig; the lerobot backend's
+    LeRobotModelConfig)."""
+
+    config: Any
+
+    @property
+    def joint_names(self) -> list[str]:
+        return list(self.config.joint_names)
+
+    @property
+    def camera_names(self) -> list[str]:
+        return list(self.config.camera_names)
+
+    @property
+    def chunk_size(self) -> int:
+        return self.config.chunk_size
+
+    @property
+    def action_dt(self) -> float:
+        return self.config.action_dt
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+
+class PolicyRuntime(ModelInterface, ABC):
     backend = ""
 
     def __init__(self, meta: PolicyMeta, best_of_n: int = 1, noise_std: float = 0.1, seed: int | None = None,
@@ -91,26 +119,6 @@ class PolicyRuntime(ABC):
         self.last_selection: Selection | None = None
         self._action_std = meta.normalization["action_std"].astype(np.float32)
 
-    # ------------------------------------------------------------------ properties
-    @property
-    def joint_names(self) -> list[str]:
-        return list(self.config.joint_names)
-
-    @property
-    def camera_names(self) -> list[str]:
-        return list(self.config.camera_names)
-
-    @property
-    def chunk_size(self) -> int:
-        return self.config.chunk_size
-
-    @property
-    def action_dt(self) -> float:
-        return self.config.action_dt
-
-    @property
-    def device(self) -> str:
-        return "cpu"
 
     # ------------------------------------------------------------------ inputs
     def prepare(self, images: Mapping[str, np.ndarray], joint_state: np.ndarray | Sequence[float],
