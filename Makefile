@@ -62,10 +62,12 @@ endif
 
 # LeRobot's own venv (torch 2.14.1; ours pins 2.13.0): the LeRobot interop tests and the policy node's lerobot
 # backend use it where it exists (docs/lerobot.md). Its video decoder (torchcodec) needs FFmpeg's shared libraries.
+# Python 3.11 where there is one (the pinned torch 2.14.1 wheel is for 3.11), else the system's python3.
 VENVLR := .venv-lerobot
 STAMPLR := $(VENVLR)/.installed
+LEROBOT_PYTHON ?= $(shell command -v python3.11 || echo python3)
 $(STAMPLR): requirements-lerobot.txt
-	@test -x $(VENVLR)/bin/python || $(PYTHON) -m venv $(VENVLR)
+	@test -x $(VENVLR)/bin/python || $(LEROBOT_PYTHON) -m venv $(VENVLR)
 	$(VENVLR)/bin/python -m pip install -q --no-cache-dir --upgrade pip==26.3
 	$(VENVLR)/bin/python -m pip install -q --no-cache-dir -r requirements-lerobot.txt
 	@touch $(STAMPLR)
