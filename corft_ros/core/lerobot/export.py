@@ -70,6 +70,8 @@ def export_dataset(
 ) -> ExportReport:
     """Write every usable episode under `episodes` as a LeRobotDataset at `output` (which must not exist).
     Unusable episodes are skipped with one line each; raises EpisodeReadError/ValueError with one line."""
+    import pyarrow.parquet as pq
+
     from corft_ros.core.rl.dataset import build_episode
 
     t0 = time.monotonic()
@@ -135,8 +137,6 @@ def export_dataset(
                                 quality)
         if feats is None:
             feats = v21.features(robot.joint_names, {c: tuple(image_size) for c in cams}, info)
-        import pyarrow.parquet as pq
-
         file = partial / v21.data_path(index)
         file.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(v21.parquet_table(feats, columns), file)
