@@ -72,21 +72,13 @@ class PolicyNode(ClosesOnDestroy, Node):
 
         self.model_path = model_path or str(models_dir() / "default")
         # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
-        if self.backend == "lerobot":
-            if not model_path:
-                raise ConfigError("backend lerobot needs model_path: a LeRobot policy folder (save_pretrained)")
-            if self.best_of_n > 1:
-                raise ConfigError("backend lerobot serves the policy's own chunk: best_of_n must be 0 or 1")
-            from corft_ros.core.lerobot.client import LeRobotRuntime
-
-            self.runtime = LeRobotRuntime(self.model_path, self.robot, python=p.lerobot_python or None,
-                                          device="cpu" if device == "auto" else device)
-        else:
-            self.runtime: PolicyRuntime = load_runtime(
-                self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n or None,
-                noise_std=noise_std, seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device,
-                beta=None if beta == -1.0 else beta,
-            )
+        if self.backend == "lerobot" and not model_path:
+            raise ConfigError("backend lerobot needs model_path: a LeRobot policy folder (save_pretrained)")
+        self.runtime: PolicyRuntime = load_runtime(
+            self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n or None,
+            noise_std=noise_std, seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device,
+            beta=None if beta == -1.0 else beta, robot=self.robot, lerobot_python=p.lerobot_python,
+        )
         self.best_of_n = self.runtime.best_of_n
         cfg = self.runtime.config
         try:

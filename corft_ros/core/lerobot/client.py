@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from corft_ros.core.images import check_rgb8, resize
 from corft_ros.core.lerobot import protocol
 from corft_ros.core.lerobot.v21 import IMAGE_PREFIX, STATE
 from corft_ros.core.paths import share_dir
 from corft_ros.core.policy.export import ModelError
-from corft_ros.core.policy.runtime import MissingCameraError, ModelInterface, NonFiniteOutputError
-from corft_ros.core.robot import RobotConfig, check_finite
+from corft_ros.core.policy.runtime import ModelInterface, NonFiniteOutputError, camera_frame, state_input
+from corft_ros.core.robot import RobotConfig
 
 SERVER = Path(__file__).with_name("serve.py")
 LEROBOT_VENV = ".venv-lerobot"
@@ -166,15 +165,9 @@ class LeRobotRuntime(ModelInterface):
 
     def inputs(self, images: Mapping[str, np.ndarray], joint_state: np.ndarray | Sequence[float]) -> dict:
         """The policy's batch: observation.state [1, d] and each camera [1, 3, H, W], float32, images in [0, 1]."""
-        state = np.asarray(joint_state, dtype=np.float64).reshape(-1)
-        if state.shape != (self.config.action_dim,):
-            raise ValueError(f"joint_state has {state.size} values, the model needs {self.config.action_dim}")
-        check_finite(state, self.config.joint_names, "joint_state")
-        arrays = {STATE: state.astype(np.float32)[None]}
+        arrays = {STATE: state_input(joint_state, self.config.joint_names)}
         for cam, (h, w) in self.config.camera_sizes.items():
-            if cam not in images or images[cam] is None:
-                raise MissingCameraError(f"no image from camera '{cam}'")
-            rgb = resize(check_rgb8(images[cam], f"camera '{cam}'"), h, w)
+            rgb = camera_frame(images, cam, h, w)
             arrays[IMAGE_PREFIX + cam] = (rgb.transpose(2, 0, 1)[None].astype(np.float32) / np.float32(255.0))
         return arrays
 

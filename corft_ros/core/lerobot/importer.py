@@ -78,8 +78,7 @@ def import_dataset(
 ) -> ImportReport:
     """Write every episode of `dataset` as an episode folder under `output`. `label`: keep the dataset's
     per-episode `success` (episodes without one get `unlabelled`), or mark all 'success'/'failure'."""
-    from rosbags.typesys import Stores, get_typestore
-
+    from corft_ros.core.episodes.typestore import typestore
     from corft_ros.core.episodes.writer import EpisodeWriter
 
     t0 = time.monotonic()
@@ -100,7 +99,7 @@ def import_dataset(
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
 
-    ts = get_typestore(Stores.ROS2_KILTED)
+    ts = typestore()
     T_ = ts.types
     Header, Time = T_["std_msgs/msg/Header"], T_["builtin_interfaces/msg/Time"]
     Image, JointState = T_["sensor_msgs/msg/Image"], T_["sensor_msgs/msg/JointState"]

@@ -38,7 +38,7 @@ from corft_ros.core.policy.export import (
     verify_file,
 )
 from corft_ros.core.policy.text import InstructionEmbeddings
-from corft_ros.core.robot import check_finite
+from corft_ros.core.robot import RobotConfig, check_finite
 
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -65,6 +65,23 @@ class Selection:
     index: int
     value: float
     candidates: int
+
+
+def camera_frame(images: Mapping[str, np.ndarray], name: str, height: int, width: int) -> np.ndarray:
+    """Camera `name`'s frame as HxWx3 uint8 RGB at the model's size; MissingCameraError / ImageError naming it."""
+    if name not in images or images[name] is None:
+        raise MissingCameraError(f"no image from camera '{name}'")
+    return resize(check_rgb8(images[name], f"camera '{name}'"), height, width)
+
+
+def state_input(joint_state: np.ndarray | Sequence[float], joint_names: Sequence[str]) -> np.ndarray:
+    """The joint state as the model's [1, d] float32 input; ValueError for a wrong size or a NaN/Inf joint."""
+    state = np.asarray(joint_state, dtype=np.float64).reshape(-1)
+    if state.shape != (len(joint_names),):
+        raise ValueError(f"joint_state has {state.size} values, the model needs {len(joint_names)} "
+                         f"({', '.join(joint_names)})")
+    check_finite(state, list(joint_names), "joint_state")
+    return state.astype(np.float32)[None]
 
 
 class ModelInterface:
@@ -127,18 +144,11 @@ class PolicyRuntime(ModelInterface, ABC):
         h, w = self.config.image_size
         stacked = np.empty((1, self.config.num_cameras, 3, h, w), dtype=np.float32)
         for i, name in enumerate(self.config.camera_names):
-            if name not in images or images[name] is None:
-                raise MissingCameraError(f"no image from camera '{name}'")
-            rgb = resize(check_rgb8(images[name], f"camera '{name}'"), h, w)
-            stacked[0, i] = rgb.transpose(2, 0, 1)
+            stacked[0, i] = camera_frame(images, name, h, w).transpose(2, 0, 1)
         stacked *= 1.0 / 255.0
-        state = np.asarray(joint_state, dtype=np.float64).reshape(-1)
-        if state.shape != (self.config.action_dim,):
-            raise ValueError(f"joint_state has {state.size} values, the model needs {self.config.action_dim} "
-                             f"({', '.join(self.config.joint_names)})")
-        check_finite(state, self.config.joint_names, "joint_state")
+        state = state_input(joint_state, self.config.joint_names)
         text = self.instructions.get(instruction)
-        return stacked, state.astype(np.float32)[None], text[None]
+        return stacked, state, text[None]
 
     # ------------------------------------------------------------------ API
     def predict(self, images: Mapping[str, np.ndarray], joint_state: np.ndarray | Sequence[float],
@@ -346,9 +356,18 @@ class TorchPolicyRuntime(PolicyRuntime):
 def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0, best_of_n: int | None = 1,
                  noise_std: float = 0.1, seed: int | None = None, allow_encoder: bool = True,
                  device: str = "auto", providers: Sequence[str] | None = None, beta: float | None = None,
-                 prefix: int = 0) -> PolicyRuntime:
+                 prefix: int = 0, robot: RobotConfig | None = None,
+                 lerobot_python: str = "") -> PolicyRuntime | ModelInterface:
     """Validate models/<name>/ and open it with `backend` ('onnx' or 'torch'); ModelError names a bad file.
-    best_of_n / beta None: what the model's policy.yaml `deploy` section asks for."""
+    best_of_n / beta None: what the model's policy.yaml `deploy` section asks for. Backend 'lerobot': `model_dir`
+    is a LeRobot policy folder, served from LeRobot's venv for `robot` (core/lerobot/client.py)."""
+    if backend == "lerobot":
+        if best_of_n is not None and best_of_n > 1:
+            raise ModelError("backend lerobot serves the policy's own chunk: best_of_n must be 0 or 1")
+        from corft_ros.core.lerobot.client import LeRobotRuntime  # imports this module: not at the top
+
+        return LeRobotRuntime(model_dir, robot, python=lerobot_python or None,
+                              device="cpu" if device == "auto" else device)
     meta = load_metadata(model_dir)
     best_of_n = meta.deploy["best_of_n"] if best_of_n is None else best_of_n
     beta = meta.deploy["selection_beta"] if beta is None else beta
@@ -358,4 +377,4 @@ def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0,
         return OnnxPolicyRuntime(meta, threads=threads, providers=providers, **common)
     if backend == "torch":
         return TorchPolicyRuntime(meta, device=device, threads=threads, **common)
-    raise ValueError(f"backend must be 'onnx' or 'torch', got {backend!r}")
+    raise ValueError(f"backend must be 'onnx', 'torch' or 'lerobot', got {backend!r}")
