@@ -42,6 +42,7 @@ from corft_ros.core.episodes.recording import (
 )
 from corft_ros.core.episodes.status import WriteRate, logger_status
 from corft_ros.core.episodes.typestore import normalize_msgtype
+from corft_ros.core.episodes.writer_process import ProcessEpisodeWriter
 from corft_ros.core.node_params.episode_logger import EpisodeLoggerParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._bagtypes import default_msg_search_paths, message_class, to_rosbags_qos
@@ -69,6 +70,7 @@ class EpisodeLoggerNode(Node):
         self.flush_interval_s, self.topic_wait_s = p.flush_interval_s, p.topic_wait_s
         extra_paths = p.msg_search_paths
         self.autostart, self.sensor_qos = p.autostart, p.sensor_qos
+        self._writer_cls = ProcessEpisodeWriter if p.writer == "process" else EpisodeWriter
 
         # Every name as this node resolves it (relative names land in its namespace); bags record these.
         self.required_topics = [self._resolve(t, "topics") for t in self.required_topics]
@@ -87,7 +89,7 @@ class EpisodeLoggerNode(Node):
         self.msg_search_paths = [Path(x) for x in extra_paths if x] + default_msg_search_paths()
 
         self._lock = threading.RLock()
-        self._writer: EpisodeWriter | None = None
+        self._writer: EpisodeWriter | ProcessEpisodeWriter | None = None
         self._last_episode: Path | None = None
         self._subscribed: dict[str, str] = {}  # topic -> msgtype
         self._subs: dict[str, tuple] = {}  # topic -> (subscription, message class, QoS)
@@ -228,7 +230,7 @@ class EpisodeLoggerNode(Node):
             return [to_rosbags_qos(qos_profile_sensor_data)]
         return [to_rosbags_qos(LATCHED if topic == self.instruction_topic else RECORDED)]
 
-    def _add_to_writer(self, writer: EpisodeWriter, topic: str, msgtype: str) -> None:
+    def _add_to_writer(self, writer: EpisodeWriter | ProcessEpisodeWriter, topic: str, msgtype: str) -> None:
         try:
             writer.add_topic(topic, msgtype, self._offered_qos(topic))
         except TypeResolutionError as exc:
@@ -273,7 +275,7 @@ class EpisodeLoggerNode(Node):
                 joint_names=self.robot.joint_names,
                 namespace=self.get_namespace(),
             )
-            writer = EpisodeWriter(
+            writer = self._writer_cls(
                 ep,
                 meta,
                 compression=self.compression,
@@ -393,7 +395,7 @@ class EpisodeLoggerNode(Node):
             self._check_missing(writer)
         self._publish_diagnostics()
 
-    def _check_missing(self, writer: EpisodeWriter) -> None:
+    def _check_missing(self, writer: EpisodeWriter | ProcessEpisodeWriter) -> None:
         """Report (once per episode) each configured topic that has no publisher and nothing recorded."""
         counts = writer.stats().topics
         for topic in self.required_topics:

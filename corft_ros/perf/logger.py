@@ -28,6 +28,10 @@ def register(benches: argparse._SubParsersAction) -> None:
                        help="K busy processes on the same cores during the nominal runs (default 0)")
     bench.add_argument("--camera-qos", choices=["reliable", "best_effort"], default="reliable",
                        help="QoS the simulated cameras publish with (the logger adapts to it)")
+    bench.add_argument("--writers", default="thread,process",
+                       help="episode_logger `writer` designs measured in the same run, comma-separated "
+                            "(default thread,process: the bag written by a thread of the logger's process, or by a "
+                            "child process fed through a shared-memory ring)")
     bench.add_argument("--output", default="", help="where bags go (default: a temporary folder, deleted)")
     bench.add_argument("--json", action="store_true", help="print JSON")
     bench.set_defaults(func=cmd_bench_logger)
@@ -39,6 +43,10 @@ def cmd_bench_logger(args: argparse.Namespace) -> int:
     if args.runs < 1 or args.hog < 0 or not args.seconds > 0:
         print("error: --runs must be >= 1, --hog >= 0 and --seconds positive", file=sys.stderr)
         return 2
+    writers = _writers(args)
+    if not writers or any(w not in ("thread", "process") for w in writers):
+        print(f"error: --writers takes thread and/or process, comma-separated; got {args.writers!r}", file=sys.stderr)
+        return 2
     result = run_bench(args)
     print_result(result, args.json)
     return 0
@@ -46,6 +54,10 @@ def cmd_bench_logger(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- logger benchmark
+def _writers(args: argparse.Namespace) -> list[str]:
+    return [w.strip() for w in str(getattr(args, "writers", "thread")).split(",") if w.strip()]
+
+
 def _publish(
     rates: dict[str, float], seconds: float, width: int, height: int, subscribers: int = 1, image_qos: str = "reliable",
     warmup: float = 1.5, js_depth: int = 0,
@@ -154,9 +166,10 @@ def run_bench(args: argparse.Namespace) -> dict:
             latencies.setdefault(topic, []).append(now - (sec * 1_000_000_000 + nanosec))
             super()._enqueue(topic, data)
 
-    def with_logger(topics: list[str], rates: dict[str, float], seconds: float) -> dict:
+    def with_logger(topics: list[str], rates: dict[str, float], seconds: float, writer: str) -> dict:
         latencies.clear()
         node = TimedLogger(context=context, parameter_overrides=[
+            Parameter("writer", value=writer),
             Parameter("output_dir", value=str(out_root)), Parameter("topics", value=topics),
             Parameter("compression", value=args.compression), Parameter("min_free_bytes", value=1 << 30),
             Parameter("instruction", value="bench logger"),
@@ -210,29 +223,35 @@ def run_bench(args: argparse.Namespace) -> dict:
         return {"published": pub["counts"][topic] + pub["failed"][topic], "received": count[0],
                 "elapsed": pub["elapsed"]}
 
+    writers = _writers(args)
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)]
     try:
-        # 1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz, --runs times (--hog busy processes beside).
-        runs = []
+        # 1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz, --runs times per writer design (--hog busy
+        # processes beside), the designs interleaved run by run.
+        runs: dict[str, list] = {w: [] for w in writers}
         for run in range(args.runs):
-            nominal = with_logger(cams + [JOINT_STATES], {cams[0]: 30.0, cams[1]: 30.0, JOINT_STATES: 500.0},
-                                  args.seconds)
-            t = nominal["topics"]
-            runs.append({
-                "run": run + 1,
-                "seconds": round(nominal["elapsed"], 2),
-                "published": sum(v["published"] for v in t.values()),
-                "recorded": sum(v["recorded"] for v in t.values()),
-                "dropped": sum(v["published"] - v["recorded"] for v in t.values()),
-                "queue_dropped": sum(v["queue_dropped"] for v in t.values()),
-                "topics": t,
-            })
-            if not args.json:
-                print(f"nominal run {run + 1}/{args.runs}: {runs[-1]['dropped']} of {runs[-1]['published']} lost "
-                      + ", ".join(f"{k} {v['published'] - v['recorded']}" for k, v in t.items()), flush=True)
-        result["nominal"] = {"runs": args.runs, "hog": args.hog,
-                             "dropped": sum(r["dropped"] for r in runs),
-                             "runs_with_loss": sum(r["dropped"] > 0 for r in runs), "per_run": runs}
+            for writer in writers:
+                nominal = with_logger(cams + [JOINT_STATES], {cams[0]: 30.0, cams[1]: 30.0, JOINT_STATES: 500.0},
+                                      args.seconds, writer)
+                t = nominal["topics"]
+                runs[writer].append({
+                    "run": run + 1,
+                    "seconds": round(nominal["elapsed"], 2),
+                    "published": sum(v["published"] for v in t.values()),
+                    "recorded": sum(v["recorded"] for v in t.values()),
+                    "dropped": sum(v["published"] - v["recorded"] for v in t.values()),
+                    "queue_dropped": sum(v["queue_dropped"] for v in t.values()),
+                    "topics": t,
+                })
+                if not args.json:
+                    r = runs[writer][-1]
+                    print(f"nominal run {run + 1}/{args.runs} writer={writer}: {r['dropped']} of {r['published']} lost "
+                          + ", ".join(f"{k} {v['published'] - v['recorded']}" for k, v in t.items()), flush=True)
+        per_writer = {w: {"runs": args.runs, "hog": args.hog, "dropped": sum(r["dropped"] for r in rs),
+                          "runs_with_loss": sum(r["dropped"] > 0 for r in rs), "per_run": rs}
+                      for w, rs in runs.items()}
+        result["nominal"] = dict(per_writer[writers[0]], writer=writers[0])
+        result["nominal_by_writer"] = per_writer
         for hog in hogs:
             hog.kill()
         if args.ramp_seconds <= 0:
@@ -245,28 +264,29 @@ def run_bench(args: argparse.Namespace) -> dict:
             "mb_per_s": round(flood_rate * image_bytes / 1e6, 1),
             "published_per_s": round(flood["published"] / flood["elapsed"], 1),
         }
-        # 3. The same paced rates through a bare raw subscriber and through the logger, rate by rate
-        # (x1.15 per step): each one's highest rate with nothing lost. Paced, not flooded, because a flooding
+        # 3. The same paced rates through a bare raw subscriber and through the logger (each writer design), rate by
+        # rate (x1.15 per step): each one's highest rate with nothing lost. Paced, not flooded, because a flooding
         # publisher takes a whole core from the subscriber it measures.
         # A step with a loss is tried once more: a single sporadic loss (measured: one frame, at ~280/s, for the bare
         # subscriber as for the logger, on tmpfs as on disk) must not end a contestant's ramp; two in a row do.
+        contestants = ["bare"] + [f"logger_{w}" for w in writers]
         steps = []
-        best = {"bare": 0.0, "logger": 0.0}
-        alive = {"bare": True, "logger": True}
-        sporadic: dict[str, list[float]] = {"bare": [], "logger": []}
+        best = dict.fromkeys(contestants, 0.0)
+        alive = dict.fromkeys(contestants, True)
+        sporadic: dict[str, list[float]] = {c: [] for c in contestants}
         rate = 60.0
 
         def attempt(who: str, rate: float) -> tuple[int, float]:
             if who == "bare":
                 r = bare(cams[0], args.ramp_seconds, rate)
                 return r["published"] - r["received"], r["published"] / r["elapsed"]
-            out = with_logger([cams[0]], {cams[0]: rate}, args.ramp_seconds)
+            out = with_logger([cams[0]], {cams[0]: rate}, args.ramp_seconds, who.removeprefix("logger_"))
             r = out["topics"][cams[0]]
             return r["published"] - r["recorded"], r["published"] / out["elapsed"]
 
         while any(alive.values()) and rate <= 5000:
             step: dict = {"target_per_s": round(rate, 1)}
-            for who in ("bare", "logger"):
+            for who in contestants:
                 if not alive[who]:
                     continue
                 lost, achieved = attempt(who, rate)
@@ -280,13 +300,23 @@ def run_bench(args: argparse.Namespace) -> dict:
                     sporadic[who].append(round(rate, 1))
                 best[who] = max(best[who], achieved)
             steps.append(step)
+            if not args.json:
+                print(f"ramp {rate:.0f}/s: " + ", ".join(f"{k} lost {v['lost']}" for k, v in step.items()
+                                                         if isinstance(v, dict)), flush=True)
             rate *= 1.15
         result["sporadic_losses_at_per_s"] = sporadic
         result["ramp"] = steps
         result["bare_max_zero_drop_images_per_s"] = round(best["bare"], 1)
-        result["max_zero_drop_images_per_s"] = round(best["logger"], 1)
-        result["max_zero_drop_mb_per_s"] = round(best["logger"] * image_bytes / 1e6, 1)
-        result["ratio_to_bare_subscriber"] = round(best["logger"] / best["bare"], 3) if best["bare"] else None
+        result["by_writer"] = {
+            w: {"max_zero_drop_images_per_s": round(best[f"logger_{w}"], 1),
+                "max_zero_drop_mb_per_s": round(best[f"logger_{w}"] * image_bytes / 1e6, 1),
+                "ratio_to_bare_subscriber": (round(best[f"logger_{w}"] / best["bare"], 3) if best["bare"] else None)}
+            for w in writers}
+        first = result["by_writer"][writers[0]]
+        result["writer"] = writers[0]
+        result["max_zero_drop_images_per_s"] = first["max_zero_drop_images_per_s"]
+        result["max_zero_drop_mb_per_s"] = first["max_zero_drop_mb_per_s"]
+        result["ratio_to_bare_subscriber"] = first["ratio_to_bare_subscriber"]
     finally:
         for hog in hogs:
             hog.kill()

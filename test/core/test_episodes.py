@@ -74,10 +74,11 @@ def make_meta(**kw) -> EpisodeMetadata:
 
 
 def record(
-    root: Path, n: int = 50, compression: str = "none", label: str = "pick", img_hw: tuple[int, int] = (24, 32), **kw
+    root: Path, n: int = 50, compression: str = "none", label: str = "pick", img_hw: tuple[int, int] = (24, 32),
+    writer_cls: type = EpisodeWriter, **kw
 ) -> tuple[Path, list]:
     ep = new_episode_dir(root, label)
-    writer = EpisodeWriter(ep, make_meta(episode_id=ep.name), compression=compression, min_free_bytes=0, **kw)
+    writer = writer_cls(ep, make_meta(episode_id=ep.name), compression=compression, min_free_bytes=0, **kw)
     writer.start()
     writer.add_topic("/joint_states", "sensor_msgs/msg/JointState")
     writer.add_topic("/camera/front/image_raw", "sensor_msgs/msg/Image")

@@ -248,7 +248,9 @@ def test_sigkill_mid_episode_leaves_readable_bag_and_cli_repair(ros, tmp_path: P
     assert meta["topics"]["/joint_states"]["count"] == sent
 
 
-def test_nothing_is_lost_from_a_joint_state_broadcaster_and_two_cameras_at_their_default_qos(monkeypatch) -> None:
+@pytest.mark.parametrize("writer", ["thread", "process"])
+def test_nothing_is_lost_from_a_joint_state_broadcaster_and_two_cameras_at_their_default_qos(monkeypatch,
+                                                                                           writer: str) -> None:
     """The nominal load in small, from separate processes as real drivers publish: /joint_states at 500 Hz with
     joint_state_broadcaster's QoS (rclcpp::SystemDefaultsQoS: reliable, keep-last, the middleware's depth) and two
     usb_cam-like cameras (reliable, depth 100, 640x480 rgb8 at 30 fps) for 3 s: every message is recorded."""
@@ -258,7 +260,7 @@ def test_nothing_is_lost_from_a_joint_state_broadcaster_and_two_cameras_at_their
 
     monkeypatch.setenv("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", "0"))  # run_bench picks its own domain
     args = argparse.Namespace(seconds=3.0, ramp_seconds=0.0, width=640, height=480, compression="none", js_depth=0,
-                              runs=1, hog=0, camera_qos="reliable", output="", json=True)
+                              runs=1, hog=0, camera_qos="reliable", output="", json=True, writers=writer)
     run = run_bench(args)["nominal"]["per_run"][0]
     assert run["topics"]["/joint_states"]["published"] > 1000
     assert all(t["published"] > 60 for name, t in run["topics"].items() if name.startswith("/camera"))

@@ -28,4 +28,7 @@ class EpisodeLoggerParams:
     topic_wait_s: float = param(5.0, "report a topic with no publisher after this long", above=0)
     msg_search_paths: list = param([], "extra share/ folders with <pkg>/msg/*.msg definitions", array="string")
     autostart: bool = param(False, "start an episode as soon as the node is up")
+    writer: str = param("thread", "who writes the bag: a thread of this process, or a child process fed through a "
+                        "shared-memory ring (the receive path never shares a GIL with MCAP writing)",
+                        choices=("thread", "process"))
     sensor_qos: str = param("auto", "camera topics' QoS", choices=("auto", "best_effort", "reliable"))
