@@ -10,6 +10,7 @@ the end of the segment is preceded by a WRAP marker and written at its start. No
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterator
 from multiprocessing import shared_memory
@@ -50,12 +51,10 @@ class ShmRing:
         # track=False (3.13+) is not available on 3.10/3.12: unregister from this process's resource tracker by
         # hand, so the consumer exiting does not unlink a segment the producer owns.
         shm = shared_memory.SharedMemory(name=name)
-        try:
+        with contextlib.suppress(Exception):
             from multiprocessing import resource_tracker
 
             resource_tracker.unregister(shm._name, "shared_memory")  # noqa: SLF001
-        except Exception:
-            pass
         return cls(shm, owner=False)
 
     # ------------------------------------------------------------------ producer
@@ -121,7 +120,5 @@ class ShmRing:
         self._data.release()
         self._shm.close()
         if self._owner:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 self._shm.unlink()
-            except FileNotFoundError:
-                pass

@@ -16,7 +16,6 @@ last flushed chunk (`corft-ros bag repair`).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
