@@ -33,6 +33,9 @@ from pathlib import Path
 from corft_ros.core.sim.scene import TASK
 
 DEMO_SEED, SCREEN_SEED, COLLECT_SEED = 1000, 5000, 10000
+# The model bundled before this run, evaluated beside the new arms on the same start positions: models/default then
+# stays the best measured arm by measurement, never by a comparison across runs.
+INCUMBENT = "bundled"
 REPORT_FILES = ("report.md", "summary.json", "trials.csv", "success_rate.png", "cycle_time.png", "success_map.png",
                 "loop_latency.png")
 
@@ -65,6 +68,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="training parameter for every stage (as corft-ros train --set)")
     p.add_argument("--eval-seed", type=int, default=0, help="sim seed of the first final-evaluation round")
     p.add_argument("--no-bundle", action="store_true", help="do not copy the best arm to models/default")
+    p.add_argument("--no-incumbent", action="store_true",
+                   help=f"do not evaluate the model bundled before this run (models/default, as arm '{INCUMBENT}') "
+                        "beside the new arms")
     add_realtime_factor(p, default=0.0)
     p.set_defaults(func=cmd_experiment)
 
@@ -132,6 +138,15 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     speed = _speed(args)
     bench = ["bench", "trials", "--timeout", str(args.timeout), *speed]
     il_run = runs / "il"
+    incumbent = models / INCUMBENT
+    if not args.no_incumbent and not _done_model(incumbent):
+        from corft_ros.core.paths import models_dir
+
+        if _done_model(models_dir() / "default"):
+            shutil.copytree(models_dir() / "default", incumbent)
+            log["incumbent"] = {"arm": INCUMBENT, "copied_from": str(models_dir() / "default"),
+                                "at": datetime.now().isoformat(timespec="seconds")}
+            _save(log)
     try:
         _run("1 record demos", ["record", "--sim", "--episodes", str(args.demos), "--task", TASK, "--output",
                                 str(data / "demos"), "--seed", str(DEMO_SEED), "--operator", "scripted"], log)
@@ -160,6 +175,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                              str(il_ckpt), "--name", "il_bc", "--output", str(runs / "il_bc"),
                                              "--models-dir", str(models), *rl_steps, *sets], log)
         arms = [models / "il", models / "il_bc"] + ([current] if current.name != "il" else [])
+        if not args.no_incumbent and _done_model(incumbent):
+            arms.append(incumbent)
         _run("6 final evaluation", [*bench, "--models", *map(str, arms), "--trials", str(args.trials), "--regions",
                                     "seen", "unseen", "--seed", str(args.eval_seed), "--output", str(work / "eval")],
              log)
@@ -175,7 +192,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     command = "make experiment  # = corft-ros experiment " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     best_arm, lines = write_experiment_report(work, out, log, command, TASK)
-    if not args.no_bundle and best_arm:
+    if best_arm == INCUMBENT:
+        print(f"models/default stays: the model bundled before this run ('{INCUMBENT}') measured best")
+    elif not args.no_bundle and best_arm:
         from corft_ros.core.paths import models_dir
 
         bundled = models_dir() / "default"

@@ -126,3 +126,23 @@ def test_il_trains_until_its_screen_stops_improving_and_the_report_says_which() 
     assert "still improving" in _curve_heading(curve(1, 4, 6, 7), 8000)
     assert "stopped improving" in _curve_heading(curve(1, 4, 3, 4), 4000, 2)
     assert "reached `--il-steps`" in _curve_heading(curve(1, 4, 3), 4000, 2)
+
+
+def test_the_model_bundled_before_the_run_is_an_arm_and_stays_when_it_measures_best(tmp_path) -> None:
+    """`make experiment` evaluates models/default as it was ('bundled') beside the new arms on the same start
+    positions: when it beats them it stays, so a weaker arm never replaces it."""
+    from corft_ros.cli.experiment import INCUMBENT
+    from corft_ros.core.trials.experiment import write_experiment_report
+
+    rows = (trials("il", "seen", 15, 50, 9.0) + trials("il", "unseen", 17, 50, 9.5)
+            + trials("corft_r2", "seen", 14, 50, 8.0) + trials("corft_r2", "unseen", 18, 50, 8.5)
+            + trials(INCUMBENT, "seen", 31, 50, 9.4) + trials(INCUMBENT, "unseen", 38, 50, 10.0))
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary(rows)))
+    out = tmp_path / "report"
+    out.mkdir()
+    chosen, _ = write_experiment_report(tmp_path, out, {"il": {"curve": []}}, "make experiment", "pick")
+    assert chosen == INCUMBENT
+    md = (out / "experiment.md").read_text()
+    assert f"**{INCUMBENT}**" in md and "bundled before this run, kept" in md
+    assert json.loads((out / "experiment.json").read_text())["candidate"] == "corft_r2"

@@ -190,7 +190,10 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
           ["No CO-RFT arm in this run (`--rounds 0`): the paper's goals are not measured here."]),
         "",
         f"`models/default` is the best measured arm: **{chosen}** (most seen successes, then unseen, then cycle "
-        "time).",
+        "time)" + (": the model bundled before this run, kept" if chosen == "bundled" else "") + ".",
+        *(["", "`bundled` = `models/default` as it was before this run, evaluated beside the new arms on the same "
+           "start positions (so the bundled model is replaced only by an arm that beats it here)."]
+          if "bundled" in rows else []),
         "",
         _curve_heading(curve, il_log.get("chosen_step"), il_log.get("patience", 2)),
         "",
