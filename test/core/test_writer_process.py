@@ -163,6 +163,12 @@ def test_a_dead_writer_process_is_reported_never_silent(tmp_path: Path) -> None:
     assert len(list(read_episode(ep))) == 100  # complete up to its last flushed chunk
 
 
-def test_process_writer_refuses_a_missing_output_folder_in_one_line(tmp_path: Path) -> None:
+def test_process_writer_refuses_a_missing_output_folder_or_too_little_shared_memory_in_one_line(tmp_path: Path) -> None:
+    from corft_ros.core.episodes.ring import shm_free_bytes
+
     with pytest.raises(OSError, match="does not exist"):
         ProcessEpisodeWriter(tmp_path / "nope" / "ep", make_meta(), min_free_bytes=0).start()
+    too_much = shm_free_bytes() + (1 << 30)  # a docker container's /dev/shm is 64 MiB by default
+    with pytest.raises(OSError, match=r"/dev/shm has .* MiB free: lower queue_max_bytes") as err:
+        ProcessEpisodeWriter(tmp_path / "ep", make_meta(), min_free_bytes=0, queue_max_bytes=too_much).start()
+    assert "\n" not in str(err.value) and not (tmp_path / "ep").exists()

@@ -11,6 +11,7 @@ the end of the segment is preceded by a WRAP marker and written at its start. No
 from __future__ import annotations
 
 import contextlib
+import os
 import struct
 from collections.abc import Iterator
 from multiprocessing import shared_memory
@@ -21,6 +22,15 @@ _HEADER = struct.Struct("<IIq")  # kind, payload length, t_ns
 _CONTROL = 64  # head, tail, producer_closed, consumer_alive, ... (u64 each)
 WRAP = 0xFFFFFFFF
 CONTROL_RECORD = 0xFFFFFFFE  # a JSON control message (add a topic, stop) ordered among the messages
+
+
+def shm_free_bytes() -> int | None:
+    """Free bytes of /dev/shm (where POSIX shared memory lives on Linux); None where there is none to ask."""
+    try:
+        st = os.statvfs("/dev/shm")
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 def _padded(n: int) -> int:
@@ -40,7 +50,14 @@ class ShmRing:
 
     @classmethod
     def create(cls, capacity: int) -> ShmRing:
+        """A new ring of `capacity` bytes; OSError (one line) when /dev/shm cannot hold it: its pages are allocated as
+        they are written, and writing past a full /dev/shm would kill the process (SIGBUS), not raise."""
         capacity = max(1 << 16, _padded(int(capacity)))
+        free = shm_free_bytes()
+        if free is not None and capacity + _CONTROL > free:
+            raise OSError(f"the shared-memory ring needs {capacity / 2**20:.0f} MiB (queue_max_bytes) but /dev/shm has "
+                          f"{free / 2**20:.0f} MiB free: lower queue_max_bytes, give the container more shared memory "
+                          "(docker --shm-size) or use writer: thread")
         shm = shared_memory.SharedMemory(create=True, size=capacity + _CONTROL)
         ring = cls(shm, owner=True)
         ring._ctl[:] = 0
