@@ -57,7 +57,9 @@ def test_ring_keeps_order_and_bytes_across_wraps_and_refuses_what_does_not_fit()
 
 
 def test_process_writer_round_trip_every_message_stamp_and_type(tmp_path: Path) -> None:
+    fds = len(os.listdir("/proc/self/fd"))
     ep, sent = record(tmp_path, n=400, writer_cls=ProcessEpisodeWriter, img_hw=(480, 640))
+    assert len(os.listdir("/proc/self/fd")) <= fds  # the child's pipes are closed with the episode
     got = list(read_episode(ep))
     assert sorted(got, key=lambda m: m[2]) == sorted(sent, key=lambda m: m[2])
     meta = load_episode_metadata(ep)

@@ -15,6 +15,7 @@ last flushed chunk (`corft-ros bag repair`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -133,6 +134,7 @@ class ProcessEpisodeWriter:
             self._put_control({"stop": meta}, wait_s=30.0)
         if self._reader is not None:
             self._reader.join()
+        self._close_pipes()
         self._absorb_final()
         if self._ring is not None:
             self._ring.close()
@@ -252,10 +254,21 @@ class ProcessEpisodeWriter:
                            "chunks_flushed": self._child.get("chunks_flushed", 0), "state": self.metadata.status,
                            "error": self.metadata.error}
 
+    def _close_pipes(self) -> None:
+        """One episode, one child: its pipes are closed with it (a logger records thousands of episodes)."""
+        if self._proc is not None:
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+
     def _kill_child(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=10)
+        self._close_pipes()
         if self._ring is not None:
             self._ring.close()
             self._ring = None
