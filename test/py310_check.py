@@ -37,6 +37,7 @@ NOT_HERE = {
     "test_record.py": "`corft-ros record` runs the record graph (rclpy nodes)",
     "test_lerobot.py": "`corft-ros record` runs the record graph (rclpy nodes); export/import need av and pyarrow, "
                        "which the Humble check's venv does not pin",
+    "test_logger_memory.py": "receives frames in an rclpy subprocess (test/nodes/_rx_faults.py)",
     "test_transport_bench.py": "`corft-ros bench transport` publishes images from an rclpy process",
     "test_launch_parity.py": "evaluates launch files with the upstream launch code, whose dependencies "
                              "(osrf_pycommon, lark) are in .venv only",

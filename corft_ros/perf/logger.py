@@ -96,6 +96,29 @@ def _publish(
     return result
 
 
+def _storage_write(folder: Path, block: int, max_bytes: int = 3 << 30, max_s: float = 8.0) -> dict:
+    """Sequential buffered writes of `block`-byte frames into `folder` (as the logger writes a bag) for up to
+    `max_bytes` or `max_s`: the rate the page cache takes them, and the rate to disk including the final fsync."""
+    import os
+
+    data = bytes(block)
+    path = folder / "storage_write.probe"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    written = 0
+    start = time.monotonic()
+    try:
+        while written < max_bytes and time.monotonic() - start < max_s:
+            written += os.write(fd, data)
+        buffered = time.monotonic() - start
+        os.fsync(fd)
+        synced = time.monotonic() - start
+    finally:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+    return {"bytes": written, "buffered_mb_per_s": round(written / buffered / 1e6, 1),
+            "with_fsync_mb_per_s": round(written / synced / 1e6, 1)}
+
+
 def run_bench(args: argparse.Namespace) -> dict:
     import os
     import random
@@ -115,6 +138,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import Image
 
+    from corft_ros.core.memory import keep_large_buffers
     from corft_ros.core.topics import camera_image, canonical
     from corft_ros.nodes._common import make_executor
     from corft_ros.nodes.episode_logger import EpisodeLoggerNode
@@ -125,10 +149,14 @@ def run_bench(args: argparse.Namespace) -> dict:
     image_bytes = w * h * 3
     out_root = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="corft_bench_logger_"))
     out_root.mkdir(parents=True, exist_ok=True)
+    # The logger's process setting (episode_logger applies it as it starts), made here before anything runs, so every
+    # contestant of this process has it: the bare subscriber as much as the logger.
+    large_buffers_kept = keep_large_buffers()
     context = rclpy.Context()
     rclpy.init(context=context)
     result: dict = {
         "bench": "logger", "image": f"{w}x{h} rgb8", "compression": args.compression, "cpu_count": os.cpu_count(),
+        "large_buffers_kept": large_buffers_kept,
         "joint_states_publisher_qos": (f"reliable, keep-last {args.js_depth}" if args.js_depth else
                                        "SystemDefaultsQoS (joint_state_broadcaster's)"),
         "camera_qos": "reliable, depth 100 (usb_cam's default)" if args.camera_qos == "reliable" else "SensorDataQoS",
@@ -256,7 +284,9 @@ def run_bench(args: argparse.Namespace) -> dict:
             hog.kill()
         if args.ramp_seconds <= 0:
             return result
-        # 2. Reference: a bare raw subscriber under a publisher flooding one camera topic.
+        # 2. References: what the output folder's storage takes (a bag cannot be written faster for long), and a bare
+        # raw subscriber under a publisher flooding one camera topic.
+        result["storage_write"] = _storage_write(out_root, image_bytes)
         flood = bare(cams[0], args.ramp_seconds, 0.0)
         flood_rate = flood["received"] / flood["elapsed"]
         result["bare_subscriber_flood"] = {
