@@ -1,4 +1,4 @@
-"""The episode logger's process reuses large receive buffers (core/memory.py) instead of page-faulting every frame in."""
+"""The episode logger's process reuses large receive buffers (core/memory.py) instead of page-faulting each frame."""
 
 from __future__ import annotations
 
