@@ -1,14 +1,15 @@
 """Keep large message buffers in the process instead of handing each one back to the kernel.
 
-glibc serves an allocation of 128 kiB or more with its own mmap and unmaps it on free; its dynamic threshold does
-not help a stream of equal sizes. A raw subscriber to 640x480 rgb8 frames therefore maps, page-faults (225 zeroed
-pages) and unmaps 921 kB twice per message (rmw's serialized buffer, then Python's bytes). Measured on 2 cores,
-one camera at 250 img/s: the receiving thread spent 2.6 s of CPU per 1 250 frames, 90% of it in the kernel
-(page faults, clear_page); with the buffers kept, 0.2-0.3 s. `keep_large_buffers()` raises the mmap threshold to
-glibc's maximum (32 MiB) and the trim threshold to `trim_bytes`, so freed frames are reused from the heap; the cost
-is up to `trim_bytes` of freed memory that stays mapped after a burst. A no-op (False) where the C library is not
-glibc. The episode logger calls it; `GLIBC_TUNABLES` set by the user wins (it is read at process start, and this
-function then leaves the thresholds as they are).
+Measured with glibc's defaults (test/nodes/_rx_faults.py, over real DDS): a raw subscriber to 640x480 rgb8
+frames takes ~640 minor page faults per received frame (a 921 kB buffer is 225 pages), i.e. the buffers rmw and
+rclpy allocate for each sample come back as freshly mapped memory that the kernel zero-fills page by page. A bare
+subscriber at 250 img/s on 2 cores spent 2.6 s of CPU per 1 250 frames in its receiving thread, 90% of it in the
+kernel (page faults, clear_page). Why glibc's dynamic mmap threshold and heap trimming do not catch this stream was
+not traced further; `keep_large_buffers()` removes it: the mmap threshold at glibc's maximum (32 MiB) and the trim
+threshold at `trim_bytes`, so freed frames are reused from the heap (measured: 0.05 faults per frame, 0.2-0.3 s of
+CPU per 1 250 frames). The cost is up to `trim_bytes` of freed memory that stays mapped after a burst. A no-op
+(False) where the C library is not glibc, or where `GLIBC_TUNABLES` already sets malloc (the user's choice wins).
+The episode logger calls it.
 """
 
 from __future__ import annotations

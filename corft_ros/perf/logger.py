@@ -100,7 +100,9 @@ def _storage_write(folder: Path, block: int, max_bytes: int = 3 << 30, max_s: fl
     """Sequential buffered writes of `block`-byte frames into `folder` (as the logger writes a bag) for up to
     `max_bytes` or `max_s`: the rate the page cache takes them, and the rate to disk including the final fsync."""
     import os
+    import shutil
 
+    max_bytes = min(max_bytes, shutil.disk_usage(folder).free // 4)  # never fill a small disk for a reference
     data = bytes(block)
     path = folder / "storage_write.probe"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
