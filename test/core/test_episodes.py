@@ -209,14 +209,26 @@ def test_disk_guard_refuses_to_start(tmp_path: Path) -> None:
     assert not ep.exists()
 
 
+def start_near_full(writer_cls, tmp_path: Path, **kw):
+    """(episode folder, started writer) with `min_free_bytes` 4 MB under the disk's free space, so a few frames cross
+    it. Another process writing to the same disk can eat those 4 MB before the start's own check (seen while a venv
+    was being built beside the suite): then try again with a fresh threshold."""
+    for attempt in range(20):
+        ep = new_episode_dir(tmp_path, "guard")
+        writer = writer_cls(ep, make_meta(), min_free_bytes=free_bytes(tmp_path) - 4_000_000, **kw)
+        try:
+            writer.start()
+            return ep, writer
+        except OSError as exc:
+            if "min_free_bytes" not in str(exc) or attempt == 19:
+                raise
+    raise AssertionError("unreachable")
+
+
 def test_disk_guard_stops_cleanly_mid_episode(tmp_path: Path) -> None:
-    ep = new_episode_dir(tmp_path, "guard")
     aborted: list[tuple[str, str]] = []
-    # Threshold just under the current free space: writing ~40 MB crosses it.
-    threshold = free_bytes(tmp_path) - 4_000_000
-    writer = EpisodeWriter(ep, make_meta(), min_free_bytes=threshold, disk_check_interval_s=0.0,
-                           flush_interval_s=0.05, on_abort=lambda s, e: aborted.append((s, e)))
-    writer.start()
+    ep, writer = start_near_full(EpisodeWriter, tmp_path, disk_check_interval_s=0.0, flush_interval_s=0.05,
+                                 on_abort=lambda s, e: aborted.append((s, e)))
     writer.add_topic("/camera/front/image_raw", "sensor_msgs/msg/Image")
     big = image_cdr(1, h=480, w=640)
     deadline = time.monotonic() + 30

@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from rosbags.rosbag2 import Reader
 
-from corft_ros.core.episodes import free_bytes, load_episode_metadata, new_episode_dir, read_episode
+from corft_ros.core.episodes import load_episode_metadata, new_episode_dir, read_episode
 from corft_ros.core.episodes.reader import bag_is_intact
 from corft_ros.core.episodes.ring import ShmRing
 from corft_ros.core.episodes.writer_process import ProcessEpisodeWriter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_episodes import TS, image_cdr, joint_state_cdr, make_meta, record  # noqa: E402
+from test_episodes import TS, image_cdr, joint_state_cdr, make_meta, record, start_near_full  # noqa: E402
 
 
 def _wait(cond, seconds: float, what: str) -> None:
@@ -86,12 +86,9 @@ def test_process_writer_keeps_the_offered_qos(tmp_path: Path) -> None:
 
 
 def test_process_writer_disk_full_stops_cleanly(tmp_path: Path) -> None:
-    ep = new_episode_dir(tmp_path, "guard")
     aborted: list[tuple[str, str]] = []
-    threshold = free_bytes(tmp_path) - 4_000_000
-    writer = ProcessEpisodeWriter(ep, make_meta(), min_free_bytes=threshold, disk_check_interval_s=0.0,
-                                  flush_interval_s=0.05, on_abort=lambda s, e: aborted.append((s, e)))
-    writer.start()
+    ep, writer = start_near_full(ProcessEpisodeWriter, tmp_path, disk_check_interval_s=0.0, flush_interval_s=0.05,
+                                 on_abort=lambda s, e: aborted.append((s, e)))
     writer.add_topic("/camera/front/image_raw", "sensor_msgs/msg/Image")
     big = image_cdr(1, h=480, w=640)
     deadline = time.monotonic() + 60
