@@ -213,16 +213,19 @@ def start_near_full(writer_cls, tmp_path: Path, **kw):
     """(episode folder, started writer) with `min_free_bytes` 4 MB under the disk's free space, so a few frames cross
     it. Another process writing to the same disk can eat those 4 MB before the start's own check (seen while a venv
     was being built beside the suite): then try again with a fresh threshold."""
-    for attempt in range(20):
+    def start():
         ep = new_episode_dir(tmp_path, "guard")
         writer = writer_cls(ep, make_meta(), min_free_bytes=free_bytes(tmp_path) - 4_000_000, **kw)
+        writer.start()
+        return ep, writer
+
+    for _ in range(19):
         try:
-            writer.start()
-            return ep, writer
+            return start()
         except OSError as exc:
-            if "min_free_bytes" not in str(exc) or attempt == 19:
+            if "min_free_bytes" not in str(exc):
                 raise
-    raise AssertionError("unreachable")
+    return start()  # the last try's error is the test's
 
 
 def test_disk_guard_stops_cleanly_mid_episode(tmp_path: Path) -> None:
