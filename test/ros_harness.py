@@ -51,9 +51,11 @@ class MessageLog:
 
 
 class RosHarness:
-    def __init__(self, num_threads: int = 4) -> None:
+    def __init__(self, num_threads: int = 4, domain_id: int | None = None) -> None:
+        """`domain_id`: a DDS domain of its own (a graph started in a subprocess with that ROS_DOMAIN_ID); default:
+        the session's (ROS_DOMAIN_ID, set by conftest.py)."""
         self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        rclpy.init(context=self.context, domain_id=domain_id)
         self.executor = make_executor(self.context, num_threads)
         self.probe = Node("test_probe", context=self.context)
         self.executor.add_node(self.probe)

@@ -15,6 +15,7 @@ is itself a `ros__parameters` block, of a node that never exists.
           sim_arm: {if: sim}          # started only when the argument is true
           camera: {unless: sim}
           executor: {always: true}
+          benchmark: {always: true, finishes: true}   # the graph ends when this node is done, with its exit code
     sim_arm:                          # ROS parameters of each node, standard form
       ros__parameters: {...}
 
@@ -22,6 +23,10 @@ Argument values arrive as strings (as from `ros2 launch ... name:=value`) and ar
 before they are written into the parameters they `sets`; a comma-separated value sets a string array where
 the parameter's default is a list. An empty value sets nothing (the YAML's value stays): `ros2 launch` hands
 the OpaqueFunction every argument, defaults included, so both front ends must read "" the same way.
+
+Every node of a graph is required: one that exits while the graph runs stops the whole graph with a message naming
+it (`ros2 launch` then exits 1), except a node marked `finishes: true` exiting with code 0 (its job is done: the
+benchmark's trials, the trainer's stages), which ends the graph normally.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class NodeSpec:
     name: str
     executable: str
     parameters: dict = field(default_factory=dict)  # the graph's overrides (the YAML and its arguments)
+    finishes: bool = False  # the graph ends when this node exits with code 0 (its job is done)
 
     def value(self, name: str):
         """The value the node will run with: the graph's, else its declared default (core/node_params)."""
@@ -61,6 +67,7 @@ class NodeSpec:
         return found[0]
 
 
+NODE_RULE_KEYS = frozenset({"if", "unless", "always", "executable", "finishes"})
 NAMESPACE_ARGUMENT = "namespace"  # every graph may declare it: the ROS namespace all its nodes run in
 
 
@@ -138,7 +145,12 @@ def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None
         if "unless" in rule and parse_bool(values[rule["unless"]], f"argument '{rule['unless']}'"):
             continue
         params = dict(((data.get(node_name) or {}).get("ros__parameters")) or {})
-        nodes.append(NodeSpec(name=node_name, executable=str(rule.get("executable", node_name)), parameters=params))
+        unknown_keys = sorted(set(rule) - NODE_RULE_KEYS)
+        if unknown_keys:
+            raise ConfigError(f"{path}: node '{node_name}': unknown key '{unknown_keys[0]}' "
+                              f"(known: {', '.join(sorted(NODE_RULE_KEYS))})")
+        nodes.append(NodeSpec(name=node_name, executable=str(rule.get("executable", node_name)), parameters=params,
+                              finishes=parse_bool(rule.get("finishes", False), f"node '{node_name}' finishes")))
 
     by_name = {spec.name: spec for spec in nodes}
     for arg_name, arg in arguments.items():

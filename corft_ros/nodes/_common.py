@@ -16,7 +16,9 @@ from rclpy._rclpy_pybind11 import InvalidHandle
 from rclpy.executors import Executor, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 
+from corft_ros.core.process import StopSignals, end_with_launcher
 from corft_ros.core.robot import ConfigError
 
 # Publishers of the data the episode logger records keep this much history. A reliable KEEP_LAST writer drops the
@@ -169,9 +171,16 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
              errors: tuple[type[Exception], ...] = (), until: Callable[[Node], bool] | None = None,
              exit_code: Callable[[Node], int] | None = None) -> int:
     """Every node's main(): init, build the node (a ConfigError, or one of `errors`, exits 2 with its one-line
-    message), spin until shutdown (or until `until(node)`), close and destroy it; the exit code is `exit_code(node)`
-    (default 0)."""
-    rclpy.init(args=args)
+    message), spin until SIGINT/SIGTERM (or until `until(node)`), close and destroy it; the exit code is
+    `exit_code(node)` (default 0).
+
+    Stopping (corft_ros.core.process): the first SIGINT/SIGTERM ends the spin loop and later ones are ignored, so a
+    terminal's Ctrl-C (SIGINT from the terminal and again from `ros2 launch`) closes the node once, with its context
+    still up (the executor sends its hold command, the logger closes its bag); started by `ros2 launch` or `ros2 run`,
+    the node gets SIGTERM when that process ends (upstream launch leaves its nodes running on SIGTERM)."""
+    stop = StopSignals().install()
+    end_with_launcher()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     try:
         node = factory()
     except (ConfigError, *errors) as exc:
@@ -183,9 +192,9 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     code = 0
     try:
         if until is None:
-            spin(executor)
+            spin(executor, stop=stop.event)
         else:
-            while rclpy.ok() and not until(node):
+            while rclpy.ok() and not stop.event.is_set() and not until(node):
                 executor.spin_once(timeout_sec=0.2)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass

@@ -13,8 +13,11 @@ inference numbers of the executor's and the policy's /diagnostics (rate, period 
 chunk switches, latency p50/p95/max).
 
 With `autostart` the node runs its own schedule (one arm: what this graph deploys) in a thread and rewrites the
-report (`output_dir`: report.md, trials.csv, summary.json, PNG plots) after every trial. `corft-ros bench trials`
-instead drives `run_trial` itself, switching arms (models, executor modes, the scripted operator) between trials.
+report (`output_dir`: report.md, trials.csv, summary.json, PNG plots) after every trial; when the schedule is done
+the node exits (`shutdown_when_done`) with the run's code (0 every trial ran, 1 errors, 2 no report folder, 130 the
+operator quit), which ends `ros2 launch corft_ros benchmark.launch.py` and `corft-ros launch benchmark`.
+`corft-ros bench trials` instead drives `run_trial` itself, switching arms (models, executor modes, the scripted
+operator) between trials.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class BenchmarkNode(ClosesOnDestroy, Node):
                                                                            p.first_seed)
         self.regions = [r for r in p.regions if r]
         self.output_dir, self.autostart, self.stall_timeout_s = p.output_dir, p.autostart, p.stall_timeout_s
+        self.shutdown_when_done = p.shutdown_when_done
         self.max_errors, self.settle_s, self.service_timeout_s = p.max_errors, p.settle_s, p.service_timeout_s
         self.instruction, self.sim_node, self.executor_node = p.instruction, p.sim_node, p.executor_node
 
@@ -123,6 +127,8 @@ class BenchmarkNode(ClosesOnDestroy, Node):
         self._stop = threading.Event()
         self._keys: TerminalKeys | None = None
         self.outcomes: list[TrialOutcome] = []
+        self.finished = threading.Event()  # autostart's schedule ended; `rc` says how
+        self.rc = 0
         self._thread: threading.Thread | None = None
         if self.autostart:
             self._thread = threading.Thread(target=self._autorun, name="benchmark", daemon=True)
@@ -369,6 +375,16 @@ class BenchmarkNode(ClosesOnDestroy, Node):
 
     # ------------------------------------------------------------------ autostart: this graph's one arm
     def _autorun(self) -> None:
+        try:
+            self.rc = self._run_schedule()
+        except Exception as exc:  # a bug must not leave a graph that never ends
+            self.get_logger().error(f"benchmark failed: {type(exc).__name__}: {exc}")
+            self.rc = 1
+        finally:
+            self.finished.set()
+
+    def _run_schedule(self) -> int:
+        """The autostart run: every trial of the schedule, the report rewritten after each. Returns the exit code."""
         from corft_ros.core.trials.report import read_trials_csv, summary_lines, write_run_report
 
         out = Path(self.output_dir or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
@@ -376,7 +392,7 @@ class BenchmarkNode(ClosesOnDestroy, Node):
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             self.get_logger().error(f"benchmark: cannot create {out}: {exc}")
-            return
+            return 2
         plan = schedule([self.arm], self.regions, self.trials, self.first_seed)
         done = in_plan(plan, read_trials_csv(out / "trials.csv")) if (out / "trials.csv").is_file() else []
         todo = remaining(plan, done)
@@ -394,14 +410,18 @@ class BenchmarkNode(ClosesOnDestroy, Node):
             write_run_report(out, trials, loops, plan_size=len(plan), title=f"Benchmark: {self.arm}",
                              command=" ".join(sys.argv) or "benchmark node", notes=notes)
 
-        run_trials(todo, trials, notes, run_one, counted, self.get_logger().info, self.max_errors, len(plan))
-        if self._stop.is_set():
-            return
+        rc = run_trials(todo, trials, notes, run_one, counted, self.get_logger().info, self.max_errors, len(plan))
+        if self._stop.is_set():  # SIGINT/SIGTERM: an ordinary stop (exit 0); the same report:= resumes it
+            self.get_logger().info(f"benchmark stopped after {len(trials)} of {len(plan)} trials; "
+                                   f"report:={out} resumes it")
+            return 0
         summary = write_run_report(out, trials, loops, plan_size=len(plan), title=f"Benchmark: {self.arm}",
                                    command=" ".join(sys.argv) or "benchmark node", notes=notes)
         for line in summary_lines(summary):
             self.get_logger().info(line)
-        self.get_logger().info(f"benchmark done: report in {out / 'report.md'}")
+        self.get_logger().info(f"benchmark {'done' if rc == 0 else f'ended (exit code {rc})'}: "
+                               f"report in {out / 'report.md'}")
+        return rc
 
     def close(self) -> None:
         stop, thread, keys = getattr(self, "_stop", None), getattr(self, "_thread", None), getattr(self, "_keys", None)
@@ -414,7 +434,9 @@ class BenchmarkNode(ClosesOnDestroy, Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    return run_node(lambda: BenchmarkNode(), args)
+    return run_node(lambda: BenchmarkNode(), args,
+                    until=lambda node: node.shutdown_when_done and node.finished.is_set(),
+                    exit_code=lambda node: node.rc)
 
 
 if __name__ == "__main__":

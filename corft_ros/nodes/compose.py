@@ -72,6 +72,16 @@ class ComposedGraph:
     def _spin(self) -> None:
         spin(self.executor, self.context, self._stop)
 
+    def finished(self) -> tuple[str, int] | None:
+        """(name, exit code) of the first node marked `finishes` in the graph's YAML whose job is done (its `finished`
+        event set, with `shutdown_when_done`): the graph ends then, as under `ros2 launch`. None while none is."""
+        for spec in self.graph.nodes:
+            node = self.nodes.get(spec.name)
+            done = getattr(node, "finished", None)
+            if spec.finishes and done is not None and done.is_set() and getattr(node, "shutdown_when_done", True):
+                return spec.name, int(getattr(node, "rc", 0))
+        return None
+
     def shutdown(self) -> None:
         stop = getattr(self, "_stop", None)
         if stop is not None:

@@ -86,6 +86,7 @@ class EpisodeLoggerNode(Node):
             if not sep or not topic.strip() or msgtype.count("/") not in (1, 2):
                 raise ConfigError(f"topic_types: '{entry}' is not 'topic=pkg/msg/Type'")
             self.configured_types[self._resolve(topic.strip(), "topic_types")] = msgtype.strip()
+        self._create_output_dir()
         err = self._output_dir_problem()
         if err:
             raise ConfigError(f"output_dir: {err}")
@@ -137,6 +138,21 @@ class EpisodeLoggerNode(Node):
             return self.resolve_topic_name(topic)
         except Exception as exc:  # rclpy raises its own InvalidTopicNameException family
             raise ConfigError(f"{what}: '{topic}' is not a valid topic name ({exc})") from None
+
+    def _create_output_dir(self) -> None:
+        """At startup a missing output folder is created (with its parents; relative to the folder the node was
+        started from, as `ros2 bag record` does), so `ros2 launch` works from any folder. Later, a folder that went
+        away (an unmounted disk) is reported at the next start instead of being created again elsewhere."""
+        if self.output_dir.exists():
+            return
+        try:
+            self.output_dir.mkdir(parents=True)
+        except FileExistsError:
+            return  # another logger created it meanwhile
+        except OSError as exc:
+            raise ConfigError(f"output_dir: cannot create output folder {self.output_dir}: "
+                              f"{exc.strerror or exc}") from None
+        self.get_logger().info(f"created output folder {self.output_dir.resolve()}")
 
     def _output_dir_problem(self) -> str:
         d = self.output_dir

@@ -423,10 +423,24 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         self._diag_pub.publish(msg)
 
     def close(self) -> None:
+        """Stop the control loop, then send one hold command (the last safe command; a trajectory controller stops
+        there instead of playing out the rest of the last plan) and wait up to 1 s for the controllers to take it:
+        a stopped executor's last command is always a hold."""
         self._running = False
         self._clock_moved.set()
         if self._thread is not None and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
+        with self._lock:
+            hold = self.core.safety.last if self._active else None
+            self._active = False
+        if hold is None or not self.context.ok():
+            return
+        try:
+            self._publish(hold, [(self.core.grid.period, list(hold))])
+            for publisher in self._command_pubs:
+                publisher.wait_for_all_acked(Duration(seconds=1.0))
+        except Exception as exc:  # never let the last command stop the rest of the shutdown
+            self.get_logger().warning(f"could not send the final hold command: {exc}")
 
 
 def _duration(seconds: float) -> DurationMsg:

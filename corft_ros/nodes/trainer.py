@@ -99,6 +99,11 @@ class TrainerNode(Node):
         msg.status = [diagnostic_status(f"{self.get_name()}: training", self.get_name(), level, message, values)]
         self.diag_pub.publish(msg)
 
+    @property
+    def rc(self) -> int:
+        """The exit code of the job: 1 when it failed, else 0."""
+        return 1 if self.state == "failed" else 0
+
     def close(self, timeout: float = 30.0) -> None:
         """Ask the job to stop after its current step and wait for it."""
         self._stop.set()
@@ -108,7 +113,7 @@ class TrainerNode(Node):
 def main(args: list[str] | None = None) -> int:
     return run_node(lambda: TrainerNode(), args, threads=2,
                     until=lambda node: node.shutdown_when_done and node.finished.is_set(),
-                    exit_code=lambda node: 1 if node.state == "failed" else 0)
+                    exit_code=lambda node: node.rc)
 
 
 if __name__ == "__main__":

@@ -182,7 +182,7 @@ def test_bad_parameters_refuse_to_start(ros, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     cases = [
-        ({"output_dir": str(tmp_path / "missing")}, "output folder .*missing does not exist"),
+        ({"output_dir": str(blocker / "below")}, "cannot create output folder .*a-file/below"),
         ({"output_dir": str(blocker)}, "is not a folder"),
         ({"output_dir": str(tmp_path), "compression": "lz5"}, "compression"),
         ({"output_dir": str(tmp_path), "topic_types": ["/x"]}, "topic_types: '/x'"),
@@ -193,6 +193,19 @@ def test_bad_parameters_refuse_to_start(ros, tmp_path: Path) -> None:
         overrides = [Parameter(k, value=v) for k, v in params.items()]
         with pytest.raises(ConfigError, match=match):
             EpisodeLoggerNode(context=ros.context, parameter_overrides=overrides)
+
+
+def test_a_missing_output_folder_is_created_at_start(ros, tmp_path: Path) -> None:
+    """`ros2 launch corft_ros deploy.launch.py` from a folder without ./episodes once lost the logger (exit 2)."""
+    out = tmp_path / "new" / "episodes"
+    logger = make_logger(ros, out, topics=["/joint_states"])
+    try:
+        assert out.is_dir()
+        assert trigger(ros, "start").success
+        assert trigger(ros, "stop").success
+        assert len(list_episodes(out)) == 1
+    finally:
+        ros.remove(logger)
 
 
 def _readable_count(episode: Path) -> int:

@@ -19,6 +19,8 @@ class BenchmarkParams:
     first_seed: int = param(0, "sim reset seed of the first round (+1 per round)")
     output_dir: str = param("", "report folder ('' = bench/<date-time>); an existing trials.csv there is resumed")
     autostart: bool = param(True, "run the schedule on start (false: driven by corft-ros bench trials)")
+    shutdown_when_done: bool = param(True, "autostart: exit when the schedule is done (the exit code says how it "
+                                           "ended: 0 every trial ran, 1 errors, 2 no report folder, 130 quit)")
     stall_timeout_s: float = param(15.0, "wall s without progress of the node clock (/clock) before a trial is "
                                          "abandoned", above=0)
     max_errors: int = param(3, "consecutive trials without a signal before the run stops", min=1)

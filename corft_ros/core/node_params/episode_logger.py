@@ -11,7 +11,8 @@ from corft_ros.core.params import param
 @dataclass
 class EpisodeLoggerParams:
     robot_config: str = param("", "robot.yaml path ('' = the package's config/robot.yaml)")
-    output_dir: str = param("episodes", "folder holding one sub-folder per episode")
+    output_dir: str = param("episodes", "folder holding one sub-folder per episode (relative: to the folder the node "
+                            "starts in; created when missing)")
     topics: list = param(list(DEFAULT_TOPICS), "topics to record (missing = reported; '' entries are ignored)",
                          array="string")
     optional_topics: list = param(list(DEFAULT_OPTIONAL_TOPICS), "topics recorded when present", array="string")
