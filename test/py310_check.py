@@ -35,6 +35,7 @@ NOT_HERE = {
     "test_demo.py": "`corft-ros demo` runs the deploy graph (rclpy nodes)",
     "test_soak.py": "`corft-ros bench soak` runs the deploy graph (rclpy nodes)",
     "test_record.py": "`corft-ros record` runs the record graph (rclpy nodes)",
+    "test_launch_cli.py": "`corft-ros launch` runs graphs (rclpy nodes)",
     "test_lerobot.py": "`corft-ros record` runs the record graph (rclpy nodes); export/import need av and pyarrow, "
                        "which the Humble check's venv does not pin",
     "test_logger_memory.py": "receives frames in an rclpy subprocess (test/nodes/_rx_faults.py)",

@@ -313,7 +313,9 @@ def test_deploy_from_an_empty_folder_runs_all_four_nodes_and_records_an_episode(
             "/forward_position_controller/commands"} <= topics, topics
 
 
-def test_deploy_jtc_open_loop_in_a_namespace_ends_with_a_hold(graph):
+def test_deploy_jtc_open_loop_in_a_namespace(graph):
+    """output:=jtc mode:=open_loop realtime_factor:=0 namespace:=left: every node in /left, trajectories to the
+    namespaced joint_trajectory_controller topic. (The executor's final hold on a stop: test_executor_ros2_control.)"""
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory
 
@@ -325,15 +327,10 @@ def test_deploy_jtc_open_loop_in_a_namespace_ends_with_a_hold(graph):
     plans = probe.subscribe(JointTrajectory, "/left/arm_controller/joint_trajectory", RECORDED)
     wait_nodes(launched, probe, set(DEPLOY), namespace="/left")
     chunks.wait(lambda m: len(m) >= 3, START_S)
-    plans.wait(lambda m: any(len(p.points) > 1 for p in m[-20:]), START_S)  # tracking a chunk: multi-point plans
+    plans.wait(lambda m: any(len(p.points) > 1 for p in m), START_S)  # tracking a chunk: multi-point plans
+    assert set(plans.messages[-1].joint_names) <= set(load_robot_config().joint_names)
     assert probe.call(Trigger, "/left/corft/episode/start", Trigger.Request(), timeout=30).success
     stop_and_check(launched, DEPLOY)
-    period = 1.0 / load_robot_config().control_rate_hz
-    last = plans.messages[-1]
-    # the executor's last command: one point, the last safe command, one period ahead (the controller stops there)
-    assert len(last.points) == 1, [len(p.points) for p in plans.messages[-5:]]
-    offset = last.points[0].time_from_start
-    assert abs(offset.sec + offset.nanosec * 1e-9 - period) < 1e-6
 
 
 def test_deploy_on_a_real_arm_starts_every_node_without_hardware(graph):

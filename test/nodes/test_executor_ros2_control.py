@@ -247,3 +247,30 @@ def test_run_time_parameters_take_effect_and_startup_ones_are_read_only(rig_fact
     assert not ok and "read-only" in reason
     ok, _ = _set(rig.ros, "arm.controller", "other_controller")
     assert not ok
+
+
+def test_a_stopped_executor_ends_on_one_hold_command_while_it_was_tracking(rig_factory):
+    """close() (what SIGINT/SIGTERM and a launch shutdown run) sends one hold: without it a joint_trajectory_controller
+    plays out the rest of the last multi-point plan after the executor is gone."""
+    rig = rig_factory(joint_state_max_age=60.0)
+    rig.publish_states()
+    rig.arm.wait(lambda m: len(m) >= 3)
+    target = START.copy()
+    target[0] += 0.4
+    rows = START + np.linspace(0.0, 1.0, 10)[:, None] * (target - START)
+
+    def tracking(messages) -> bool:
+        rig.chunks.publish(_chunk(rig.now(), rows))  # a fresh chunk on every look: it never runs out
+        return len(messages) >= 5 and all(len(m.points) > 3 for m in messages[-5:])
+
+    rig.arm.wait(tracking, timeout=20.0)
+    rig.node.close()
+    last = rig.arm.wait(lambda m: len(m[-1].points) == 1, timeout=5.0)[-1]
+    period = 1.0 / ROBOT.control_rate_hz
+    offset = last.points[0].time_from_start
+    assert abs(offset.sec + offset.nanosec * 1e-9 - period) < 1e-9
+    np.testing.assert_allclose(last.points[0].positions, rig.node.core.safety.last[:6])
+    np.testing.assert_array_equal(last.points[0].velocities, 0.0)
+    count = len(rig.arm.messages)
+    time.sleep(0.3)  # nothing after the hold (a negative check: a short wait is all it can be)
+    assert len(rig.arm.messages) == count
