@@ -24,7 +24,7 @@ endif
 VENV310 := .venv310
 STAMP310 := $(VENV310)/.installed
 
-.PHONY: demo test test-py310 bench lint experiment lerobot-env clean-venv
+.PHONY: demo test test-py310 test-jazzy ros2-tools bench lint experiment lerobot-env clean-venv
 
 $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,10 +36,16 @@ $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 demo: $(STAMP)
 	$(BIN)/corft-ros demo
 
-test: $(STAMP)
+test: $(STAMP) ros2-tools
 	$(BIN)/ruff check corft_ros test launch setup.py
 	$(BIN)/python -m pytest -q test
 	@$(MAKE) --no-print-directory test-py310
+	@$(MAKE) --no-print-directory test-jazzy
+
+# The real `ros2` CLI (upstream launch/launch_ros/ros2cli from ../shared) and colcon (requirements-colcon.txt) for the
+# real-launch tests (test/cli/test_ros2_launch.py); a no-op with a one-line note where ../shared is absent.
+ros2-tools: $(STAMP)
+	@$(BIN)/python test/ros2_tools.py .ros2-tools
 
 # No pip cache (nothing written outside the repo); --no-deps: the file pins the complete set (without triton, see there).
 $(STAMP310): requirements-py310.txt
@@ -58,6 +64,28 @@ test-py310:
 else
 test-py310:
 	@echo "test-py310: no python3.10 found (pyenv install 3.10, or make test PY310=/path/to/python3.10)" >&2; exit 1
+endif
+
+# ROS 2 Jazzy (rclpy 7.1.6 wheels, Python 3.11): .venv-jazzy runs the real-launch tests and the real-DDS node tests
+# (test/nodes) on a second distribution. constraints.txt's Kilted ROS lines are left out for it.
+VENVJZ := .venv-jazzy
+STAMPJZ := $(VENVJZ)/.installed
+JAZZY_PYTHON ?= python3.11
+KILTED_ROS_PINS := '^(ros-|rclpy|rcl_|rosidl|action_msgs|builtin_interfaces|diagnostic_msgs|geometry_msgs|lifecycle_msgs|rosgraph_msgs|sensor_msgs|service_msgs|std_msgs|std_srvs|trajectory_msgs|type_description_interfaces|unique_identifier_msgs)'
+$(STAMPJZ): requirements.txt requirements-jazzy.txt constraints.txt setup.py
+	@test -x $(VENVJZ)/bin/python || $(JAZZY_PYTHON) -m venv $(VENVJZ)
+	$(VENVJZ)/bin/python -m pip install -q --upgrade pip==26.3
+	grep -v -E $(KILTED_ROS_PINS) constraints.txt > $(VENVJZ)/constraints.txt
+	$(VENVJZ)/bin/python -m pip install -q -r requirements.txt -r requirements-jazzy.txt -c $(VENVJZ)/constraints.txt
+	$(VENVJZ)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $(STAMPJZ)
+
+ifdef ROS_DISTRO
+test-jazzy:
+	@echo "test-jazzy: SKIPPED, a system ROS 2 ($(ROS_DISTRO)) is sourced and .venv runs on it"
+else
+test-jazzy: $(STAMPJZ) ros2-tools
+	env -u PYTHONPATH $(VENVJZ)/bin/python -m pytest -q test/cli/test_ros2_launch.py test/nodes
 endif
 
 # LeRobot's own venv (torch 2.14.1; ours pins 2.13.0): the LeRobot interop tests and the policy node's lerobot
@@ -84,4 +112,4 @@ experiment: $(STAMP)
 	$(BIN)/corft-ros experiment --output docs/results
 
 clean-venv:
-	rm -rf $(VENV) $(VENV310) $(VENVLR)
+	rm -rf $(VENV) $(VENV310) $(VENVLR) $(VENVJZ) .ros2-tools

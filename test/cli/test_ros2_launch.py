@@ -11,6 +11,7 @@ end "cleanly" (launch's own words for exit code 0), with no process left behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -98,7 +99,7 @@ class Ros2:
         env = {k: v for k, v in os.environ.items() if k not in ("AMENT_PREFIX_PATH", "COLCON_PREFIX_PATH")}
         env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", PYTHONUNBUFFERED="1",
                    PYTHONPATH=str(ws.tools / "ros2"), RCUTILS_COLORIZED_OUTPUT="0")
-        self.command = ["ros2", verb, "corft_ros", *args]
+        self.command, self.domain = ["ros2", verb, "corft_ros", *args], domain
         cmd = [sys.executable, "-c", _EXEC_WITH_SIGINT, "bash", "-c", _SOURCE_AND_EXEC, "launcher", str(ws.root),
                sys.executable, str(ws.tools / "ros2" / "bin" / "ros2"), verb, "corft_ros", *args]
         self.t0 = time.monotonic()
@@ -161,10 +162,12 @@ class Ros2:
         return code
 
     def kill(self) -> None:
-        """Cleanup after a failed test: nothing of it may outlive the test."""
+        """Cleanup after a failed test: nothing of it may outlive the test. Its processes keep the process group
+        (the launcher's pid) even when orphaned."""
         pids = list(self.started().values())
-        if self.proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
         for pid in pids:
             if alive(pid):
@@ -221,6 +224,7 @@ def graph(workspace, tmp_path):
     for launched, probe in started:
         launched.kill()
         probe.shutdown()
+        print(f"--- {' '.join(launched.command)} (domain {launched.domain}):\n{launched.output[-6000:]}")
 
 
 def wait_nodes(launched: Ros2, probe, names: set[str], namespace: str = "/", timeout: float = START_S) -> None:

@@ -250,7 +250,7 @@ def test_sigkill_mid_episode_leaves_readable_bag_and_cli_repair(ros, tmp_path: P
     assert len(msgs) == sent
     stamps = [TS.deserialize_cdr(raw, t).header.stamp.sec for _, t, _, raw in msgs]
     assert stamps == [1000 + i for i in range(sent)]
-    out = subprocess.run([str(ROOT / ".venv" / "bin" / "corft-ros"), "bag", "repair", str(ep)],
+    out = subprocess.run([str(Path(sys.executable).parent / "corft-ros"), "bag", "repair", str(ep)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "repaired" in out.stdout
