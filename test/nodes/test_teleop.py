@@ -155,3 +155,73 @@ def test_bad_parameters(ros) -> None:
     for params, match in cases:
         with pytest.raises(ConfigError, match=match):
             TeleopNode(context=ros.context, parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+
+
+def test_a_slow_plan_does_not_cut_the_scripted_demo_short(ros) -> None:
+    """Planning a demo (IK over its keyframes) takes seconds on a loaded machine. Done inside the timer callback, it
+    held up the process's other callbacks; the joint states queued behind it then caught up at once, and the demo,
+    timed by their stamps, skipped the planning time (a 4.4 s demo sent 12 commands under `ros2 launch`)."""
+    import threading
+    import time
+
+    from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import String
+
+    from corft_ros.core.topics import EPISODE_EVENTS, SIM_CUBE_POSE, SIM_GOAL_POSE
+    from corft_ros.nodes.qos import RECORDED, RELIABLE
+
+    commands = ros.subscribe(Float64MultiArray, "/forward_position_controller/commands", RECORDED)
+    node = make_teleop(ros, source="scripted", human_like=False)
+    make_operator = node._operator_factory
+
+    class SlowPlanning:
+        def __init__(self, seed: int) -> None:
+            self.inner = make_operator(seed)
+
+        def start(self, *args) -> None:
+            time.sleep(1.5)
+            self.inner.start(*args)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    node._operator_factory = SlowPlanning
+    states = ros.publisher(JointState, "/joint_states", 100)
+    cube = ros.publisher(PoseStamped, SIM_CUBE_POSE, RELIABLE)
+    goal = ros.publisher(PoseStamped, SIM_GOAL_POSE, RELIABLE)
+    events = ros.publisher(String, EPISODE_EVENTS, RELIABLE)
+    for pub in (states, cube, goal, events):
+        ros.wait_for_subscribers(pub)
+    stop = threading.Event()
+
+    def world() -> None:  # the sim's side: joint states at 100 Hz (wall-time stamps), cube and goal poses at 10 Hz
+        i = 0
+        while not stop.is_set():
+            msg = JointState(name=ROBOT.joint_names, position=HOME.tolist())
+            msg.header.stamp = node.get_clock().now().to_msg()
+            states.publish(msg)
+            if i % 10 == 0:
+                for pub, xyz in ((cube, (0.45, 0.05, 0.02)), (goal, (0.425, -0.2, 0.02))):
+                    pose = PoseStamped()
+                    pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = xyz
+                    pose.pose.orientation.w = 1.0
+                    pub.publish(pose)
+            i += 1
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=world, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.3)  # poses and states in
+        events.publish(String(data="start"))
+        deadline = time.monotonic() + 60
+        while not node.demo_done and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert node.demo_done, "the demo never finished"
+        expected = node.operator.duration * node.rate_hz
+        sent = len(commands.wait(lambda m: len(m) >= 0.9 * expected, timeout=10))
+        assert sent >= 0.9 * expected, (sent, expected)
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        ros.remove(node)
