@@ -24,7 +24,7 @@ endif
 VENV310 := .venv310
 STAMP310 := $(VENV310)/.installed
 
-.PHONY: demo test test-py310 test-jazzy ros2-tools bench lint experiment lerobot-env clean-venv
+.PHONY: demo test venvs test-py310 test-jazzy ros2-tools bench lint experiment lerobot-env clean-venv
 
 $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,11 +36,13 @@ $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 demo: $(STAMP)
 	$(BIN)/corft-ros demo
 
-test: $(STAMP) ros2-tools
+# Every venv is built first, at once (pip's downloads and unpacking overlap: a fresh clone's make test stays under
+# 20 min on 2 cores); after the main suite, the Python 3.10 check and the Jazzy tests run side by side.
+test:
+	@$(MAKE) --no-print-directory -j4 --output-sync=target venvs
 	$(BIN)/ruff check corft_ros test launch setup.py
 	$(BIN)/python -m pytest -q test
-	@$(MAKE) --no-print-directory test-py310
-	@$(MAKE) --no-print-directory test-jazzy
+	@$(MAKE) --no-print-directory -j2 --output-sync=target test-py310 test-jazzy
 
 # The real `ros2` CLI (upstream launch/launch_ros/ros2cli from ../shared) and colcon (requirements-colcon.txt) for the
 # real-launch tests (test/cli/test_ros2_launch.py); a no-op with a one-line note where ../shared is absent.
@@ -72,11 +74,14 @@ VENVJZ := .venv-jazzy
 STAMPJZ := $(VENVJZ)/.installed
 JAZZY_PYTHON ?= python3.11
 KILTED_ROS_PINS := '^(ros-|rclpy|rcl_|rosidl|action_msgs|builtin_interfaces|diagnostic_msgs|geometry_msgs|lifecycle_msgs|rosgraph_msgs|sensor_msgs|service_msgs|std_msgs|std_srvs|trajectory_msgs|type_description_interfaces|unique_identifier_msgs)'
-$(STAMPJZ): requirements.txt requirements-jazzy.txt constraints.txt setup.py
+$(VENVJZ)/.deps: requirements.txt requirements-jazzy.txt constraints.txt
 	@test -x $(VENVJZ)/bin/python || $(JAZZY_PYTHON) -m venv $(VENVJZ)
 	$(VENVJZ)/bin/python -m pip install -q --upgrade pip==26.3
 	grep -v -E $(KILTED_ROS_PINS) constraints.txt > $(VENVJZ)/constraints.txt
 	$(VENVJZ)/bin/python -m pip install -q -r requirements.txt -r requirements-jazzy.txt -c $(VENVJZ)/constraints.txt
+	@touch $@
+# The editable install writes corft_ros.egg-info into the repo: after .venv's own (order-only), never beside it.
+$(STAMPJZ): $(VENVJZ)/.deps setup.py | $(STAMP)
 	$(VENVJZ)/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $(STAMPJZ)
 
@@ -85,7 +90,8 @@ test-jazzy:
 	@echo "test-jazzy: SKIPPED, a system ROS 2 ($(ROS_DISTRO)) is sourced and .venv runs on it"
 else
 test-jazzy: $(STAMPJZ) ros2-tools
-	env -u PYTHONPATH $(VENVJZ)/bin/python -m pytest -q test/cli/test_ros2_launch.py test/nodes
+	env -u PYTHONPATH $(VENVJZ)/bin/python -m pytest -q -p no:cacheprovider --basetemp=$(VENVJZ)/pytest-tmp \
+		test/cli/test_ros2_launch.py test/nodes
 endif
 
 # LeRobot's own venv (torch 2.14.1; ours pins 2.13.0): the LeRobot interop tests and the policy node's lerobot
@@ -101,6 +107,16 @@ $(STAMPLR): requirements-lerobot.txt
 	@touch $(STAMPLR)
 
 lerobot-env: $(STAMPLR)
+
+# The venvs `make test` uses (LeRobot's is built by .ci/run: `make -j4 -O lerobot-env venvs`).
+VENVS := $(STAMP) ros2-tools
+ifneq ($(PY310),)
+VENVS += $(STAMP310)
+endif
+ifndef ROS_DISTRO
+VENVS += $(STAMPJZ)
+endif
+venvs: $(VENVS)
 
 bench: $(STAMP)
 	$(BIN)/corft-ros bench all --json
