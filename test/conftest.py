@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
-import random
+import sys
 
-# DDS isolation must be in the environment before rclpy initialises (and for child processes).
-os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(1, 200))
+sys.path.insert(0, os.path.dirname(__file__))
+import domains  # noqa: E402
+
+# DDS isolation must be in the environment before rclpy initialises (and for child processes): this session's block of
+# domains (test/domains.py).
+domains.choose()
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")

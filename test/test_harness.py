@@ -10,7 +10,12 @@ from corft_ros.core.robot import ConfigError, load_robot_config, robot_config_fr
 
 def test_dds_is_isolated_and_round_trips(ros):
     assert os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] == "LOCALHOST"
-    assert 1 <= int(os.environ["ROS_DOMAIN_ID"]) <= 200
+    import domains
+
+    lo, hi = domains.block()
+    assert lo <= domains.session() < domains.own(domains.OWN) <= hi  # the session stays in its block
+    bench_lo, bench_hi = (int(x) for x in os.environ["CORFT_DOMAIN_RANGE"].split("-"))
+    assert domains.own(domains.OWN) < bench_lo <= bench_hi <= hi
     log = ros.subscribe(String, "/harness/echo")
     pub = ros.publisher(String, "/harness/echo")
     ros.wait_for_subscribers(pub)

@@ -25,3 +25,18 @@ def print_result(result: dict, as_json: bool) -> None:
     else:
         for key, value in result.items():
             print(f"{key}: {value}")
+
+
+DOMAIN_RANGE_ENV = "CORFT_DOMAIN_RANGE"
+
+
+def isolated_domain(lo: int, hi: int) -> int:
+    """A random DDS domain in [lo, hi] for a benchmark's own graph (away from a user's graph on domain 0), or in the
+    range `CORFT_DOMAIN_RANGE=lo-hi` gives (the test suite confines every domain it uses to its own block)."""
+    import os
+    import random
+
+    text = os.environ.get(DOMAIN_RANGE_ENV, "").strip()
+    if text:
+        lo, hi = (int(x) for x in text.split("-", 1))
+    return random.SystemRandom().randint(lo, hi)

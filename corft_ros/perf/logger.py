@@ -123,7 +123,6 @@ def _storage_write(folder: Path, block: int, max_bytes: int = 3 << 30, max_s: fl
 
 def run_bench(args: argparse.Namespace) -> dict:
     import os
-    import random
     import shutil
     import struct
     import subprocess
@@ -133,7 +132,9 @@ def run_bench(args: argparse.Namespace) -> dict:
     import numpy as np
 
     # Isolated DDS domain on loopback, shared with the publisher subprocesses through the environment.
-    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(150, 230))
+    from corft_ros.perf._common import isolated_domain
+
+    os.environ["ROS_DOMAIN_ID"] = str(isolated_domain(150, 230))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     import rclpy
     from rclpy.parameter import Parameter

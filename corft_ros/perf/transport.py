@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import queue
-import random
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-from corft_ros.perf._common import cpu_name
+from corft_ros.perf._common import cpu_name, isolated_domain
 from corft_ros.perf._transport_child import WARMUP_S, _qos, _render_frames
 
 CODECS = ("raw", "jpeg", "png")
@@ -133,7 +132,7 @@ def cmd_bench_transport(args: argparse.Namespace) -> int:
     if args.socket_buffer < 0 or (args.socket_buffer and args.dds != "udp"):
         print("error: --socket-buffer takes bytes >= 0 and applies to --dds udp", file=sys.stderr)
         return 2
-    os.environ["ROS_DOMAIN_ID"] = str(random.SystemRandom().randint(120, 200))
+    os.environ["ROS_DOMAIN_ID"] = str(isolated_domain(120, 200))
     os.environ.pop("FASTDDS_DEFAULT_PROFILES_FILE", None)
     if args.dds == "udp":
         # measured: with ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST rmw_fastrtps sets the transports itself (shared

@@ -3,26 +3,25 @@ benchmark) is done stops by itself with that node's exit code, and SIGINT/SIGTER
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import domains
 
 from corft_ros.core.trials.report import read_trials_csv
 
 CLI = Path(sys.executable).parent / "corft-ros"
 
 
-def own_domain(offset: int) -> dict[str, str]:
-    return {**os.environ, "ROS_DOMAIN_ID": str(int(os.environ["ROS_DOMAIN_ID"]) % 200 + offset)}
 
 
 def test_corft_ros_launch_benchmark_ends_when_the_benchmark_is_done(tmp_path: Path) -> None:
     report = tmp_path / "report"
     run = subprocess.run([str(CLI), "launch", "benchmark", "trials:=1", "timeout:=2.0", "realtime_factor:=0",
                           f"report:={report}", f"output_dir:={tmp_path / 'episodes'}"],
-                         capture_output=True, text=True, timeout=150, env=own_domain(5), cwd=tmp_path)
+                         capture_output=True, text=True, timeout=150, env=domains.own_env(5), cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "benchmark finished (exit code 0); stopping the graph" in run.stderr
     assert len(read_trials_csv(report / "trials.csv")) == 1
@@ -31,7 +30,7 @@ def test_corft_ros_launch_benchmark_ends_when_the_benchmark_is_done(tmp_path: Pa
 def test_corft_ros_launch_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     """SIGTERM (a service manager's stop) once killed the process outright (exit -15, nothing closed)."""
     proc = subprocess.Popen([str(CLI), "launch", "sim"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=own_domain(6), cwd=tmp_path)
+                            env=domains.own_env(6), cwd=tmp_path)
     try:
         line = proc.stderr.readline()  # printed once every node is built and spinning
         assert "sim: running sim_arm" in line, line

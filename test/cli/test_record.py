@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
+import domains
 import numpy as np
 from rosbags.rosbag2 import Reader
 
@@ -16,7 +16,7 @@ from corft_ros.core.robot import load_robot_config
 CLI = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "corft-ros"
 # Its own DDS domain: latched publishers other tests of this session left behind (e.g. a transient-local
 # /corft/instruction) would otherwise reach the recorded bags; seen once on a loaded machine.
-OWN_DOMAIN = {**os.environ, "ROS_DOMAIN_ID": str(int(os.environ["ROS_DOMAIN_ID"]) % 200 + 1)}
+OWN_DOMAIN = domains.own_env(1)
 ROBOT = load_robot_config()
 
 

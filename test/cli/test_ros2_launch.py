@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import random
 import re
 import shutil
 import signal
@@ -27,7 +26,8 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # test/: ros2_tools, ros_harness
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # test/: ros2_tools, ros_harness, domains
+import domains  # noqa: E402
 import ros2_tools  # noqa: E402
 
 from corft_ros.core.paths import share_dir  # noqa: E402
@@ -49,7 +49,7 @@ def _ignored(folder: str, names: list[str]) -> set[str]:
     top = {n for n in names if n in TOP_IGNORED or n.startswith(".venv")} if Path(folder) == ROOT else set()
     return top | set(ANY_IGNORED(folder, names))
 DEPLOY = ["sim_arm", "policy", "executor", "episode_logger"]  # the deploy graph's processes in sim
-_DOMAINS = random.SystemRandom().sample(range(201, 233), 32)  # apart from conftest's session domain (1-200)
+_DOMAINS = [domains.own(k) for k in range(7, domains.OWN + 1)]  # one per launch, none shared (test/domains.py)
 
 
 @dataclass

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import socket
 import subprocess
 from pathlib import Path
 
+import domains
 import numpy as np
 import pytest
 
@@ -37,7 +37,7 @@ def episodes(tmp_path_factory) -> Path:
     """One sim demo (the real arm, recorded through the stack) and two synthetic episodes: a failure commanded with
     JointTrajectory in a sqlite3 bag, and one with smaller frames (resized on export)."""
     root = tmp_path_factory.mktemp("episodes")
-    env = {**os.environ, "ROS_DOMAIN_ID": str(int(os.environ["ROS_DOMAIN_ID"]) % 200 + 3)}
+    env = domains.own_env(3)
     run = subprocess.run([str(CLI), "record", "--sim", "--episodes", "1", "--task", "put the cube on the target",
                           "--output", str(root), "--max-seconds", "30"], stdin=subprocess.DEVNULL,
                          capture_output=True, text=True, timeout=400, env=env)
