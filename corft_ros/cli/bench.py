@@ -52,7 +52,49 @@ def _register_trials(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="policy inference backend")
     p.add_argument("--cameras", default="", help="comma-separated sim cameras (default: the YAML's)")
     p.add_argument("--json", action="store_true", help="print summary.json at the end")
+    p.add_argument("--lockstep", action="store_true",
+                   help="compare the arms in lockstep (ROS-free, deterministic: the same model on the same start gives "
+                        "the same outcome; what the experiment compares arms with) instead of over the real-time graph")
+    p.add_argument("--workers", type=int, default=1, help="lockstep: worker processes (default 1)")
+    p.add_argument("--repeat-arm", default="", metavar="ARM",
+                   help="lockstep: run ARM twice on the same starts (as ARM and ARM_repeat): the noise floor")
+    p.add_argument("--latency", type=float, default=None, metavar="S",
+                   help="lockstep: sim seconds from an observation to its chunk at the executor (default 0.02)")
     p.set_defaults(func=cmd_trials)
+
+
+def cmd_trials_lockstep(args: argparse.Namespace) -> int:
+    from corft_ros.benchmark import check_model
+    from corft_ros.core.robot import ConfigError, load_robot_config
+    from corft_ros.core.sim.rollout import DEFAULT_INFERENCE_LATENCY_S
+    from corft_ros.core.trials.lockstep import LockstepArm, LockstepConfig, lockstep_benchmark, with_repeat
+    from corft_ros.core.trials.trials import arm_names
+
+    latency = DEFAULT_INFERENCE_LATENCY_S if args.latency is None else args.latency
+    try:
+        if args.operator:
+            raise ConfigError("--lockstep compares exported models; the scripted operator runs over the real graph "
+                              "(drop --operator or --lockstep)")
+        if args.workers < 1 or not latency >= 0:
+            raise ConfigError("--workers must be >= 1 and --latency >= 0")
+        robot = load_robot_config(None)
+        for model in args.models:
+            check_model(model, robot)
+        arms = with_repeat([LockstepArm(name, model, mode) for name, model, mode in arm_names(args.models, args.modes)],
+                           args.repeat_arm)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.output or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
+    config = LockstepConfig(timeout_s=args.timeout, inference_latency_s=latency, workers=args.workers)
+    rc, summary = lockstep_benchmark(
+        arms, list(args.regions), args.trials, args.seed, out, config,
+        title="Benchmark (lockstep): " + " vs ".join(a.name for a in arms),
+        command="corft-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+        say=(lambda line: print(line, file=sys.stderr, flush=True)) if args.json else print)
+    if summary and args.json:
+        print(json.dumps(summary, indent=2, default=float))
+    return rc
 
 
 def cmd_trials(args: argparse.Namespace) -> int:
@@ -65,6 +107,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
     try:
         if not args.models and not args.operator:
             raise ConfigError("nothing to benchmark: give --models DIR [DIR ...] and/or --operator")
+        if not args.lockstep and (args.repeat_arm or args.workers != 1 or args.latency is not None):
+            raise ConfigError("--workers, --repeat-arm and --latency apply to --lockstep runs")
         bad = [m for m in args.modes if m not in MODES]
         if bad:
             raise ConfigError(f"unknown executor mode '{bad[0]}' (known: {', '.join(MODES)})")
@@ -75,6 +119,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
             raise ConfigError(f"--trials must be >= 1, got {args.trials}")
         if not args.timeout > 0:
             raise ConfigError(f"--timeout must be positive, got {args.timeout}")
+        if args.lockstep:
+            return cmd_trials_lockstep(args)
         robot = load_robot_config(None)
         for model in args.models:
             check_model(model, robot)

@@ -2,15 +2,19 @@
 
   1. record N human-like demos with the scripted operator, seen region, real time        corft-ros record
   2. IL on them in segments of --il-screen-every steps                                  corft-ros train --stage il
-  3. screen each segment's checkpoint (ROS-free rollouts, dev seeds); IL trains on until   corft-ros bench rollouts
-     --il-patience screens bring no new best (or --il-steps): the curve; the best is IL
+  3. screen each segment's checkpoint (lockstep trials, dev seeds); IL trains on until    corft-ros bench trials
+     --il-patience screens bring no new best (or --il-steps): the curve; the best is IL      --lockstep
   4. R rounds of the data flywheel, each:
        collect: N trials of the current policy through the real graph, every one logged   corft-ros bench trials
        CO-RFT from the IL checkpoint on the demos + every rollout so far                   corft-ros train --stage rl
-  5. the control arm: IL + the same number of extra supervised steps, no critic           corft-ros train --stage bc
-  6. final evaluation on fresh seeds: IL, the control arm and the last CO-RFT round, seen and unseen starts,
-     interleaved, same start positions                                                     corft-ros bench trials
-  7. report in <output>/ (experiment.md/json, plots); the best measured arm becomes models/default.
+  5. the supervised controls, from the IL checkpoint, the same number of steps, no critic: corft-ros train --stage bc
+       il_bc   BC on the demos (more supervised steps alone)
+       il_fbc  filtered BC on the demos and every successful rollout of the rounds (self-imitation)
+  6. final evaluation on fresh seeds, in lockstep (the same model on the same start gives the same outcome): IL,
+     the controls, the last CO-RFT round and the bundled model, plus IL again as `il_repeat` (the noise floor),
+     seen and unseen starts, interleaved, the same start positions for every arm    corft-ros bench trials --lockstep
+  7. report in <output>/ (experiment.md/json, plots): paired counts and McNemar tests per pair of arms; the best
+     measured arm becomes models/default.
 
 Seeds never overlap: demos 1000+, IL screens 5000+, round r's collection 10000·r+, the final evaluation --eval-seed.
 Nothing is tuned on the unseen region or on the final seeds. Each step is the command a user would run, in its own
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import shutil
 import subprocess
@@ -53,16 +58,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--demos", type=int, default=50, help="human-like demonstrations to record (default 50)")
     p.add_argument("--rounds", type=int, default=2, help="collect → CO-RFT rounds (default 2)")
     p.add_argument("--collect", type=int, default=50, help="logged trials per round (default 50)")
-    p.add_argument("--trials", type=int, default=50, help="final trials per arm and region (default 50)")
+    p.add_argument("--trials", type=int, default=100, help="final trials per arm and region (default 100)")
     p.add_argument("--timeout", type=float, default=20.0, help="time limit of a trial, s of sim time (default 20)")
     p.add_argument("--il-steps", type=int, default=20000, help="most IL gradient steps (default 20000)")
     p.add_argument("--il-screen-every", type=int, default=2000, help="IL checkpoint screened every N steps")
     p.add_argument("--il-patience", type=int, default=3,
                    help="IL stops after this many screens without a new best (default 3: a 20-trial screen is noisy)")
-    p.add_argument("--screen-trials", type=int, default=50,
-                   help="ROS-free trials per IL checkpoint (default 50: on 20, measured 2026-12-02, the screens read "
+    p.add_argument("--screen-trials", type=int, default=100,
+                   help="lockstep trials per IL checkpoint (default 100: on 20, measured 2026-12-02, the screens read "
                         "4, 1, 10, 2, 5, 6/20 and picked a checkpoint that scored 30%% where a longer-trained IL "
                         "scored 58%% on the same final seeds)")
+    p.add_argument("--workers", type=int, default=2, help="lockstep worker processes (default 2)")
     p.add_argument("--rl-steps", type=int, default=0, help="CO-RFT steps per round (0: config/train.yaml's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="training parameter for every stage (as corft-ros train --set)")
@@ -117,9 +123,9 @@ def _speed(args: argparse.Namespace) -> list[str]:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     if (min(args.demos, args.trials, args.collect, args.rounds + 1, args.il_steps, args.il_screen_every,
-            args.il_patience) < 1 or not args.timeout > 0):
-        print("error: --demos, --trials, --collect and the --il-* options must be >= 1, --rounds >= 0, --timeout "
-              "positive", file=sys.stderr)
+            args.il_patience, args.workers, args.screen_trials) < 1 or not args.timeout > 0):
+        print("error: --demos, --trials, --collect, --workers, --screen-trials and the --il-* options must be >= 1, "
+              "--rounds >= 0, --timeout positive", file=sys.stderr)
         return 2
     work, out = Path(args.work).expanduser(), Path(args.output).expanduser()
     data, runs, models, screens = work / "data", work / "runs", work / "models", work / "screens"
@@ -174,12 +180,22 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             _run("5 train the control arm", ["train", "--bags", str(data / "demos"), "--stage", "bc", "--init",
                                              str(il_ckpt), "--name", "il_bc", "--output", str(runs / "il_bc"),
                                              "--models-dir", str(models), *rl_steps, *sets], log)
-        arms = [models / "il", models / "il_bc"] + ([current] if current.name != "il" else [])
+        arms = [models / "il", models / "il_bc"]
+        if args.rounds and not _done_model(models / "il_fbc"):
+            # filtered BC: the same steps on the demos and every successful rollout of the rounds (stage bc imitates
+            # the successful episodes of --bags): what self-imitation alone gives, without the critic
+            _run("5 train filtered BC", ["train", "--bags", str(data), "--stage", "bc", "--init", str(il_ckpt),
+                                         "--name", "il_fbc", "--output", str(runs / "il_fbc"), "--models-dir",
+                                         str(models), *rl_steps, *sets], log)
+        if args.rounds:
+            arms.append(models / "il_fbc")
+        arms += [current] if current.name != "il" else []
         if not args.no_incumbent and _done_model(incumbent):
             arms.append(incumbent)
-        _run("6 final evaluation", [*bench, "--models", *map(str, arms), "--trials", str(args.trials), "--regions",
-                                    "seen", "unseen", "--seed", str(args.eval_seed), "--output", str(work / "eval")],
-             log)
+        _run("6 final evaluation", ["bench", "trials", "--lockstep", "--workers", str(args.workers), "--repeat-arm",
+                                    "il", "--timeout", str(args.timeout), "--models", *map(str, arms), "--trials",
+                                    str(args.trials), "--regions", "seen", "unseen", "--seed", str(args.eval_seed),
+                                    "--output", str(work / "eval")], log)
     except RuntimeError as exc:
         print(f"error: {exc}; run the same command again to continue", file=sys.stderr)
         return 1
@@ -239,12 +255,15 @@ def _screen_il(args: argparse.Namespace, run: Path, screens: Path, log: dict, la
             if not _done_model(folder):
                 _run(f"3 screen IL {step}: export", ["export", str(ckpt), "--name", folder.name, "--models-dir",
                                                       str(screens)], log)
-            text = _run(f"3 screen IL {step}", ["bench", "rollouts", "--models", str(folder), "--trials",
-                                                 str(args.screen_trials), "--seed", str(SCREEN_SEED), "--timeout",
-                                                 str(args.timeout), "--json"], log, capture=True)
-            row = json.loads(text)["results"][0]
+            text = _run(f"3 screen IL {step}", ["bench", "trials", "--lockstep", "--workers", str(args.workers),
+                                                 "--models", str(folder), "--trials", str(args.screen_trials),
+                                                 "--regions", "seen", "--seed", str(SCREEN_SEED), "--timeout",
+                                                 str(args.timeout), "--output", str(screens / f"eval_il_{step}"),
+                                                 "--json"], log, capture=True)
+            row = next(r for r in json.loads(text)["arms"] if r["region"] == "seen")
+            cycle = row["cycle_time_mean_s"]
             done[step] = {"step": step, "successes": row["successes"], "trials": row["trials"],
-                          "cycle_time_mean_s": row["cycle_time_mean_s"]}
+                          "cycle_time_mean_s": cycle if cycle is not None and math.isfinite(cycle) else None}
             log.setdefault("il", {})["curve"] = sorted(done.values(), key=lambda r: r["step"])
         curve.append(done[step])
         print(f"IL step {step}: {done[step]['successes']}/{done[step]['trials']} (screen, seen)", flush=True)

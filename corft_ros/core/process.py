@@ -7,7 +7,11 @@
   measured here with `ros2 launch corft_ros deploy.launch.py` and SIGINT to the process group, policy and executor
   aborted inside rclpy (`pybind11::error_already_set`, exit -6) and sim_arm died in its close (-2). `StopSignals`
   replaces them: the first SIGINT/SIGTERM sets an event (the node's spin loop ends, close() runs with the context
-  still up, so the executor can still send its hold command), later ones are ignored while it closes.
+  still up, so the executor can still send its hold command), a repeated SIGINT is ignored (SIG_IGN: also while the
+  interpreter finalizes, where CPython puts a Python-handled signal back to its default, so a late second SIGINT
+  killed an already closed node with -2, measured under load). Launch escalates to SIGTERM when a node is still
+  running 5 s after its SIGINT: that SIGTERM first dumps every thread's stack (faulthandler, from C, so also when the
+  main thread is stuck in C code), then ends the process, so a shutdown that hangs says where.
 - Upstream `ros2 launch` exits on SIGTERM without stopping its nodes, and a SIGTERM'd `ros2 run` leaves its node
   running. `end_with_launcher()` asks Linux to send the node SIGTERM when the `ros2 launch`/`ros2 run` process that
   started it ends (prctl PR_SET_PDEATHSIG), so such a stop also closes every node cleanly. A node started any other
@@ -16,8 +20,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import faulthandler
 import os
 import signal
 import sys
@@ -44,6 +50,8 @@ class StopSignals:
         return self
 
     def restore(self) -> None:
+        with contextlib.suppress(RuntimeError, ValueError):
+            faulthandler.unregister(signal.SIGTERM)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
@@ -52,8 +60,23 @@ class StopSignals:
         if not self.event.is_set():
             self.received = signal.Signals(signum).name
             self.event.set()
-        # a repeat (the terminal's SIGINT and launch's own, or launch's SIGTERM while a bag is being closed) is
-        # ignored: the process is already closing and ends by itself
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # the terminal's SIGINT and launch's own: one stop
+            if signum == signal.SIGINT:
+                faulthandler.register(signal.SIGTERM, file=sys.stderr, all_threads=True, chain=True)
+            return
+        if signum == signal.SIGTERM and self.received == "SIGINT":
+            # launch's escalation: still closing 5 s after SIGINT (the stacks were dumped just before, from C)
+            sys.stderr.write("error: still shutting down 5 s after SIGINT (stacks above); exiting now\n")
+            sys.stderr.flush()
+            os._exit(1)
+
+    def finished(self) -> None:
+        """The process is about to exit: every later stop signal is ignored (a signal arriving while the interpreter
+        finalizes would otherwise meet CPython's restored default action)."""
+        with contextlib.suppress(RuntimeError, ValueError):
+            faulthandler.unregister(signal.SIGTERM)
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
 
     def __enter__(self) -> StopSignals:
         return self.install()

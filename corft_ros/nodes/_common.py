@@ -206,4 +206,5 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
             code = exit_code(node)
         node.destroy_node()
         rclpy.try_shutdown()
+        stop.finished()
     return code

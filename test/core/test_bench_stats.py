@@ -100,3 +100,35 @@ def test_a_report_without_plots_keeps_the_last_ones_and_updates_the_tables(tmp_p
     assert set(summary["plots"]) == set(drawn) and "success_rate.png" in (tmp_path / "report.md").read_text()
     assert read_trials_csv(tmp_path / "trials.csv") == trials
     assert json.loads((tmp_path / "summary.json").read_text())["trials"] == 6
+
+
+def test_mcnemar_exact_matches_the_binomial_test():
+    from scipy.stats import binomtest
+
+    from corft_ros.core.trials.stats import mcnemar_exact_p
+
+    for only_a, only_b in [(3, 10), (10, 3), (5, 5), (0, 7), (20, 35), (1, 0)]:
+        assert mcnemar_exact_p(only_a, only_b) == pytest.approx(binomtest(min(only_a, only_b), only_a + only_b,
+                                                                          0.5).pvalue, rel=1e-12)
+    assert mcnemar_exact_p(0, 0) == 1.0
+
+
+def test_paired_matches_starts_and_counts_discordant_ones():
+    from corft_ros.core.trials.stats import paired
+
+    def t(arm, region, seed, success, d=5.0):
+        return Trial(arm, region, seed, success, d if success else 20.0, 20.0)
+
+    trials = [t("il", "seen", 0, True, 6.0), t("rl", "seen", 0, True, 4.5),   # both, rl 1.5 s faster
+              t("il", "seen", 1, True, 8.0), t("rl", "seen", 1, False),       # only il
+              t("il", "seen", 2, False), t("rl", "seen", 2, True, 7.0),       # only rl
+              t("il", "seen", 3, False), t("rl", "seen", 3, True, 9.0),       # only rl
+              t("il", "unseen", 0, False), t("rl", "unseen", 0, False),       # neither
+              t("il", "seen", 9, True)]                                       # no partner: left out
+    c = paired(trials, "il", "rl")
+    assert (c.pairs, c.both, c.only_a, c.only_b, c.neither) == (5, 1, 1, 2, 1)
+    assert c.success_diff == pytest.approx(1 / 5) and c.discordance == pytest.approx(3 / 5)
+    assert c.mcnemar_p == pytest.approx(1.0)
+    assert c.both_solved == 1 and c.cycle_time_diff_mean_s == pytest.approx(-1.5)
+    assert c.cycle_time_rel_change == pytest.approx(4.5 / 6.0 - 1)
+    assert paired(trials, "il", "rl", "unseen").pairs == 1

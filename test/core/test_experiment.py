@@ -1,11 +1,12 @@
-"""The experiment report: the benchmark summary read against the CO-RFT paper's numbers."""
+"""The experiment report: the lockstep evaluation's arms paired start by start, against the flywheel's goals."""
 
 from __future__ import annotations
 
 import json
 import math
 
-from corft_ros.core.trials.experiment import goals, goals_table, results_table
+from corft_ros.core.trials.experiment import flywheel_goals, goals_table, paired_row, results_table
+from corft_ros.core.trials.report import paired_comparisons
 from corft_ros.core.trials.stats import Trial, summarize_all
 
 
@@ -16,41 +17,40 @@ def trials(arm: str, region: str, successes: int, n: int, cycle: float) -> list[
 
 
 def summary(rows: list[Trial]) -> dict:
-    return {"arms": [s.as_dict() for s in summarize_all(rows)]}
+    return {"arms": [s.as_dict() for s in summarize_all(rows)], "paired": paired_comparisons(rows)}
 
 
-def test_goals_against_the_paper_numbers() -> None:
-    s = summary(trials("il", "seen", 8, 20, 10.0) + trials("corft", "seen", 14, 20, 7.0)
-                + trials("il", "unseen", 2, 10, 10.0) + trials("corft", "unseen", 5, 10, 7.5))
-    gain, cycle, unseen = goals(s, "il", "corft", region="seen")
-    assert gain.met and "+75.0%" in gain.measured and "40% → 70%" in gain.measured
-    assert cycle.met and "-30.0%" in cycle.measured  # 10 s → 7 s is 30% less, the paper's is 22.3%
-    assert unseen.met and "50.0% (5/10" in unseen.measured
-    table = goals_table([gain, cycle, unseen])
-    assert table[0].startswith("| goal |") and all(row.endswith("| yes |") for row in table[2:])
+def test_flywheel_goals_on_paired_starts() -> None:
+    # seeds 0..n-1: an arm with k successes solves the first k starts, so each pair's discordant starts are known
+    rows = (trials("il", "seen", 60, 100, 9.0) + trials("il", "unseen", 50, 100, 9.5)
+            + trials("il_bc", "seen", 62, 100, 9.0) + trials("il_bc", "unseen", 52, 100, 9.5)
+            + trials("il_fbc", "seen", 70, 100, 8.5) + trials("il_fbc", "unseen", 60, 100, 9.0)
+            + trials("corft_r2", "seen", 85, 100, 7.0) + trials("corft_r2", "unseen", 80, 100, 7.5)
+            + trials("il_repeat", "seen", 60, 100, 9.0) + trials("il_repeat", "unseen", 51, 100, 9.5))
+    s = summary(rows)
+    failure_seen, failure_unseen, control, cycle, noise = flywheel_goals(s, "corft_r2")
+    assert failure_seen.met and "15.0% vs IL 40.0%" in failure_seen.measured  # 15 <= 0.5 * 40
+    assert failure_unseen.met and "20.0% vs IL 50.0%" in failure_unseen.measured  # 20 <= 0.5 * 50
+    assert control.met and "(il_fbc)" in control.name and "only corft_r2 35, only il_fbc 0 of 200" in control.measured
+    assert cycle.met and "-21.7%" in cycle.measured  # 7.0/7.5 over 60/50 both-solved vs 9.0/9.5
+    assert noise.met is True and "0.5% (1 of 200 starts)" in noise.measured
+    table = goals_table([failure_seen, noise])
+    assert table[0].startswith("| goal | target |") and table[2].endswith("| yes |")
 
-    short = summary(trials("il", "seen", 5, 10, 10.0) + trials("corft", "seen", 6, 10, 9.0)
-                    + trials("corft", "unseen", 4, 10, 9.0))
-    gain, cycle, unseen = goals(short, "il", "corft")
-    assert not gain.met and "+20.0%" in gain.measured
-    assert not cycle.met and "-10.0%" in cycle.measured
-    assert not unseen.met  # 40% < 44.3%
-
-    one = summary(trials("il", "seen", 13, 50, 9.0) + trials("corft", "seen", 1, 50, 4.0))
-    gain, cycle = goals(one, "il", "corft")
-    assert cycle.met is None and "over 13 → 4.00 s over 1 successes" in cycle.measured
-    assert "too few to call" in cycle.measured and "| n/a |" in goals_table([cycle])[-1]
+    weak = summary(trials("il", "seen", 60, 100, 9.0) + trials("il_bc", "seen", 62, 100, 9.0)
+                   + trials("corft_r1", "seen", 64, 100, 8.9) + trials("il_repeat", "seen", 55, 100, 9.0))
+    failure, control, cycle, noise = flywheel_goals(weak, "corft_r1")
+    assert not failure.met and not control.met and "p = 1" not in control.measured
+    assert not cycle.met and noise.met is False and "5.0%" in noise.measured
 
 
-def test_goals_when_the_baseline_never_succeeds() -> None:
-    s = summary(trials("il", "seen", 0, 10, 0.0) + trials("corft", "seen", 3, 10, 8.0))
-    gain, cycle = goals(s, "il", "corft")
-    assert gain.met is True and "never succeeded" in gain.measured
-    assert cycle.met is None and "not measurable" in cycle.measured
-    nothing = summary(trials("il", "seen", 0, 10, 0.0) + trials("corft", "seen", 0, 10, 0.0))
-    gain, cycle = goals(nothing, "il", "corft")
-    assert gain.met is None and cycle.met is None
-    assert "| n/a |" in goals_table([gain])[-1]
+def test_paired_rows_read_in_either_order() -> None:
+    s = summary(trials("il", "seen", 3, 10, 9.0) + trials("corft", "seen", 6, 10, 6.0))
+    ab, ba = paired_row(s, "il", "corft", "seen"), paired_row(s, "corft", "il", "seen")
+    assert (ab["only_a"], ab["only_b"]) == (0, 3) and (ba["only_a"], ba["only_b"]) == (3, 0)
+    assert ab["success_diff"] == -ba["success_diff"] == 0.3
+    assert math.isclose(ab["cycle_time_rel_change"], 6.0 / 9.0 - 1) and math.isclose(ba["cycle_time_rel_change"],
+                                                                                    9.0 / 6.0 - 1)
 
 
 def test_results_table_rows() -> None:
@@ -63,17 +63,19 @@ def test_results_table_rows() -> None:
 
 
 def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> None:
-    """experiment.md/json from a finished run: per arm and region the counts and cycle times, Fisher's p for CO-RFT
-    against IL and the control arm, and the best measured arm (never a weaker one because a plan said so)."""
-    import json
-
-    from corft_ros.core.trials.experiment import best_arm, fisher_p, write_experiment_report
+    """experiment.md/json from a finished run: per arm and region the counts and cycle times, the paired McNemar
+    tests of CO-RFT against IL and the controls, the failure taxonomy, and the best measured arm (never a weaker one
+    because a plan said so; never the repeat arm)."""
+    from corft_ros.core.trials.experiment import arm_rows, best_arm, write_experiment_report
 
     rows = (trials("il", "seen", 20, 50, 9.0) + trials("il", "unseen", 10, 50, 9.5)
             + trials("il_bc", "seen", 22, 50, 9.0) + trials("il_bc", "unseen", 11, 50, 9.5)
-            + trials("corft_r2", "seen", 35, 50, 7.0) + trials("corft_r2", "unseen", 23, 50, 7.5))
+            + trials("corft_r2", "seen", 35, 50, 7.0) + trials("corft_r2", "unseen", 23, 50, 7.5)
+            + trials("il_repeat", "seen", 20, 50, 9.0) + trials("il_repeat", "unseen", 10, 50, 9.5))
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary(rows)))
+    s = summary(rows)
+    s["failures"] = {"il": {"seen": {"never_lifted": 20, "dropped": 7, "off_target": 3}}}
+    (tmp_path / "eval" / "summary.json").write_text(json.dumps(s))
     log = {"il": {"curve": [{"step": 2000, "successes": 4, "trials": 20, "cycle_time_mean_s": 9.0},
                             {"step": 4000, "successes": 9, "trials": 20, "cycle_time_mean_s": 8.5}],
                   "chosen_step": 4000},
@@ -87,17 +89,18 @@ def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> Non
     data = json.loads((out / "experiment.json").read_text())
     assert data["arms"]["corft_r2"]["seen"]["successes"] == 35 and data["arms"]["il"]["unseen"]["trials"] == 50
     assert data["arms"]["il"]["seen"]["cycle_time_mean_s"] == 9.0 and data["default_model"] == "corft_r2"
-    p = {(t["compare"], t["region"]): t["p"] for t in data["fisher"]}
-    assert p[("corft_r2 vs il", "seen")] == fisher_p(35, 50, 20, 50) < 0.01
-    assert p[("il_bc vs il", "seen")] == fisher_p(22, 50, 20, 50)  # what more supervised steps alone do
+    tests = {(t["compare"], t["region"]): t for t in data["paired"]}
+    assert tests[("corft_r2 vs il", "seen")]["only_b"] == 15 and tests[("corft_r2 vs il", "seen")]["only_a"] == 0
+    assert tests[("corft_r2 vs il", "seen")]["mcnemar_p"] < 0.001
+    assert tests[("il_bc vs il", "all")]["only_b"] == 3  # what more supervised steps alone do
+    assert tests[("il_repeat vs il", "all")]["only_a"] == tests[("il_repeat vs il", "all")]["only_b"] == 0
     md = (out / "experiment.md").read_text()
     assert "**corft_r2**" in md and "| 4000 | 9/20 | 8.50 |" in md and "| 1 | il | 50 | 21 | 9.10 | 100 (70) |" in md
+    assert "| il | seen | 30 | 20 | 7 | 3 |" in md  # the failure taxonomy
     assert (out / "il_curve.png").is_file() and (out / "rounds.png").is_file()
     assert any("best measured arm: corft_r2" in line for line in lines)
     # a weaker CO-RFT is never the default
     worse = summary(trials("il", "seen", 20, 50, 9.0) + trials("corft_r1", "seen", 10, 50, 6.0))
-    from corft_ros.core.trials.experiment import arm_rows
-
     assert best_arm(arm_rows(worse)) == "il"
 
 

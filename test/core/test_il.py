@@ -141,3 +141,28 @@ def test_the_critic_only_warmup_of_co_rft_leaves_the_il_policy_unchanged(episode
     backbone = [k for k in start if k.split(".")[0] in ("image_encoders", "state_mlp", "text_proj", "encoder",
                                                         "encoder_norm", "token_pos")]
     assert backbone and all(torch.equal(trained[k], start[k]) for k in backbone)
+
+
+def test_checkpoints_carry_the_weight_average_and_a_resume_trains_on_from_the_raw_weights(episodes, tmp_path):
+    from corft_ros.core.rl.distributed import Runtime
+    from corft_ros.core.rl.il import il_parameters
+    from corft_ros.core.rl.trainer import make_learner
+
+    torch.set_num_threads(1)
+    il = {"lr": 2e-3, "shift_pad": 0, "loss": "l1", "ema_decay": 0.9, "lr_half_life": 10, "lr_floor": 0.25}
+    cfg = _cfg(episodes, tmp_path / "run", stage="il", il_steps=30, checkpoint_every=30, il=il)
+    train(episodes / "eps", cfg, ROBOT, log=lambda m: None)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "latest.pt", weights_only=True)
+    ema = state["extra"]["learner"]["ema"]
+    policy, _ = load_checkpoint(tmp_path / "run" / "checkpoints" / "latest.pt")
+    params = list(il_parameters(policy))
+    assert all(torch.equal(p.detach(), s) for p, s in zip(params, ema["shadow"], strict=True))  # saved: the average
+    assert any(not torch.equal(s, r) for s, r in zip(ema["shadow"], ema["raw"], strict=True))
+    rt = Runtime(rank=0, world=1, device=torch.device("cpu"), distributed=False)
+    tdata = load_training_data(cfg, episodes / "eps", ROBOT, policy.config.chunk_size, log=lambda m: None)
+    learner, _ = make_learner("il", policy, tdata, cfg, rt, lambda m: None, 30)
+    learner.load_state_dict(state["extra"]["learner"])
+    assert all(torch.equal(p.detach(), r) for p, r in zip(params, ema["raw"], strict=True))  # resumed: the raw ones
+    # the learning rate halved every 10 steps down to its floor: 2e-3 * max(0.25, 0.5 ** 3) at step 30
+    learner.optim.step(sum(p.sum() * 0 for p in params), 30)
+    assert learner.optim.opt.param_groups[0]["lr"] == pytest.approx(2e-3 * 0.25)

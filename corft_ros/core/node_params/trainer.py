@@ -29,6 +29,9 @@ DESCRIPTIONS = {
     "init_checkpoint": "policy checkpoint to start from ('' = scratch, or resume)",
     "resume": "continue from <output>/checkpoints/latest.pt when it exists",
     "strict": "a bad bag stops the job instead of being skipped",
+    "il.ema_decay": "IL weight EMA decay (checkpoints and the export carry the average; 0 = off)",
+    "il.lr_half_life": "IL learning rate halves every this many steps (0 = constant)",
+    "il.lr_floor": "IL learning rate never below this fraction of il.lr",
 }
 
 def default_parameters() -> dict:

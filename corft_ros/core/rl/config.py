@@ -74,6 +74,13 @@ class ILConfig:
     shift_pad: int = 0  # random-shift augmentation in pixels (0: off; see docs/training.md before turning it on)
     grad_clip: float = 10.0
     episodes: str = "success"  # imitate 'success'ful episodes only, or 'all'
+    # Weight EMA, as ACT and Diffusion Policy train: checkpoints and the export carry the average (decay ramps up as
+    # min(ema_decay, (1 + step) / (10 + step))); 0 = off.
+    ema_decay: float = 0.999
+    # Learning-rate decay: lr * max(lr_floor, 0.5 ** (step / lr_half_life)); 0 = constant. A half-life rather than a
+    # cosine over the total: the experiment trains IL in resumed segments whose total is not known in advance.
+    lr_half_life: int = 4000
+    lr_floor: float = 0.1
 
     def validate(self) -> None:
         from corft_ros.core.robot import ConfigError
@@ -82,6 +89,11 @@ class ILConfig:
             raise ConfigError(f"il.loss must be 'l1' or 'l2', got {self.loss!r}")
         if self.lr <= 0:
             raise ConfigError(f"il.lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"il.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.lr_half_life < 0 or not 0 < self.lr_floor <= 1:
+            raise ConfigError(f"il.lr_half_life must be >= 0 and il.lr_floor in (0, 1], got {self.lr_half_life}, "
+                              f"{self.lr_floor}")
         if self.shift_pad < 0:
             raise ConfigError(f"il.shift_pad must be >= 0, got {self.shift_pad}")
 

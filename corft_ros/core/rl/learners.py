@@ -34,7 +34,9 @@ S = the samples of successful episodes (demos and successful rollouts): BC never
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,14 +72,20 @@ class Optimizer:
     """AdamW over some parameters, the one gradient step every learner takes (backward, average over the ranks
     when the trainer sets `grad_sync`, clip, step) and its state for checkpoints."""
 
-    def __init__(self, params, lr: float, weight_decay: float, grad_clip: float) -> None:
+    def __init__(self, params, lr: float, weight_decay: float, grad_clip: float,
+                 schedule: Callable[[int], float] | None = None) -> None:
         self.params = list(params)
         self.opt = torch.optim.AdamW(self.params, lr=lr, weight_decay=weight_decay)
         self.grad_clip = grad_clip
         self.grad_sync = None  # averages gradients over ranks (torchrun), set by the trainer
+        self.base_lr, self.schedule = lr, schedule  # schedule(step) -> factor of the base learning rate
 
-    def step(self, loss: Tensor) -> Tensor:
-        """One step on `loss`; returns the gradient norm before clipping."""
+    def step(self, loss: Tensor, step: int | None = None) -> Tensor:
+        """One step on `loss` (at the learning rate of `step` under the schedule); returns the gradient norm before
+        clipping."""
+        if self.schedule is not None and step is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = self.base_lr * self.schedule(step)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_sync:
@@ -117,8 +125,59 @@ class _OneOptimizer:
 # --------------------------------------------------------------------------------------------- stage 1
 
 
+def half_life_schedule(half_life: int, floor: float) -> Callable[[int], float] | None:
+    """step -> max(floor, 0.5 ** (step / half_life)); None (constant) when half_life is 0."""
+    if half_life <= 0:
+        return None
+    return lambda step: max(floor, 0.5 ** (step / half_life))
+
+
+class WeightEMA:
+    """An exponential moving average of parameters (decay ramped up as min(decay, (1 + step) / (10 + step)), as
+    Diffusion Policy's EMA warms up). `swapped()` puts the average into the parameters for a while (a checkpoint is
+    written with it), `apply()` for good (the end of the stage)."""
+
+    def __init__(self, params, decay: float) -> None:
+        self.params = list(params)
+        self.decay = decay
+        self.shadow = [p.detach().clone() for p in self.params]
+
+    @torch.no_grad()
+    def update(self, step: int) -> None:
+        d = min(self.decay, (1.0 + step) / (10.0 + step))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - d)
+
+    @contextlib.contextmanager
+    def swapped(self):
+        raw = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, s in zip(self.params, self.shadow, strict=True):
+                p.copy_(s)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, r in zip(self.params, raw, strict=True):
+                    p.copy_(r)
+
+    @torch.no_grad()
+    def apply(self) -> None:
+        for p, s in zip(self.params, self.shadow, strict=True):
+            p.copy_(s)
+
+    def state_dict(self) -> dict:
+        return {"shadow": [s.cpu() for s in self.shadow]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("shadow"):
+            with torch.no_grad():
+                for s, v in zip(self.shadow, state["shadow"], strict=True):
+                    s.copy_(v.to(s.device))
+
+
 class ILLearner(_OneOptimizer):
-    """Backbone + action expert on demonstration chunks (images in the batch)."""
+    """Backbone + action expert on demonstration chunks (images in the batch), with an optional weight EMA and a
+    learning-rate half-life (ILConfig)."""
 
     def __init__(self, policy, cfg: ILConfig) -> None:
         from corft_ros.core.rl.augment import random_shift
@@ -127,7 +186,35 @@ class ILLearner(_OneOptimizer):
         self.policy = policy
         self.cfg = cfg
         self._shift = random_shift
-        self.optim = Optimizer(il_parameters(policy), cfg.lr, cfg.weight_decay, cfg.grad_clip)
+        params = list(il_parameters(policy))
+        self.optim = Optimizer(params, cfg.lr, cfg.weight_decay, cfg.grad_clip,
+                               schedule=half_life_schedule(cfg.lr_half_life, cfg.lr_floor))
+        self.ema = WeightEMA(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+
+    def saving(self):
+        """The parameters a checkpoint is written with: the average (the raw ones go into state_dict to resume)."""
+        return self.ema.swapped() if self.ema is not None else contextlib.nullcontext()
+
+    def finish(self) -> None:
+        """End of the stage: the policy keeps the average (what the export and the next stage start from)."""
+        if self.ema is not None:
+            self.ema.apply()
+
+    def state_dict(self) -> dict:
+        state = self.optim.state_dict()
+        if self.ema is not None:
+            # the checkpoint's policy weights are the average (saving()): keep the raw ones and the average here
+            state["ema"] = {**self.ema.state_dict(), "raw": [p.detach().cpu().clone() for p in self.ema.params]}
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optim.load_state_dict(state)
+        ema = state.get("ema")
+        if self.ema is not None and ema:
+            self.ema.load_state_dict(ema)
+            with torch.no_grad():  # training goes on from the raw weights, not from the average it was saved with
+                for p, r in zip(self.ema.params, ema["raw"], strict=True):
+                    p.copy_(r.to(p.device))
 
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         p, cfg = self.policy, self.cfg
@@ -149,7 +236,11 @@ class ILLearner(_OneOptimizer):
         loss, logs = self.loss(batch)
         if not torch.isfinite(loss):
             raise QDivergenceError(f"IL loss became NaN/Inf at step {step} (lower il.lr)")
-        logs["il/grad_norm"] = self.optim.step(loss)
+        logs["il/grad_norm"] = self.optim.step(loss, step)
+        if self.ema is not None:
+            self.ema.update(step)
+        if self.optim.schedule is not None:
+            logs["il/lr"] = torch.tensor(self.optim.opt.param_groups[0]["lr"])
         return logs
 
 

@@ -229,8 +229,10 @@ def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: Traini
                     on_progress(stage, step, steps, means)
             bar.update(1)
             if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == steps):
-                _save(ckpt_dir / f"{stage}_{step:07d}.pt", policy, tdata.texts,
-                      {"stage": stage, "step": step, "steps": steps, "learner": learner.state_dict()})
+                state = learner.state_dict()  # before saving(): the learner keeps what training resumes from
+                with getattr(learner, "saving", contextlib.nullcontext)():  # IL: the checkpoint holds the EMA
+                    _save(ckpt_dir / f"{stage}_{step:07d}.pt", policy, tdata.texts,
+                          {"stage": stage, "step": step, "steps": steps, "learner": state})
             if should_stop is not None and any_rank(rt, should_stop()):
                 break
     finally:
@@ -359,6 +361,8 @@ def train(
             offset = _stage_steps(cfg, "il", steps_cap) if (cfg.stage == "all" and stage == "rl") else 0
             summary["stages"][stage] = run_stage(stage, learner, batches, policy, tdata, cfg, rt, steps, start,
                                                  ckpt_dir, scalars, on_progress, should_stop, offset)
+            if hasattr(learner, "finish"):
+                learner.finish()  # IL: the policy keeps the weight average (export, next stage)
             if stage != "il":
                 for p in policy.backbone_parameters():
                     p.requires_grad_(True)

@@ -1,4 +1,5 @@
-"""The end-to-end experiment's report: the benchmark summary read against the CO-RFT paper's real-robot numbers.
+"""The end-to-end experiment's report: the lockstep evaluation's arms, paired start by start, against the goals of
+the flywheel (CO-RFT against IL and the strongest supervised use of the same data).
 
 Pure functions over summary.json (the benchmark's) and the run records of the other stages; `corft-ros experiment`
 (corft_ros/cli/experiment.py) runs the stages and writes what these return.
@@ -12,19 +13,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-# CO-RFT (arXiv 2508.02219), real robot, against supervised fine-tuning on the same demonstrations.
-PAPER_SUCCESS_GAIN = 0.57  # relative increase of the success rate
-PAPER_CYCLE_TIME_CUT = 0.223  # relative decrease of the cycle time
-PAPER_UNSEEN_SUCCESS = 0.443  # success rate at unseen positions
 MIN_CYCLE_SUCCESSES = 5  # fewer successful trials in an arm: its mean cycle time says nothing
 
 
 @dataclass
 class Goal:
     name: str
-    paper: str
+    target: str
     measured: str
-    met: bool | None  # None: not measurable (e.g. IL never succeeded, so no relative change)
+    met: bool | None  # None: not measurable (e.g. too few starts both arms solved)
 
 
 def _arm(summary: dict, arm: str, region: str) -> dict | None:
@@ -36,43 +33,6 @@ def _arm(summary: dict, arm: str, region: str) -> dict | None:
 
 def _pct(x: float | None, digits: int = 1) -> str:
     return "–" if x is None or not math.isfinite(x) else f"{100 * x:+.{digits}f}%"
-
-
-def goals(summary: dict, baseline: str, candidate: str, region: str = "seen") -> list[Goal]:
-    """The paper's three numbers against this run: success gain and cycle-time cut of `candidate` over `baseline`
-    in `region` (the demonstrations' region), and the candidate's success rate on unseen starts."""
-    out: list[Goal] = []
-    base, cand = _arm(summary, baseline, region), _arm(summary, candidate, region)
-    if base is not None and cand is not None:
-        b, c = float(base["success_rate"]), float(cand["success_rate"])
-        if b > 0:
-            gain = (c - b) / b
-            out.append(Goal(f"success rate, {candidate} vs {baseline} ({region})", f"{_pct(PAPER_SUCCESS_GAIN)}",
-                            f"{_pct(gain)} ({100 * b:.0f}% → {100 * c:.0f}%)", gain >= PAPER_SUCCESS_GAIN))
-        else:
-            out.append(Goal(f"success rate, {candidate} vs {baseline} ({region})", f"{_pct(PAPER_SUCCESS_GAIN)}",
-                            f"{baseline} never succeeded ({100 * c:.0f}% for {candidate}): no relative change",
-                            None if c == 0 else True))
-        bt, ct = float(base["cycle_time_mean_s"]), float(cand["cycle_time_mean_s"])
-        nb, nc = int(base["successes"]), int(cand["successes"])
-        if math.isfinite(bt) and math.isfinite(ct) and bt > 0:
-            cut = (bt - ct) / bt
-            few = min(nb, nc) < MIN_CYCLE_SUCCESSES
-            out.append(Goal(f"cycle time, {candidate} vs {baseline} ({region})", f"-{100 * PAPER_CYCLE_TIME_CUT:.1f}%",
-                            f"{_pct(-cut)} ({bt:.2f} s over {nb} → {ct:.2f} s over {nc} successes"
-                            f"{f'; under {MIN_CYCLE_SUCCESSES} in an arm: too few to call' if few else ''})",
-                            None if few else cut >= PAPER_CYCLE_TIME_CUT))
-        else:
-            out.append(Goal(f"cycle time, {candidate} vs {baseline} ({region})", f"-{100 * PAPER_CYCLE_TIME_CUT:.1f}%",
-                            "not measurable: an arm had no successful trial", None))
-    unseen = _arm(summary, candidate, "unseen")
-    if unseen is not None:
-        rate = float(unseen["success_rate"])
-        lo, hi = unseen.get("success_ci95", (math.nan, math.nan))
-        out.append(Goal(f"success at unseen positions, {candidate}", f"{100 * PAPER_UNSEEN_SUCCESS:.1f}%",
-                        f"{100 * rate:.1f}% ({unseen['successes']}/{unseen['trials']}, 95% CI "
-                        f"{100 * lo:.0f}–{100 * hi:.0f}%)", rate >= PAPER_UNSEEN_SUCCESS))
-    return out
 
 
 def results_table(summary: dict, arms: list[str]) -> list[str]:
@@ -93,22 +53,114 @@ def results_table(summary: dict, arms: list[str]) -> list[str]:
 
 
 def goals_table(rows: list[Goal]) -> list[str]:
-    lines = ["| goal | paper (real robot) | this run (sim) | met |", "|---|---|---|---|"]
+    lines = ["| goal | target | this run (sim, lockstep) | met |", "|---|---|---|---|"]
     for g in rows:
         met = "n/a" if g.met is None else ("yes" if g.met else "no")
-        lines.append(f"| {g.name} | {g.paper} | {g.measured} | {met} |")
+        lines.append(f"| {g.name} | {g.target} | {g.measured} | {met} |")
+    return lines
+
+
+# ------------------------------------------------------------------------------------------ the flywheel's goals
+
+FAILURE_RATE_RATIO = 0.5  # CO-RFT's failure rate at most half of IL's, per region
+CYCLE_TIME_CUT = 0.15  # paired cycle time over starts both solved: CO-RFT at least 15% faster than IL
+SUCCESS_NON_INFERIORITY = -0.05  # ... with the lower 95% bound of the paired success difference above -5 points
+NOISE_FLOOR = 0.02  # same-model discordance in lockstep at most 2% of starts
+ALPHA = 0.05
+CONTROLS = ("il_bc", "il_fbc")  # the supervised controls: IL + BC on the demos, filtered BC on demos + successes
+REPEAT = "il_repeat"
+
+
+def paired_row(summary: dict, a: str, b: str, region: str = "all") -> dict | None:
+    """The paired comparison of arms a and b in `region` from summary.json (either order: the row is returned with
+    a as A), or None."""
+    for row in summary.get("paired", []):
+        if row["region"] != region:
+            continue
+        if (row["arm_a"], row["arm_b"]) == (a, b):
+            return row
+        if (row["arm_a"], row["arm_b"]) == (b, a):
+            lo, hi = row["success_diff_ci95"]
+            clo, chi = row["cycle_time_diff_ci95_s"]
+            rel = row["cycle_time_rel_change"]
+            return {**row, "arm_a": a, "arm_b": b, "only_a": row["only_b"], "only_b": row["only_a"],
+                    "success_diff": -row["success_diff"], "success_diff_ci95": [-hi, -lo],
+                    "cycle_time_diff_mean_s": -row["cycle_time_diff_mean_s"], "cycle_time_diff_ci95_s": [-chi, -clo],
+                    "cycle_time_rel_change": (1.0 / (1.0 + rel) - 1.0) if math.isfinite(rel) and rel > -1 else rel}
+    return None
+
+
+def flywheel_goals(summary: dict, candidate: str | None) -> list[Goal]:
+    """The CO-RFT issue's goals on a lockstep evaluation: failure rate vs IL, the strongest supervised control beaten
+    (McNemar, pooled), the paired cycle time, and the evaluation's own noise floor (IL vs its repeat)."""
+    out: list[Goal] = []
+    rows = arm_rows(summary)
+    if candidate and candidate in rows and "il" in rows:
+        for region in ("seen", "unseen"):
+            il, rl = rows["il"].get(region), rows[candidate].get(region)
+            if il and rl:
+                f_il, f_rl = 1 - il["success_rate"], 1 - rl["success_rate"]
+                out.append(Goal(f"failure rate {candidate} ≤ {FAILURE_RATE_RATIO:g} × IL ({region})",
+                                f"≤ {100 * FAILURE_RATE_RATIO * f_il:.1f}%",
+                                f"{100 * f_rl:.1f}% vs IL {100 * f_il:.1f}%", f_rl <= FAILURE_RATE_RATIO * f_il))
+        controls = [c for c in CONTROLS if c in rows]
+        if controls:
+            strongest = max(controls, key=lambda c: sum(r["successes"] for r in rows[c].values()
+                                                        if r is not rows[c].get("all")))
+            row = paired_row(summary, strongest, candidate)
+            if row:
+                met = row["only_b"] > row["only_a"] and row["mcnemar_p"] < ALPHA
+                out.append(Goal(f"{candidate} beats the strongest supervised control ({strongest}), pooled",
+                                f"McNemar p < {ALPHA:g}",
+                                f"only {candidate} {row['only_b']}, only {strongest} {row['only_a']} of "
+                                f"{row['pairs']}; p = {row['mcnemar_p']:.3g}", met))
+        row = paired_row(summary, "il", candidate)
+        if row:
+            rel, lo = row["cycle_time_rel_change"], row["success_diff_ci95"][0]
+            few = row["both_solved"] < MIN_CYCLE_SUCCESSES
+            out.append(Goal(f"paired cycle time {candidate} vs IL (starts both solved), success not lower",
+                            f"≤ -{100 * CYCLE_TIME_CUT:.0f}%, success bound > {100 * SUCCESS_NON_INFERIORITY:.0f} pts",
+                            f"{_pct(rel)} over {row['both_solved']} starts; success {100 * row['success_diff']:+.1f} "
+                            f"pts (95% CI from {100 * lo:+.1f})",
+                            None if few else (math.isfinite(rel) and rel <= -CYCLE_TIME_CUT
+                                              and lo > SUCCESS_NON_INFERIORITY)))
+    row = paired_row(summary, "il", REPEAT)
+    if row:
+        out.append(Goal("same-model discordance (IL vs its repeat, lockstep)", f"≤ {100 * NOISE_FLOOR:g}%",
+                        f"{100 * row['discordance']:.1f}% ({row['only_a'] + row['only_b']} of {row['pairs']} starts)",
+                        row["discordance"] <= NOISE_FLOOR))
+    return out
+
+
+def paired_table(summary: dict, pairs: list[tuple[str, str]]) -> list[str]:
+    lines = ["| A | B | region | starts | both | only A | only B | neither | McNemar p | B - A success (95% CI) | "
+             "B - A cycle time, both solved |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for a, b in pairs:
+        for region in ("seen", "unseen", "all"):
+            row = paired_row(summary, a, b, region)
+            if row is None:
+                continue
+            lo, hi = row["success_diff_ci95"]
+            lines.append(f"| {a} | {b} | {region} | {row['pairs']} | {row['both']} | {row['only_a']} | "
+                         f"{row['only_b']} | {row['neither']} | {row['mcnemar_p']:.3g} | "
+                         f"{100 * row['success_diff']:+.1f} ({100 * lo:+.1f} to {100 * hi:+.1f}) pts | "
+                         f"{_pct(row['cycle_time_rel_change'])} (n={row['both_solved']}) |")
+    return lines
+
+
+def failure_table(summary: dict) -> list[str]:
+    """Why the failed trials failed (lockstep: from the cube's path), per arm and region."""
+    failures = summary.get("failures") or {}
+    kinds = ("never_lifted", "dropped", "off_target")
+    lines = ["| arm | region | failures | never lifted | dropped | carried off target |", "|---|---|---|---|---|---|"]
+    for arm, regions in failures.items():
+        for region, counts in regions.items():
+            lines.append(f"| {arm} | {region} | {sum(counts.values())} | "
+                         + " | ".join(str(counts.get(k, 0)) for k in kinds) + " |")
     return lines
 
 
 # ------------------------------------------------------------------------------------------ the experiment report
-
-
-def fisher_p(a_success: int, a_trials: int, b_success: int, b_trials: int) -> float:
-    """Two-sided Fisher exact test p-value of two success counts."""
-    from scipy.stats import fisher_exact
-
-    table = [[a_success, a_trials - a_success], [b_success, b_trials - b_success]]
-    return float(fisher_exact(table, alternative="two-sided")[1])
 
 
 def arm_rows(summary: dict) -> dict[str, dict[str, dict]]:
@@ -148,17 +200,25 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
     rows = arm_rows(summary)
     corft = [a for a in rows if a.startswith("corft")]
     candidate = corft[-1] if corft else None
-    chosen = best_arm(rows)
+    chosen = best_arm({a: r for a, r in rows.items() if a != REPEAT})
     tests = []
-    # CO-RFT against IL and the control arm; the control against IL too (what more supervised steps alone do)
-    pairs = [(candidate, other) for other in ("il", "il_bc") if candidate] + [("il_bc", "il")]
-    for first, other in pairs:
-        for region in ("seen", "unseen"):
-            if first in rows and other in rows and region in rows[other] and region in rows[first]:
-                a, b = rows[first][region], rows[other][region]
-                tests.append({"compare": f"{first} vs {other}", "region": region,
-                              "p": fisher_p(a["successes"], a["trials"], b["successes"], b["trials"])})
-    goal_rows = goals(summary, "il", candidate, "seen") if candidate else []
+    # CO-RFT against IL and the supervised controls; the controls against IL (what supervision alone does); IL
+    # against its own repeat (the evaluation's noise floor)
+    others = ["il", *[c for c in CONTROLS if c in rows]]
+    pairs = [(other, candidate) for other in others if candidate] + [("il", c) for c in CONTROLS if c in rows]
+    pairs += [("il", REPEAT)] if REPEAT in rows else []
+    if "bundled" in rows:
+        pairs += [("bundled", candidate or "il")]
+    for a, b in pairs:
+        if a in rows and b in rows:
+            for region in ("seen", "unseen", "all"):
+                row = paired_row(summary, a, b, region)
+                if row is not None:
+                    tests.append({"compare": f"{b} vs {a}", "region": region, "pairs": row["pairs"],
+                                  "only_a": row["only_a"], "only_b": row["only_b"], "mcnemar_p": row["mcnemar_p"],
+                                  "success_diff": row["success_diff"],
+                                  "cycle_time_rel_change": row["cycle_time_rel_change"]})
+    goal_rows = flywheel_goals(summary, candidate)
     il_log = log.get("il") or {}
     curve = il_log.get("curve", [])
     plots = _experiment_plots(out, curve, log.get("rounds", {}), rows)
@@ -176,18 +236,20 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         "",
         *results_table(summary, list(rows)),
         "",
-        "Fisher exact test (two-sided) of the success counts:",
+        "Paired on the same starts (lockstep: the same model on the same start gives the same outcome, so an arm's "
+        "wins and losses against another are the arms' doing; `il_repeat` is IL run again, the noise floor):",
         "",
-        "| comparison | region | p |",
-        "|---|---|---|",
-        *[f"| {t['compare']} | {t['region']} | {t['p']:.3g} |" for t in tests],
+        *paired_table(summary, [(a, b) for a, b in pairs if a in rows and b in rows]),
         "",
         summary.get("definition", ""),
         "",
-        "## Against the paper's real-robot numbers",
+        "Why the failures failed (the cube's path in each failed trial):",
         "",
-        *(goals_table(goal_rows) if goal_rows else
-          ["No CO-RFT arm in this run (`--rounds 0`): the paper's goals are not measured here."]),
+        *failure_table(summary),
+        "",
+        "## Goals",
+        "",
+        *(goals_table(goal_rows) if goal_rows else ["No CO-RFT arm and no repeat arm in this run: no goal measured."]),
         "",
         f"`models/default` is the best measured arm: **{chosen}** (most seen successes, then unseen, then cycle "
         "time)" + (": the model bundled before this run, kept" if chosen == "bundled" else "") + ".",
@@ -227,11 +289,12 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
                 if (out / p).is_file()]]
     (out / "experiment.md").write_text("\n".join(lines) + "\n")
     (out / "experiment.json").write_text(json.dumps(
-        {"arms": rows, "default_model": chosen, "candidate": candidate, "fisher": tests,
-         "goals": [vars(g) for g in goal_rows], "il_curve": curve, "rounds": log.get("rounds", {}), "log": log},
-        indent=2, default=float))
+        {"arms": rows, "default_model": chosen, "candidate": candidate, "paired": tests,
+         "failures": summary.get("failures", {}), "goals": [vars(g) for g in goal_rows], "il_curve": curve,
+         "rounds": log.get("rounds", {}), "log": log}, indent=2, default=float))
     printed = [*results_table(summary, list(rows)), "", *goals_table(goal_rows),
-               *[f"Fisher {t['compare']} ({t['region']}): p = {t['p']:.3g}" for t in tests],
+               *[f"{t['compare']} ({t['region']}): only A {t['only_a']}, only B {t['only_b']} of {t['pairs']}, "
+                 f"McNemar p = {t['mcnemar_p']:.3g}" for t in tests if t["region"] == "all"],
                f"best measured arm: {chosen}"]
     return chosen, printed
 

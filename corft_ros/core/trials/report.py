@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from corft_ros.core.trials.stats import ArmSummary, Trial, relative_change, summarize_all
+from corft_ros.core.trials.stats import ArmSummary, Trial, paired, relative_change, summarize_all
 
 CYCLE_TIME_DEFINITION = (
     "Cycle time = time from the start of a trial (after reset, when the episode starts) to the first success "
@@ -82,6 +82,7 @@ def write_report(out_dir: Path, trials: Sequence[Trial], *, title: str, command:
         "loop": loop or {},
         "comparison": ({"baseline": compare[0], "candidate": compare[1], **comparisons(summaries, *compare)}
                        if compare else {}),
+        "paired": paired_comparisons(trials),
         "notes": list(notes),
     }
     if plots:
@@ -92,6 +93,22 @@ def write_report(out_dir: Path, trials: Sequence[Trial], *, title: str, command:
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     (out_dir / "report.md").write_text(_markdown(summary, summaries, drawn))
     return summary
+
+
+def paired_comparisons(trials: Sequence[Trial]) -> list[dict]:
+    """Every pair of arms on the starts both ran (same region and seed), per region and pooled: paired counts, the
+    exact McNemar p-value, the paired success difference and the paired cycle-time difference over starts both
+    solved (stats.paired). The first arm of the run is each pair's A."""
+    arms = list(dict.fromkeys(t.arm for t in trials))
+    regions = list(dict.fromkeys(t.region for t in trials))
+    out = []
+    for i, a in enumerate(arms):
+        for b in arms[i + 1:]:
+            for region in [*regions, "all"]:
+                comparison = paired(trials, a, b, region)
+                if comparison.pairs:
+                    out.append(comparison.as_dict())
+    return out
 
 
 def _markdown(summary: dict, summaries: Sequence[ArmSummary], plots: list[str]) -> str:
@@ -114,6 +131,21 @@ def _markdown(summary: dict, summaries: Sequence[ArmSummary], plots: list[str]) 
             if isinstance(change, dict):
                 lines.append(f"| {region} | {_fmt(100 * change['success_rate_relative_change'], 1)}% | "
                              f"{_fmt(100 * change['cycle_time_relative_change'], 1)}% |")
+    if summary.get("paired"):
+        lines += ["", "## Paired: the same starts", "",
+                  "Per pair of arms (A, B), over the starts both ran: both / only A / only B / neither solved, the "
+                  "exact McNemar p-value of the discordant starts, the success difference B - A with its 95% "
+                  "interval, and B - A in cycle time over the starts both solved (mean, 95% interval, relative).", "",
+                  "| A | B | region | starts | both | only A | only B | neither | McNemar p | B - A success | "
+                  "B - A cycle time (s) | relative |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for c in summary["paired"]:
+            lo, hi = c["success_diff_ci95"]
+            clo, chi = c["cycle_time_diff_ci95_s"]
+            lines.append(
+                f"| {c['arm_a']} | {c['arm_b']} | {c['region']} | {c['pairs']} | {c['both']} | {c['only_a']} | "
+                f"{c['only_b']} | {c['neither']} | {c['mcnemar_p']:.3g} | {_fmt(100 * c['success_diff'], 1)} "
+                f"({_fmt(100 * lo, 1)} to {_fmt(100 * hi, 1)}) pts | {_fmt(c['cycle_time_diff_mean_s'])} "
+                f"({_fmt(clo)} to {_fmt(chi)}), n={c['both_solved']} | {_fmt(100 * c['cycle_time_rel_change'], 1)}% |")
     if summary["loop"]:
         lines += ["", "## Control loop and inference", "", "| arm | metric | value |", "|---|---|---|"]
         for arm, values in summary["loop"].items():

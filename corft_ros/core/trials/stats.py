@@ -106,3 +106,76 @@ def relative_change(new: float, old: float) -> float:
     if not (math.isfinite(new) and math.isfinite(old)) or old == 0:
         return float("nan")
     return (new - old) / old
+
+
+def mcnemar_exact_p(only_a: int, only_b: int) -> float:
+    """Two-sided exact McNemar test: the binomial test of the discordant pairs against 1/2. 1.0 without any."""
+    n = only_a + only_b
+    if n == 0:
+        return 1.0
+    k = min(only_a, only_b)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+    return min(1.0, 2.0 * tail)
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two arms on the same starts (arm, region, seed matched): who solved which, and how fast where both did."""
+
+    arm_a: str
+    arm_b: str
+    region: str  # seen | unseen | all
+    pairs: int
+    both: int
+    only_a: int
+    only_b: int
+    neither: int
+    mcnemar_p: float
+    success_diff: float  # rate(b) - rate(a) over the pairs
+    success_diff_ci95: tuple[float, float]  # Wald interval of the paired difference
+    both_solved: int
+    cycle_time_diff_mean_s: float  # b - a over starts both solved
+    cycle_time_diff_ci95_s: tuple[float, float]
+    cycle_time_rel_change: float  # mean(b) / mean(a) - 1 over starts both solved
+
+    @property
+    def discordance(self) -> float:
+        return (self.only_a + self.only_b) / self.pairs if self.pairs else float("nan")
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "discordance": self.discordance}
+
+
+def paired(trials: Sequence[Trial], arm_a: str, arm_b: str, region: str = "all") -> PairedComparison:
+    """Pair the trials of two arms by (region, seed): the same start positions. Unmatched trials are left out."""
+    def by_start(arm: str) -> dict[tuple[str, int], Trial]:
+        return {(t.region, t.seed): t for t in trials if t.arm == arm and (region == "all" or t.region == region)}
+
+    a, b = by_start(arm_a), by_start(arm_b)
+    keys = sorted(set(a) & set(b))
+    both = sum(1 for k in keys if a[k].success and b[k].success)
+    only_a = sum(1 for k in keys if a[k].success and not b[k].success)
+    only_b = sum(1 for k in keys if b[k].success and not a[k].success)
+    n = len(keys)
+    diff = (only_b - only_a) / n if n else float("nan")
+    if n:
+        var = ((only_a + only_b) / n - diff * diff) / n  # Wald variance of a paired difference of proportions
+        half = Z_95 * math.sqrt(max(var, 0.0))
+        diff_ci = (diff - half, diff + half)
+    else:
+        diff_ci = (float("nan"), float("nan"))
+    solved = [k for k in keys if a[k].success and b[k].success]
+    deltas = np.array([b[k].duration_s - a[k].duration_s for k in solved], dtype=float)
+    if deltas.size >= 2:
+        half = Z_95 * float(np.std(deltas, ddof=1)) / math.sqrt(deltas.size)
+        ct_ci = (float(deltas.mean()) - half, float(deltas.mean()) + half)
+    else:
+        ct_ci = (float("nan"), float("nan"))
+    mean_a = float(np.mean([a[k].duration_s for k in solved])) if solved else float("nan")
+    mean_b = float(np.mean([b[k].duration_s for k in solved])) if solved else float("nan")
+    return PairedComparison(
+        arm_a=arm_a, arm_b=arm_b, region=region, pairs=n, both=both, only_a=only_a, only_b=only_b,
+        neither=n - both - only_a - only_b, mcnemar_p=mcnemar_exact_p(only_a, only_b), success_diff=diff,
+        success_diff_ci95=diff_ci, both_solved=len(solved),
+        cycle_time_diff_mean_s=float(deltas.mean()) if deltas.size else float("nan"), cycle_time_diff_ci95_s=ct_ci,
+        cycle_time_rel_change=relative_change(mean_b, mean_a))
