@@ -29,6 +29,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # test/: ros2_tools, ros_harness, domains
 import domains  # noqa: E402
 import ros2_tools  # noqa: E402
+from processes import alive, children  # noqa: E402
 
 from corft_ros.core.paths import share_dir  # noqa: E402
 from corft_ros.core.robot import load_robot_config  # noqa: E402
@@ -172,27 +173,6 @@ class Ros2:
         for pid in pids:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def children(pid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            out.append(int(stat.parent.name))
-    return out
 
 
 def assert_no_orphans(pids: dict[str, int], timeout: float = 30.0) -> None:

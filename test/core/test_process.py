@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from processes import alive
+
 from corft_ros.core.process import launcher_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,15 +101,7 @@ def test_a_node_started_by_ros2_launch_or_run_ends_with_it(tmp_path):
         launcher.kill()
         launcher.wait(timeout=10)
         deadline = time.monotonic() + 30
-        while _alive(node_pid) and time.monotonic() < deadline:
+        while alive(node_pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not _alive(node_pid), f"the node outlived `ros2 {verb}`"
+        assert not alive(node_pid), f"the node outlived `ros2 {verb}`"
     assert launcher_of(os.getpid()) == ""  # pytest is no launcher
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
