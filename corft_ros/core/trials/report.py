@@ -95,6 +95,16 @@ def write_report(out_dir: Path, trials: Sequence[Trial], *, title: str, command:
     return summary
 
 
+LOOP_DEFINITIONS = (
+    "From the executor's and the policy's /diagnostics, on the node clock (sim time in the sim). `rate_hz`: control "
+    "ticks per second; `period_error`: |interval between ticks - the control period| (with the sim faster than real "
+    "time this includes the waits of its pacing, not only the loop's own lateness); `underruns`: ticks with no action, "
+    "held instead; `max_switch_jump`: the largest |change| of any joint, gripper included (rad), between consecutive "
+    "blended targets where the source chunk changed, measured before the safety filter clamps the command to the "
+    "velocity limits (a gripper closing at a switch reads up to its 0.8 rad range); `latency`: the policy's inference "
+    "time.")
+
+
 def paired_comparisons(trials: Sequence[Trial]) -> list[dict]:
     """Every pair of arms on the starts both ran (same region and seed), per region and pooled: paired counts, the
     exact McNemar p-value, the paired success difference and the paired cycle-time difference over starts both
@@ -147,7 +157,8 @@ def _markdown(summary: dict, summaries: Sequence[ArmSummary], plots: list[str]) 
                 f"({_fmt(100 * lo, 1)} to {_fmt(100 * hi, 1)}) pts | {_fmt(c['cycle_time_diff_mean_s'])} "
                 f"({_fmt(clo)} to {_fmt(chi)}), n={c['both_solved']} | {_fmt(100 * c['cycle_time_rel_change'], 1)}% |")
     if summary["loop"]:
-        lines += ["", "## Control loop and inference", "", "| arm | metric | value |", "|---|---|---|"]
+        lines += ["", "## Control loop and inference", "", LOOP_DEFINITIONS, "", "| arm | metric | value |",
+                  "|---|---|---|"]
         for arm, values in summary["loop"].items():
             for key, value in values.items():
                 lines.append(f"| {arm} | {key} | {value if isinstance(value, str) else _fmt(float(value), 3)} |")
