@@ -48,7 +48,7 @@ from corft_ros.core.node_params.episode_logger import EpisodeLoggerParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._bagtypes import default_msg_search_paths, message_class, to_rosbags_qos
 from corft_ros.nodes._common import declare_params, diagnostic_status, run_node
-from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE, SENSOR_RELIABLE
+from corft_ros.nodes.qos import LATCHED, RECORDED, SENSOR_RELIABLE
 
 _LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN}
 
@@ -109,7 +109,7 @@ class EpisodeLoggerNode(Node):
 
         self._sub_group = ReentrantCallbackGroup()
         self._srv_group = MutuallyExclusiveCallbackGroup()
-        self.events_pub = self.create_publisher(String, topics.EPISODE_EVENTS, RELIABLE)
+        self.events_pub = self.create_publisher(String, topics.EPISODE_EVENTS, LATCHED)  # the episode's state
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_service(Trigger, topics.EPISODE_START, self._on_start, callback_group=self._srv_group)
         self.create_service(Trigger, topics.EPISODE_STOP, self._on_stop, callback_group=self._srv_group)

@@ -6,7 +6,11 @@
   stalled for a few seconds (swap, a busy machine) would lose them. 1000 = 10 s of /joint_states at 100 Hz.
   Measured: the logger paused 5 s while the sim arm published /joint_states with depth 10 lost 141 of 186
   (test_faults.py).
-- LATCHED: /corft/instruction: reliable + transient local, depth 1 (a late joiner gets the current instruction).
+- LATCHED: /corft/instruction: reliable + transient local, depth 1 (a late joiner gets the current instruction); and
+  /corft/episode/events, published by the logger (start | stop: the scripted teleop subscribes latched, so one whose
+  subscription matched after the episode started still gets its "start"; seen under load in `ros2 launch corft_ros
+  record.launch.py`: a start called as soon as the nodes were in the graph reached the logger but not the teleop,
+  which never moved). A volatile reader (the executor) gets only what comes after it matched, as before.
 - SENSOR_RELIABLE: the logger's reader of reliable cameras (usb_cam's depth 100).
 - Cameras publish with rclpy's qos_profile_sensor_data.
 """

@@ -27,7 +27,7 @@ from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.core.teleop import HOME_KEY, KEY_PAIRS, JoyJogger, LeaderMapping, clamp_command, keyboard_delta, yaw_of
 from corft_ros.core.terminal import TerminalKeys
 from corft_ros.nodes._common import declare_params, run_node
-from corft_ros.nodes.qos import RECORDED, RELIABLE
+from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
 
 # ----------------------------------------------------------------------------------------------- the node
@@ -102,7 +102,7 @@ class TeleopNode(Node):
             )
             self.create_subscription(PoseStamped, topics.SIM_CUBE_POSE, self._on_cube, RELIABLE, callback_group=group)
             self.create_subscription(PoseStamped, topics.SIM_GOAL_POSE, self._on_goal, RELIABLE, callback_group=group)
-            self.create_subscription(String, topics.EPISODE_EVENTS, self._on_event, RELIABLE, callback_group=group)
+            self.create_subscription(String, topics.EPISODE_EVENTS, self._on_event, LATCHED, callback_group=group)
         self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
 

@@ -160,7 +160,9 @@ def test_bad_parameters(ros) -> None:
 def test_a_slow_plan_does_not_cut_the_scripted_demo_short(ros) -> None:
     """Planning a demo (IK over its keyframes) takes seconds on a loaded machine. Done inside the timer callback, it
     held up the process's other callbacks; the joint states queued behind it then caught up at once, and the demo,
-    timed by their stamps, skipped the planning time (a 4.4 s demo sent 12 commands under `ros2 launch`)."""
+    timed by their stamps, skipped the planning time (a 4.4 s demo sent 12 commands under `ros2 launch`). And the
+    episode's "start" was published before this teleop existed: the logger's events are latched, so it still gets it
+    (under load a start called right after `ros2 launch` once never reached the teleop)."""
     import threading
     import time
 
@@ -168,9 +170,11 @@ def test_a_slow_plan_does_not_cut_the_scripted_demo_short(ros) -> None:
     from std_msgs.msg import String
 
     from corft_ros.core.topics import EPISODE_EVENTS, SIM_CUBE_POSE, SIM_GOAL_POSE
-    from corft_ros.nodes.qos import RECORDED, RELIABLE
+    from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
     commands = ros.subscribe(Float64MultiArray, "/forward_position_controller/commands", RECORDED)
+    events = ros.publisher(String, EPISODE_EVENTS, LATCHED)  # as the episode logger publishes them
+    events.publish(String(data="start"))  # the episode started before the teleop was up
     node = make_teleop(ros, source="scripted", human_like=False)
     make_operator = node._operator_factory
 
@@ -189,7 +193,6 @@ def test_a_slow_plan_does_not_cut_the_scripted_demo_short(ros) -> None:
     states = ros.publisher(JointState, "/joint_states", 100)
     cube = ros.publisher(PoseStamped, SIM_CUBE_POSE, RELIABLE)
     goal = ros.publisher(PoseStamped, SIM_GOAL_POSE, RELIABLE)
-    events = ros.publisher(String, EPISODE_EVENTS, RELIABLE)
     for pub in (states, cube, goal, events):
         ros.wait_for_subscribers(pub)
     stop = threading.Event()
@@ -212,8 +215,6 @@ def test_a_slow_plan_does_not_cut_the_scripted_demo_short(ros) -> None:
     thread = threading.Thread(target=world, daemon=True)
     thread.start()
     try:
-        time.sleep(0.3)  # poses and states in
-        events.publish(String(data="start"))
         deadline = time.monotonic() + 60
         while not node.demo_done and time.monotonic() < deadline:
             time.sleep(0.05)
