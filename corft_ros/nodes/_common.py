@@ -174,10 +174,11 @@ def run_node(factory: Callable[[], Node], args: list[str] | None = None, threads
     message), spin until SIGINT/SIGTERM (or until `until(node)`), close and destroy it; the exit code is
     `exit_code(node)` (default 0).
 
-    Stopping (corft_ros.core.process): the first SIGINT/SIGTERM ends the spin loop and later ones are ignored, so a
-    terminal's Ctrl-C (SIGINT from the terminal and again from `ros2 launch`) closes the node once, with its context
-    still up (the executor sends its hold command, the logger closes its bag); started by `ros2 launch` or `ros2 run`,
-    the node gets SIGTERM when that process ends (upstream launch leaves its nodes running on SIGTERM)."""
+    Stopping (corft_ros.core.process): the first SIGINT/SIGTERM ends the spin loop and a repeated SIGINT is ignored,
+    so a terminal's Ctrl-C (SIGINT from the terminal and again from `ros2 launch`) closes the node once, with its
+    context still up (the executor sends its hold command, the logger closes its bag); launch's SIGTERM 5 s after a
+    SIGINT dumps the stacks and exits 1; started by `ros2 launch` or `ros2 run`, the node gets SIGTERM when that
+    process ends (upstream launch leaves its nodes running on SIGTERM)."""
     stop = StopSignals().install()
     end_with_launcher()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
