@@ -63,6 +63,9 @@ def test_train_all_runs_both_stages_and_exports(trained):
     for key in ("rl/td_loss", "rl/conservative_gap", "rl/q_data", "rl/critic_loss"):
         assert np.isfinite(summary["stages"]["rl"]["final"][key])
     assert "rl/actor_loss" not in summary["stages"]["rl"]["final"]  # extraction none (the default): IL's actor kept
+    diag = summary["stages"]["rl"]["diagnostics"]  # one of the 3 successes held out; the lone failure is trained on
+    assert diag["episodes"] == 1 and diag["successes"] == 1 and diag["ticks"] > 0
+    assert diag["calibration"]["success"]["spearman"] is not None and diag["auc"]["1s"]["failures"] == 0
     ckpts = {p.name for p in (trained / "run" / "checkpoints").iterdir()}
     assert {"il_0000003.pt", "rl_0000003.pt", "latest.pt", "final.pt"} <= ckpts
     assert list((trained / "run" / "tensorboard").glob("events.out.tfevents.*"))

@@ -49,6 +49,13 @@ class ChunkData:
         self.rewards = rs
         self.table: ChunkTable = build_chunk_table(rs, ds, horizon, rewards.gamma)
         self.success_of_episode = np.array([e.success for e in self.episodes])
+        # episodes the critic never trains on (the RL stage's held-out set for its diagnostics)
+        self.held_out_of_episode = np.zeros(len(self.episodes), dtype=bool)
+
+    def hold_out(self, episodes: np.ndarray) -> None:
+        """Mark episodes the critic must not train on: their rows carry held_out = True."""
+        self.held_out_of_episode[:] = False
+        self.held_out_of_episode[np.asarray(episodes, dtype=np.int64)] = True
 
     def __len__(self) -> int:
         return len(self.table)
@@ -97,6 +104,7 @@ class ChunkData:
             "target_mask": torch.from_numpy(tb.target_mask[rows]),
             "mc_return": torch.from_numpy(tb.mc_return[rows]),
             "success": torch.from_numpy(self.success_of_episode[tb.episode[rows]]),
+            "held_out": torch.from_numpy(self.held_out_of_episode[tb.episode[rows]]),
         }
 
     def batch(self, rows: np.ndarray, with_next: bool = False) -> dict[str, torch.Tensor]:

@@ -133,6 +133,9 @@ class CORFTConfig:
     awr_temperature: float = 0.05
     awr_max_weight: float = 20.0
     q_floor: float = 0.1  # td3bc: λ = α / max(mean|Q|, q_floor)
+    # Episodes the critic never trains on (a stratified fraction of the successes and of the failures), for its
+    # held-out diagnostics (corft_ros/core/rl/diagnostics.py); the actor's supervised terms still use them. 0: none.
+    holdout: float = 0.15
 
     def validate(self) -> None:
         from corft_ros.core.robot import ConfigError
@@ -153,6 +156,7 @@ class CORFTConfig:
             (self.samples >= 2, f"corft.samples must be >= 2, got {self.samples}"),
             (self.executed_prefix >= 0 and self.policy_rate_hz > 0, "corft.executed_prefix >= 0, policy_rate_hz > 0"),
             (self.awr_temperature > 0 and self.q_floor > 0, "corft.awr_temperature and q_floor must be > 0"),
+            (0 <= self.holdout < 1, f"corft.holdout must be in [0, 1), got {self.holdout}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -286,6 +286,8 @@ class CriticLearner(_OneOptimizer):
     def update(self, batch: dict[str, Tensor], step: int) -> dict:
         cfg, p = self.cfg, self.policy
         mask = batch["target_mask"]
+        if "held_out" in batch:  # the diagnostics' episodes: never a critic target
+            mask = mask & ~batch["held_out"].unsqueeze(1)
         y = self.td_target(batch)
         feats = batch["features"]
         q = p.critic(feats, p.normalize_action(batch["action"]))  # [M, B, h]
@@ -435,6 +437,10 @@ class CORFTLearner:
         self.cfg = cfg
         self.critic = CriticLearner(policy, cfg, value_scale)
         self.actor = None if ex.method == "none" else ActorLearner(policy, cfg, ex)
+        self.probe: Callable[[], dict] | None = None  # held-out critic diagnostics (set by the trainer)
+
+    def diagnose(self) -> dict | None:
+        return self.probe() if self.probe is not None else None
 
     @property
     def grad_sync(self):

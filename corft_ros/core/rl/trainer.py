@@ -25,6 +25,8 @@ import numpy as np
 from corft_ros.core.policy.checkpoint import read_checkpoint
 from corft_ros.core.rl.config import STAGES, TrainConfig, config_from_params  # noqa: F401 (the job's API)
 from corft_ros.core.rl.dataset import LoadReport, dataset_summary, load_episodes
+from corft_ros.core.rl.diagnostics import lines as diag_lines
+from corft_ros.core.rl.diagnostics import scalars as diag_scalars
 from corft_ros.core.rl.distributed import Runtime, any_rank, barrier, grad_sync, setup_runtime
 from corft_ros.core.robot import ConfigError, RobotConfig
 
@@ -210,10 +212,13 @@ def _stage_steps(cfg: TrainConfig, stage: str, cap: int | None) -> int:
 
 def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: TrainingData, cfg: TrainConfig,
               rt: Runtime, steps: int, start: int, ckpt_dir: Path | None, scalars: ScalarLog,
-              on_progress: ProgressFn | None, should_stop: Callable[[], bool] | None, step_offset: int = 0) -> dict:
+              on_progress: ProgressFn | None, should_stop: Callable[[], bool] | None, step_offset: int = 0,
+              say: Callable[[str], None] = print) -> dict:
     """The one training loop: `learner.update(batch, step)` until `steps`, logging, checkpoints, stop requests."""
     bar = _progress(steps, start, STAGE_TITLES[stage], cfg.progress and rt.main)
     t0, done, step = time.perf_counter(), 0, start
+    diagnose = getattr(learner, "diagnose", None) if rt.main else None
+    diag: dict | None = None
     policy.train()
     try:
         while step < steps:
@@ -228,6 +233,12 @@ def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: Traini
                 if on_progress:
                     on_progress(stage, step, steps, means)
             bar.update(1)
+            if diagnose is not None and (step % cfg.checkpoint_every == 0 or step == steps):
+                diag = diagnose()
+                if diag is not None and scalars.writer is not None:
+                    for k, v in diag_scalars(diag).items():
+                        scalars.writer.add_scalar(k, v, step_offset + step)
+                    scalars.writer.flush()
             if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == steps):
                 state = learner.state_dict()  # before saving(): the learner keeps what training resumes from
                 with getattr(learner, "saving", contextlib.nullcontext)():  # IL: the checkpoint holds the EMA
@@ -239,8 +250,16 @@ def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: Traini
         bar.close()
     elapsed = time.perf_counter() - t0
     prefix = {"il": "il/", "rl": "rl/", "bc": "bc/"}[stage]
-    return {"steps": step, "steps_per_s": done / elapsed if elapsed > 0 and done else None,
-            "final": {k: v for k, v in scalars.last.items() if k.startswith(prefix)}}
+    result = {"steps": step, "steps_per_s": done / elapsed if elapsed > 0 and done else None,
+              "final": {k: v for k, v in scalars.last.items() if k.startswith(prefix)}}
+    if diagnose is not None:
+        if diag is None:  # stopped between checkpoints, or resumed at the end: the critic as it is now
+            diag = diagnose()
+        if diag is not None:
+            result["diagnostics"] = diag
+            for line in diag_lines(diag):
+                say(line)
+    return result
 
 
 def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig, rt: Runtime,
@@ -251,6 +270,7 @@ def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig,
     import torch
 
     torch.manual_seed(cfg.seed + 1000 * rt.rank + 1 + start)
+    from corft_ros.core.rl.diagnostics import critic_diagnostics, split_holdout
     from corft_ros.core.rl.features import FeatureBank, FeatureBatches
     from corft_ros.core.rl.learners import BCLearner, CORFTLearner, ExtractionConfig, ILLearner, executed_prefix
 
@@ -275,6 +295,12 @@ def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig,
         ex = ExtractionConfig(method=c.extraction, samples=c.samples, beta=c.beta, prefix=prefix,
                               awr_temperature=c.awr_temperature, awr_max_weight=c.awr_max_weight, q_floor=c.q_floor)
         learner = CORFTLearner(policy, c, ex, tdata.data.value_scale())
+        held = split_holdout(tdata.data.success_of_episode, c.holdout, cfg.seed)
+        tdata.data.hold_out(held)
+        say(f"critic diagnostics: {len(held)} of {len(tdata.data.episodes)} episodes held out "
+            f"({int(tdata.data.success_of_episode[held].sum())} successful; corft.holdout {c.holdout:g})")
+        rate = 1.0 / policy.config.action_dt
+        learner.probe = lambda: critic_diagnostics(policy, bank, held, rate)
     learner.grad_sync = grad_sync(rt)
     return learner, batches
 
@@ -360,7 +386,7 @@ def train(
                 learner.load_state_dict(state["learner"])
             offset = _stage_steps(cfg, "il", steps_cap) if (cfg.stage == "all" and stage == "rl") else 0
             summary["stages"][stage] = run_stage(stage, learner, batches, policy, tdata, cfg, rt, steps, start,
-                                                 ckpt_dir, scalars, on_progress, should_stop, offset)
+                                                 ckpt_dir, scalars, on_progress, should_stop, offset, say)
             if hasattr(learner, "finish"):
                 learner.finish()  # IL: the policy keeps the weight average (export, next stage)
             if stage != "il":
