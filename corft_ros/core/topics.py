@@ -14,6 +14,7 @@ DIAGNOSTICS = "/diagnostics"
 
 JOINT_STATES = "joint_states"
 ACTION_CHUNK = "corft/action_chunk"
+POLICY_SELECTION = "corft/policy/selection"
 INSTRUCTION = "corft/instruction"
 ESTOP = "corft/estop"
 EPISODE_START = "corft/episode/start"

@@ -26,7 +26,7 @@ from rclpy.clock import ClockType
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image, JointState
-from std_msgs.msg import String
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension, MultiArrayLayout, String
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from corft_ros.core import topics
@@ -47,6 +47,11 @@ from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 class _Stamped:
     value: object
     stamp: Time
+
+
+SELECTION_FIELDS = ("stamp_s", "index", "value", "best_value", "worst_value", "candidates")
+SELECTION_LAYOUT = MultiArrayLayout(dim=[MultiArrayDimension(label=",".join(SELECTION_FIELDS),
+                                                             size=len(SELECTION_FIELDS), stride=len(SELECTION_FIELDS))])
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -78,6 +83,7 @@ class PolicyNode(ClosesOnDestroy, Node):
             self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n or None,
             noise_std=noise_std, seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device,
             beta=None if beta == -1.0 else beta, robot=self.robot, lerobot_python=p.lerobot_python,
+            proposals=p.proposals or None, selection=p.selection or None,
         )
         self.best_of_n = self.runtime.best_of_n
         cfg = self.runtime.config
@@ -151,6 +157,7 @@ class PolicyNode(ClosesOnDestroy, Node):
         self.instruction_topic = self.create_subscription(
             String, instruction_topic, self._on_instruction, LATCHED).topic_name
         self.chunk_pub = self.create_publisher(JointTrajectory, chunk_topic, RECORDED)
+        self.selection_pub = self.create_publisher(Float64MultiArray, p.selection_topic, RECORDED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
         self.create_timer(1.0, self._publish_diagnostics)
 
@@ -306,6 +313,10 @@ class PolicyNode(ClosesOnDestroy, Node):
         latency = time.perf_counter() - start
         self._last_chunk_stamp = stamp_to_sec(newest)
         self.chunk_pub.publish(self._trajectory(chunk, newest))
+        chosen = getattr(self.runtime, "last_selection", None)
+        if chosen is not None:
+            self.selection_pub.publish(Float64MultiArray(layout=SELECTION_LAYOUT,
+                                                         data=[stamp_to_sec(newest), *chosen.as_array()]))
         with self._lock:
             self.counters["inferences"] += 1
             self.counters["chunks_published"] += 1

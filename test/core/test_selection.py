@@ -94,7 +94,7 @@ def test_the_policy_node_deploys_a_flow_model_with_the_selection_its_export_asks
     from rclpy.parameter import Parameter
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
     from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import String
+    from std_msgs.msg import Float64MultiArray, String
     from trajectory_msgs.msg import JointTrajectory
 
     from corft_ros.core.policy.export import load_metadata
@@ -109,15 +109,18 @@ def test_the_policy_node_deploys_a_flow_model_with_the_selection_its_export_asks
     emb = np.random.default_rng(0).standard_normal(384).astype(np.float32)
     folder = export_policy(model.eval(), tmp_path / "corft", {TEXT: emb / np.linalg.norm(emb)},
                            deploy={"best_of_n": 4, "selection_beta": 0.5})
-    assert load_metadata(folder).deploy == {"best_of_n": 4, "selection_beta": 0.5}
+    assert load_metadata(folder).deploy == {"best_of_n": 4, "selection_beta": 0.5, "proposals": "white",
+                                            "selection": "critic"}
     tag = "selnode"
     chunks = ros.subscribe(JointTrajectory, f"/{tag}/action_chunk")
+    selections = ros.subscribe(Float64MultiArray, f"/{tag}/selection")
     node = ros.add(PolicyNode(context=ros.context, cli_args=["--ros-args", "-r", f"__node:=policy_{tag}"],
                               parameter_overrides=[Parameter(k, value=v) for k, v in {
                                   "model_path": str(folder), "rate_hz": 10.0, "threads": 1, "seed": 7,
                                   "camera_topic_format": f"/{tag}/camera/{{name}}/image_raw",
                                   "joint_states_topic": f"/{tag}/joint_states",
                                   "instruction_topic": f"/{tag}/instruction", "chunk_topic": f"/{tag}/action_chunk",
+                                  "selection_topic": f"/{tag}/selection",
                                   "max_observation_age": 60.0}.items()]))
     try:
         assert node.best_of_n == 4 and node.runtime.prefix == 2 and node.runtime.beta == 0.5
@@ -140,9 +143,100 @@ def test_the_policy_node_deploys_a_flow_model_with_the_selection_its_export_asks
         first = chunks.wait(lambda m: len(m) >= 1, timeout=20.0)[0]
         np.testing.assert_allclose(np.array([p.positions for p in first.points]), expected, atol=1e-5)
         assert node.runtime.last_selection.candidates == 4
+        # which candidate won and how the values spread, stamped like the chunk (the logger records it)
+        sel = selections.wait(lambda m: len(m) >= 1, timeout=20.0)[0]
+        stamp_s, index, value, best, worst, n = sel.data
+        assert sel.layout.dim[0].label == "stamp_s,index,value,best_value,worst_value,candidates"
+        first_stamp = first.header.stamp.sec + first.header.stamp.nanosec * 1e-9
+        assert stamp_s == pytest.approx(first_stamp) and n == 4
+        assert index == same.last_selection.index and value == pytest.approx(same.last_selection.value, abs=1e-5)
+        assert best == pytest.approx(value, abs=1e-9) and worst <= best
     finally:
         ros.executor.remove_node(node)
         import time
 
         time.sleep(0.15)
         ros.remove(node)
+
+
+@pytest.fixture(scope="module")
+def regression_model(tmp_path_factory):
+    torch.manual_seed(2)
+    cfg = PolicyConfig.for_robot(ROBOT, d_model=32, heads=2, ff_dim=64, encoder_layers=1, decoder_layers=1,
+                                 cnn_channels=[8, 16])
+    model = ChunkPolicy(cfg)
+    model.set_normalization(ROBOT.home_array, np.full(7, 0.5), ROBOT.home_array, np.full(7, 0.2))
+    emb = np.random.default_rng(0).standard_normal(384).astype(np.float32)
+    return export_policy(model.eval(), tmp_path_factory.mktemp("m") / "reg", {TEXT: emb / np.linalg.norm(emb)},
+                         deploy={"best_of_n": 8, "proposals": "mixed"})
+
+
+def test_proposals_keep_the_policy_chunk_and_differ_as_documented():
+    from corft_ros.core.policy.proposals import propose, time_warp
+
+    rng = np.random.default_rng(0)
+    base = np.cumsum(rng.normal(size=(10, 7)), axis=0)
+    std = np.full(7, 0.2)
+    for kind in ("white", "smooth", "warp", "mixed"):
+        c = propose(base, 8, kind, np.random.default_rng(1), 0.5, std)
+        assert c.shape == (8, 10, 7) and c.dtype == np.float32
+        np.testing.assert_allclose(c[0], base, atol=1e-5)
+        assert all(not np.allclose(c[k], base) for k in range(1, 8))
+    smooth = propose(base, 4, "smooth", np.random.default_rng(1), 0.5, std)
+    np.testing.assert_allclose(smooth[:, 0], np.repeat(base[None, 0], 4, axis=0), atol=1e-5)  # no jump at the start
+    steps = np.abs(np.diff(smooth[1:] - base, axis=1)).max()
+    white = propose(base, 4, "white", np.random.default_rng(1), 0.5, std)
+    assert steps < np.abs(np.diff(white[1:] - base, axis=1)).max()  # correlated in time, white noise is not
+    warp = propose(base, 8, "warp", np.random.default_rng(1), 0.5, std)
+    np.testing.assert_allclose(warp[1], time_warp(base, 0.7), atol=1e-5)
+    np.testing.assert_allclose(warp[-1], time_warp(base, 1.4), atol=1e-5)
+    np.testing.assert_allclose(time_warp(base, 2.0)[:5], base[::2], atol=1e-12)  # twice as fast: every other target
+    np.testing.assert_allclose(time_warp(base, 2.0)[5:], np.repeat(base[-1:], 5, axis=0))  # then the last one holds
+    with pytest.raises(ValueError, match="proposals must be one of"):
+        propose(base, 4, "brownian", rng, 0.5, std)
+
+
+def test_diverse_proposals_are_scored_by_the_critic_and_random_selection_is_the_control(regression_model):
+    from corft_ros.core.policy.export import load_metadata
+    from corft_ros.core.policy.proposals import propose
+    from corft_ros.core.policy.runtime import Observation
+
+    assert load_metadata(regression_model).deploy["proposals"] == "mixed"
+    rt = load_runtime(regression_model, "onnx", threads=1, best_of_n=None, seed=5, prefix=2)
+    assert rt.proposals == "mixed" and rt.selection == "critic" and rt.best_of_n == 8
+    scene = _scene(4)
+    chunk = rt.predict(scene, ROBOT.home_array, TEXT)
+    sel = rt.last_selection
+    plain = load_runtime(regression_model, "onnx", threads=1, best_of_n=1).predict(scene, ROBOT.home_array, TEXT)
+    candidates = propose(plain, 8, "mixed", np.random.default_rng(5), 0.1, rt._action_std)
+    q = rt.score(Observation(scene, ROBOT.home_array, TEXT), candidates)
+    values = rt.selection_values(q)
+    assert sel.index == int(np.argmax(values)) and sel.spread == pytest.approx(values.max() - values.min(), abs=1e-5)
+    np.testing.assert_allclose(chunk, candidates[sel.index], atol=1e-5)
+    picks = set()
+    control = load_runtime(regression_model, "onnx", threads=1, best_of_n=None, seed=5, prefix=2, selection="random")
+    for _ in range(12):
+        control.predict(scene, ROBOT.home_array, TEXT)
+        s = control.last_selection
+        picks.add(s.index)
+        assert s.value == pytest.approx(s.values[s.index]) and s.as_array()[2] == pytest.approx(s.values.max())
+    assert len(picks) > 3  # random picks, not the critic's one winner
+
+
+def test_bad_proposal_settings_are_refused(flow_model, regression_model, tmp_path):
+    import shutil
+
+    import yaml
+
+    from corft_ros.core.policy.export import ModelError
+
+    with pytest.raises(ValueError, match="need a regression head"):
+        load_runtime(flow_model, "onnx", best_of_n=4, proposals="warp")
+    with pytest.raises(ValueError, match="selection must be one of critic, random"):
+        load_runtime(regression_model, "onnx", selection="best")
+    bad = shutil.copytree(regression_model, tmp_path / "bad")
+    meta = yaml.safe_load((bad / "policy.yaml").read_text())
+    meta["deploy"]["proposals"] = "pink"
+    (bad / "policy.yaml").write_text(yaml.safe_dump(meta))
+    with pytest.raises(ModelError, match="deploy.proposals must be one of white, smooth, warp, mixed"):
+        load_runtime(bad, "onnx", best_of_n=None)

@@ -19,6 +19,7 @@ DEFAULT_TOPICS = [
 DEFAULT_OPTIONAL_TOPICS = [
     topics.INSTRUCTION,
     topics.ACTION_CHUNK,
+    topics.POLICY_SELECTION,
     topics.controller_commands(topics.FORWARD_CONTROLLER),
     topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER),
     topics.TELEOP_COMMAND,
@@ -35,6 +36,7 @@ DEFAULT_TOPIC_TYPES = [
     f"{topics.camera_image('wrist')}=sensor_msgs/msg/Image",
     f"{topics.JOINT_STATES}=sensor_msgs/msg/JointState",
     f"{topics.ACTION_CHUNK}=trajectory_msgs/msg/JointTrajectory",
+    f"{topics.POLICY_SELECTION}=std_msgs/msg/Float64MultiArray",
     f"{topics.controller_commands(topics.FORWARD_CONTROLLER)}=std_msgs/msg/Float64MultiArray",
     f"{topics.controller_trajectory(topics.TRAJECTORY_CONTROLLER)}=trajectory_msgs/msg/JointTrajectory",
     f"{topics.INSTRUCTION}=std_msgs/msg/String",

@@ -25,6 +25,13 @@ class PolicyParams:
                                   "flow head samples its own noise)", min=0)
     selection_beta: float = param(-1.0, "best-of-N pessimism: rank by mean - beta*std of the critic heads (>= 0; "
                                         "-1 = the model's)")
+    proposals: str = param("", "best-of-N candidates around the regression head's chunk ('' = the model's): white | "
+                               "smooth | warp | mixed (core/policy/proposals.py)",
+                           choices=("", "white", "smooth", "warp", "mixed"))
+    selection: str = param("", "best-of-N choice ('' = the model's): critic, or random (the control arm)",
+                           choices=("", "critic", "random"))
+    selection_topic: str = param(topics.POLICY_SELECTION, "std_msgs/Float64MultiArray out, one per best-of-N "
+                                 "chunk: [chunk stamp s, chosen index, its value, best value, worst value, candidates]")
     selection_prefix: int = param(0, "best-of-N: actions of a chunk whose value ranks it (0 = those that execute "
                                      "before the next chunk: 1 / (rate_hz * chunk dt))", min=0)
     threads: int = param(0, "inference threads (0 = the runtime's default)", min=0)

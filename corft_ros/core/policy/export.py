@@ -37,6 +37,7 @@ import numpy as np
 import yaml
 
 from corft_ros.core.policy.config import PolicyConfig
+from corft_ros.core.policy.proposals import PROPOSALS
 from corft_ros.core.policy.text import InstructionEmbeddings
 from corft_ros.core.robot import ConfigError
 
@@ -217,8 +218,7 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
                      "critic_output": "q[m, n, j]: critic head m's value of chunk n's prefix a[0..j]; "
                                       "min over heads m is the conservative value"},
             "instructions": {k: [float(x) for x in v.tolist()] for k, v in table.items()},
-            "deploy": {"best_of_n": int((deploy or {}).get("best_of_n", 1)),
-                       "selection_beta": float((deploy or {}).get("selection_beta", 1.0))},
+            "deploy": deploy_section(deploy),
             "versions": _versions(),
             "files": files,
         }
@@ -240,6 +240,14 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def deploy_section(deploy: Mapping[str, Any] | None) -> dict[str, Any]:
+    """policy.yaml's `deploy`: best_of_n (1: the policy's own chunk), selection_beta (pessimism), proposals (the
+    candidates around the regression head's chunk) and selection (critic | random: the control)."""
+    d = deploy or {}
+    return {"best_of_n": int(d.get("best_of_n", 1)), "selection_beta": float(d.get("selection_beta", 1.0)),
+            "proposals": str(d.get("proposals", "white")), "selection": str(d.get("selection", "critic"))}
 
 
 def needs_sampler(config: PolicyConfig, deploy: Mapping[str, Any] | None) -> bool:
@@ -303,8 +311,12 @@ class PolicyMeta:
     def deploy(self) -> dict[str, Any]:
         """How the model is meant to be deployed (policy.yaml `deploy`): best_of_n (1 = no selection) and
         selection_beta; a CO-RFT model asks for critic-guided selection, an IL model for none."""
-        raw = self.raw.get("deploy") or {}
-        return {"best_of_n": int(raw.get("best_of_n", 1)), "selection_beta": float(raw.get("selection_beta", 1.0))}
+        deploy = deploy_section(self.raw.get("deploy"))
+        if deploy["proposals"] not in PROPOSALS or deploy["selection"] not in ("critic", "random"):
+            raise ModelError(f"{self.directory / META_FILE}: deploy.proposals must be one of {', '.join(PROPOSALS)} "
+                             f"and deploy.selection critic or random, got {deploy['proposals']!r}, "
+                             f"{deploy['selection']!r}")
+        return deploy
 
 
 def load_metadata(model_dir: str | Path, verify_hashes: bool = True) -> PolicyMeta:

@@ -7,10 +7,13 @@
 ONNX Runtime picks its execution providers by availability, in the order TensorRT, CUDA, CPU (the `gpu` extra
 installs onnxruntime-gpu; the code is the same). The torch backend runs on CUDA when present.
 Critic-guided chunk selection (best_of_n > 1): N candidates — the flow head's chunks from N noise draws, or the
-regression head's chunk plus Gaussian noise of `noise_std` (normalized action units) — candidate 0 always the
-noiseless one; each scored by the pessimistic value of the prefix that will execute (`prefix` actions: the policy
-period / the chunk dt; 0 = the whole chunk): mean over critic heads − `beta` · their std. One batched call of
-sampler.onnx (models exported before it: actor + critic).
+regression head's chunk and `proposals` around it (core/policy/proposals.py: white noise of `noise_std` action
+standard deviations, smooth offsets, time-warped copies) — candidate 0 always the policy's own; each scored by the
+pessimistic value of the prefix that will execute (`prefix` actions: the policy period / the chunk dt; 0 = the whole
+chunk): mean over critic heads − `beta` · their std. `selection: random` picks a candidate at random instead (the
+control that tells what the critic's choice adds); the values are computed either way and `last_selection` says
+what was chosen and how the values spread. White noise runs as one batched call of sampler.onnx (models exported
+before it, and the other proposals: actor + critic).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from corft_ros.core.policy.export import (
     load_torch_policy,
     verify_file,
 )
+from corft_ros.core.policy.proposals import PROPOSALS, propose
 from corft_ros.core.policy.text import InstructionEmbeddings
 from corft_ros.core.robot import RobotConfig, check_finite
 
@@ -60,11 +64,27 @@ class Observation:
 
 @dataclass
 class Selection:
-    """What best-of-N chose in the last predict()."""
+    """What best-of-N chose in the last predict(): the candidate's index (0 = the policy's own chunk), its value and
+    every candidate's value (the spread tells how much the critic cares)."""
 
     index: int
     value: float
     candidates: int
+    values: np.ndarray | None = None
+
+    @property
+    def spread(self) -> float:
+        """max − min of the finite candidate values (0 with fewer than two)."""
+        v = self.values[np.isfinite(self.values)] if self.values is not None else np.empty(0)
+        return float(v.max() - v.min()) if len(v) > 1 else 0.0
+
+    def as_array(self) -> list[float]:
+        """[index, chosen value, best value, worst value, candidates] (the policy node's selection message)."""
+        v = self.values[np.isfinite(self.values)] if self.values is not None else np.array([self.value])
+        return [float(self.index), self.value, float(v.max()), float(v.min()), float(self.candidates)]
+
+
+SELECTIONS = ("critic", "random")
 
 
 def camera_frame(images: Mapping[str, np.ndarray], name: str, height: int, width: int) -> np.ndarray:
@@ -115,7 +135,15 @@ class PolicyRuntime(ModelInterface, ABC):
     backend = ""
 
     def __init__(self, meta: PolicyMeta, best_of_n: int = 1, noise_std: float = 0.1, seed: int | None = None,
-                 allow_encoder: bool = True, beta: float = 1.0, prefix: int = 0) -> None:
+                 allow_encoder: bool = True, beta: float = 1.0, prefix: int = 0, proposals: str = "white",
+                 selection: str = "critic") -> None:
+        if proposals not in PROPOSALS:
+            raise ValueError(f"proposals must be one of {', '.join(PROPOSALS)}, got {proposals!r}")
+        if selection not in SELECTIONS:
+            raise ValueError(f"selection must be one of {', '.join(SELECTIONS)}, got {selection!r}")
+        if proposals != "white" and meta.config.stochastic:
+            raise ValueError(f"proposals {proposals!r} need a regression head: a flow head's candidates are its own "
+                             "samples (proposals: white)")
         if best_of_n < 1:
             raise ValueError(f"best_of_n must be >= 1, got {best_of_n}")
         if noise_std < 0:
@@ -130,6 +158,8 @@ class PolicyRuntime(ModelInterface, ABC):
         self.noise_std = float(noise_std)
         self.beta = float(beta)
         self.prefix = int(prefix) or meta.config.chunk_size
+        self.proposals = proposals
+        self.selection = selection
         self.rng = np.random.default_rng(seed)
         self.instructions = InstructionEmbeddings(meta.instructions, dim=meta.config.text_dim,
                                                   allow_encoder=allow_encoder)
@@ -161,9 +191,9 @@ class PolicyRuntime(ModelInterface, ABC):
         else:
             candidates, q = self.sample(*inputs)
             values = self.selection_values(q)
-            best = int(np.argmax(values))
-            chunk = candidates[best]
-            self.last_selection = Selection(best, float(values[best]), len(candidates))
+            pick = int(self.rng.integers(len(candidates))) if self.selection == "random" else int(np.argmax(values))
+            chunk = candidates[pick]
+            self.last_selection = Selection(pick, float(values[pick]), len(candidates), values)
         if not np.isfinite(chunk).all():
             raise NonFiniteOutputError(f"{self.backend} model output contains NaN/Inf "
                                        f"({int((~np.isfinite(chunk)).sum())} of {chunk.size} values)")
@@ -172,6 +202,10 @@ class PolicyRuntime(ModelInterface, ABC):
     def sample(self, images: np.ndarray, state: np.ndarray, text: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """best_of_n candidate chunks [N, h, d] (candidate 0 the noiseless one) and their q [M, N, h]."""
         n = self.best_of_n
+        if self.proposals != "white":
+            base = self._actor(images, state, text)[0]
+            candidates = propose(base, n, self.proposals, self.rng, self.noise_std, self._action_std)
+            return candidates, self._critic(images, state, text, candidates)
         noise = self.rng.standard_normal((n, *self._chunk_shape)).astype(np.float32)
         noise[0] = 0.0
         if not self.config.stochastic:
@@ -357,10 +391,12 @@ def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0,
                  noise_std: float = 0.1, seed: int | None = None, allow_encoder: bool = True,
                  device: str = "auto", providers: Sequence[str] | None = None, beta: float | None = None,
                  prefix: int = 0, robot: RobotConfig | None = None,
-                 lerobot_python: str = "") -> PolicyRuntime | ModelInterface:
+                 lerobot_python: str = "", proposals: str | None = None,
+                 selection: str | None = None) -> PolicyRuntime | ModelInterface:
     """Validate models/<name>/ and open it with `backend` ('onnx' or 'torch'); ModelError names a bad file.
-    best_of_n / beta None: what the model's policy.yaml `deploy` section asks for. Backend 'lerobot': `model_dir`
-    is a LeRobot policy folder, served from LeRobot's venv for `robot` (core/lerobot/client.py)."""
+    best_of_n / beta / proposals / selection None: what the model's policy.yaml `deploy` section asks for.
+    Backend 'lerobot': `model_dir` is a LeRobot policy folder, served from LeRobot's venv for `robot`
+    (core/lerobot/client.py)."""
     if backend == "lerobot":
         if best_of_n is not None and best_of_n > 1:
             raise ModelError("backend lerobot serves the policy's own chunk: best_of_n must be 0 or 1")
@@ -371,8 +407,10 @@ def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0,
     meta = load_metadata(model_dir)
     best_of_n = meta.deploy["best_of_n"] if best_of_n is None else best_of_n
     beta = meta.deploy["selection_beta"] if beta is None else beta
+    proposals = meta.deploy["proposals"] if proposals is None else proposals
+    selection = meta.deploy["selection"] if selection is None else selection
     common = {"best_of_n": best_of_n, "noise_std": noise_std, "seed": seed, "allow_encoder": allow_encoder,
-              "beta": beta, "prefix": prefix}
+              "beta": beta, "prefix": prefix, "proposals": proposals, "selection": selection}
     if backend == "onnx":
         return OnnxPolicyRuntime(meta, threads=threads, providers=providers, **common)
     if backend == "torch":

@@ -12,6 +12,7 @@ from typing import Any
 
 from corft_ros.core import topics
 from corft_ros.core.params import coerce, flatten
+from corft_ros.core.policy.proposals import PROPOSALS
 from corft_ros.core.rl.cache import CACHE_VERSION
 from corft_ros.core.rl.rewards import RewardConfig
 from corft_ros.core.robot import ConfigError, RobotConfig
@@ -128,6 +129,7 @@ class CORFTConfig:
     samples: int = 8  # chunks sampled per state to rank (rank_distill) or to estimate V(s) (awr)
     beta: float = 1.0  # pessimism of the ranking: mean over critic heads − beta · std
     deploy_best_of_n: int = 8  # the exported CO-RFT model asks its runtime for best-of-N selection (1: none)
+    deploy_proposals: str = "white"  # its candidates: white | smooth | warp | mixed (core/policy/proposals.py)
     executed_prefix: int = 0  # k: actions of a chunk executed before the next replaces it (0: from the rates)
     policy_rate_hz: float = 10.0  # the deployed policy's re-planning rate (sets k with the chunk dt)
     awr_temperature: float = 0.05
@@ -156,6 +158,8 @@ class CORFTConfig:
             (self.samples >= 2, f"corft.samples must be >= 2, got {self.samples}"),
             (self.executed_prefix >= 0 and self.policy_rate_hz > 0, "corft.executed_prefix >= 0, policy_rate_hz > 0"),
             (self.awr_temperature > 0 and self.q_floor > 0, "corft.awr_temperature and q_floor must be > 0"),
+            (self.deploy_proposals in PROPOSALS,
+             f"corft.deploy_proposals must be one of {', '.join(PROPOSALS)}, got {self.deploy_proposals!r}"),
             (0 <= self.holdout < 1, f"corft.holdout must be in [0, 1), got {self.holdout}"),
         ]
         for ok, message in checks:

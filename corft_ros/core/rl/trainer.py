@@ -25,8 +25,6 @@ import numpy as np
 from corft_ros.core.policy.checkpoint import read_checkpoint
 from corft_ros.core.rl.config import STAGES, TrainConfig, config_from_params  # noqa: F401 (the job's API)
 from corft_ros.core.rl.dataset import LoadReport, dataset_summary, load_episodes
-from corft_ros.core.rl.diagnostics import lines as diag_lines
-from corft_ros.core.rl.diagnostics import scalars as diag_scalars
 from corft_ros.core.rl.distributed import Runtime, any_rank, barrier, grad_sync, setup_runtime
 from corft_ros.core.robot import ConfigError, RobotConfig
 
@@ -215,6 +213,9 @@ def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: Traini
               on_progress: ProgressFn | None, should_stop: Callable[[], bool] | None, step_offset: int = 0,
               say: Callable[[str], None] = print) -> dict:
     """The one training loop: `learner.update(batch, step)` until `steps`, logging, checkpoints, stop requests."""
+    from corft_ros.core.rl.diagnostics import lines as diag_lines
+    from corft_ros.core.rl.diagnostics import scalars as diag_scalars
+
     bar = _progress(steps, start, STAGE_TITLES[stage], cfg.progress and rt.main)
     t0, done, step = time.perf_counter(), 0, start
     diagnose = getattr(learner, "diagnose", None) if rt.main else None
@@ -406,7 +407,8 @@ def train(
             target = Path(cfg.models_dir) / cfg.name
             try:
                 # a CO-RFT policy is deployed with critic-guided selection; IL and the BC control arm without
-                deploy = ({"best_of_n": cfg.corft.deploy_best_of_n, "selection_beta": cfg.corft.beta}
+                deploy = ({"best_of_n": cfg.corft.deploy_best_of_n, "selection_beta": cfg.corft.beta,
+                           "proposals": cfg.corft.deploy_proposals}
                           if stages[-1] == "rl" else {"best_of_n": 1})
                 export_policy(policy.cpu().eval(), target, tdata.texts, deploy=deploy)
             except ModelError as exc:
