@@ -70,6 +70,8 @@ class PolicyNode(ClosesOnDestroy, Node):
         self.camera_topic_format, self.image_transport = p.camera_topic_format, p.image_transport
         joint_topic, instruction_topic, chunk_topic = p.joint_states_topic, p.instruction_topic, p.chunk_topic
         initial_instruction = p.instruction
+        if noise_std < 0 and noise_std != -1.0:
+            raise ConfigError(f"noise_std must be >= 0 (-1 = the model's), got {noise_std}")
         if beta < 0 and beta != -1.0:
             raise ConfigError(f"selection_beta must be >= 0 (-1 = the model's), got {beta}")
         if "{name}" not in self.camera_topic_format:
@@ -81,7 +83,8 @@ class PolicyNode(ClosesOnDestroy, Node):
             raise ConfigError("backend lerobot needs model_path: a LeRobot policy folder (save_pretrained)")
         self.runtime: PolicyRuntime = load_runtime(
             self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n or None,
-            noise_std=noise_std, seed=None if seed < 0 else seed, allow_encoder=allow_encoder, device=device,
+            noise_std=None if noise_std == -1.0 else noise_std, seed=None if seed < 0 else seed,
+            allow_encoder=allow_encoder, device=device,
             beta=None if beta == -1.0 else beta, robot=self.robot, lerobot_python=p.lerobot_python,
             proposals=p.proposals or None, selection=p.selection or None,
         )

@@ -110,7 +110,7 @@ def test_the_policy_node_deploys_a_flow_model_with_the_selection_its_export_asks
     folder = export_policy(model.eval(), tmp_path / "corft", {TEXT: emb / np.linalg.norm(emb)},
                            deploy={"best_of_n": 4, "selection_beta": 0.5})
     assert load_metadata(folder).deploy == {"best_of_n": 4, "selection_beta": 0.5, "proposals": "white",
-                                            "selection": "critic"}
+                                            "noise_std": 0.1, "selection": "critic"}
     tag = "selnode"
     chunks = ros.subscribe(JointTrajectory, f"/{tag}/action_chunk")
     selections = ros.subscribe(Float64MultiArray, f"/{tag}/selection")

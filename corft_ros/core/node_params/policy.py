@@ -21,8 +21,8 @@ class PolicyParams:
     rate_hz: float = param(10.0, "inferences per second (one chunk each)", above=0)
     best_of_n: int = param(0, "candidate chunks ranked by the critic (1 = off; 0 = what the model's policy.yaml "
                               "asks for: CO-RFT models rank, IL models don't)", min=0)
-    noise_std: float = param(0.1, "best-of-N sampling noise of the regression head (normalized action units; the "
-                                  "flow head samples its own noise)", min=0)
+    noise_std: float = param(-1.0, "best-of-N proposals' size around the regression head's chunk (action standard "
+                                   "deviations; -1 = the model's; the flow head samples its own noise)")
     selection_beta: float = param(-1.0, "best-of-N pessimism: rank by mean - beta*std of the critic heads (>= 0; "
                                         "-1 = the model's)")
     proposals: str = param("", "best-of-N candidates around the regression head's chunk ('' = the model's): white | "

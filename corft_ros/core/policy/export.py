@@ -244,10 +244,12 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
 
 def deploy_section(deploy: Mapping[str, Any] | None) -> dict[str, Any]:
     """policy.yaml's `deploy`: best_of_n (1: the policy's own chunk), selection_beta (pessimism), proposals (the
-    candidates around the regression head's chunk) and selection (critic | random: the control)."""
+    candidates around the regression head's chunk), noise_std (their size, in action standard deviations) and
+    selection (critic | random: the control)."""
     d = deploy or {}
     return {"best_of_n": int(d.get("best_of_n", 1)), "selection_beta": float(d.get("selection_beta", 1.0)),
-            "proposals": str(d.get("proposals", "white")), "selection": str(d.get("selection", "critic"))}
+            "proposals": str(d.get("proposals", "white")), "noise_std": float(d.get("noise_std", 0.1)),
+            "selection": str(d.get("selection", "critic"))}
 
 
 def needs_sampler(config: PolicyConfig, deploy: Mapping[str, Any] | None) -> bool:

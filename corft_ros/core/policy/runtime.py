@@ -388,13 +388,14 @@ class TorchPolicyRuntime(PolicyRuntime):
 
 
 def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0, best_of_n: int | None = 1,
-                 noise_std: float = 0.1, seed: int | None = None, allow_encoder: bool = True,
+                 noise_std: float | None = None, seed: int | None = None, allow_encoder: bool = True,
                  device: str = "auto", providers: Sequence[str] | None = None, beta: float | None = None,
                  prefix: int = 0, robot: RobotConfig | None = None,
                  lerobot_python: str = "", proposals: str | None = None,
                  selection: str | None = None) -> PolicyRuntime | ModelInterface:
     """Validate models/<name>/ and open it with `backend` ('onnx' or 'torch'); ModelError names a bad file.
-    best_of_n / beta / proposals / selection None: what the model's policy.yaml `deploy` section asks for.
+    best_of_n / beta / noise_std / proposals / selection None: what the model's policy.yaml `deploy` section asks
+    for.
     Backend 'lerobot': `model_dir` is a LeRobot policy folder, served from LeRobot's venv for `robot`
     (core/lerobot/client.py)."""
     if backend == "lerobot":
@@ -407,6 +408,7 @@ def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0,
     meta = load_metadata(model_dir)
     best_of_n = meta.deploy["best_of_n"] if best_of_n is None else best_of_n
     beta = meta.deploy["selection_beta"] if beta is None else beta
+    noise_std = meta.deploy["noise_std"] if noise_std is None else noise_std
     proposals = meta.deploy["proposals"] if proposals is None else proposals
     selection = meta.deploy["selection"] if selection is None else selection
     common = {"best_of_n": best_of_n, "noise_std": noise_std, "seed": seed, "allow_encoder": allow_encoder,

@@ -130,6 +130,7 @@ class CORFTConfig:
     beta: float = 1.0  # pessimism of the ranking: mean over critic heads − beta · std
     deploy_best_of_n: int = 8  # the exported CO-RFT model asks its runtime for best-of-N selection (1: none)
     deploy_proposals: str = "white"  # its candidates: white | smooth | warp | mixed (core/policy/proposals.py)
+    deploy_noise_std: float = 0.1  # their size, in action standard deviations
     executed_prefix: int = 0  # k: actions of a chunk executed before the next replaces it (0: from the rates)
     policy_rate_hz: float = 10.0  # the deployed policy's re-planning rate (sets k with the chunk dt)
     awr_temperature: float = 0.05

@@ -408,7 +408,7 @@ def train(
             try:
                 # a CO-RFT policy is deployed with critic-guided selection; IL and the BC control arm without
                 deploy = ({"best_of_n": cfg.corft.deploy_best_of_n, "selection_beta": cfg.corft.beta,
-                           "proposals": cfg.corft.deploy_proposals}
+                           "proposals": cfg.corft.deploy_proposals, "noise_std": cfg.corft.deploy_noise_std}
                           if stages[-1] == "rl" else {"best_of_n": 1})
                 export_policy(policy.cpu().eval(), target, tdata.texts, deploy=deploy)
             except ModelError as exc:
