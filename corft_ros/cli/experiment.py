@@ -6,15 +6,25 @@
      --il-patience screens bring no new best (or --il-steps): the curve; the best is IL      --lockstep
   4. R rounds of the data flywheel, each:
        collect: N trials of the current policy through the real graph, every one logged   corft-ros bench trials
-       CO-RFT from the IL checkpoint on the demos + every rollout so far                   corft-ros train --stage rl
-  5. the supervised controls, from the IL checkpoint, the same number of steps, no critic: corft-ros train --stage bc
+       (round 1 only) the critic's reward, chosen by diagnostic: one critic per candidate  corft-ros train --stage rl
+          reward on the same data, the one whose V(s) best predicts success on held-out
+          episodes (AUC at 3 s) is kept for every round
+       CO-RFT from the IL checkpoint on the demos + every rollout so far: the chunk critic corft-ros train --stage rl
+          weighs the action expert's supervised update (advantage-weighted regression on the
+          successful chunks), and the model deploys with critic-guided best-of-8 over diverse
+          proposals (time-warped chunks and smooth offsets around its own)
+  5. the controls, from the IL checkpoint, the same number of steps, no critic:          corft-ros train --stage bc
        il_bc   BC on the demos (more supervised steps alone)
        il_fbc  filtered BC on the demos and every successful rollout of the rounds (self-imitation)
+     and what each half of CO-RFT adds, the final round's model deployed two more ways:
+       corft_rR_actor   its action expert alone (no selection): the critic's weighting vs il_fbc
+       corft_rR_random  a random pick among the same proposals: the critic's choice vs chance
   6. final evaluation on fresh seeds, in lockstep (the same model on the same start gives the same outcome): IL,
-     the controls, the last CO-RFT round and the bundled model, plus IL again as `il_repeat` (the noise floor),
-     seen and unseen starts, interleaved, the same start positions for every arm    corft-ros bench trials --lockstep
-  7. report in <output>/ (experiment.md/json, plots): paired counts and McNemar tests per pair of arms; the best
-     measured arm becomes models/default.
+     the controls, CO-RFT's final round and its two halves, and the bundled model, plus IL again as `il_repeat`
+     (the noise floor), seen and unseen starts, interleaved, the same start positions for every arm
+                                                                                  corft-ros bench trials --lockstep
+  7. report in <output>/ (experiment.md/json, plots): paired counts and McNemar tests per pair of arms, the critic's
+     held-out diagnostics per round; the best measured arm becomes models/default.
 
 Seeds never overlap: demos 1000+, IL screens 5000+, round r's collection 10000·r+, the final evaluation --eval-seed.
 Nothing is tuned on the unseen region or on the final seeds. Each step is the command a user would run, in its own
@@ -41,6 +51,21 @@ DEMO_SEED, SCREEN_SEED, COLLECT_SEED = 1000, 5000, 10000
 # The model bundled before this run, evaluated beside the new arms on the same start positions: models/default then
 # stays the best measured arm by measurement, never by a comparison across runs.
 INCUMBENT = "bundled"
+# The critic's candidate rewards (training parameters), chosen in round 1 by the held-out AUC of V(s) at 3 s for
+# eventual success (core/rl/diagnostics.py), never by the evaluation:
+#   gamma0.99     the defaults: γ 0.99, −0.01 a tick, +1 on success, −1 (the value of failing forever) on failure
+#   gamma0.995    a longer horizon (step cost halved so that failing forever is still −1)
+#   steps_to_go   RECAP's: undiscounted −steps-to-go (−1 at the 20 s limit) and a failure worth −2, below any success
+REWARDS = {
+    "gamma0.99": [],
+    "gamma0.995": ["corft.gamma=0.995", "rewards.step_cost=0.005"],
+    "steps_to_go": ["corft.gamma=1.0", "rewards.step_cost=0.0025", "rewards.success_reward=0.0",
+                    "rewards.failure_reward=-2.0"],
+}
+REWARD_HORIZON = "3s"
+REWARD_HOLDOUT = 0.3  # more held-out failures for the choice than the rounds' 0.15
+# CO-RFT as the rounds train and deploy it (Build 4 of issue 27): AWR extraction, best-of-8 over diverse proposals
+CORFT_SETS = ["corft.extraction=awr", "corft.deploy_proposals=mixed", "corft.deploy_noise_std=0.3"]
 REPORT_FILES = ("report.md", "summary.json", "trials.csv", "success_rate.png", "cycle_time.png", "success_map.png",
                 "loop_latency.png")
 
@@ -70,6 +95,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "scored 58%% on the same final seeds)")
     p.add_argument("--workers", type=int, default=2, help="lockstep worker processes (default 2)")
     p.add_argument("--rl-steps", type=int, default=0, help="CO-RFT steps per round (0: config/train.yaml's)")
+    p.add_argument("--reward-steps", type=int, default=1500,
+                   help="critic steps of each candidate reward's run in round 1 (default 1500)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="training parameter for every stage (as corft-ros train --set)")
     p.add_argument("--eval-seed", type=int, default=0, help="sim seed of the first final-evaluation round")
@@ -123,8 +150,9 @@ def _speed(args: argparse.Namespace) -> list[str]:
 
 def cmd_experiment(args: argparse.Namespace) -> int:
     if (min(args.demos, args.trials, args.collect, args.rounds + 1, args.il_steps, args.il_screen_every,
-            args.il_patience, args.workers, args.screen_trials) < 1 or not args.timeout > 0):
-        print("error: --demos, --trials, --collect, --workers, --screen-trials and the --il-* options must be >= 1, "
+            args.il_patience, args.workers, args.screen_trials, args.reward_steps) < 1 or not args.timeout > 0):
+        print("error: --demos, --trials, --collect, --workers, --screen-trials, --reward-steps and the --il-* options "
+              "must be >= 1, "
               "--rounds >= 0, --timeout positive", file=sys.stderr)
         return 2
     work, out = Path(args.work).expanduser(), Path(args.output).expanduser()
@@ -170,10 +198,12 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             _run(f"4.{r} collect", [*bench, "--models", str(current), "--trials", str(args.collect), "--regions",
                                      "seen", "--seed", str(COLLECT_SEED * r), "--output", str(data / f"round{r}")],
                  log)
+            reward = _choose_reward(args, data, il_ckpt, runs, sets, log)
             if not _done_model(models / name):
                 _run(f"4.{r} train CO-RFT", ["train", "--bags", str(data), "--stage", "rl", "--init", str(il_ckpt),
                                              "--name", name, "--output", str(runs / name), "--models-dir",
-                                             str(models), *rl_steps, *sets], log)
+                                             str(models), *rl_steps, *_sets(CORFT_SETS + REWARDS[reward]), *sets],
+                     log)
             rounds[str(r)] = _round_record(data / f"round{r}", current.name, runs / name)
             current = models / name
         if not _done_model(models / "il_bc"):
@@ -189,7 +219,16 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                          str(models), *rl_steps, *sets], log)
         if args.rounds:
             arms.append(models / "il_fbc")
-        arms += [current] if current.name != "il" else []
+            # CO-RFT's two halves: the action expert alone, and a random pick among the same proposals
+            from corft_ros.core.policy.export import copy_with_deploy
+
+            for suffix, change in (("actor", {"best_of_n": 1}), ("random", {"selection": "random"})):
+                variant = models / f"{current.name}_{suffix}"
+                if not _done_model(variant):
+                    copy_with_deploy(current, variant, **change)
+                arms.append(variant)
+            arms.append(current)
+            log["candidate"] = current.name
         if not args.no_incumbent and _done_model(incumbent):
             arms.append(incumbent)
         _run("6 final evaluation", ["bench", "trials", "--lockstep", "--workers", str(args.workers), "--repeat-arm",
@@ -272,6 +311,39 @@ def _screen_il(args: argparse.Namespace, run: Path, screens: Path, log: dict, la
     return curve
 
 
+def _sets(items: list[str]) -> list[str]:
+    return [x for item in items for x in ("--set", item)]
+
+
+def _choose_reward(args: argparse.Namespace, data: Path, il_ckpt: Path, runs: Path, sets: list[str],
+                   log: dict) -> str:
+    """The critic's reward, chosen once (on round 1's data) by the held-out AUC of V(s) at 3 s: one critic-only run
+    per candidate in REWARDS; ties and unmeasurable AUCs keep the first (the defaults)."""
+    chosen = (log.get("reward") or {}).get("chosen")
+    if chosen in REWARDS:
+        return chosen
+    table = {}
+    for name, reward_sets in REWARDS.items():
+        run = runs / f"reward_{name}"
+        if not (run / "train.json").is_file():
+            _run(f"4.1 reward {name}", ["train", "--bags", str(data), "--stage", "rl", "--init", str(il_ckpt),
+                                        "--no-export", "--output", str(run), "--set", f"rl_steps={args.reward_steps}",
+                                        *_sets(["corft.extraction=none", f"corft.holdout={REWARD_HOLDOUT}",
+                                                *reward_sets]), *sets], log)
+        diag = json.loads((run / "train.json").read_text())["stages"]["rl"].get("diagnostics") or {}
+        table[name] = {"sets": reward_sets, "diagnostics": diag,
+                       "auc": ((diag.get("auc") or {}).get(REWARD_HORIZON) or {}).get("auc")}
+    measured = {k: v["auc"] for k, v in table.items() if v["auc"] is not None}
+    chosen = max(measured, key=lambda k: (measured[k], -list(REWARDS).index(k))) if measured else next(iter(REWARDS))
+    log["reward"] = {"chosen": chosen, "by": f"held-out AUC of V(s) at {REWARD_HORIZON} for eventual success",
+                     "candidates": table}
+    _save(log)
+    print(f"reward: {chosen} (held-out AUC at {REWARD_HORIZON}: "
+          + ", ".join(f"{k} {'n/a' if v is None else format(v, '.3f')}" for k, v in
+                      ((k, t['auc']) for k, t in table.items())) + ")", flush=True)
+    return chosen
+
+
 def _round_record(folder: Path, model: str, run: Path) -> dict:
     """What a round collected with which model, and what its CO-RFT run trained on."""
     summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
@@ -279,4 +351,5 @@ def _round_record(folder: Path, model: str, run: Path) -> dict:
     train = json.loads((run / "train.json").read_text()) if (run / "train.json").is_file() else {}
     return {"collected_with": model, "trials": seen.get("trials"), "successes": seen.get("successes"),
             "cycle_time_mean_s": seen.get("cycle_time_mean_s"), "dataset": train.get("dataset", {}),
-            "stages": train.get("stages", {})}
+            "stages": train.get("stages", {}),
+            "diagnostics": ((train.get("stages") or {}).get("rl") or {}).get("diagnostics")}

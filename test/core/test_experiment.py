@@ -149,3 +149,66 @@ def test_the_model_bundled_before_the_run_is_an_arm_and_stays_when_it_measures_b
     md = (out / "experiment.md").read_text()
     assert f"**{INCUMBENT}**" in md and "bundled before this run, kept" in md
     assert json.loads((out / "experiment.json").read_text())["candidate"] == "corft_r2"
+
+
+def _diag(auc3: float | None, failures: int = 3) -> dict:
+    return {"episodes": 9, "successes": 6, "ticks": 900,
+            "calibration": {k: {"ticks": 300, "spearman": 0.5, "bias": -0.1, "q_mean": 0.1, "return_mean": 0.2}
+                            for k in ("all", "success", "failure")},
+            "auc": {t: {"auc": auc3, "successes": 6, "failures": failures, "v_success": 0.3, "v_failure": -0.2}
+                    for t in ("1s", "3s", "5s")}}
+
+
+def test_the_report_splits_corft_into_its_halves_and_shows_the_critic_diagnostics(tmp_path) -> None:
+    from corft_ros.core.trials.experiment import write_experiment_report
+
+    rows = (trials("il", "seen", 20, 50, 9.0) + trials("il_fbc", "seen", 24, 50, 8.8)
+            + trials("corft_r2_actor", "seen", 27, 50, 8.5) + trials("corft_r2_random", "seen", 26, 50, 8.6)
+            + trials("corft_r2", "seen", 33, 50, 7.5))
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary(rows)))
+    log = {"il": {"curve": []}, "candidate": "corft_r2",
+           "reward": {"chosen": "steps_to_go", "by": "held-out AUC of V(s) at 3s for eventual success",
+                      "candidates": {"gamma0.99": {"sets": [], "diagnostics": _diag(0.61), "auc": 0.61},
+                                     "steps_to_go": {"sets": ["corft.gamma=1.0"], "diagnostics": _diag(0.74),
+                                                     "auc": 0.74}}},
+           "rounds": {"1": {"collected_with": "il", "diagnostics": _diag(0.7)},
+                      "2": {"collected_with": "corft_r1", "diagnostics": None}}}
+    out = tmp_path / "report"
+    out.mkdir()
+    write_experiment_report(tmp_path, out, log, "make experiment", "pick")
+    data = json.loads((out / "experiment.json").read_text())
+    assert data["candidate"] == "corft_r2" and data["reward"]["chosen"] == "steps_to_go"
+    compares = {t["compare"] for t in data["paired"]}
+    assert {"corft_r2 vs corft_r2_actor", "corft_r2 vs corft_r2_random", "corft_r2_actor vs il_fbc",
+            "corft_r2 vs il_fbc", "corft_r2 vs il"} <= compares
+    md = (out / "experiment.md").read_text()
+    assert "## The critic, on held-out episodes" in md and "**steps_to_go**" in md
+    assert "| steps_to_go (corft.gamma=1.0) | 9 (6) | 0.74 / 0.74 / 0.74 |" in md
+    assert "| gamma0.99 (defaults) | 9 (6) | 0.61 / 0.61 / 0.61 |" in md
+    assert "| CO-RFT round 1 | 9 (6) | 0.70 / 0.70 / 0.70 |" in md and "| CO-RFT round 2 | – |" in md
+
+
+def test_the_reward_is_chosen_once_by_the_held_out_auc(tmp_path, capsys) -> None:
+    """Round 1 trains one critic per candidate reward; the highest held-out AUC at 3 s wins, a tie keeps the
+    earlier candidate, an AUC that could not be measured never wins, and the choice is kept for later rounds."""
+    import argparse
+
+    from corft_ros.cli.experiment import REWARDS, _choose_reward
+
+    runs = tmp_path / "runs"
+    aucs = dict(zip(REWARDS, (0.7, 0.7, None), strict=True))
+    for name, auc in aucs.items():
+        (runs / f"reward_{name}").mkdir(parents=True)
+        (runs / f"reward_{name}" / "train.json").write_text(json.dumps({"stages": {"rl": {"diagnostics": _diag(auc)}}}))
+    log = {"log_file": str(tmp_path / "experiment.json")}
+    args = argparse.Namespace(reward_steps=10)
+    assert _choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "gamma0.99"
+    assert log["reward"]["candidates"]["steps_to_go"]["auc"] is None
+    assert "reward: gamma0.99" in capsys.readouterr().out
+    (runs / "reward_steps_to_go" / "train.json").write_text(json.dumps({"stages": {"rl": {"diagnostics":
+                                                                                          _diag(0.9)}}}))
+    assert _choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "gamma0.99"  # chosen once
+    del log["reward"]
+    assert _choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "steps_to_go"
+    assert json.loads((tmp_path / "experiment.json").read_text())["reward"]["chosen"] == "steps_to_go"

@@ -240,3 +240,22 @@ def test_bad_proposal_settings_are_refused(flow_model, regression_model, tmp_pat
     (bad / "policy.yaml").write_text(yaml.safe_dump(meta))
     with pytest.raises(ModelError, match="deploy.proposals must be one of white, smooth, warp, mixed"):
         load_runtime(bad, "onnx", best_of_n=None)
+
+
+def test_a_model_copied_with_another_deploy_runs_the_same_weights_another_way(regression_model, tmp_path):
+    from corft_ros.core.policy.export import ModelError, copy_with_deploy, load_metadata
+
+    actor = copy_with_deploy(regression_model, tmp_path / "actor", best_of_n=1)
+    pick = copy_with_deploy(regression_model, tmp_path / "random", selection="random")
+    assert load_metadata(actor).deploy["best_of_n"] == 1 and load_metadata(actor).deploy["proposals"] == "mixed"
+    assert load_metadata(pick).deploy == {**load_metadata(regression_model).deploy, "selection": "random"}
+    scene = _scene(6)
+    own = load_runtime(regression_model, "onnx", threads=1, best_of_n=1).predict(scene, ROBOT.home_array, TEXT)
+    np.testing.assert_array_equal(load_runtime(actor, "onnx", threads=1, best_of_n=None).predict(
+        scene, ROBOT.home_array, TEXT), own)
+    assert load_runtime(pick, "onnx", threads=1, best_of_n=None).selection == "random"
+    with pytest.raises(ModelError, match="unknown deploy setting"):
+        copy_with_deploy(regression_model, tmp_path / "bad", best_of=2)
+    with pytest.raises(ModelError, match="deploy.proposals must be one of"):
+        copy_with_deploy(regression_model, tmp_path / "bad", proposals="pink")
+    assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.tmp").exists()

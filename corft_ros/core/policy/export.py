@@ -252,6 +252,34 @@ def deploy_section(deploy: Mapping[str, Any] | None) -> dict[str, Any]:
             "selection": str(d.get("selection", "critic"))}
 
 
+def copy_with_deploy(source: str | Path, target: str | Path, **changes: Any) -> Path:
+    """A copy of the exported model `source` at `target` deployed differently (policy.yaml's `deploy` updated with
+    `changes`, e.g. best_of_n=1 or selection='random'): the same weights, another way to run them. The new deploy
+    is validated as the runtimes will read it."""
+    source, target = Path(source), Path(target)
+    meta = load_metadata(source)
+    unknown = set(changes) - set(deploy_section(None))
+    if unknown:
+        raise ModelError(f"unknown deploy setting(s): {', '.join(sorted(unknown))}")
+    if int(changes.get("best_of_n", 1)) > 1 and SAMPLER_FILE not in meta.files and meta.config.stochastic:
+        raise ModelError(f"{source}: no {SAMPLER_FILE} for best-of-N with a flow head")
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    try:
+        raw = yaml.safe_load((tmp / META_FILE).read_text())
+        raw["deploy"] = deploy_section({**deploy_section(raw.get("deploy")), **changes})
+        with open(tmp / META_FILE, "w") as f:
+            yaml.dump(raw, f, Dumper=_FlowListDumper, sort_keys=False, width=120)
+        load_metadata(tmp).deploy  # noqa: B018 (validates the new deploy section)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.replace(target)
+    return target
+
+
 def needs_sampler(config: PolicyConfig, deploy: Mapping[str, Any] | None) -> bool:
     """sampler.onnx is written where it will be used: a flow head (its chunks come only from sampling) or a deploy
     that asks for best-of-N selection. Saves a third of the export time of every plain regression model."""

@@ -199,13 +199,18 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
             shutil.copy2(evaluation / name, out / name)
     rows = arm_rows(summary)
     corft = [a for a in rows if a.startswith("corft")]
-    candidate = corft[-1] if corft else None
+    candidate = log.get("candidate") if log.get("candidate") in rows else (corft[-1] if corft else None)
     chosen = best_arm({a: r for a, r in rows.items() if a != REPEAT})
     tests = []
-    # CO-RFT against IL and the supervised controls; the controls against IL (what supervision alone does); IL
-    # against its own repeat (the evaluation's noise floor)
+    # CO-RFT against IL and the supervised controls; its halves (the action expert alone against filtered BC, and
+    # the critic's pick against a random one among the same proposals); the controls against IL (what supervision
+    # alone does); IL against its own repeat (the evaluation's noise floor)
     others = ["il", *[c for c in CONTROLS if c in rows]]
     pairs = [(other, candidate) for other in others if candidate] + [("il", c) for c in CONTROLS if c in rows]
+    if candidate:
+        actor, random_pick = f"{candidate}_actor", f"{candidate}_random"
+        pairs += [(x, candidate) for x in (actor, random_pick) if x in rows]
+        pairs += [("il_fbc", actor)] if actor in rows and "il_fbc" in rows else []
     pairs += [("il", REPEAT)] if REPEAT in rows else []
     if "bundled" in rows:
         pairs += [("bundled", candidate or "il")]
@@ -277,6 +282,7 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         lines.append(f"| {r} | {info.get('collected_with')} | {info.get('trials')} | {info.get('successes')} | "
                      f"{'-' if cycle is None else format(float(cycle), '.2f')} | "
                      f"{ds.get('episodes', '-')} ({ds.get('successes', '-')}) |")
+    lines += ["", *critic_section(log)]
     lines += ["", "## Steps (each a `corft-ros` command; wall time on this machine)", "", "| step | wall |",
               "|---|---|"]
     total = 0.0
@@ -290,6 +296,8 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
     (out / "experiment.md").write_text("\n".join(lines) + "\n")
     (out / "experiment.json").write_text(json.dumps(
         {"arms": rows, "default_model": chosen, "candidate": candidate, "paired": tests,
+         "reward": log.get("reward", {}),
+         "diagnostics": {r: info.get("diagnostics") for r, info in (log.get("rounds") or {}).items()},
          "failures": summary.get("failures", {}), "goals": [vars(g) for g in goal_rows], "il_curve": curve,
          "rounds": log.get("rounds", {}), "log": log}, indent=2, default=float))
     printed = [*results_table(summary, list(rows)), "", *goals_table(goal_rows),
@@ -297,6 +305,49 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
                  f"McNemar p = {t['mcnemar_p']:.3g}" for t in tests if t["region"] == "all"],
                f"best measured arm: {chosen}"]
     return chosen, printed
+
+
+def diagnostics_row(label: str, diag: dict | None) -> str:
+    """One markdown row of a critic's held-out diagnostics (core/rl/diagnostics.py)."""
+    if not diag or not diag.get("ticks"):
+        return f"| {label} | – | – | – | – | – | – |"
+
+    def num(x: float | None) -> str:
+        return "–" if x is None else f"{x:.2f}"
+
+    c, a = diag.get("calibration", {}), diag.get("auc", {})
+    aucs = " / ".join(f"{num((a.get(t) or {}).get('auc'))}" for t in ("1s", "3s", "5s"))
+    return (f"| {label} | {diag['episodes']} ({diag['successes']}) | {aucs} | "
+            f"{num((c.get('success') or {}).get('spearman'))} / {num((c.get('failure') or {}).get('spearman'))} | "
+            f"{num((c.get('success') or {}).get('bias'))} / {num((c.get('failure') or {}).get('bias'))} | "
+            f"{num((c.get('all') or {}).get('spearman'))} | "
+            f"{(a.get('3s') or {}).get('successes', 0)}+ / {(a.get('3s') or {}).get('failures', 0)}- |")
+
+
+def critic_section(log: dict) -> list[str]:
+    """The critic's held-out diagnostics: the reward choice (round 1) and every round's CO-RFT critic."""
+    reward = log.get("reward") or {}
+    rounds = log.get("rounds") or {}
+    if not reward and not any(info.get("diagnostics") for info in rounds.values()):
+        return []
+    head = ["| critic | held-out episodes (successes) | AUC of V(s_t) for success at 1 / 3 / 5 s | "
+            "Spearman Q vs return: successes / failures | bias Q − return: successes / failures | Spearman, all | "
+            "states at 3 s |", "|---|---|---|---|---|---|---|"]
+    out = ["## The critic, on held-out episodes", "",
+           "Episodes the critic never trained on (stratified by outcome): does V(s) see success coming (AUC, 0.5 = "
+           "chance), and does Q order the returns that followed (Spearman) without bias?", ""]
+    if reward:
+        out += [f"Reward chosen by {reward.get('by', 'the held-out AUC')}: **{reward.get('chosen')}**.", "", *head]
+        for name, info in (reward.get("candidates") or {}).items():
+            sets = ", ".join(info.get("sets") or []) or "defaults"
+            out.append(diagnostics_row(f"{name} ({sets})", info.get("diagnostics")))
+        out.append("")
+    if any(info.get("diagnostics") for info in rounds.values()):
+        out += head
+        for r, info in sorted(rounds.items(), key=lambda kv: int(kv[0])):
+            out.append(diagnostics_row(f"CO-RFT round {r}", info.get("diagnostics")))
+        out.append("")
+    return out
 
 
 def il_stopped_improving(curve: list[dict], patience: int) -> bool:
