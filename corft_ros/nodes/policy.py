@@ -81,13 +81,16 @@ class PolicyNode(ClosesOnDestroy, Node):
         # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
         if self.backend == "lerobot" and not model_path:
             raise ConfigError("backend lerobot needs model_path: a LeRobot policy folder (save_pretrained)")
-        self.runtime: PolicyRuntime = load_runtime(
-            self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n or None,
-            noise_std=None if noise_std == -1.0 else noise_std, seed=None if seed < 0 else seed,
-            allow_encoder=allow_encoder, device=device,
-            beta=None if beta == -1.0 else beta, robot=self.robot, lerobot_python=p.lerobot_python,
-            proposals=p.proposals or None, selection=p.selection or None,
-        )
+        try:
+            self.runtime: PolicyRuntime = load_runtime(
+                self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n or None,
+                noise_std=None if noise_std == -1.0 else noise_std, seed=None if seed < 0 else seed,
+                allow_encoder=allow_encoder, device=device,
+                beta=None if beta == -1.0 else beta, robot=self.robot, lerobot_python=p.lerobot_python,
+                proposals=p.proposals or None, selection=p.selection or None,
+            )
+        except ValueError as exc:  # a selection setting that does not fit this model (e.g. warp on a flow head)
+            raise ConfigError(str(exc)) from None
         self.best_of_n = self.runtime.best_of_n
         cfg = self.runtime.config
         try:

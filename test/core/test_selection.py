@@ -259,3 +259,15 @@ def test_a_model_copied_with_another_deploy_runs_the_same_weights_another_way(re
     with pytest.raises(ModelError, match="deploy.proposals must be one of"):
         copy_with_deploy(regression_model, tmp_path / "bad", proposals="pink")
     assert not (tmp_path / "bad").exists() and not (tmp_path / "bad.tmp").exists()
+
+
+def test_the_policy_node_refuses_proposals_its_model_cannot_make_in_one_line(ros, flow_model):
+    from rclpy.parameter import Parameter
+
+    from corft_ros.core.robot import ConfigError
+    from corft_ros.nodes.policy import PolicyNode
+
+    with pytest.raises(ConfigError, match="proposals 'warp' need a regression head"):
+        PolicyNode(context=ros.context, cli_args=["--ros-args", "-r", "__node:=policy_badprop"],
+                   parameter_overrides=[Parameter("model_path", value=str(flow_model)),
+                                        Parameter("best_of_n", value=4), Parameter("proposals", value="warp")])
