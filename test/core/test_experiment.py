@@ -115,6 +115,15 @@ def test_each_finished_step_is_saved_at_once_so_a_killed_experiment_keeps_its_wa
     assert saved["steps"]["1 help"]["command"] == "corft-ros --help"
 
 
+def test_the_report_says_how_much_neighbouring_il_checkpoints_swing() -> None:
+    from corft_ros.core.trials.experiment import curve_swing
+
+    curve = [{"step": 2000 * (i + 1), "successes": n, "trials": 100} for i, n in enumerate((10, 40, 60, 52, 63, 61))]
+    assert curve_swing(curve) == ("Neighbouring checkpoints after the first two screens differ by at most 11 points "
+                                  "(median 8) on the same 100 screen starts.")
+    assert curve_swing(curve[:3]) == ""
+
+
 def test_il_trains_until_its_screen_stops_improving_and_the_report_says_which() -> None:
     from corft_ros.core.trials.experiment import _curve_heading, il_stopped_improving
 

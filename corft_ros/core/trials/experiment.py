@@ -269,7 +269,7 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         *[f"| {r['step']} | {r['successes']}/{r['trials']} | "
           f"{'-' if r['cycle_time_mean_s'] is None else format(r['cycle_time_mean_s'], '.2f')} |" for r in curve],
         "",
-        f"Chosen: step {(log.get('il') or {}).get('chosen_step')}.",
+        f"Chosen: step {(log.get('il') or {}).get('chosen_step')}. {curve_swing(curve)}",
         "",
         "## Rounds: the stack's own logs",
         "",
@@ -348,6 +348,18 @@ def critic_section(log: dict) -> list[str]:
             out.append(diagnostics_row(f"CO-RFT round {r}", info.get("diagnostics")))
         out.append("")
     return out
+
+
+def curve_swing(curve: list[dict]) -> str:
+    """How much neighbouring IL checkpoints' screens differ (the EMA and the learning-rate decay are there to keep
+    them from swinging), past the first two screens (the rise)."""
+    late = curve[2:]
+    if len(late) < 2:
+        return ""
+    rates = [row["successes"] / row["trials"] for row in late]
+    steps = [abs(b - a) for a, b in zip(rates, rates[1:], strict=False)]
+    return (f"Neighbouring checkpoints after the first two screens differ by at most {100 * max(steps):.0f} points "
+            f"(median {100 * sorted(steps)[len(steps) // 2]:.0f}) on the same {late[0]['trials']} screen starts.")
 
 
 def il_stopped_improving(curve: list[dict], patience: int) -> bool:
