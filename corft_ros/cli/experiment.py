@@ -19,6 +19,9 @@
      and what each half of CO-RFT adds, the final round's model deployed two more ways:
        corft_rR_actor   its action expert alone (no selection): the critic's weighting vs il_fbc
        corft_rR_random  a random pick among the same proposals: the critic's choice vs chance
+     and the other way to put the critic into supervised updates, on the final round's data:
+       corft_rR_distill the critic's winners among the proposals distilled into the action expert
+                        (rank_distill), deployed like CO-RFT
   6. final evaluation on fresh seeds, in lockstep (the same model on the same start gives the same outcome): IL,
      the controls, CO-RFT's final round and its two halves, and the bundled model, plus IL again as `il_repeat`
      (the noise floor), seen and unseen starts, interleaved, the same start positions for every arm
@@ -66,6 +69,7 @@ REWARD_HORIZON = "3s"
 REWARD_HOLDOUT = 0.3  # more held-out failures for the choice than the rounds' 0.15
 # CO-RFT as the rounds train and deploy it (Build 4 of issue 27): AWR extraction, best-of-8 over diverse proposals
 CORFT_SETS = ["corft.extraction=awr", "corft.deploy_proposals=mixed", "corft.deploy_noise_std=0.3"]
+DISTILL_SETS = ["corft.extraction=rank_distill", "corft.deploy_proposals=mixed", "corft.deploy_noise_std=0.3"]
 REPORT_FILES = ("report.md", "summary.json", "trials.csv", "success_rate.png", "cycle_time.png", "success_map.png",
                 "loop_latency.png")
 
@@ -218,7 +222,14 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                                          "--name", "il_fbc", "--output", str(runs / "il_fbc"), "--models-dir",
                                          str(models), *rl_steps, *sets], log)
         if args.rounds:
+            distill = models / f"{current.name}_distill"
+            if not _done_model(distill):
+                _run("5 train distilled best-of-N", ["train", "--bags", str(data), "--stage", "rl", "--init",
+                                                     str(il_ckpt), "--name", distill.name, "--output",
+                                                     str(runs / distill.name), "--models-dir", str(models),
+                                                     *rl_steps, *_sets(DISTILL_SETS + REWARDS[reward]), *sets], log)
             arms.append(models / "il_fbc")
+            arms.append(distill)
             # CO-RFT's two halves: the action expert alone, and a random pick among the same proposals
             from corft_ros.core.policy.export import copy_with_deploy
 

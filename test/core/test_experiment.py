@@ -173,7 +173,7 @@ def test_the_report_splits_corft_into_its_halves_and_shows_the_critic_diagnostic
 
     rows = (trials("il", "seen", 20, 50, 9.0) + trials("il_fbc", "seen", 24, 50, 8.8)
             + trials("corft_r2_actor", "seen", 27, 50, 8.5) + trials("corft_r2_random", "seen", 26, 50, 8.6)
-            + trials("corft_r2", "seen", 33, 50, 7.5))
+            + trials("corft_r2", "seen", 33, 50, 7.5) + trials("corft_r2_distill", "seen", 30, 50, 8.0))
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary(rows)))
     log = {"il": {"curve": []}, "candidate": "corft_r2",
@@ -190,7 +190,8 @@ def test_the_report_splits_corft_into_its_halves_and_shows_the_critic_diagnostic
     assert data["candidate"] == "corft_r2" and data["reward"]["chosen"] == "steps_to_go"
     compares = {t["compare"] for t in data["paired"]}
     assert {"corft_r2 vs corft_r2_actor", "corft_r2 vs corft_r2_random", "corft_r2_actor vs il_fbc",
-            "corft_r2 vs il_fbc", "corft_r2 vs il"} <= compares
+            "corft_r2 vs il_fbc", "corft_r2 vs il", "corft_r2 vs corft_r2_distill",
+            "corft_r2_distill vs il_fbc"} <= compares
     md = (out / "experiment.md").read_text()
     assert "## The critic, on held-out episodes" in md and "**steps_to_go**" in md
     assert "| steps_to_go (corft.gamma=1.0) | 9 (6) | 0.74 / 0.74 / 0.74 |" in md

@@ -190,3 +190,30 @@ def test_extraction_none_trains_the_critic_and_leaves_the_il_actor_bit_identical
     assert all(torch.equal(a, b) for a, b in zip(actor_before, policy.actor_parameters(), strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(critic_before, policy.critic_parameters(), strict=True))
     assert learner.state_dict()["actor"] == {}
+
+
+def test_rank_distill_ranks_the_deployments_proposals_around_the_regression_chunk():
+    """Distilling the critic's winners among the candidates the deployment will propose (scored as they will
+    execute): candidate 0 is the policy's chunk, the others its time-warped and smoothly offset copies."""
+    from corft_ros.core.policy.proposals import time_warp
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    policy = _policy().train()
+    data, bank = _data(policy)
+    actor = ActorLearner(policy, CORFTConfig(), ExtractionConfig(method="rank_distill", samples=5, prefix=2,
+                                                                 proposals="mixed", noise_std=0.3))
+    chunks = torch.randn(3, H, 2)
+    cands = actor.around(chunks)
+    assert cands.shape == (3, 5, H, 2)
+    torch.testing.assert_close(cands[:, 0], chunks)
+    np.testing.assert_allclose(cands[1, 1].numpy(), time_warp(chunks[1].numpy(), 0.7), atol=1e-6)
+    torch.testing.assert_close(cands[:, 2, 0], chunks[:, 0])  # smooth offsets start at the chunk's first action
+    before = [p.detach().clone() for p in policy.actor_parameters()]
+    logs = actor.update(bank.batch(np.arange(len(data))), 0)
+    assert np.isfinite(float(logs["rl/distill_loss"]))
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.actor_parameters(), strict=True))
+    white = ActorLearner(policy, CORFTConfig(noisy_std=0.3), ExtractionConfig(method="rank_distill", samples=5))
+    spread = white.around(chunks)
+    torch.testing.assert_close(spread[:, 0], chunks)
+    assert 0.2 < float((spread[:, 1:] - chunks.unsqueeze(1)).std()) < 0.4

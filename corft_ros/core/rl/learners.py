@@ -24,8 +24,10 @@ Extraction (the action expert; every `policy_delay` steps after `actor_warmup_st
                   chunks (critic-guided selection)
     td3bc         L = −λ · mean_b Q_1^(k−1)(s, π(s)) + w_bc · mean_{b ∈ S} Σ_j mean_d (π(s) − a)²,
                   λ = α / max(mean|Q|, q_floor)      (the paper-style baseline)
-    rank_distill  sample N chunks from π, rank them by the pessimistic prefix value mean_m Q^(k−1) − β std_m,
-                  regress π toward each state's winner (flow matching or L1), + the BC term on S
+    rank_distill  sample N chunks from π (regression head: N candidates around its chunk, white noise of
+                  corft.noisy_std or the deployment's proposals), rank them by the pessimistic prefix value
+                  mean_m Q^(k−1) − β std_m, regress π toward each state's winner (flow matching or L1), + the BC term
+                  on S
                   (policy-agnostic RL: the policy never climbs the critic's gradient, it imitates its own best)
     awr           advantage-weighted BC on S: w = min(exp(A/β_awr), w_max), A = min_m Q^(k−1)(s, a) − mean_n
                   min_m Q^(k−1)(s, π_n(s))
@@ -40,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -341,6 +344,8 @@ class ExtractionConfig:
     awr_temperature: float = 0.05  # β_awr, in return units
     awr_max_weight: float = 20.0
     q_floor: float = 0.1  # td3bc: λ = α / max(mean|Q|, q_floor): returns that straddle 0 make mean|Q| → 0
+    proposals: str = "white"  # rank_distill, regression head: the candidates ranked (as the deployment proposes them)
+    noise_std: float = 0.3  # their size (action standard deviations) for proposals other than white
 
 
 def bc_term(policy, feats: Tensor, target: Tensor, valid: Tensor, success: Tensor) -> Tensor:
@@ -366,6 +371,24 @@ class ActorLearner(_OneOptimizer):
         self.ex = ex
         self.optim = Optimizer(policy.actor_parameters(), cfg.actor_lr, cfg.weight_decay, cfg.grad_clip)
 
+    def around(self, chunks: Tensor) -> Tensor:
+        """[B, N, h, d] candidates around the regression head's chunks [B, h, d] (normalized units), candidate 0 the
+        chunk itself: the deployment's proposals (`ex.proposals`, core/policy/proposals.py; their noise_std is in
+        action standard deviations, 1 in normalized units), or white noise of corft.noisy_std."""
+        n = self.ex.samples
+        if self.ex.proposals == "white":
+            out = chunks.unsqueeze(1) + self.cfg.noisy_std * torch.randn(chunks.shape[0], n, *chunks.shape[1:])
+            out[:, 0] = chunks
+            return out
+        from corft_ros.core.policy.proposals import propose
+
+        ones = np.ones(chunks.shape[-1])
+        base = chunks.detach().cpu().numpy()
+        seeds = torch.randint(0, 2**31 - 1, (len(base),)).tolist()  # torch's seeded stream decides the draws
+        out = np.stack([propose(b, n, self.ex.proposals, np.random.default_rng(sd), self.ex.noise_std, ones)
+                        for b, sd in zip(base, seeds, strict=True)])
+        return torch.from_numpy(out).to(chunks.device, chunks.dtype)
+
     def prefix_value(self, feats: Tensor, chunks: Tensor) -> Tensor:
         """Pessimistic value of the executed prefix, [B] for chunks [B, h, d]."""
         return pessimistic(self.policy.critic(feats, chunks)[..., self.ex.prefix - 1], self.ex.beta)
@@ -389,7 +412,7 @@ class ActorLearner(_OneOptimizer):
             with torch.no_grad():
                 samples = p.sample(feats, n)  # [B, N, h, d]
                 if not p.config.stochastic:  # one deterministic chunk: explore around it
-                    samples = samples + self.cfg.noisy_std * torch.randn_like(samples)
+                    samples = self.around(samples[:, 0])
                 values = self.prefix_value(feats.repeat_interleave(n, dim=0), samples.flatten(0, 1)).view(b, n)
                 best = values.argmax(dim=1)
                 winner = samples[torch.arange(b), best]

@@ -294,7 +294,8 @@ def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig,
         prefix = c.executed_prefix or executed_prefix(c.policy_rate_hz, policy.config.action_dt,
                                                       policy.config.chunk_size)
         ex = ExtractionConfig(method=c.extraction, samples=c.samples, beta=c.beta, prefix=prefix,
-                              awr_temperature=c.awr_temperature, awr_max_weight=c.awr_max_weight, q_floor=c.q_floor)
+                              awr_temperature=c.awr_temperature, awr_max_weight=c.awr_max_weight, q_floor=c.q_floor,
+                              proposals=c.deploy_proposals, noise_std=c.deploy_noise_std)
         learner = CORFTLearner(policy, c, ex, tdata.data.value_scale())
         held = split_holdout(tdata.data.success_of_episode, c.holdout, cfg.seed)
         tdata.data.hold_out(held)

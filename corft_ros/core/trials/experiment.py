@@ -208,9 +208,9 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
     others = ["il", *[c for c in CONTROLS if c in rows]]
     pairs = [(other, candidate) for other in others if candidate] + [("il", c) for c in CONTROLS if c in rows]
     if candidate:
-        actor, random_pick = f"{candidate}_actor", f"{candidate}_random"
-        pairs += [(x, candidate) for x in (actor, random_pick) if x in rows]
-        pairs += [("il_fbc", actor)] if actor in rows and "il_fbc" in rows else []
+        actor, random_pick, distill = (f"{candidate}_{x}" for x in ("actor", "random", "distill"))
+        pairs += [(x, candidate) for x in (actor, random_pick, distill) if x in rows]
+        pairs += [("il_fbc", x) for x in (actor, distill) if x in rows and "il_fbc" in rows]
     pairs += [("il", REPEAT)] if REPEAT in rows else []
     if "bundled" in rows:
         pairs += [("bundled", candidate or "il")]
