@@ -69,3 +69,22 @@ def parse_forward(robot: RobotConfig, controller_indices: np.ndarray, data: Sequ
         j = int(out[0])
         raise CommandError(f"data[{j}] ({names[j]}) = {arr[j]:.4f} is outside [{low[j]:.4f}, {high[j]:.4f}]")
     return arr
+
+
+def parse_intervention(robot: RobotConfig, joint_names: Sequence[str],
+                       positions: Sequence[float]) -> list[float] | None:
+    """A takeover source's sensor_msgs/JointState → a target in canonical order (NaN: a joint it does not set, which
+    holds), or None for an empty message (the source lets go). Names must be the robot's, each once; a value may be
+    NaN (hold that joint) but not ±Inf. Targets outside the limits are clamped by the executor, like chunks."""
+    if len(joint_names) == 0 and len(positions) == 0:
+        return None
+    if len(joint_names) != len(positions):
+        raise CommandError(f"name has {len(joint_names)} entries but position {len(positions)}")
+    indices = robot.index_of(joint_names)
+    arr = np.asarray(positions, dtype=np.float64)
+    if np.isinf(arr).any():
+        j = int(np.nonzero(np.isinf(arr))[0][0])
+        raise CommandError(f"position[{j}] ({joint_names[j]}) is {arr[j]} (NaN holds a joint; Inf is refused)")
+    target = np.full(robot.dof, np.nan)
+    target[indices] = arr
+    return target.tolist()

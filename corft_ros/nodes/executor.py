@@ -29,20 +29,21 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray, String
+from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from corft_ros.core import topics
-from corft_ros.core.chunking import ChunkError, ChunkExecutor, ExecutorConfig, make_chunk
+from corft_ros.core.chunking import ChunkError, ChunkExecutor, ExecutorConfig, TickState, make_chunk
 from corft_ros.core.chunking.outputs import OutputSpec, make_outputs, uncommanded, waypoint_velocities
 from corft_ros.core.chunking.status import ListenerWatch, executor_status
+from corft_ros.core.commands import parse_intervention
 from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.node_params.executor import ExecutorParams, OutputParams
 from corft_ros.core.params import declared, from_values
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.nodes._common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
-from corft_ros.nodes.qos import RECORDED, RELIABLE
+from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
 # Parameters applied while running (the on-set callback checks them against the spec); the rest are read-only.
 DYNAMIC = tuple(name for name, (_, info) in declared(ExecutorParams).items() if info.dynamic)
@@ -87,7 +88,8 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         self.core = ChunkExecutor(
             self.robot,
             ExecutorConfig(control_period=1.0 / self.rate_hz, mode=p.mode, m=p.m, k=p.k,
-                           staleness_timeout=p.staleness_timeout, max_lead=p.max_lead, start_idle=p.start_idle),
+                           staleness_timeout=p.staleness_timeout, max_lead=p.max_lead, start_idle=p.start_idle,
+                           intervention_timeout=p.intervention_timeout),
         )
         self._set_jtc(p.jtc_point_spacing, p.jtc_max_points)
         self._period_ns = round(1e9 / self.rate_hz)
@@ -118,6 +120,11 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
                                                    qos_profile_sensor_data, callback_group=streams)
         self.create_subscription(String, topics.EPISODE_EVENTS, self._on_episode_event, RELIABLE,
                                  callback_group=inputs)
+        self.create_subscription(JointState, topics.INTERVENTION_COMMAND, self._on_intervention, RELIABLE,
+                                 callback_group=inputs)
+        self._intervention_pub = self.create_publisher(Bool, topics.INTERVENTION, LATCHED)
+        self._intervening: bool | None = None  # last published state
+        self._publish_intervention(False)
         self.create_service(SetBool, topics.ESTOP, self._on_estop, callback_group=inputs)
         self.create_service(Trigger, "~/clear", self._on_clear, callback_group=inputs)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
@@ -160,7 +167,8 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
             cfg = self.core.config
             new = ExecutorConfig(control_period=cfg.control_period, mode=new_params.mode, m=new_params.m,
                                  k=new_params.k, staleness_timeout=new_params.staleness_timeout,
-                                 max_lead=new_params.max_lead, start_idle=cfg.start_idle)
+                                 max_lead=new_params.max_lead, start_idle=cfg.start_idle,
+                                 intervention_timeout=new_params.intervention_timeout)
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         spacing, points = new_params.jtc_point_spacing, new_params.jtc_max_points
@@ -261,6 +269,27 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         self.get_logger().info("episode start: holding the measured state, executing chunks" if msg.data == "start"
                                else "episode stop: chunk buffer cleared, idle until the next start")
 
+    def _on_intervention(self, msg: JointState) -> None:
+        """A takeover source's targets (an empty message lets go): while they keep coming the arm follows them."""
+        try:
+            target = parse_intervention(self.robot, list(msg.name), list(msg.position))
+        except CommandError as exc:
+            self._error(f"{topics.INTERVENTION_COMMAND}: {exc}; message ignored")
+            return
+        with self._lock:
+            if target is None:
+                self.core.release()
+            else:
+                self.core.intervene(target, self._now())
+
+    def _publish_intervention(self, engaged: bool) -> None:
+        if engaged != self._intervening:
+            self._intervening = engaged
+            self._intervention_pub.publish(Bool(data=engaged))
+            if self._active or engaged:
+                self.get_logger().info("operator takeover: following corft/intervention/command" if engaged
+                                       else "hand-back: executing the policy's chunks")
+
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
         with self._lock:
             self.core.set_estop(bool(request.data))
@@ -350,6 +379,9 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
             plan = self.core.plan(self.jtc_spacing, self.jtc_max_points) if self._has_jtc else None
         if tick.command is not None:
             self._publish(tick.command, plan)
+        engaged = tick.state is TickState.INTERVENTION
+        if engaged != self._intervening:
+            self._publish_intervention(engaged)
 
     @property
     def _has_jtc(self) -> bool:

@@ -5,7 +5,8 @@ mode, m of either sign, k, staleness, max_lead) and random streams of events —
 out of order, from the future, very old, zero or NaN; random dt, horizon and time_from_start offsets (also uneven
 or non-monotonic); values near the limits, far outside them, huge (1e300), NaN or Inf; joint names permuted,
 missing, duplicated or unknown — interleaved with control ticks (regular, repeated, skipped slots, the clock going
-back), measured joint states (possibly far outside the limits), e-stop latch/release and clears:
+back), measured joint states (possibly far outside the limits), e-stop latch/release, clears, episode starts/stops and
+operator takeovers (targets near, far outside or huge, NaN/Inf joints, released or left to go stale):
 
 - every command the executor sends (forward output: `Tick.command`) is finite and within the position limits;
 - every command is within `max_velocity · period` of the previous command (or of the hold pose a measured state
@@ -83,12 +84,17 @@ measured_event = st.tuples(st.just("measured"), st.sampled_from(["inside", "outs
 estop_event = st.tuples(st.just("estop"), st.booleans())
 clear_event = st.tuples(st.just("clear"), st.booleans())
 episode_event = st.tuples(st.just("episode"), st.booleans())  # start (True) | stop
+intervene_event = st.tuples(st.just("intervene"), st.sampled_from(["near", "near", "wide", "huge", "nonfinite"]),
+                            st.integers(0, 2**32 - 1))
+release_event = st.tuples(st.just("release"))
 _EVENT_KINDS = {"tick": tick_event, "good_chunk": good_chunk_event, "chunk": chunk_event,
-                "measured": measured_event, "estop": estop_event, "clear": clear_event, "episode": episode_event}
+                "measured": measured_event, "estop": estop_event, "clear": clear_event, "episode": episode_event,
+                "intervene": intervene_event, "release": release_event}
 # one_of picks its branches evenly: weigh them by drawing the kind first (ticks and valid chunks most often)
 events = st.lists(
     st.sampled_from(["tick"] * 10 + ["good_chunk"] * 3 + ["chunk"] * 3
-                    + ["measured", "estop", "clear", "episode"]).flatmap(_EVENT_KINDS.__getitem__),
+                    + ["measured", "estop", "clear", "episode", "intervene", "intervene", "release"]
+                    ).flatmap(_EVENT_KINDS.__getitem__),
     min_size=5, max_size=120,
 )
 
@@ -226,6 +232,17 @@ def test_executor_output_never_leaves_position_or_velocity_limits(robot, config,
                 # the hold pose after a start/clear is the measured pose, clamped into the limits
                 reference = np.clip(positions, robot.lower, robot.upper)
                 assert np.array_equal(np.asarray(core.safety.last), reference)
+        elif kind == "intervene":
+            _, values_kind, seed = event
+            rng = np.random.default_rng(seed)
+            mid, span = (robot.lower + robot.upper) / 2, robot.upper - robot.lower
+            target = mid + span * rng.normal(0.0, 0.4 if values_kind == "near" else 10.0, robot.dof)
+            if values_kind in ("huge", "nonfinite"):
+                mask = rng.random(robot.dof) < 0.5
+                target[mask] = rng.choice(HUGE[:4] if values_kind == "huge" else HUGE, size=int(mask.sum()))
+            core.intervene(target.tolist(), now)
+        elif kind == "release":
+            core.release()
         elif kind == "estop":
             core.set_estop(event[1])
         elif kind == "clear":
@@ -237,6 +254,7 @@ def test_executor_output_never_leaves_position_or_velocity_limits(robot, config,
                 core.end_episode()
     report = core.report()
     note_event(f"tracked: {'tracking' in states}")
+    note_event(f"taken over: {'intervention' in states}")
     note_event(f"clamped: position {report.position_clamps > 0}, velocity {report.velocity_clamps > 0}")
     handled = report.chunks_accepted + report.chunks_rejected + report.chunks_ignored
     assert handled == sum(1 for e in stream if e[0] == "chunk")

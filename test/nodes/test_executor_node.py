@@ -298,3 +298,64 @@ def test_timer_timing_tracks_chunks_too(rig_factory):
     for msg in log:
         assert_in_limits(forward_positions(msg))
     assert values(rig.status())["loop_scheduling"] == "normal"
+
+
+def test_an_operator_takes_over_while_its_source_sends_and_the_policy_gets_the_arm_back(ros, rig_factory):
+    """A takeover source (sensor_msgs/JointState on /corft/intervention/command) drives the arm instead of the
+    chunks while it keeps sending, within the velocity limits; /corft/intervention (latched Bool) and the diagnostics
+    say so; a silent source hands back after intervention_timeout, an empty message at once; a bad message is
+    refused in one line while the node keeps commanding."""
+    import threading
+
+    from std_msgs.msg import Bool
+
+    from corft_ros.nodes.qos import LATCHED
+
+    rig = rig_factory(mode="latest", staleness_timeout=5.0, intervention_timeout=0.3)
+    engaged = ros.subscribe(Bool, "/corft/intervention", LATCHED)
+    takeover = ros.publisher(JointState, "/corft/intervention/command")
+    ros.wait_for_subscribers(takeover)
+    rig.publish_state()
+    assert engaged.wait(lambda m: len(m) >= 1)[-1].data is False
+    policy = START.copy()
+    rig.publish_chunk(np.tile(policy, (200, 1)))  # the policy holds START for 10 s
+    rig.commands.wait(lambda m: len(m) >= 5)
+    operator = START.copy()
+    operator[0] += 0.3
+    sending = threading.Event()
+    sending.set()
+
+    def operate() -> None:
+        while sending.is_set():
+            takeover.publish(JointState(name=ROBOT.joint_names[:1], position=[float(operator[0])]))
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=operate, daemon=True)
+    thread.start()
+    try:
+        engaged.wait(lambda m: m[-1].data is True, timeout=5.0)
+        reached = rig.commands.wait(lambda m: abs(forward_positions(m[-1])[0] - operator[0]) < 1e-9, timeout=5.0)
+        steps = np.abs(np.diff([forward_positions(m) for m in reached[-40:]], axis=0))
+        assert (steps <= np.asarray(ROBOT.max_velocity) / ROBOT.control_rate_hz + 1e-9).all()
+        np.testing.assert_allclose(forward_positions(reached[-1])[1:], policy[1:], atol=1e-9)  # joints it left alone
+        status = rig.status(lambda s: values(s)["state"] == "intervention")
+        assert "operator takeover" in status.message and int(values(status)["takeovers"]) == 1
+        rig.publish_chunk(np.tile(policy, (200, 1)))  # the policy keeps planning: received, not executed
+        time.sleep(0.2)
+        assert abs(forward_positions(rig.commands.last)[0] - operator[0]) < 1e-9
+    finally:
+        sending.clear()
+        thread.join()
+    engaged.wait(lambda m: m[-1].data is False, timeout=5.0)  # silent for 0.3 s: handed back
+    rig.commands.wait(lambda m: abs(forward_positions(m[-1])[0] - policy[0]) < 1e-9, timeout=5.0)
+    status = rig.status(lambda s: int(values(s)["handbacks"]) >= 1)
+    assert float(values(status)["max_handover_jump"]) <= max(ROBOT.max_velocity) / ROBOT.control_rate_hz + 1e-9
+    # an explicit release hands back at once; a bad message is refused and the node keeps going
+    takeover.publish(JointState(name=ROBOT.joint_names[:1], position=[float(operator[0])]))
+    engaged.wait(lambda m: m[-1].data is True, timeout=5.0)
+    takeover.publish(JointState())
+    engaged.wait(lambda m: m[-1].data is False, timeout=5.0)
+    takeover.publish(JointState(name=["no_such_joint"], position=[0.0]))
+    status = rig.status(lambda s: "intervention/command" in values(s).get("last_error", ""))
+    assert "unknown joint name 'no_such_joint'" in values(status)["last_error"]
+    assert engaged.messages[-1].data is False

@@ -25,6 +25,7 @@ class TickState(str, Enum):
     UNDERRUN = "underrun"  # no buffered action for now: holding
     ESTOP = "estop"  # e-stop latched: holding
     IDLE = "idle"  # between episodes: one hold command, then nothing is sent (the controller keeps it)
+    INTERVENTION = "intervention"  # an operator (or the sim's intervener) has taken over: its targets, not chunks
 
     __str__ = str.__str__  # as StrEnum: str(TickState.IDLE) == "idle" on every Python
     __format__ = str.__format__
@@ -39,6 +40,7 @@ class ExecutorConfig:
     staleness_timeout: float = 0.5  # s; newest chunk's stamp older than this → hold
     max_lead: float = 1.0  # s; a chunk starting further than this in the future is refused (clock mismatch)
     start_idle: bool = False  # command nothing until the first episode starts
+    intervention_timeout: float = 0.25  # s; a takeover whose source sent nothing for this long hands back
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -51,8 +53,14 @@ class ExecutorConfig:
             raise ConfigError(f"k must be >= 1, got {self.k}")
         if not (math.isfinite(self.staleness_timeout) and self.staleness_timeout > 0):
             raise ConfigError(f"staleness_timeout must be a positive number of seconds, got {self.staleness_timeout}")
+        if not (math.isfinite(self.intervention_timeout) and self.intervention_timeout > 0):
+            raise ConfigError(f"intervention_timeout must be a positive number of seconds, got "
+                              f"{self.intervention_timeout}")
         if not (math.isfinite(self.max_lead) and self.max_lead >= 0):
             raise ConfigError(f"max_lead must be >= 0 s, got {self.max_lead}")
+
+
+TAKEOVER_SOURCE = -2  # the "chunk" a takeover's targets come from, for the switch statistics
 
 
 @dataclass(slots=True)
@@ -84,6 +92,7 @@ class ChunkExecutor:
         self.idle = config.start_idle
         self._idle_hold_sent = True  # nothing to hold before anything was commanded
         self._episode_start: float | None = None  # chunks stamped earlier were planned from before the start
+        self._takeover: tuple[list[float], float] | None = None  # (target, when it came) of a takeover source
 
     # ---- inputs -------------------------------------------------------------------------------------
     def submit(self, chunk: Chunk, now: float) -> int:
@@ -120,6 +129,23 @@ class ChunkExecutor:
         self.newest_stamp = chunk.stamp
         self.stats.chunks_accepted += 1
         return entry.last_slot - entry.first_slot + 1
+
+    def intervene(self, target: Sequence[float], now: float) -> None:
+        """A takeover source's target (canonical order, NaN = hold that joint's last command): while such targets
+        keep coming (each within intervention_timeout of the last), the arm follows them through the same safety
+        filter instead of the chunks, which are still received. E-stop and idle win over a takeover."""
+        if len(target) != self.robot.dof:
+            raise ChunkError(f"intervention target has {len(target)} joints, the robot {self.robot.dof}")
+        self._takeover = ([float(v) for v in target], now)
+
+    def release(self) -> None:
+        """The takeover source let go (dead-man released, key toggled): the policy's chunks again from the next
+        tick, reached within the velocity limits."""
+        self._takeover = None
+
+    def intervening(self, now: float) -> bool:
+        """Whether a takeover holds the arm at `now` (a source silent longer than intervention_timeout does not)."""
+        return self._takeover is not None and now - self._takeover[1] <= self.config.intervention_timeout
 
     def reject(self) -> None:
         """Count a chunk refused before submit (by validation)."""
@@ -202,6 +228,11 @@ class ChunkExecutor:
         if self.safety.last is None:
             self.state = TickState.NO_STATE
             return Tick(slot, now, self.state, None)
+        if not self.estopped and self.intervening(now):
+            return self._intervention_tick(slot, now)
+        if self.state is TickState.INTERVENTION:  # hand-back: the takeover ended or its source went silent
+            self._takeover = None
+            self.stats.handback(self.safety.last)
         state = self._hold_reason(now)
         if state is None:
             blended = self.blender.action(slot)
@@ -213,10 +244,25 @@ class ChunkExecutor:
                 target = row.tolist()
                 self.stats.target(target, source)
                 self.state = TickState.TRACKING
-                return Tick(slot, now, self.state, self.safety.apply(target))
+                command = self.safety.apply(target)
+                self.stats.command(command)
+                return Tick(slot, now, self.state, command)
         self.stats.no_target()
+        self.stats.command(self.safety.last)
         self.state = state
         return Tick(slot, now, state, self.safety.last)
+
+    def _intervention_tick(self, slot: int, now: float) -> Tick:
+        target = self._takeover[0]
+        last = self.safety.last
+        target = [t if math.isfinite(t) else q for t, q in zip(target, last, strict=True)]
+        if self.state is not TickState.INTERVENTION:
+            self.stats.takeover(last)
+        self.stats.target(target, TAKEOVER_SOURCE)
+        self.state = TickState.INTERVENTION
+        command = self.safety.apply(target)
+        self.stats.intervention_command(command)
+        return Tick(slot, now, self.state, command)
 
     def _hold_reason(self, now: float) -> TickState | None:
         if self.estopped:

@@ -26,6 +26,10 @@ class LoopReport:
     max_switch_jump: float  # max |Δq| (rad) between consecutive targets where the source chunk changed
     position_clamps: int
     velocity_clamps: int
+    takeovers: int = 0  # an intervention took the arm from the policy
+    handbacks: int = 0  # ... and gave it back
+    intervention_ticks: int = 0
+    max_handover_jump: float = 0.0  # max |Δq| (rad) between the commands either side of a takeover or hand-back
 
     def as_dict(self) -> dict[str, float | int]:
         return asdict(self)
@@ -51,6 +55,11 @@ class LoopStats:
         self._previous_time: float | None = None
         self._previous_target: list[float] | None = None
         self._previous_source = -1
+        self.takeovers = 0
+        self.handbacks = 0
+        self.intervention_ticks = 0
+        self.max_handover_jump = 0.0
+        self._handover_from: list[float] | None = None  # the command before a takeover or hand-back
 
     def tick(self, now: float, skipped_slots: int = 0) -> None:
         """A tick ran at `now` (seconds on the loop's clock)."""
@@ -71,6 +80,25 @@ class LoopStats:
                 self.max_switch_jump = jump
         self._previous_target = values
         self._previous_source = source
+
+    def takeover(self, last_command: list[float] | None) -> None:
+        self.takeovers += 1
+        self._handover_from = last_command
+
+    def handback(self, last_command: list[float] | None) -> None:
+        self.handbacks += 1
+        self._handover_from = last_command
+
+    def intervention_command(self, command: list[float]) -> None:
+        self.intervention_ticks += 1
+        self.command(command)
+
+    def command(self, command: list[float] | None) -> None:
+        """The command sent this tick: the first after a takeover or hand-back is compared with the one before."""
+        before, self._handover_from = self._handover_from, None
+        if before is not None and command is not None:
+            jump = max(abs(a - b) for a, b in zip(command, before, strict=True))
+            self.max_handover_jump = max(self.max_handover_jump, jump)
 
     def no_target(self) -> None:
         """A tick without a blended target: the next target is not compared with an older one."""
@@ -110,4 +138,8 @@ class LoopStats:
             max_switch_jump=self.max_switch_jump,
             position_clamps=position_clamps,
             velocity_clamps=velocity_clamps,
+            takeovers=self.takeovers,
+            handbacks=self.handbacks,
+            intervention_ticks=self.intervention_ticks,
+            max_handover_jump=self.max_handover_jump,
         )

@@ -14,6 +14,8 @@ _STATUS = {
     TickState.UNDERRUN: ("warn", "holding: no buffered action for now (underrun)"),
     TickState.ESTOP: ("warn", "holding: e-stop latched"),
     TickState.IDLE: ("ok", "idle between episodes: commanding nothing (the controller holds), chunks ignored"),
+    TickState.INTERVENTION: ("ok", "operator takeover: following corft/intervention/command (chunks received, not "
+                                   "executed)"),
 }
 
 

@@ -26,6 +26,9 @@ class ExecutorParams:
                                           "chunk per horizon needs >= horizon * dt)", dynamic=True, above=0)
     max_lead: float = param(1.0, "s; chunks stamped further in the future are refused (clock mismatch)",
                             dynamic=True, min=0)
+    intervention_timeout: float = param(0.25, "s; a takeover source (sensor_msgs/JointState on "
+                                              "corft/intervention/command) silent this long hands the arm back to "
+                                              "the policy", dynamic=True, above=0)
     start_idle: bool = param(False, "command nothing until the first episode 'start' on /corft/episode/events "
                                     "(after a 'stop' it is idle until the next 'start' anyway)")
     control_rate_hz: float = param(0.0, "control loop rate (0 = robot.yaml control_rate_hz)", min=0)
