@@ -4,6 +4,10 @@ Every source produces a full joint target in robot.yaml order; the node clamps i
 the joints' velocity limits, then publishes it on the forward controller's command topic at the action rate
 (std_msgs/Float64MultiArray) and, stamped, on /corft/teleop/command (sensor_msgs/JointState) so recorded
 actions carry their real stamps.
+
+With `intervention: true` it takes over a deployed policy instead: while the operator engages (a held Joy button,
+space on the keyboard) its targets, starting from the measured pose, go to the executor on
+corft/intervention/command; letting go sends one empty message and the policy has the arm again.
 """
 
 from __future__ import annotations
@@ -44,6 +48,14 @@ class TeleopNode(Node):
         joy_open, joy_close, gripper = p.joy_gripper_open_button, p.joy_gripper_close_button, p.gripper_joint
         self.keyboard_step, self.seed, self.human_like = p.keyboard_step, p.seed, p.human_like
         self.input_timeout_s = p.input_timeout_s
+        self.intervention = p.intervention
+        self.intervention_button = p.intervention_button if p.intervention_button >= 0 else p.joy_enable_button
+        self.leader_max_offset = p.leader_max_offset
+        if self.intervention and self.source == "scripted":
+            raise ConfigError("intervention: source scripted cannot take over yet; use joy, leader or keyboard")
+        if self.intervention and self.source in ("joy", "leader") and self.intervention_button < 0:
+            raise ConfigError(f"intervention with source {self.source} needs the Joy button that engages it: set "
+                              "intervention_button (or joy_enable_button)")
         self.rate_hz = p.rate_hz if p.rate_hz > 0 else self.robot.action_rate_hz
         names: dict[str, str] = {}
         for entry in (e for e in joint_map if e):  # [""] = no mapping (rclpy cannot override with [])
@@ -81,15 +93,23 @@ class TeleopNode(Node):
         self._cube: tuple[np.ndarray, float, float] | None = None  # position, yaw, receive time
         self._goal: tuple[np.ndarray, float, float] | None = None
         self._keyboard: TerminalKeys | None = None
+        self._engage_request = False  # the operator asks to take over (button held, key toggled)
+        self._button_time = 0.0  # when the engage button was last reported
+        self.engaged = False
+        self.takeovers = 0
 
         group = MutuallyExclusiveCallbackGroup()
         self.command_pub = self.create_publisher(Float64MultiArray, self.command_topic, RECORDED)
+        self.intervention_pub = self.create_publisher(JointState, topics.INTERVENTION_COMMAND, RECORDED)
         self.stamped_pub = self.create_publisher(JointState, topics.TELEOP_COMMAND, RECORDED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, 100, callback_group=group)
         if self.source == "leader":
             self.create_subscription(JointState, leader_topic, self._on_leader, qos_profile_sensor_data,
                                      callback_group=group)
+            if self.intervention:  # the engage button (a pedal) comes on the joy topic
+                self.create_subscription(Joy, joy_topic, self._on_button, qos_profile_sensor_data,
+                                         callback_group=group)
         elif self.source == "joy":
             self.create_subscription(Joy, joy_topic, self._on_joy, qos_profile_sensor_data, callback_group=group)
         elif self.source == "keyboard":
@@ -163,6 +183,15 @@ class TeleopNode(Node):
         with self._lock:
             self._joy_velocity = vel
             self._input_time = time.monotonic()
+        if self.intervention:
+            self._on_button(msg)
+
+    def _on_button(self, msg: Joy) -> None:
+        """Intervention: the engage button's state (held = take over)."""
+        b = self.intervention_button
+        with self._lock:
+            self._engage_request = 0 <= b < len(msg.buttons) and bool(msg.buttons[b])
+            self._button_time = time.monotonic()
 
     def _on_cube(self, msg: PoseStamped) -> None:
         o = msg.pose.orientation
@@ -242,6 +271,11 @@ class TeleopNode(Node):
 
     def key(self, key: str) -> None:
         """Apply one key press (also the entry point for tests and other front ends)."""
+        if self.intervention and key == " ":
+            with self._lock:
+                self._engage_request = not self._engage_request
+                self._target = None  # a takeover starts from the measured pose
+            return
         with self._lock:
             base = self._target if self._target is not None else self._base()
             if base is None:
@@ -266,6 +300,8 @@ class TeleopNode(Node):
             dt = min(max(tick - self._last_tick, 0.0), 2.0 / self.rate_hz) if self._last_tick else 1.0 / self.rate_hz
             self._last_tick = tick
             fresh = now - self._input_time <= self.input_timeout_s
+            if self.intervention and not self._engaged(now):
+                return
             target: np.ndarray | None = None
             if self.source == "scripted":
                 if self._pending_demo:
@@ -294,18 +330,53 @@ class TeleopNode(Node):
                 return
             command = clamp_command(self.robot, target, self._base(), dt, self.velocity_scale)
             self.last_command = command
-        msg = Float64MultiArray(data=command.tolist())
-        self.command_pub.publish(msg)
         stamped = JointState(name=self.robot.joint_names, position=command.tolist())
         stamped.header.stamp = self.get_clock().now().to_msg()
+        if self.intervention:
+            self.intervention_pub.publish(stamped)
+        else:
+            self.command_pub.publish(Float64MultiArray(data=command.tolist()))
         self.stamped_pub.publish(stamped)
         self.commands_sent += 1
+
+    def _engaged(self, now: float) -> bool:
+        """Intervention (called with the lock held): whether the operator holds the arm this tick. Engaging starts
+        from the measured pose (a leader must first be within leader_max_offset of it); letting go (or a button
+        gone silent for input_timeout_s) sends one empty message, which hands the arm back to the policy."""
+        want = self._engage_request and self.state is not None
+        if self.source in ("joy", "leader") and now - self._button_time > self.input_timeout_s:
+            want = False
+        if want and not self.engaged and self.source == "leader":
+            if self._target is None or now - self._input_time > self.input_timeout_s:
+                self._error("engage", "intervention: no leader message yet; not taking over")
+                want = False
+            elif np.abs(self._target - self.state).max() > self.leader_max_offset:
+                worst = int(np.argmax(np.abs(self._target - self.state)))
+                self._error("engage", f"intervention refused: the leader's {self.robot.joint_names[worst]} is "
+                                      f"{abs(self._target[worst] - self.state[worst]):.2f} rad from the follower "
+                                      f"(leader_max_offset {self.leader_max_offset:g}); move the leader to the "
+                                      "follower's pose first")
+                want = False
+        if want != self.engaged:
+            self.engaged = want
+            self.last_command = None  # from the measured pose: no jump at either handover
+            if want:
+                self.takeovers += 1
+                if self.source == "keyboard":
+                    self._target = self.state.copy()
+            else:
+                self.intervention_pub.publish(JointState())  # let go: the policy has the arm again
+            self.get_logger().info("intervention: taking over" if want else "intervention: handed back")
+        return want
 
     def _publish_diagnostics(self) -> None:
         values = {
             "source": self.source, "commands_sent": str(self.commands_sent), "errors": str(self.errors),
             "rate_hz": f"{self.rate_hz:g}", "input_age_s": f"{time.monotonic() - self._input_time:.2f}",
         }
+        if self.intervention:
+            values["engaged"] = str(self.engaged)
+            values["takeovers"] = str(self.takeovers)
         if self.source == "scripted":
             values["demos"] = str(self._demo_index)
             values["demo_done"] = str(self.demo_done)

@@ -151,6 +151,8 @@ def test_bad_parameters(ros) -> None:
         ({"joy_axes": [0, 1]}, "joy_axes has 2 entries"),
         ({"velocity_scale": 0.0}, "velocity_scale"),
         ({"gripper_joint": "claw"}, "gripper_joint 'claw'"),
+        ({"source": "joy", "intervention": True}, "needs the Joy button that engages it"),
+        ({"source": "scripted", "intervention": True}, "source scripted cannot take over yet"),
     ]
     for params, match in cases:
         with pytest.raises(ConfigError, match=match):
@@ -226,3 +228,127 @@ def test_a_slow_plan_does_not_cut_the_scripted_demo_short(ros) -> None:
         stop.set()
         thread.join(timeout=5)
         ros.remove(node)
+
+
+def test_a_joy_dead_man_takes_over_a_deployed_policy_and_hands_it_back(ros) -> None:
+    """teleop with intervention: true and the executor over DDS: while the dead-man is held the arm jogs (the
+    executor follows corft/intervention/command, the controller topic gets nothing from teleop), letting go hands
+    back at once (one empty message), and a Joy stream gone silent hands back too."""
+    from std_msgs.msg import Bool, Header
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from corft_ros.nodes.executor import ExecutorNode
+    from corft_ros.nodes.qos import LATCHED
+
+    engaged = ros.subscribe(Bool, "/corft/intervention", LATCHED)
+    sent = ros.subscribe(JointState, "/corft/intervention/command", 10)
+    commands = ros.subscribe(Float64MultiArray, "/forward_position_controller/commands", 10)
+    executor = ros.add(ExecutorNode(context=ros.context, parameter_overrides=[
+        Parameter("mode", value="latest"), Parameter("staleness_timeout", value=30.0),
+        Parameter("intervention_timeout", value=0.3)]))
+    teleop = make_teleop(ros, source="joy", intervention=True, intervention_button=2, joy_speed=1.0,
+                         joy_axes=[0, -1, -1, -1, -1, -1, -1], input_timeout_s=0.4)
+    try:
+        states = ros.publisher(JointState, "/joint_states", 100)
+        chunks = ros.publisher(JointTrajectory, "/corft/action_chunk", 10)
+        joy = ros.publisher(Joy, "/joy", qos_profile_sensor_data)
+        for pub in (states, chunks, joy):
+            ros.wait_for_subscribers(pub)
+        states.publish(JointState(name=ROBOT.joint_names, position=HOME.tolist()))
+        stamp = executor.get_clock().now().to_msg()
+        chunks.publish(JointTrajectory(header=Header(stamp=stamp), joint_names=ROBOT.joint_names,
+                                       points=[JointTrajectoryPoint(positions=HOME.tolist(),
+                                                                    time_from_start=_seconds(i * 0.05))
+                                               for i in range(400)]))  # the policy holds HOME for 20 s
+        commands.wait(lambda m: len(m) >= 5, 10)
+        assert engaged.wait(lambda m: bool(m), 10)[-1].data is False
+
+        def hold(button: int) -> None:
+            joy.publish(Joy(axes=[1.0], buttons=[0, 0, button]))
+
+        hold(0)  # sticks deflected, dead-man released: nothing is sent
+        states.publish(JointState(name=ROBOT.joint_names, position=HOME.tolist()))
+        commands.wait(lambda m: len(m) >= 20, 10)
+        assert not sent.messages and teleop.engaged is False
+
+        def jogging(msgs) -> bool:
+            hold(1)
+            return engaged.last.data is True and bool(commands.last) and commands.last.data[0] > HOME[0] + 0.1
+
+        commands.wait(jogging, 10)  # held: the executor follows the operator's jog
+        assert all(len(m.name) == ROBOT.dof for m in sent.messages) and teleop.takeovers == 1
+        hold(0)  # let go: one empty message, the policy (HOME) again
+        engaged.wait(lambda m: m[-1].data is False, 5)
+        assert any(len(m.name) == 0 for m in sent.messages)
+        commands.wait(lambda m: abs(m[-1].data[0] - HOME[0]) < 1e-9, 10)
+        # held again, then the Joy stream stops (unplugged): handed back within input_timeout_s + the executor's
+        commands.wait(lambda m: (hold(1), engaged.last.data is True)[1], 10)
+        engaged.wait(lambda m: m[-1].data is False, 5)
+        assert teleop.takeovers == 2
+    finally:
+        ros.remove(teleop)
+        ros.executor.remove_node(executor)
+        import time
+
+        time.sleep(0.15)
+        ros.remove(executor)
+
+
+def _seconds(t: float):
+    from builtin_interfaces.msg import Duration
+
+    ns = int(round(t * 1e9))
+    return Duration(sec=ns // 10**9, nanosec=ns % 10**9)
+
+
+def until(condition, timeout: float = 10.0) -> None:
+    """Poll `condition` (it may publish) every 20 ms until it holds; TimeoutError after `timeout` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout:.0f} s")
+        time.sleep(0.02)
+
+
+def test_keyboard_toggles_a_takeover_and_a_far_leader_is_refused(ros) -> None:
+    sent = ros.subscribe(JointState, "/corft/intervention/command", 10)
+    keyboard = make_teleop(ros, source="keyboard", intervention=True, keyboard_step=0.1)
+    try:
+        publish_state(ros, HOME)
+        until(lambda: keyboard.state is not None)
+        keyboard.key(" ")  # take over: from the measured pose
+        first = sent.wait(lambda m: bool(m), 5)[0]
+        np.testing.assert_allclose(first.position, HOME, atol=1e-9)
+        keyboard.key("q")
+        sent.wait(lambda m: m[-1].position[0] > HOME[0] + 0.09, 5)
+        keyboard.key(" ")  # let go: one empty message, then nothing
+        sent.wait(lambda m: len(m[-1].name) == 0, 5)
+    finally:
+        ros.remove(keyboard)
+    leader = make_teleop(ros, source="leader", intervention=True, intervention_button=0, leader_max_offset=0.1)
+    try:
+        publish_state(ros, HOME)
+        leader_pub = ros.publisher(JointState, "/leader/joint_states", qos_profile_sensor_data)
+        pedal = ros.publisher(Joy, "/joy", qos_profile_sensor_data)
+        ros.wait_for_subscribers(leader_pub)
+        ros.wait_for_subscribers(pedal)
+        sent.clear()
+        errors = leader.errors
+        far = HOME.copy()
+        far[0] += 0.5
+
+        def pressing(pose, done) -> bool:
+            leader_pub.publish(JointState(name=ROBOT.joint_names, position=pose.tolist()))
+            pedal.publish(Joy(buttons=[1]))
+            return done()
+
+        until(lambda: pressing(far, lambda: leader.errors > errors))  # refused: the leader is 0.5 rad off
+        assert not leader.engaged and not sent.messages
+        near = HOME.copy()
+        near[0] += 0.05
+        until(lambda: pressing(near, lambda: len(sent.messages) >= 3))  # within leader_max_offset: taken over
+        assert leader.engaged and np.allclose(sent.last.position, near, atol=1e-9)
+    finally:
+        ros.remove(leader)

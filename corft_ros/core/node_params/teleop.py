@@ -33,3 +33,12 @@ class TeleopParams:
     seed: int = param(0, "scripted: seed of the first demo (incremented per demo)")
     human_like: bool = param(True, "scripted: slow, uneven, hesitant, like a person")
     input_timeout_s: float = param(0.5, "hold position when the input is older than this", above=0)
+    intervention: bool = param(False, "take over a deployed policy through the executor instead of commanding the "
+                                      "controller: targets go to corft/intervention/command while engaged (joy, "
+                                      "leader: intervention_button held; keyboard: space toggles), one empty "
+                                      "message when let go")
+    intervention_button: int = param(-1, "Joy button held to take over (a dead-man or a pedal on joy_topic; -1 = "
+                                         "joy_enable_button)")
+    leader_max_offset: float = param(0.2, "intervention with a leader: taking over is refused while any leader "
+                                          "joint is further than this (rad) from the follower (move it there first)",
+                                     above=0)
