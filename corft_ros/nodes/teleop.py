@@ -51,8 +51,13 @@ class TeleopNode(Node):
         self.intervention = p.intervention
         self.intervention_button = p.intervention_button if p.intervention_button >= 0 else p.joy_enable_button
         self.leader_max_offset = p.leader_max_offset
+        self.stuck = None
         if self.intervention and self.source == "scripted":
-            raise ConfigError("intervention: source scripted cannot take over yet; use joy, leader or keyboard")
+            from corft_ros.core.sim.stuck import StuckConfig, StuckDetector
+
+            self.stuck = StuckDetector(StuckConfig(p.stuck_window_s, p.stuck_min_progress_m, p.takeover_s,
+                                                   p.takeover_cooldown_s))
+            self._ik = None  # forward kinematics for the progress measure, made on first use (MuJoCo)
         if self.intervention and self.source in ("joy", "leader") and self.intervention_button < 0:
             raise ConfigError(f"intervention with source {self.source} needs the Joy button that engages it: set "
                               "intervention_button (or joy_enable_button)")
@@ -204,6 +209,13 @@ class TeleopNode(Node):
         self._goal = (np.array([p.x, p.y, p.z]), yaw_of(o.w, o.x, o.y, o.z), time.monotonic())
 
     def _on_event(self, msg: String) -> None:
+        if self.stuck is not None:  # the automatic intervener: a fresh detector per episode, never a demo
+            with self._lock:
+                self.stuck.reset()
+                self.operator = None
+                self._demo_generation += 1
+                self._engage_request = False
+            return
         if msg.data == "start":
             self.request_demo()
         elif msg.data == "stop":
@@ -300,11 +312,13 @@ class TeleopNode(Node):
             dt = min(max(tick - self._last_tick, 0.0), 2.0 / self.rate_hz) if self._last_tick else 1.0 / self.rate_hz
             self._last_tick = tick
             fresh = now - self._input_time <= self.input_timeout_s
+            if self.stuck is not None:
+                self._watch_progress()
             if self.intervention and not self._engaged(now):
                 return
             target: np.ndarray | None = None
             if self.source == "scripted":
-                if self._pending_demo:
+                if self._pending_demo and self.stuck is None:
                     self._plan_demo()
                 # A finished demo commands nothing more: the arm holds its last target, and a reset (next
                 # episode) is not undone by the old demo's final pose; the next demo starts from the reset state.
@@ -338,6 +352,35 @@ class TeleopNode(Node):
             self.command_pub.publish(Float64MultiArray(data=command.tolist()))
         self.stamped_pub.publish(stamped)
         self.commands_sent += 1
+
+    def _watch_progress(self) -> None:
+        """Scripted intervention (lock held): feed the stuck detector; when it engages, plan a scripted correction
+        from the arm's current state (in the background, as a demo); when its time is up or its plan ends, let go."""
+        cube, goal = self._cube, self._goal
+        if self.state is None or cube is None or goal is None or not self.state_stamp:
+            return
+        if self._ik is None:
+            from corft_ros.core.sim.ik import ArmIK
+
+            self._ik = ArmIK()
+        from corft_ros.core.sim.stuck import potential
+
+        pinch, _ = self._ik.forward(self.state[:6])
+        t = self.state_stamp
+        was = self.stuck.engaged
+        if was and self.operator is not None and self.operator.done:
+            self.stuck.release(t)  # the correction's plan has played out
+        engaged = self.stuck.update(t, potential(pinch, cube[0], goal[0]))
+        if was and not engaged:
+            self.operator = None
+            self._demo_generation += 1  # a plan still being made for this takeover is dropped
+        if engaged and not was:
+            self._demo_requested_at = 0.0  # the poses we have are fresh enough: plan from them now
+            self._pending_demo = True
+            self._demo_generation += 1
+            self.operator = None
+            self._plan_demo()
+        self._engage_request = engaged and self.operator is not None
 
     def _engaged(self, now: float) -> bool:
         """Intervention (called with the lock held): whether the operator holds the arm this tick. Engaging starts
@@ -377,6 +420,8 @@ class TeleopNode(Node):
         if self.intervention:
             values["engaged"] = str(self.engaged)
             values["takeovers"] = str(self.takeovers)
+        if self.stuck is not None:
+            values["stuck_best_progress_m"] = f"{self.stuck.best:.3f}"
         if self.source == "scripted":
             values["demos"] = str(self._demo_index)
             values["demo_done"] = str(self.demo_done)

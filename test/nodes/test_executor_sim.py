@@ -238,3 +238,36 @@ def test_a_sim_reset_between_episodes_is_not_undone_while_the_policy_keeps_publi
         assert np.all(np.abs(first - reset_pose) <= reach), f"first command {first} is not the reset pose"
     finally:
         remove_node(ros, source)
+
+
+def test_the_sim_intervener_takes_over_a_stuck_policy_and_hands_it_back(ros, states, executor_factory):
+    """teleop (source scripted, intervention: true) watches the task's progress; a policy that holds the arm still
+    is stuck after stuck_window_s: the scripted operator takes over from where the arm is (the executor follows
+    corft/intervention/command, the arm moves toward the cube) and hands back after takeover_s."""
+    from std_msgs.msg import Bool
+
+    from corft_ros.nodes.qos import LATCHED
+    from corft_ros.nodes.teleop import TeleopNode
+
+    engaged = ros.subscribe(Bool, "/corft/intervention", LATCHED)
+    executor_factory(mode="latest", staleness_timeout=1.0)
+    still = measured(states)
+    source = ros.add(ChunkSource(still, 0.0, context=ros.context))  # a stuck policy: it holds the arm where it is
+    teleop = ros.add(TeleopNode(context=ros.context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in {"source": "scripted", "intervention": True, "human_like": False,
+                                            "stuck_window_s": 1.0, "takeover_s": 2.0,
+                                            "takeover_cooldown_s": 30.0}.items()]))
+    try:
+        engaged.wait(lambda m: bool(m) and m[-1].data is True, timeout=30.0)  # IK loads and plans meanwhile
+        assert teleop.stuck.takeovers == 1
+        deadline = time.monotonic() + 10.0
+        while np.abs(measured(states) - still).max() < 0.05:  # the correction moves the arm
+            assert time.monotonic() < deadline, "the takeover did not move the arm"
+            time.sleep(0.05)
+        engaged.wait(lambda m: m[-1].data is False, timeout=15.0)  # takeover_s later: the policy again
+        assert teleop.takeovers == 1 and teleop.engaged is False
+    finally:
+        ros.executor.remove_node(teleop)
+        remove_node(ros, source)
+        time.sleep(0.15)
+        ros.remove(teleop)

@@ -152,7 +152,7 @@ def test_bad_parameters(ros) -> None:
         ({"velocity_scale": 0.0}, "velocity_scale"),
         ({"gripper_joint": "claw"}, "gripper_joint 'claw'"),
         ({"source": "joy", "intervention": True}, "needs the Joy button that engages it"),
-        ({"source": "scripted", "intervention": True}, "source scripted cannot take over yet"),
+        ({"source": "scripted", "intervention": True, "stuck_window_s": 0.0}, "stuck_window_s"),
     ]
     for params, match in cases:
         with pytest.raises(ConfigError, match=match):

@@ -35,10 +35,18 @@ class TeleopParams:
     input_timeout_s: float = param(0.5, "hold position when the input is older than this", above=0)
     intervention: bool = param(False, "take over a deployed policy through the executor instead of commanding the "
                                       "controller: targets go to corft/intervention/command while engaged (joy, "
-                                      "leader: intervention_button held; keyboard: space toggles), one empty "
-                                      "message when let go")
+                                      "leader: intervention_button held; keyboard: space toggles; scripted, in the "
+                                      "sim: when the policy is stuck), one empty message when let go")
     intervention_button: int = param(-1, "Joy button held to take over (a dead-man or a pedal on joy_topic; -1 = "
                                          "joy_enable_button)")
+    stuck_window_s: float = param(3.0, "intervention with source scripted (sim): take over when the task's progress "
+                                       "(|pinch - cube| + |cube - goal|) made no new best for this long (sim s)",
+                                  above=0)
+    stuck_min_progress_m: float = param(0.01, "scripted intervention: what counts as progress (m)", above=0)
+    takeover_s: float = param(3.0, "scripted intervention: how long a takeover lasts (or until its plan ends)",
+                              above=0)
+    takeover_cooldown_s: float = param(2.0, "scripted intervention: after handing back, no takeover for this long",
+                                       min=0)
     leader_max_offset: float = param(0.2, "intervention with a leader: taking over is refused while any leader "
                                           "joint is further than this (rad) from the follower (move it there first)",
                                      above=0)
