@@ -66,6 +66,7 @@ def _info_dict(info) -> dict:
         "messages": info.message_total,
         "dropped": info.dropped_total,
         "needs_repair": info.needs_repair,
+        "interventions": info.interventions,
         "error": info.error,
         "topics": {t: {"type": s.msgtype, "count": s.count, "dropped": s.dropped} for t, s in info.topics.items()},
     }
@@ -85,10 +86,11 @@ def cmd_bag_ls(args: argparse.Namespace) -> int:
     if not infos:
         print(f"no episodes under {args.root}")
         return 0
-    print(f"{'episode':<48} {'label':<10} {'duration':>9} {'messages':>9} {'dropped':>8}  status")
+    print(f"{'episode':<48} {'label':<10} {'duration':>9} {'messages':>9} {'dropped':>8} {'takeovers':>9}  status")
     for i in infos:
+        takeovers = "-" if i.interventions is None else str(i.interventions)
         print(f"{i.path.name:<48} {i.label:<10} {_fmt_duration(i.duration_s):>9} {i.message_total:>9} "
-              f"{i.dropped_total:>8}  {i.status}{'  ' + i.error if i.error else ''}")
+              f"{i.dropped_total:>8} {takeovers:>9}  {i.status}{'  ' + i.error if i.error else ''}")
     n_ok = sum(1 for i in infos if i.success)
     print(f"{len(infos)} episodes, {n_ok} successful, {sum(i.dropped_total for i in infos)} messages dropped")
     return 0

@@ -24,7 +24,7 @@ from rclpy.qos import (
     qos_profile_sensor_data,
 )
 from rosbags.interfaces import Qos
-from std_msgs.msg import String
+from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from corft_ros.core import topics
@@ -37,6 +37,8 @@ from corft_ros.core.episodes import (
     new_episode_dir,
     set_episode_label,
 )
+from corft_ros.core.episodes.interventions import segments
+from corft_ros.core.episodes.interventions import summary as intervention_summary
 from corft_ros.core.episodes.recording import (
     is_sensor_topic,
 )
@@ -80,6 +82,9 @@ class EpisodeLoggerNode(Node):
         self.required_topics = [self._resolve(t, "topics") for t in self.required_topics]
         self.topics = list(dict.fromkeys(self._resolve(t, "optional_topics") for t in self.topics))
         self.instruction_topic = self._resolve(topics.INSTRUCTION, "instruction topic")
+        self.intervention_topic = self._resolve(topics.INTERVENTION, "intervention topic")
+        # latched topics: their last message is written at the start of every episode (the state it starts in)
+        self.latched_topics = {self.instruction_topic, self.intervention_topic}
         self.configured_types: dict[str, str] = {}
         for entry in topic_types:
             topic, sep, msgtype = entry.partition("=")
@@ -104,6 +109,11 @@ class EpisodeLoggerNode(Node):
         self._latest_instruction = ""
         self._latched: dict[str, bytes] = {}
         self._latched_in_episode: dict[str, bytes] = {}  # what this episode's bag already holds per latched topic
+        self._intervening = False  # the executor's takeover state (corft/intervention), and its changes this episode
+        self._intervention_changes: list[tuple[float, bool]] = []
+        self._intervention_seen = False  # an executor that can be taken over is in the graph
+        self._episode_start_clock = 0.0
+        self._intervening_at_start = False
         self._errors = 0
         self._write_rate = WriteRate(time.monotonic())
 
@@ -115,6 +125,8 @@ class EpisodeLoggerNode(Node):
         self.create_service(Trigger, topics.EPISODE_STOP, self._on_stop, callback_group=self._srv_group)
         self.create_service(SetBool, topics.EPISODE_LABEL, self._on_label, callback_group=self._srv_group)
         self.create_subscription(String, self.instruction_topic, self._on_instruction, LATCHED,
+                                 callback_group=self._srv_group)
+        self.create_subscription(Bool, self.intervention_topic, self._on_intervention, LATCHED,
                                  callback_group=self._srv_group)
         for topic in self.topics:
             if topic in self.configured_types:
@@ -164,6 +176,15 @@ class EpisodeLoggerNode(Node):
             return f"output folder {d} is not writable"
         return ""
 
+    def _on_intervention(self, msg: Bool) -> None:
+        """The executor's takeover state: its changes during an episode become the episode's intervention segments."""
+        with self._lock:
+            self._intervention_seen = True
+            if bool(msg.data) != self._intervening:
+                self._intervening = bool(msg.data)
+                if self._writer is not None:
+                    self._intervention_changes.append((self._clock_ns() * 1e-9, self._intervening))
+
     def _publish_event(self, event: str) -> None:
         if self.context.ok():  # on Ctrl-C the context is already shut down when close() stops the episode
             self.events_pub.publish(String(data=event))
@@ -173,7 +194,7 @@ class EpisodeLoggerNode(Node):
         self.get_logger().error(message)
 
     def _qos_for(self, topic: str) -> QoSProfile:
-        if topic == self.instruction_topic:
+        if topic in self.latched_topics:
             return LATCHED
         if not is_sensor_topic(topic):
             return RECORDED
@@ -248,7 +269,7 @@ class EpisodeLoggerNode(Node):
             return [to_rosbags_qos(infos[0].qos_profile)]
         if is_sensor_topic(topic):
             return [to_rosbags_qos(qos_profile_sensor_data)]
-        return [to_rosbags_qos(LATCHED if topic == self.instruction_topic else RECORDED)]
+        return [to_rosbags_qos(LATCHED if topic in self.latched_topics else RECORDED)]
 
     def _add_to_writer(self, writer: EpisodeWriter | ProcessEpisodeWriter, topic: str, msgtype: str) -> None:
         try:
@@ -316,6 +337,8 @@ class EpisodeLoggerNode(Node):
             for topic, data in list(self._latched.items()):
                 writer.write(topic, data)
             self._latched_in_episode = dict(self._latched)
+            self._intervening_at_start, self._intervention_changes = self._intervening, []
+            self._episode_start_clock = self._clock_ns() * 1e-9
             self._writer = writer
             self._missing_reported.clear()
             self._episode_start_mono = time.monotonic()
@@ -332,6 +355,11 @@ class EpisodeLoggerNode(Node):
         missing = sorted(self._missing_reported)
         if missing:
             writer.metadata.extra["missing_topics"] = missing
+        with self._lock:
+            spans = segments(self._intervention_changes, self._episode_start_clock, self._clock_ns() * 1e-9,
+                             self._intervening_at_start)
+        if spans or self._intervention_seen:
+            writer.metadata.extra["interventions"] = intervention_summary(spans)
         meta = writer.stop()
         self._last_episode = writer.episode_dir
         self._publish_event("stop")

@@ -278,3 +278,52 @@ def test_nothing_is_lost_from_a_joint_state_broadcaster_and_two_cameras_at_their
     assert run["topics"]["/joint_states"]["published"] > 1000
     assert all(t["published"] > 60 for name, t in run["topics"].items() if name.startswith("/camera"))
     assert run["dropped"] == 0, run["topics"]
+
+
+def test_takeovers_during_an_episode_become_its_intervention_segments(ros, tmp_path: Path) -> None:
+    """The executor's latched corft/intervention (Bool): the state an episode starts in and every change during it
+    are in the bag, and episode.yaml / `corft-ros bag ls` say how many takeovers, how long and when."""
+    from std_msgs.msg import Bool
+
+    from corft_ros.core.episodes.interventions import segments
+
+    assert segments([(12.0, False), (13.0, True), (14.5, False)], 10.0, 20.0, engaged_at_start=True) == [
+        (0.0, 2.0), (3.0, 4.5)]
+    assert segments([(11.0, True)], 10.0, 12.5) == [(1.0, 2.5)] and segments([], 10.0, 12.0) == []
+    state = ros.publisher(Bool, "/corft/intervention", INSTRUCTION_QOS)  # latched, as the executor publishes it
+    state.publish(Bool(data=True))  # an operator already holds the arm when the episode starts
+    out = tmp_path / "episodes"
+    logger = make_logger(ros, out, topics=["/joint_states"], optional_topics=["/corft/intervention"],
+                         topic_types=["/corft/intervention=std_msgs/msg/Bool"])
+    try:
+        wait_until(lambda: logger._intervening, what="the latched state")
+        assert trigger(ros, "start").success
+        time.sleep(0.2)  # the takeover lasts a while
+        state.publish(Bool(data=False))
+        wait_until(lambda: not logger._intervening)
+        time.sleep(0.1)
+        state.publish(Bool(data=True))
+        wait_until(lambda: logger._intervening)
+        time.sleep(0.1)
+        state.publish(Bool(data=False))
+        wait_until(lambda: not logger._intervening)
+        assert trigger(ros, "stop").success
+        episode = list_episodes(out)[0]
+        meta = load_episode_metadata(episode.path)
+        takeovers = meta["extra"]["interventions"]
+        assert takeovers["count"] == 2 and takeovers["segments"][0][0] == 0.0
+        assert 0.25 < takeovers["seconds"] < 5.0 and episode.interventions == 2
+        values = [TS.deserialize_cdr(raw, "std_msgs/msg/Bool").data for raw in _messages(episode.path,
+                                                                                         "/corft/intervention")]
+        assert values == [True, False, True, False]  # the state at the start, then every change
+        listing = subprocess.run([sys.executable, "-m", "corft_ros.cli", "bag", "ls", str(out)], capture_output=True,
+                                 text=True, timeout=60)
+        assert "takeovers" in listing.stdout.splitlines()[0] and " 2  stopped" in listing.stdout
+    finally:
+        ros.remove(logger)
+
+
+def _messages(episode: Path, topic: str) -> list[bytes]:
+    with Reader(episode / "bag") as reader:
+        connections = [c for c in reader.connections if c.topic == topic]
+        return [raw for _c, _t, raw in reader.messages(connections=connections)]

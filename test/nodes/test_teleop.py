@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
+from ros_harness import wait_until
 from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float64MultiArray
 
@@ -301,23 +302,12 @@ def _seconds(t: float):
     return Duration(sec=ns // 10**9, nanosec=ns % 10**9)
 
 
-def until(condition, timeout: float = 10.0) -> None:
-    """Poll `condition` (it may publish) every 20 ms until it holds; TimeoutError after `timeout` s."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout:.0f} s")
-        time.sleep(0.02)
-
-
 def test_keyboard_toggles_a_takeover_and_a_far_leader_is_refused(ros) -> None:
     sent = ros.subscribe(JointState, "/corft/intervention/command", 10)
     keyboard = make_teleop(ros, source="keyboard", intervention=True, keyboard_step=0.1)
     try:
         publish_state(ros, HOME)
-        until(lambda: keyboard.state is not None)
+        wait_until(lambda: keyboard.state is not None)
         keyboard.key(" ")  # take over: from the measured pose
         first = sent.wait(lambda m: bool(m), 5)[0]
         np.testing.assert_allclose(first.position, HOME, atol=1e-9)
@@ -344,11 +334,11 @@ def test_keyboard_toggles_a_takeover_and_a_far_leader_is_refused(ros) -> None:
             pedal.publish(Joy(buttons=[1]))
             return done()
 
-        until(lambda: pressing(far, lambda: leader.errors > errors))  # refused: the leader is 0.5 rad off
+        wait_until(lambda: pressing(far, lambda: leader.errors > errors))  # refused: the leader is 0.5 rad off
         assert not leader.engaged and not sent.messages
         near = HOME.copy()
         near[0] += 0.05
-        until(lambda: pressing(near, lambda: len(sent.messages) >= 3))  # within leader_max_offset: taken over
+        wait_until(lambda: pressing(near, lambda: len(sent.messages) >= 3))  # within leader_max_offset: taken over
         assert leader.engaged and np.allclose(sent.last.position, near, atol=1e-9)
     finally:
         ros.remove(leader)

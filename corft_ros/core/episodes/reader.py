@@ -48,6 +48,7 @@ class EpisodeInfo:
     topics: dict[str, TopicStats] = field(default_factory=dict)
     needs_repair: bool = False
     error: str = ""
+    interventions: int | None = None  # takeovers during the episode (None: recorded without a takeover-able executor)
 
     @property
     def message_total(self) -> int:
@@ -229,6 +230,8 @@ def episode_info(path: str | Path) -> EpisodeInfo:
         info.status = meta.status
         info.operator = meta.operator
         info.start_ns = meta.start_ns
+        if isinstance(meta.extra.get("interventions"), dict):
+            info.interventions = int(meta.extra["interventions"].get("count", 0))
         info.duration_s = meta.duration_s
         info.topics = {k: TopicStats(v.msgtype, v.count, v.dropped, v.bytes) for k, v in meta.topics.items()}
     try:
