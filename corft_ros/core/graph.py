@@ -14,6 +14,7 @@ is itself a `ros__parameters` block, of a node that never exists.
         nodes:
           sim_arm: {if: sim}          # started only when the argument is true
           camera: {unless: sim}
+          teleop: {if_set: intervention}   # started only when the argument is not empty
           executor: {always: true}
           benchmark: {always: true, finishes: true}   # the graph ends when this node is done, with its exit code
     sim_arm:                          # ROS parameters of each node, standard form
@@ -67,7 +68,7 @@ class NodeSpec:
         return found[0]
 
 
-NODE_RULE_KEYS = frozenset({"if", "unless", "always", "executable", "finishes"})
+NODE_RULE_KEYS = frozenset({"if", "unless", "if_set", "always", "executable", "finishes"})
 NAMESPACE_ARGUMENT = "namespace"  # every graph may declare it: the ROS namespace all its nodes run in
 
 
@@ -143,6 +144,8 @@ def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None
         if "if" in rule and not parse_bool(values[rule["if"]], f"argument '{rule['if']}'"):
             continue
         if "unless" in rule and parse_bool(values[rule["unless"]], f"argument '{rule['unless']}'"):
+            continue
+        if "if_set" in rule and str(values[rule["if_set"]]).strip() == "":
             continue
         params = dict(((data.get(node_name) or {}).get("ros__parameters")) or {})
         unknown_keys = sorted(set(rule) - NODE_RULE_KEYS)

@@ -380,6 +380,8 @@ class TeleopNode(Node):
             self._demo_generation += 1
             self.operator = None
             self._plan_demo()
+        if engaged and self.operator is None:
+            self.stuck.not_acting_yet(t)  # planning (seconds of IK): the takeover's time starts with its commands
         self._engage_request = engaged and self.operator is not None
 
     def _engaged(self, now: float) -> bool:

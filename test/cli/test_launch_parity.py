@@ -51,6 +51,7 @@ CASES = (
     ("source:=leader", "task:=put it on the plate", "seed:=3", "human_like:=false", "sim:=false"),
     ("region:=unseen", "seed:=5", "realtime_factor:=0"),
     ("stage:=il", "steps:=50", "bags:=/data/episodes"),
+    ("intervention:=scripted",),
 )
 GRAPHS = sorted(p.name.removesuffix(".launch.py") for p in (ROOT / "launch").glob("*.launch.py"))
 

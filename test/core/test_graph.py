@@ -79,6 +79,15 @@ def test_arguments_set_parameters_and_bad_arguments_are_named():
         load_graph("deploy", {"sim": "maybe"})
 
 
+def test_a_takeover_source_joins_the_deploy_graph_only_when_asked_for():
+    assert "teleop" not in {n.name for n in load_graph("deploy").nodes}
+    teleop = load_graph("deploy", {"intervention": "scripted"}).node("teleop")
+    assert teleop.parameters["source"] == "scripted" and teleop.parameters["intervention"] is True
+    assert teleop.parameters["use_sim_time"] is True
+    real = load_graph("deploy", {"intervention": "joy", "sim": "false"}).node("teleop")
+    assert real.parameters["source"] == "joy" and real.parameters["use_sim_time"] is False
+
+
 def test_nested_parameter_maps_flatten_to_dotted_names_like_launch_ros():
     from corft_ros.core.params import flatten as flatten_parameters
 

@@ -37,8 +37,12 @@ def test_the_takeovers_progress_counts_and_bad_settings_are_refused():
     d = StuckDetector(StuckConfig(window_s=1.0, takeover_s=1.0, cooldown_s=0.0))
     feed(d, np.full(21, 0.3))
     assert d.engaged
-    d.release(2.0)
-    assert not d.engaged and not feed(d, np.linspace(0.3, 0.0, 30), t0=2.0)[-1]
+    d.not_acting_yet(1.5)  # the correction is being planned: its second starts when it acts
+    assert d.update(2.4, 0.3) and not d.update(2.5, 0.3)
+    feed(d, np.full(21, 0.3), t0=3.0)
+    assert d.engaged
+    d.release(4.0)
+    assert not d.engaged and not feed(d, np.linspace(0.3, 0.0, 30), t0=4.0)[-1]
     assert potential([0, 0, 0.1], [0, 0, 0], [0.3, 0.4, 0]) == pytest.approx(0.6)
     with pytest.raises(ConfigError, match="window_s must be a positive number"):
         StuckConfig(window_s=0.0)

@@ -75,6 +75,11 @@ class StuckDetector:
             self.takeovers += 1
         return self.engaged
 
+    def not_acting_yet(self, t: float) -> None:
+        """The takeover's correction is still being planned: its takeover_s start when it acts."""
+        if self.engaged_at is not None:
+            self.engaged_at = t
+
     def release(self, t: float) -> None:
         """Hand back (the takeover's time is up, or its plan ended): the policy gets a fresh window."""
         self.engaged_at = None
