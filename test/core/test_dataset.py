@@ -272,3 +272,22 @@ def test_an_episode_written_by_the_logger_and_labelled_later_loads(tmp_path):
     assert ref.key == episode.key  # same messages, same cache entry
     np.testing.assert_array_equal(episode.images["wrist"], ref.images["wrist"])
     np.testing.assert_allclose(episode.action, ref.action)
+
+
+def test_the_ticks_an_operator_held_the_arm_are_flagged(tmp_path):
+    """corft/intervention in a bag (the latched state, then each change) becomes a per-tick flag, cached with the
+    rest; a bag without it has none."""
+    base = {"image_hw": (24, 32), "duration_s": 2.0, "seed": 3}
+    synthetic.write_episode(tmp_path / "eps" / "taken", ROBOT,
+                            synthetic.SyntheticEpisode(interventions=((0.5, 1.0), (1.5, 2.5)), **base))
+    synthetic.write_episode(tmp_path / "eps" / "plain", ROBOT, synthetic.SyntheticEpisode(**base))
+    cfg = DatasetConfig(image_size=(16, 16), cache_dir=str(tmp_path / "cache"))
+    for _ in range(2):  # built, then from the cache
+        eps = {e.bag.parent.name: e for e in load_episodes(tmp_path / "eps", ROBOT, cfg, log=lambda m: None).episodes}
+        taken = eps["taken"]
+        t = (taken.tick_ns - taken.tick_ns[0]) / 1e9 + (taken.tick_ns[0] - 1_700_000_000_000_000_000) / 1e9
+        expected = ((t >= 0.5) & (t < 1.0)) | (t >= 1.5)
+        np.testing.assert_array_equal(taken.intervention, expected)
+        assert taken.intervention.any() and not eps["plain"].intervention.any()
+        assert eps["plain"].intervention.shape == (len(eps["plain"].state),)
+    assert all(e.from_cache for e in eps.values())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_VERSION = 2  # 2: commands moved onto the header clock per command (clock_offsets)
+CACHE_VERSION = 3  # 2: commands moved onto the header clock per command (clock_offsets); 3: intervention flags
 
 
 def save_cache(folder: Path, arrays: dict, stats: dict) -> None:
@@ -39,7 +39,7 @@ def load_cache(folder: Path, cams: Sequence[str]) -> tuple[dict, dict]:
         raise ValueError(f"info.json unreadable ({type(exc).__name__})") from None
     if info.get("version") != CACHE_VERSION:
         raise ValueError(f"cache version {info.get('version')} != {CACHE_VERSION}")
-    needed = ["state", "action", "tick_ns"] + [f"image_{c}" for c in cams]
+    needed = ["state", "action", "tick_ns", "intervention"] + [f"image_{c}" for c in cams]
     arrays = {}
     for name in needed:
         if name not in info["arrays"]:

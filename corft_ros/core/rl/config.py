@@ -35,6 +35,7 @@ class DatasetConfig:
     image_topic: str = canonical(topics.CAMERA_IMAGE_FORMAT)
     joint_states_topic: str = canonical(topics.JOINT_STATES)
     action_topics: list[str] = field(default_factory=lambda: [FORWARD_COMMANDS, TRAJECTORY_COMMANDS])
+    intervention_topic: str = canonical(topics.INTERVENTION)  # std_msgs/Bool: ticks an operator held the arm
     cache_dir: str | None = None  # None: $XDG_CACHE_HOME/corft_ros/datasets
     require_label: bool = True
     require_instruction: bool = True
@@ -56,6 +57,7 @@ class DatasetConfig:
             "img": self.image_topic,
             "js": self.joint_states_topic,
             "act": list(self.action_topics),
+            "intervention": self.intervention_topic,
             "joints": robot.joint_names,
             "stale": self.stale_factor,
         }

@@ -56,6 +56,11 @@ class Episode:
     tick_ns: np.ndarray  # [T] int64
     stats: dict
     from_cache: bool = False
+    intervention: np.ndarray | None = None  # [T] bool: an operator (or the sim's intervener) held the arm
+
+    def __post_init__(self) -> None:
+        if self.intervention is None:
+            self.intervention = np.zeros(len(self.state), dtype=bool)
 
     def __len__(self) -> int:
         return int(self.state.shape[0])
@@ -131,6 +136,9 @@ def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: Robot
     trajectories: list[tuple[int, np.ndarray, np.ndarray, bool]] = []  # (start, times[P], positions[P, d], stamped)
     counts = {"messages": 0, "bytes": 0}
     want = set(cam_topics.values()) | {cfg.joint_states_topic, action_topic}
+    takeover_log: list[tuple[int, bool]] = []  # (log time, state) of corft/intervention, when the bag has it
+    if cfg.intervention_topic in topics:
+        want.add(cfg.intervention_topic)
     # The cache key: every message the dataset is made of (topic, log time, CRC-32 of its bytes), so a
     # re-chunked, repaired or converted (sqlite3 <-> MCAP) bag with the same messages keeps its entry.
     digest = hashlib.sha256()
@@ -167,6 +175,8 @@ def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: Robot
                     cmd_q.append(values[command_order])
                 else:
                     trajectories.append(_trajectory(bag, cmd, msg.log_time_ns, robot))
+            elif msg.topic == cfg.intervention_topic:
+                takeover_log.append((msg.log_time_ns, bool(ts.deserialize_cdr(msg.data, msg.msgtype).data)))
         except (cdr.CdrError, ValueError) as exc:
             if isinstance(exc, EpisodeProblem):
                 raise
@@ -260,6 +270,7 @@ def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: Robot
         "state": state.astype(np.float32),
         "action": action.astype(np.float32),
         "tick_ns": ticks,
+        "intervention": _takeover_flags(takeover_log, ticks, to_header),
         **{f"image_{cam}": img for cam, img in images.items()},
     }
     stats = {
@@ -273,6 +284,21 @@ def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: Robot
         "content_hash": digest.hexdigest()[:32],
     }
     return arrays, stats
+
+
+def _takeover_flags(changes: list[tuple[int, bool]], ticks: np.ndarray, to_header) -> np.ndarray:
+    """[T] bool: whether a takeover held the arm at each tick (the latest corft/intervention state at or before the
+    tick, its log time moved onto the header clock like the commands'; the bag starts with the latched state)."""
+    flags = np.zeros(len(ticks), dtype=bool)
+    if not changes:
+        return flags
+    times = np.array([t for t, _ in changes], dtype=np.int64)
+    states = np.array([v for _, v in changes], dtype=bool)
+    times = times + to_header(times)
+    keep = resample.sort_unique(times)
+    idx = resample.latest_at_or_before(times[keep], ticks)
+    flags[idx >= 0] = states[keep][idx[idx >= 0]]
+    return flags
 
 
 def _trajectory(bag: Path, msg, log_ns: int, robot: RobotConfig) -> tuple[int, np.ndarray, np.ndarray, bool]:
@@ -363,6 +389,7 @@ def load_episode(
         tick_ns=arrays["tick_ns"],
         stats=stats,
         from_cache=from_cache,
+        intervention=np.asarray(arrays["intervention"], dtype=bool),
     )
 
 

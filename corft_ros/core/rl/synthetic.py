@@ -37,6 +37,9 @@ class SyntheticEpisode:
     joint_names: list[str] | None = None  # metadata joint names (default: the robot's)
     write_metadata: bool = True
     seed: int = 0
+    # takeovers: (start, end) s from the episode's start; written as the executor's latched corft/intervention
+    # (the state at the start, then every change)
+    interventions: tuple[tuple[float, float], ...] = ()
 
 
 def goal_pose(robot: RobotConfig, target: tuple[float, float]) -> np.ndarray:
@@ -142,6 +145,12 @@ def episode_messages(robot: RobotConfig, ep: SyntheticEpisode) -> list[tuple[int
         else:
             msg = Float64MultiArray(layout=MultiArrayLayout(dim=[], data_offset=0), data=q.astype(np.float64))
             events.append((ns, ep.command_topic, "std_msgs/msg/Float64MultiArray", msg))
+    if ep.interventions:
+        Bool = T["std_msgs/msg/Bool"]
+        changes = [(0.0, False)] + [c for a, b in ep.interventions for c in ((a, True), (b, False))]
+        for t, value in changes:
+            events.append((ep.start_ns + int(t * 1e9), canonical(topics.INTERVENTION), "std_msgs/msg/Bool",
+                           Bool(data=value)))
     events.sort(key=lambda e: e[0])
     return [(ns, topic, msgtype, bytes(ts.serialize_cdr(msg, msgtype)))
             for ns, topic, msgtype, msg in events if topic not in ep.skip_topics]
