@@ -206,3 +206,34 @@ def test_critic_and_actor_updates_and_divergence_guard():
         policy.critics[1].q[-1].bias.fill_(100.0)
     with pytest.raises(QDivergenceError, match="Q diverged"):
         learner.update(batch, 1)
+
+
+def test_a_takeover_marks_the_policys_last_tick_before_it_and_the_operators_ticks_are_imitated():
+    """RLIF: the tick before each takeover gets takeover_reward (not terminal); HG-DAgger: BC imitates the ticks an
+    operator drove in any episode, and no tick of the policy's own in an episode that needed rescuing."""
+    from pathlib import Path
+
+    from corft_ros.core.rl.batches import ChunkData
+    from corft_ros.core.rl.dataset import Episode
+
+    flags = np.array([0, 0, 1, 1, 0, 0, 1, 0], dtype=bool)
+    cfg = RewardConfig(step_cost=0.0, success_reward=1.0, failure_reward=-1.0, takeover_reward=-0.5, gamma=0.9)
+    r, d = episode_rewards(8, False, cfg, intervention=flags)
+    np.testing.assert_allclose(r, [0, -0.5, 0, 0, 0, -0.5, 0, -1.0])
+    assert d.tolist() == [False] * 7 + [True]
+    r_plain, _ = episode_rewards(8, False, cfg)
+    np.testing.assert_allclose(r_plain, [0] * 7 + [-1.0])
+
+    def episode(success: bool, intervention) -> Episode:
+        n = len(intervention)
+        return Episode(bag=Path("memory"), key="k", instruction="go", success=success,
+                       images={"front": np.zeros((n, 16, 16, 3), np.uint8)}, state=np.zeros((n, 2), np.float32),
+                       action=np.zeros((n, 2), np.float32), tick_ns=np.arange(n, dtype=np.int64), stats={},
+                       intervention=np.asarray(intervention, dtype=bool))
+
+    data = ChunkData([episode(True, [0, 0, 0]), episode(False, flags), episode(True, [0, 1, 1, 0])], 2, cfg,
+                     ["front"], {"go": np.zeros(4, np.float32)})
+    imitated = data.rows_of("success")
+    assert data.table.start[imitated].tolist() == [0, 1, 2, 5, 6, 9, 12, 13]  # clean success + operator ticks
+    assert data.chunk_fields(imitated)["success"].all()
+    assert not data.chunk_fields(np.array([3, 14]))["success"].any()

@@ -43,12 +43,18 @@ class ChunkData:
         self.text_of_episode = np.array([instructions.index(e.instruction) for e in self.episodes])
         rs, ds = [], []
         for e in self.episodes:
-            r, d = episode_rewards(len(e), e.success, rewards, np.asarray(e.state))
+            r, d = episode_rewards(len(e), e.success, rewards, np.asarray(e.state), np.asarray(e.intervention))
             rs.append(r)
             ds.append(d)
         self.rewards = rs
         self.table: ChunkTable = build_chunk_table(rs, ds, horizon, rewards.gamma)
         self.success_of_episode = np.array([e.success for e in self.episodes])
+        # What supervised terms may imitate, per tick (HG-DAgger): every tick of a success nobody had to rescue, and
+        # the ticks an operator drove (a takeover's corrections, in any episode). Without takeovers: the successes.
+        taken = np.array([bool(np.asarray(e.intervention).any()) for e in self.episodes])
+        self.imitable = np.concatenate([
+            np.asarray(e.intervention, dtype=bool) | (e.success and not was_taken)
+            for e, was_taken in zip(self.episodes, taken, strict=True)])
         # episodes the critic never trains on (the RL stage's held-out set for its diagnostics)
         self.held_out_of_episode = np.zeros(len(self.episodes), dtype=bool)
 
@@ -64,8 +70,8 @@ class ChunkData:
         """Chunk-table rows of 'all' episodes or only the 'success'ful ones."""
         if which == "all":
             return np.arange(len(self.table))
-        if which == "success":
-            return np.nonzero(self.success_of_episode[self.table.episode])[0]
+        if which == "success":  # what BC imitates: successes (and an operator's corrections, HG-DAgger)
+            return np.nonzero(self.imitable[self.table.start])[0]
         raise ValueError(f"episodes selector must be 'all' or 'success', got {which!r}")
 
     def normalization(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -103,7 +109,7 @@ class ChunkData:
             "done": torch.from_numpy(tb.done[rows]),
             "target_mask": torch.from_numpy(tb.target_mask[rows]),
             "mc_return": torch.from_numpy(tb.mc_return[rows]),
-            "success": torch.from_numpy(self.success_of_episode[tb.episode[rows]]),
+            "success": torch.from_numpy(self.imitable[tb.start[rows]]),  # BC may imitate this sample
             "held_out": torch.from_numpy(self.held_out_of_episode[tb.episode[rows]]),
         }
 

@@ -6,6 +6,8 @@ Per episode of T ticks, for t = 0..T-1:
         + failure_reward   at t = T-1 of a failed episode, terminal too (failure_terminal, the default): the
                            failure's value, as Cal-QL's reference code does (r_neg / (1 − γ): failing forever);
                            with failure_terminal false the recording just stopped (truncated, bootstrapped)
+        + takeover_reward  at the last tick before each takeover (RLIF: an operator had to step in, so what the
+                           policy did just before was bad); not terminal, the episode goes on under the operator
         + shaping_scale * (γ Φ(s_{t+1}) - Φ(s_t))   optional, potential-based, Φ(s) = -||q - q_goal||,
                                                     q_goal = the final joint state of a successful episode
                                                     (Φ after the terminal step is 0; failed episodes get none)
@@ -29,14 +31,16 @@ class RewardConfig:
     # critic learned time-to-go (docs/training.md).
     failure_reward: float = -1.0
     failure_terminal: bool = True
+    takeover_reward: float = -1.0  # RLIF: at the tick before each takeover (episodes with interventions only)
     shaping_scale: float = 0.0
     gamma: float = 0.99
 
 
 def episode_rewards(
-    length: int, success: bool, cfg: RewardConfig, state: np.ndarray | None = None
+    length: int, success: bool, cfg: RewardConfig, state: np.ndarray | None = None,
+    intervention: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(rewards [T] float64, terminals [T] bool) of one episode."""
+    """(rewards [T] float64, terminals [T] bool) of one episode (`intervention`: [T] bool, ticks an operator held)."""
     if length < 1:
         raise ValueError("episode has no steps")
     r = np.full(length, -cfg.step_cost, dtype=np.float64)
@@ -47,6 +51,10 @@ def episode_rewards(
     else:
         r[-1] += cfg.failure_reward
         terminal[-1] = cfg.failure_terminal
+    if intervention is not None and cfg.takeover_reward and len(intervention) == length:
+        flags = np.asarray(intervention, dtype=bool)
+        starts = np.nonzero(flags[1:] & ~flags[:-1])[0]  # the policy's last tick before each takeover
+        r[starts] += cfg.takeover_reward
     if cfg.shaping_scale and success and state is not None:
         q = np.asarray(state, dtype=np.float64)
         phi = -np.linalg.norm(q - q[-1], axis=1)
