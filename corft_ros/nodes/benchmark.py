@@ -103,6 +103,10 @@ class BenchmarkNode(ClosesOnDestroy, Node):
         self._label = self.create_client(SetBool, topics.EPISODE_LABEL, callback_group=group)
         self._instruction_pub = self.create_publisher(String, topics.INSTRUCTION, LATCHED)
         self.create_subscription(Bool, topics.SIM_SUCCESS, self._on_success, RELIABLE, callback_group=group)
+        # takeovers during a trial (the executor's latched state): autonomous vs assisted success
+        self.create_subscription(Bool, topics.INTERVENTION, self._on_intervention, LATCHED, callback_group=group)
+        self._intervening = False
+        self._takeovers = 0
         self.create_subscription(DiagnosticArray, topics.DIAGNOSTICS, self._on_diagnostics, RELIABLE,
                                  callback_group=group)
         # inferences per trial are the chunks seen during it: exact at any trial length (the policy's 1 Hz
@@ -224,6 +228,12 @@ class BenchmarkNode(ClosesOnDestroy, Node):
             watch.check(self.now())
             time.sleep(0.01)
 
+    def _on_intervention(self, msg: Bool) -> None:
+        with self._lock:
+            if msg.data and not self._intervening and self._armed:
+                self._takeovers += 1
+            self._intervening = bool(msg.data)
+
     # ------------------------------------------------------------------ one trial
     def run_trial(self, spec: TrialSpec, timeout_s: float | None = None) -> TrialOutcome:
         """Run one trial (blocking; call from a thread other than the executor's). Never raises for a trial that
@@ -248,12 +258,15 @@ class BenchmarkNode(ClosesOnDestroy, Node):
             episode = result.message
             with self._lock:
                 self._success_at, self._operator_label, self._armed = None, None, True
+                self._takeovers = int(self._intervening)  # an operator already holding the arm counts
             t0 = self.now()
             reason, duration = self._wait_end(t0, timeout_s)
             label = reason == "success"
+            with self._lock:
+                takeovers = self._takeovers
             trial = Trial(arm=spec.arm, region=spec.region, seed=spec.seed, success=label,
                           duration_s=float(duration), timeout_s=float(timeout_s), start_x=float(start_xy[0]),
-                          start_y=float(start_xy[1]), end_reason=reason)
+                          start_y=float(start_xy[1]), end_reason=reason, takeovers=takeovers)
             outcome = TrialOutcome(spec, trial, loop=self._loop_record(base), episode=episode)
         except QuitRequested as exc:
             outcome = TrialOutcome(spec, None, error=str(exc), quit=True)

@@ -132,3 +132,25 @@ def test_paired_matches_starts_and_counts_discordant_ones():
     assert c.both_solved == 1 and c.cycle_time_diff_mean_s == pytest.approx(-1.5)
     assert c.cycle_time_rel_change == pytest.approx(4.5 / 6.0 - 1)
     assert paired(trials, "il", "rl", "unseen").pairs == 1
+
+
+def test_takeovers_split_autonomous_from_assisted_success_and_survive_the_csv(tmp_path):
+    from corft_ros.core.trials.report import read_trials_csv, write_report
+
+    xy = {"start_x": 0.4, "start_y": 0.1}
+    trials = [Trial("interventions", "seen", 0, True, 6.0, 20.0, end_reason="success", **xy),
+              Trial("interventions", "seen", 1, True, 9.0, 20.0, end_reason="success", takeovers=2, **xy),
+              Trial("interventions", "seen", 2, False, 20.0, 20.0, end_reason="timeout", takeovers=1, **xy),
+              Trial("il", "seen", 0, True, 7.0, 20.0, end_reason="success", **xy)]
+    s = summarize(trials, "interventions", "seen")
+    assert (s.successes, s.autonomous_successes, s.trials_with_takeover, s.takeovers) == (2, 1, 2, 3)
+    write_report(tmp_path, trials, title="t", command="c", plots=False)
+    assert read_trials_csv(tmp_path / "trials.csv") == trials
+    md = (tmp_path / "report.md").read_text()
+    assert "## Takeovers" in md and "| interventions | seen | 3 | 1/3 | 1/3 | 2 | 1.00 |" in md
+    (tmp_path / "old.csv").write_text("arm,region,seed,success,duration_s,timeout_s,start_x,start_y,end_reason\n"
+                                      "il,seen,0,True,7.0,20.0,nan,nan,success\n")
+    assert read_trials_csv(tmp_path / "old.csv")[0].takeovers == 0  # a report from before takeovers reads on
+    quiet = tmp_path / "quiet"
+    write_report(quiet, trials[3:], title="t", command="c", plots=False)
+    assert "## Takeovers" not in (quiet / "report.md").read_text()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ros_harness import wait_until
 
 from corft_ros.cli import main
 from corft_ros.core.paths import config_path
@@ -200,3 +201,47 @@ def test_bad_benchmark_parameters_refuse_to_start(ros):
         with pytest.raises(ConfigError, match=name):
             BenchmarkNode(context=ros.context, parameter_overrides=[Parameter(name, value=value),
                                                                     Parameter("autostart", value=False)])
+
+
+def test_a_trial_counts_the_takeovers_during_it(ros, tmp_path):
+    """The benchmark node counts the executor's takeovers (latched corft/intervention) while a trial runs: the
+    trial reports them, so the report can tell autonomous from assisted success."""
+    import threading
+    import time
+
+    from rclpy.parameter import Parameter
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Bool
+    from std_srvs.srv import SetBool, Trigger
+
+    from corft_ros.nodes.benchmark import BenchmarkNode
+    from corft_ros.nodes.episode_logger import EpisodeLoggerNode
+
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    state = ros.publisher(Bool, "/corft/intervention", latched)
+    state.publish(Bool(data=False))
+    logger = ros.add(EpisodeLoggerNode(context=ros.context, parameter_overrides=[
+        Parameter("output_dir", value=str(tmp_path)), Parameter("topics", value=[""]),
+        Parameter("optional_topics", value=[""])]))
+    bench = ros.add(BenchmarkNode(context=ros.context, parameter_overrides=[
+        Parameter("autostart", value=False), Parameter("service_timeout_s", value=2.0),
+        Parameter("settle_s", value=0.0), Parameter("sim", value=False), Parameter("timeout_s", value=30.0)]))
+    try:
+        result = {}
+        worker = threading.Thread(target=lambda: result.update(outcome=bench.run_trial(schedule(["x"], ["seen"],
+                                                                                                1)[0])))
+        worker.start()
+        deadline = time.monotonic() + 15
+        while not ros.call(Trigger, "/benchmark/next", Trigger.Request()).success:
+            assert time.monotonic() < deadline, "the benchmark never asked for a reset"
+            time.sleep(0.1)
+        wait_until(lambda: bench._armed, what="the trial to start")
+        for value in (True, False, True, False):
+            state.publish(Bool(data=value))
+            wait_until(lambda v=value: bench._intervening is v, what=f"intervention {value}")
+        assert ros.call(SetBool, "/benchmark/label", SetBool.Request(data=True)).success
+        worker.join(timeout=15)
+        assert result["outcome"].trial.takeovers == 2 and result["outcome"].trial.success
+    finally:
+        ros.remove(bench)
+        ros.remove(logger)

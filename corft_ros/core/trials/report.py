@@ -36,7 +36,8 @@ def read_trials_csv(path: Path) -> list[Trial]:
             out.append(Trial(arm=row["arm"], region=row["region"], seed=int(row["seed"]),
                              success=row["success"] == "True", duration_s=float(row["duration_s"]),
                              timeout_s=float(row["timeout_s"]), start_x=float(row["start_x"]),
-                             start_y=float(row["start_y"]), end_reason=row["end_reason"]))
+                             start_y=float(row["start_y"]), end_reason=row["end_reason"],
+                             takeovers=int(row.get("takeovers") or 0)))
     return out
 
 
@@ -133,6 +134,15 @@ def _markdown(summary: dict, summaries: Sequence[ArmSummary], plots: list[str]) 
             f"{_fmt(s.cycle_time_median_s)} / {_fmt(s.cycle_time_p90_s)} | {_fmt(s.cycle_time_std_s)} | "
             f"{_fmt(s.episode_length_mean_s)} |"
         )
+    if any(s.takeovers for s in summaries):
+        lines += ["", "## Takeovers", "",
+                  "Autonomous success: a success in which nobody took the arm; assisted: a success after a takeover.",
+                  "", "| arm | region | trials | autonomous success | assisted success | trials with a takeover | "
+                  "takeovers per trial |", "|---|---|---|---|---|---|---|"]
+        for s in summaries:
+            lines.append(f"| {s.arm} | {s.region} | {s.trials} | {s.autonomous_successes}/{s.trials} | "
+                         f"{s.successes - s.autonomous_successes}/{s.trials} | {s.trials_with_takeover} | "
+                         f"{_fmt(s.takeovers / s.trials if s.trials else float('nan'))} |")
     if summary["comparison"]:
         c = summary["comparison"]
         lines += ["", f"## {c['candidate']} vs {c['baseline']}", "", "| region | success rate change | "

@@ -41,6 +41,7 @@ class Trial:
     start_x: float = float("nan")
     start_y: float = float("nan")
     end_reason: str = ""  # success | timeout | failure_label | quit | error
+    takeovers: int = 0  # times an operator (or the sim's intervener) took the arm during the trial
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class ArmSummary:
     cycle_time_p90_s: float
     cycle_time_std_s: float
     episode_length_mean_s: float  # failures counted at the time limit
+    autonomous_successes: int = 0  # successes without any takeover (= successes when nobody intervened)
+    trials_with_takeover: int = 0
+    takeovers: int = 0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +89,9 @@ def summarize(trials: Sequence[Trial], arm: str, region: str) -> ArmSummary:
         cycle_time_p90_s=stat(lambda v: np.percentile(v, 90), cycle),
         cycle_time_std_s=stat(lambda v: np.std(v, ddof=1) if v.size > 1 else 0.0, cycle),
         episode_length_mean_s=stat(np.mean, lengths),
+        autonomous_successes=sum(1 for t in wins if t.takeovers == 0),
+        trials_with_takeover=sum(1 for t in chosen if t.takeovers > 0),
+        takeovers=sum(t.takeovers for t in chosen),
     )
 
 
