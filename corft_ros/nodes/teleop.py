@@ -98,6 +98,7 @@ class TeleopNode(Node):
         self._cube: tuple[np.ndarray, float, float] | None = None  # position, yaw, receive time
         self._goal: tuple[np.ndarray, float, float] | None = None
         self._keyboard: TerminalKeys | None = None
+        self._plan_thread: threading.Thread | None = None
         self._engage_request = False  # the operator asks to take over (button held, key toggled)
         self._button_time = 0.0  # when the engage button was last reported
         self.engaged = False
@@ -252,8 +253,10 @@ class TeleopNode(Node):
             return
         self._pending_demo, self._planning = False, True
         self._demo_index += 1
-        threading.Thread(target=self._plan_in_background, name="teleop-plan", daemon=True,
-                         args=(self._demo_index, self._demo_generation, self.state.copy(), cube, goal)).start()
+        self._plan_thread = threading.Thread(target=self._plan_in_background, name="teleop-plan", daemon=True,
+                                             args=(self._demo_index, self._demo_generation, self.state.copy(), cube,
+                                                   goal))
+        self._plan_thread.start()
 
     def _plan_in_background(self, index: int, generation: int, state: np.ndarray, cube, goal) -> None:
         operator = self._operator_factory(self.seed + index - 1)
@@ -441,6 +444,10 @@ class TeleopNode(Node):
         keyboard = getattr(self, "_keyboard", None)  # absent when __init__ refused a parameter
         if keyboard is not None:
             keyboard.close()
+        planning = getattr(self, "_plan_thread", None)
+        if planning is not None and planning.is_alive():
+            # a plan (MuJoCo IK, seconds) still running while the process exits can crash the interpreter's teardown
+            planning.join(timeout=10.0)
         super().destroy_node()
 
 
