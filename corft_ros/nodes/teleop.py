@@ -426,7 +426,7 @@ class TeleopNode(Node):
             values["engaged"] = str(self.engaged)
             values["takeovers"] = str(self.takeovers)
         if self.stuck is not None:
-            values["stuck_best_progress_m"] = f"{self.stuck.best:.3f}"
+            values["task_potential_best_m"] = f"{self.stuck.best:.3f}"
         if self.source == "scripted":
             values["demos"] = str(self._demo_index)
             values["demo_done"] = str(self.demo_done)
