@@ -53,6 +53,7 @@ class BenchConfig:
     command: str = ""
     title: str = "Benchmark"
     quiet: bool = False
+    intervention: str = ""  # a takeover source beside every arm (scripted: the sim's intervener); '' = none
 
 
 def check_model(path: str, robot) -> None:
@@ -125,6 +126,8 @@ def _graph_overrides(config: BenchConfig, arm: Arm | None, out: Path) -> dict[st
     }
     if config.cameras:
         overrides["cameras"] = config.cameras
+    if config.intervention:
+        overrides["intervention"] = config.intervention
     if arm is not None:
         overrides["arm"] = arm.name
         overrides["operator"] = str(arm.operator).lower()
@@ -134,7 +137,7 @@ def _graph_overrides(config: BenchConfig, arm: Arm | None, out: Path) -> dict[st
     return overrides
 
 
-ARM_NODES = ("policy", "executor", "teleop", "episode_logger")
+ARM_NODES = ("policy", "executor", "teleop", "episode_logger", "intervener")
 
 
 def _arm_graph(config: BenchConfig, arm: Arm, out: Path, seed: int):

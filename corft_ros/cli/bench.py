@@ -52,6 +52,9 @@ def _register_trials(benches: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="policy inference backend")
     p.add_argument("--cameras", default="", help="comma-separated sim cameras (default: the YAML's)")
     p.add_argument("--json", action="store_true", help="print summary.json at the end")
+    p.add_argument("--intervention", choices=("scripted", "joy", "leader"), default=None,
+                   help="a takeover source beside every arm (scripted: the sim's intervener takes over a stuck "
+                        "policy); the report splits autonomous from assisted success")
     p.add_argument("--lockstep", action="store_true",
                    help="compare the arms in lockstep (ROS-free, deterministic: the same model on the same start gives "
                         "the same outcome; what the experiment compares arms with) instead of over the real-time graph")
@@ -120,6 +123,8 @@ def cmd_trials(args: argparse.Namespace) -> int:
         if not args.timeout > 0:
             raise ConfigError(f"--timeout must be positive, got {args.timeout}")
         if args.lockstep:
+            if args.intervention:
+                raise ConfigError("--intervention needs the real graph: lockstep trials have no takeover")
             return cmd_trials_lockstep(args)
         robot = load_robot_config(None)
         for model in args.models:
@@ -131,7 +136,7 @@ def cmd_trials(args: argparse.Namespace) -> int:
     out = Path(args.output or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
     config = BenchConfig(arms=arms, trials=args.trials, regions=list(args.regions), timeout_s=args.timeout,
                          output=out, realtime_factor=realtime_factor(args), seed=args.seed, controller=args.controller,
-                         backend=args.backend, cameras=args.cameras,
+                         backend=args.backend, cameras=args.cameras, intervention=args.intervention or "",
                          command="corft-ros " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                          title="Benchmark: " + " vs ".join(a.name for a in arms))
     rc, summary = run_benchmark(config)

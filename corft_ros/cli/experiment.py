@@ -29,7 +29,13 @@
   7. report in <output>/ (experiment.md/json, plots): paired counts and McNemar tests per pair of arms, the critic's
      held-out diagnostics per round; the best measured arm becomes models/default.
 
-Seeds never overlap: demos 1000+, IL screens 5000+, round r's collection 10000·r+, the final evaluation --eval-seed.
+With --interventions, a second flywheel beside the first: each round collects with the sim's intervener taking over
+a stuck policy (corft-ros bench trials --intervention scripted; the report gives the takeovers per trial), CO-RFT from
+the IL checkpoint learns from the demos + those rounds (the operator's ticks imitated, the tick before a takeover
+penalised), and its last round is evaluated without takeover as arm `interventions`.
+
+Seeds never overlap: demos 1000+, IL screens 5000+, round r's collection 10000·r+, intervention round r's 50000·r+,
+the final evaluation --eval-seed.
 Nothing is tuned on the unseen region or on the final seeds. Each step is the command a user would run, in its own
 process; a step whose result exists is skipped (record and bench trials resume by themselves), so an interrupted
 experiment continues where it stopped when run again.
@@ -50,7 +56,7 @@ from pathlib import Path
 
 from corft_ros.core.sim.scene import TASK
 
-DEMO_SEED, SCREEN_SEED, COLLECT_SEED = 1000, 5000, 10000
+DEMO_SEED, SCREEN_SEED, COLLECT_SEED, INTERVENTION_SEED = 1000, 5000, 10000, 50000
 # The model bundled before this run, evaluated beside the new arms on the same start positions: models/default then
 # stays the best measured arm by measurement, never by a comparison across runs.
 INCUMBENT = "bundled"
@@ -104,6 +110,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="training parameter for every stage (as corft-ros train --set)")
     p.add_argument("--eval-seed", type=int, default=0, help="sim seed of the first final-evaluation round")
+    p.add_argument("--interventions", action="store_true",
+                   help="also run --rounds rounds with the sim's intervener taking over stuck policies, trained on "
+                        "(arm 'interventions'; docs/interventions.md)")
     p.add_argument("--no-bundle", action="store_true", help="do not copy the best arm to models/default")
     p.add_argument("--no-incumbent", action="store_true",
                    help=f"do not evaluate the model bundled before this run (models/default, as arm '{INCUMBENT}') "
@@ -240,6 +249,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
                 arms.append(variant)
             arms.append(current)
             log["candidate"] = current.name
+        if args.interventions and args.rounds:
+            arms.append(_intervention_rounds(args, data, il_ckpt, runs, models, bench, rl_steps, sets, reward, log))
         if not args.no_incumbent and _done_model(incumbent):
             arms.append(incumbent)
         _run("6 final evaluation", ["bench", "trials", "--lockstep", "--workers", str(args.workers), "--repeat-arm",
@@ -320,6 +331,46 @@ def _screen_il(args: argparse.Namespace, run: Path, screens: Path, log: dict, la
     if not curve:
         raise RuntimeError(f"no IL checkpoint in {run / 'checkpoints'}")
     return curve
+
+
+INTERVENTION_ARM = "interventions"
+
+
+def _intervention_rounds(args: argparse.Namespace, data: Path, il_ckpt: Path, runs: Path, models: Path,
+                         bench: list[str], rl_steps: list[str], sets: list[str], reward: str, log: dict) -> Path:
+    """The flywheel with the sim's intervener: each round collects with takeovers on, then CO-RFT from the IL
+    checkpoint on the demos + those rounds; the last round's model, as arm 'interventions'."""
+    current, bags = models / "il", [data / "demos"]
+    rounds = log.setdefault("intervention_rounds", {})
+    for r in range(1, args.rounds + 1):
+        name, folder = f"{INTERVENTION_ARM}_r{r}", data.parent / "data_interventions" / f"round{r}"
+        _run(f"4i.{r} collect with takeovers", [*bench, "--intervention", "scripted", "--models", str(current),
+                                                "--trials", str(args.collect), "--regions", "seen", "--seed",
+                                                str(INTERVENTION_SEED * r), "--output", str(folder)], log)
+        bags.append(folder)
+        if not _done_model(models / name):
+            _run(f"4i.{r} train on takeovers", ["train", "--bags", *map(str, bags), "--stage", "rl", "--init",
+                                                 str(il_ckpt), "--name", name, "--output", str(runs / name),
+                                                 "--models-dir", str(models), *rl_steps,
+                                                 *_sets(CORFT_SETS + REWARDS[reward]), *sets], log)
+        rounds[str(r)] = {**_round_record(folder, current.name, runs / name), **_takeovers(folder)}
+        current = models / name
+    arm = models / INTERVENTION_ARM
+    if not _done_model(arm):
+        from corft_ros.core.policy.export import copy_with_deploy
+
+        copy_with_deploy(current, arm)
+    return arm
+
+
+def _takeovers(folder: Path) -> dict:
+    """What the intervener did in a collection: trials with a takeover, takeovers per trial, autonomous successes."""
+    summary = json.loads((folder / "summary.json").read_text()) if (folder / "summary.json").is_file() else {}
+    seen = next((a for a in summary.get("arms", []) if a.get("region") == "seen"), {})
+    trials = seen.get("trials") or 0
+    return {"autonomous_successes": seen.get("autonomous_successes"),
+            "trials_with_takeover": seen.get("trials_with_takeover"),
+            "takeovers_per_trial": (seen.get("takeovers") or 0) / trials if trials else None}
 
 
 def _sets(items: list[str]) -> list[str]:

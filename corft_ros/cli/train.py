@@ -17,7 +17,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "stage 2 (CO-RFT chunked offline RL) and exports the policy. Multi-process: "
                     "torchrun --nproc_per_node N corft-ros train ...",
     )
-    p.add_argument("--bags", required=True, help="episodes folder (or one episode / bag folder)")
+    p.add_argument("--bags", required=True, nargs="+",
+                   help="episodes folder(s) (or episode / bag folders): all of them are one dataset")
     p.add_argument("--stage", choices=["il", "rl", "bc", "all"],
                    help="il, rl (needs --init or a resumable run), bc (the control arm: extra supervised steps from "
                         "--init, no critic) or all (il then rl)")

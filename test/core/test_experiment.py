@@ -222,3 +222,27 @@ def test_the_reward_is_chosen_once_by_the_held_out_auc(tmp_path, capsys) -> None
     del log["reward"]
     assert _choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "steps_to_go"
     assert json.loads((tmp_path / "experiment.json").read_text())["reward"]["chosen"] == "steps_to_go"
+
+
+def test_the_report_shows_the_intervention_rounds_and_pairs_their_arm(tmp_path) -> None:
+    from corft_ros.core.trials.experiment import write_experiment_report
+
+    rows = (trials("il", "seen", 20, 50, 9.0) + trials("corft_r2", "seen", 25, 50, 8.0)
+            + trials("interventions", "seen", 40, 50, 8.5))
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "summary.json").write_text(json.dumps(summary(rows)))
+    log = {"il": {"curve": []}, "candidate": "corft_r2",
+           "intervention_rounds": {"1": {"collected_with": "il", "trials": 50, "successes": 45,
+                                         "autonomous_successes": 20, "trials_with_takeover": 30,
+                                         "takeovers_per_trial": 1.4},
+                                   "2": {"collected_with": "interventions_r1", "trials": 50, "successes": 47,
+                                         "autonomous_successes": 31, "trials_with_takeover": 18,
+                                         "takeovers_per_trial": 0.62}}}
+    out = tmp_path / "report"
+    out.mkdir()
+    write_experiment_report(tmp_path, out, log, "make experiment --interventions", "pick")
+    md = (out / "experiment.md").read_text()
+    assert "## With the sim's intervener" in md and "| 2 | interventions_r1 | 50 | 47 | 31 | 18 | 0.62 |" in md
+    data = json.loads((out / "experiment.json").read_text())
+    assert {"interventions vs il", "interventions vs corft_r2"} <= {t["compare"] for t in data["paired"]}
+    assert data["intervention_rounds"]["1"]["takeovers_per_trial"] == 1.4

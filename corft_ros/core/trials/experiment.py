@@ -211,6 +211,8 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         actor, random_pick, distill = (f"{candidate}_{x}" for x in ("actor", "random", "distill"))
         pairs += [(x, candidate) for x in (actor, random_pick, distill) if x in rows]
         pairs += [("il_fbc", x) for x in (actor, distill) if x in rows and "il_fbc" in rows]
+    if "interventions" in rows:
+        pairs += [(x, "interventions") for x in ("il", candidate) if x in rows]
     pairs += [("il", REPEAT)] if REPEAT in rows else []
     if "bundled" in rows:
         pairs += [("bundled", candidate or "il")]
@@ -282,7 +284,7 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         lines.append(f"| {r} | {info.get('collected_with')} | {info.get('trials')} | {info.get('successes')} | "
                      f"{'-' if cycle is None else format(float(cycle), '.2f')} | "
                      f"{ds.get('episodes', '-')} ({ds.get('successes', '-')}) |")
-    lines += ["", *critic_section(log)]
+    lines += ["", *critic_section(log), *intervention_section(log)]
     lines += ["", "## Steps (each a `corft-ros` command; wall time on this machine)", "", "| step | wall |",
               "|---|---|"]
     total = 0.0
@@ -296,7 +298,7 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
     (out / "experiment.md").write_text("\n".join(lines) + "\n")
     (out / "experiment.json").write_text(json.dumps(
         {"arms": rows, "default_model": chosen, "candidate": candidate, "paired": tests,
-         "reward": log.get("reward", {}),
+         "reward": log.get("reward", {}), "intervention_rounds": log.get("intervention_rounds", {}),
          "diagnostics": {r: info.get("diagnostics") for r, info in (log.get("rounds") or {}).items()},
          "failures": summary.get("failures", {}), "goals": [vars(g) for g in goal_rows], "il_curve": curve,
          "rounds": log.get("rounds", {}), "log": log}, indent=2, default=float))
@@ -360,6 +362,26 @@ def curve_swing(curve: list[dict]) -> str:
     steps = [abs(b - a) for a, b in zip(rates, rates[1:], strict=False)]
     return (f"Neighbouring checkpoints after the first two screens differ by at most {100 * max(steps):.0f} points "
             f"(median {100 * sorted(steps)[len(steps) // 2]:.0f}) on the same {late[0]['trials']} screen starts.")
+
+
+def intervention_section(log: dict) -> list[str]:
+    """The flywheel with the sim's intervener: per round, what the collection needed (takeovers per trial falls
+    when the policy gets better at not getting stuck)."""
+    rounds = log.get("intervention_rounds") or {}
+    if not rounds:
+        return []
+    out = ["## With the sim's intervener (`--interventions`)", "",
+           "Each round collects with the scripted intervener taking over a stuck policy, then CO-RFT learns from "
+           "the demos and those rounds (the operator's ticks imitated, the tick before each takeover penalised); "
+           "the last round's model is the arm `interventions`, evaluated above without takeover.", "",
+           "| round | collected with | trials | successes | autonomous successes | trials with a takeover | "
+           "takeovers per trial |", "|---|---|---|---|---|---|---|"]
+    for r, info in sorted(rounds.items(), key=lambda kv: int(kv[0])):
+        per = info.get("takeovers_per_trial")
+        out.append(f"| {r} | {info.get('collected_with')} | {info.get('trials')} | {info.get('successes')} | "
+                   f"{info.get('autonomous_successes')} | {info.get('trials_with_takeover')} | "
+                   f"{'-' if per is None else format(per, '.2f')} |")
+    return [*out, ""]
 
 
 def il_stopped_improving(curve: list[dict], patience: int) -> bool:
