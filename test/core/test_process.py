@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from processes import alive
 
 from corft_ros.core.process import launcher_of
@@ -105,3 +106,23 @@ def test_a_node_started_by_ros2_launch_or_run_ends_with_it(tmp_path):
             time.sleep(0.05)
         assert not alive(node_pid), f"the node outlived `ros2 {verb}`"
     assert launcher_of(os.getpid()) == ""  # pytest is no launcher
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_node_script_stopped_while_it_still_imports_exits_cleanly(tmp_path, sig):
+    """`ros2 launch` may stop a node while it still imports rclpy (a sibling failed at once): its console script
+    exits 0 ("finished cleanly"), not -2 with a KeyboardInterrupt traceback. Any other program keeps Python's
+    default (a library user's Ctrl-C)."""
+    code = textwrap.dedent(f"""
+        import os, signal, sys, time
+        sys.argv[0] = sys.argv[1]
+        import corft_ros.nodes
+        os.kill(os.getpid(), signal.{sig})
+        time.sleep(30)   # still "importing": never reached
+        sys.exit(3)
+    """)
+    node = subprocess.run([sys.executable, "-c", code, "/opt/ros/lib/corft_ros/executor"], capture_output=True,
+                          text=True, timeout=60)
+    assert node.returncode == 0 and "KeyboardInterrupt" not in node.stderr, node.stderr
+    other = subprocess.run([sys.executable, "-c", code, "my_tool"], capture_output=True, text=True, timeout=60)
+    assert other.returncode != 0 and (sig == "SIGTERM" or "KeyboardInterrupt" in other.stderr)
