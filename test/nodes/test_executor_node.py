@@ -311,14 +311,14 @@ def test_an_operator_takes_over_while_its_source_sends_and_the_policy_gets_the_a
 
     from corft_ros.nodes.qos import LATCHED
 
-    rig = rig_factory(mode="latest", staleness_timeout=5.0, intervention_timeout=0.3)
+    rig = rig_factory(mode="latest", staleness_timeout=30.0, intervention_timeout=1.0)
     engaged = ros.subscribe(Bool, "/corft/intervention", LATCHED)
     takeover = ros.publisher(JointState, "/corft/intervention/command")
     ros.wait_for_subscribers(takeover)
     rig.publish_state()
     assert engaged.wait(lambda m: len(m) >= 1)[-1].data is False
     policy = START.copy()
-    rig.publish_chunk(np.tile(policy, (200, 1)))  # the policy holds START for 10 s
+    rig.publish_chunk(np.tile(policy, (600, 1)))  # the policy holds START for 30 s
     rig.commands.wait(lambda m: len(m) >= 5)
     operator = START.copy()
     operator[0] += 0.3
@@ -340,13 +340,13 @@ def test_an_operator_takes_over_while_its_source_sends_and_the_policy_gets_the_a
         np.testing.assert_allclose(forward_positions(reached[-1])[1:], policy[1:], atol=1e-9)  # joints it left alone
         status = rig.status(lambda s: values(s)["state"] == "intervention")
         assert "operator takeover" in status.message and int(values(status)["takeovers"]) == 1
-        rig.publish_chunk(np.tile(policy, (200, 1)))  # the policy keeps planning: received, not executed
+        rig.publish_chunk(np.tile(policy, (600, 1)))  # the policy keeps planning: received, not executed
         time.sleep(0.2)
         assert abs(forward_positions(rig.commands.last)[0] - operator[0]) < 1e-9
     finally:
         sending.clear()
         thread.join()
-    engaged.wait(lambda m: m[-1].data is False, timeout=5.0)  # silent for 0.3 s: handed back
+    engaged.wait(lambda m: m[-1].data is False, timeout=10.0)  # silent for 1 s: handed back
     rig.commands.wait(lambda m: abs(forward_positions(m[-1])[0] - policy[0]) < 1e-9, timeout=5.0)
     status = rig.status(lambda s: int(values(s)["handbacks"]) >= 1)
     assert float(values(status)["max_handover_jump"]) <= max(ROBOT.max_velocity) / ROBOT.control_rate_hz + 1e-9

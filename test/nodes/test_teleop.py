@@ -235,6 +235,9 @@ def test_a_joy_dead_man_takes_over_a_deployed_policy_and_hands_it_back(ros) -> N
     """teleop with intervention: true and the executor over DDS: while the dead-man is held the arm jogs (the
     executor follows corft/intervention/command, the controller topic gets nothing from teleop), letting go hands
     back at once (one empty message), and a Joy stream gone silent hands back too."""
+    import threading
+    import time
+
     from std_msgs.msg import Bool, Header
     from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -245,10 +248,13 @@ def test_a_joy_dead_man_takes_over_a_deployed_policy_and_hands_it_back(ros) -> N
     sent = ros.subscribe(JointState, "/corft/intervention/command", 10)
     commands = ros.subscribe(Float64MultiArray, "/forward_position_controller/commands", 10)
     executor = ros.add(ExecutorNode(context=ros.context, parameter_overrides=[
-        Parameter("mode", value="latest"), Parameter("staleness_timeout", value=30.0),
-        Parameter("intervention_timeout", value=0.3)]))
+        Parameter("mode", value="latest"), Parameter("staleness_timeout", value=60.0),
+        Parameter("intervention_timeout", value=1.0)]))
     teleop = make_teleop(ros, source="joy", intervention=True, intervention_button=2, joy_speed=1.0,
-                         joy_axes=[0, -1, -1, -1, -1, -1, -1], input_timeout_s=0.4)
+                         joy_axes=[0, -1, -1, -1, -1, -1, -1], input_timeout_s=1.0)
+    button = {"held": 0}
+    streaming = threading.Event()
+    streaming.set()
     try:
         states = ros.publisher(JointState, "/joint_states", 100)
         chunks = ros.publisher(JointTrajectory, "/corft/action_chunk", 10)
@@ -260,37 +266,36 @@ def test_a_joy_dead_man_takes_over_a_deployed_policy_and_hands_it_back(ros) -> N
         chunks.publish(JointTrajectory(header=Header(stamp=stamp), joint_names=ROBOT.joint_names,
                                        points=[JointTrajectoryPoint(positions=HOME.tolist(),
                                                                     time_from_start=_seconds(i * 0.05))
-                                               for i in range(400)]))  # the policy holds HOME for 20 s
+                                               for i in range(1200)]))  # the policy holds HOME for 60 s
         commands.wait(lambda m: len(m) >= 5, 10)
         assert engaged.wait(lambda m: bool(m), 10)[-1].data is False
 
-        def hold(button: int) -> None:
-            joy.publish(Joy(axes=[1.0], buttons=[0, 0, button]))
+        def joystick() -> None:  # a gamepad driver: the stick deflected, the dead-man as `button`, at 20 Hz
+            while streaming.is_set():
+                joy.publish(Joy(axes=[1.0], buttons=[0, 0, button["held"]]))
+                time.sleep(0.05)
 
-        hold(0)  # sticks deflected, dead-man released: nothing is sent
-        states.publish(JointState(name=ROBOT.joint_names, position=HOME.tolist()))
-        commands.wait(lambda m: len(m) >= 20, 10)
+        stick = threading.Thread(target=joystick, daemon=True)
+        stick.start()
+        commands.wait(lambda m: len(m) >= 50, 10)  # dead-man released: nothing is sent
         assert not sent.messages and teleop.engaged is False
-
-        def jogging(msgs) -> bool:
-            hold(1)
-            return engaged.last.data is True and bool(commands.last) and commands.last.data[0] > HOME[0] + 0.1
-
-        commands.wait(jogging, 10)  # held: the executor follows the operator's jog
+        button["held"] = 1  # held: the executor follows the operator's jog
+        commands.wait(lambda m: engaged.last.data is True and m[-1].data[0] > HOME[0] + 0.1, 10)
         assert all(len(m.name) == ROBOT.dof for m in sent.messages) and teleop.takeovers == 1
-        hold(0)  # let go: one empty message, the policy (HOME) again
-        engaged.wait(lambda m: m[-1].data is False, 5)
+        button["held"] = 0  # let go: one empty message, the policy (HOME) again
+        engaged.wait(lambda m: m[-1].data is False, 10)
         assert any(len(m.name) == 0 for m in sent.messages)
         commands.wait(lambda m: abs(m[-1].data[0] - HOME[0]) < 1e-9, 10)
-        # held again, then the Joy stream stops (unplugged): handed back within input_timeout_s + the executor's
-        commands.wait(lambda m: (hold(1), engaged.last.data is True)[1], 10)
-        engaged.wait(lambda m: m[-1].data is False, 5)
+        button["held"] = 1  # held again, then the gamepad goes silent (unplugged): handed back
+        engaged.wait(lambda m: m[-1].data is True, 10)
+        streaming.clear()
+        stick.join()
+        engaged.wait(lambda m: m[-1].data is False, 10)
         assert teleop.takeovers == 2
     finally:
+        streaming.clear()
         ros.remove(teleop)
         ros.executor.remove_node(executor)
-        import time
-
         time.sleep(0.15)
         ros.remove(executor)
 
