@@ -44,8 +44,8 @@ test:
 	@$(MAKE) --no-print-directory -j4 --output-sync=target venvs
 	$(BIN)/ruff check corft_ros test launch setup.py
 	@rm -f $(JAZZY_LOG) $(JAZZY_LOG).rc; ( $(MAKE) --no-print-directory test-jazzy > $(JAZZY_LOG) 2>&1; echo $$? >> $(JAZZY_LOG).rc ) & \
-	  echo "$(BIN)/python -m pytest -q test   (test-jazzy runs beside it: $(JAZZY_LOG))"; \
-	  $(BIN)/python -m pytest -q test; main=$$?; wait; \
+	  echo "$(BIN)/python -m pytest -q --durations=15 test   (test-jazzy runs beside it: $(JAZZY_LOG))"; \
+	  $(BIN)/python -m pytest -q --durations=15 test; main=$$?; wait; \
 	  echo "--- test-jazzy, run beside the main suite:"; cat $(JAZZY_LOG); jazzy=$$(cat $(JAZZY_LOG).rc); \
 	  rm -f $(JAZZY_LOG).rc; test $$main -eq 0 -a $$jazzy -eq 0
 	@$(MAKE) --no-print-directory test-py310

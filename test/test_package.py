@@ -30,7 +30,7 @@ def _package_xml():
 
 
 # Runs in LeRobot's own venv (requirements-lerobot.txt), importing only the protocol module beside it.
-LEROBOT_SERVER = PACKAGE / "core" / "lerobot" / "serve.py"
+LEROBOT_SERVER = PACKAGE / "core" / "policy" / "lerobot_backend" / "serve.py"
 
 
 def _imports(paths=None) -> set[str]:
@@ -110,6 +110,107 @@ def test_imports_only_point_down_the_layers_and_core_never_imports_ros():
     assert not wrong, wrong
 
 
+# Floors inside core, lowest first: a core module imports its own package and lower floors only (docs/DEVELOPING.md's
+# map). A new package or top-level module of core gets a floor here.
+CORE_FLOORS = {
+    "paths": 0, "topics": 0, "images": 0, "memory": 0, "process": 0, "terminal": 0, "joint_states": 0,
+    "robot": 1, "episodes": 1,
+    "params": 2, "commands": 2, "chunking": 2,
+    "policy": 3, "sim": 3, "teleop": 3,
+    "rl": 4, "trials": 4,
+    "lerobot": 5,
+    "node_params": 6,
+    "graph": 7,
+}
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """Every corft_ros module -> the corft_ros modules it imports, anywhere in it (lazy imports inside functions
+    too); `from package import name` counts as importing the package and, where `name` is a module, that module."""
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        modules[name.removesuffix(".__init__")] = path
+
+    def resolve(name: str) -> str:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph = {}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            targets.update(resolve(n) for n in names if n.split(".")[0] == "corft_ros")
+        graph[module] = targets - {"", module}
+    return graph
+
+
+def test_no_import_circles_at_any_depth():
+    graph = _module_imports()
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(v):  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                circles.append(sorted(component))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    assert not circles, f"modules that import each other (directly or round a circle): {circles}"
+
+
+def test_core_imports_only_point_down_its_floors():
+    def floor(module: str) -> tuple[str, int | None]:
+        part = module.split(".")[2]
+        return part, CORE_FLOORS.get(part)
+
+    wrong, unplaced = [], set()
+    for module, targets in _module_imports().items():
+        if not module.startswith("corft_ros.core.") or module.count(".") < 2:
+            continue
+        own, level = floor(module)
+        if level is None:
+            unplaced.add(own)
+            continue
+        for target in targets:
+            if not target.startswith("corft_ros.core."):
+                continue
+            other, other_level = floor(target)
+            if other != own and other_level is not None and other_level >= level:
+                wrong.append(f"{module} (core.{own}, floor {level}) imports {target} (floor {other_level})")
+    assert not unplaced, f"core packages without a floor in CORE_FLOORS: {sorted(unplaced)}"
+    assert not wrong, wrong
+
+
 def test_the_tests_mirror_the_package():
     """test/core, test/nodes, test/cli and test/perf hold the tests of those packages; only tests of the package
     as a whole (and of the test harness) sit in test/ itself."""
@@ -126,4 +227,4 @@ def test_the_lerobot_server_imports_only_what_lerobots_venv_pins():
     pins = _requirements(("requirements-lerobot.txt",))
     unpinned = sorted(m for m in _imports([LEROBOT_SERVER]) - {"protocol"} if m.lower() not in pins)
     assert not unpinned, f"serve.py imports what requirements-lerobot.txt does not pin: {unpinned}"
-    assert "lerobot" in pins and (PACKAGE / "core" / "lerobot" / "protocol.py").is_file()
+    assert "lerobot" in pins and (LEROBOT_SERVER.parent / "protocol.py").is_file()

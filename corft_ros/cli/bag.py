@@ -96,6 +96,20 @@ def cmd_bag_ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_an_episode(path: Path) -> str:
+    """Why `path` is no episode folder (no episode.yaml, no bag), with what to do instead; '' for an episode."""
+    from corft_ros.core.episodes import bag_dir_of, data_files, episode_dir_of, find_bags
+    from corft_ros.core.episodes.layout import looks_like_episode_dir
+
+    bag = bag_dir_of(path)
+    if looks_like_episode_dir(episode_dir_of(path)) or (bag.is_dir() and data_files(bag)):
+        return ""
+    inside = find_bags(path) if path.is_dir() else []
+    if inside:
+        return f"it holds {len(inside)} episodes (list them with `corft-ros bag ls {path}`, then pass one)"
+    return "no episode.yaml and no .mcap/.db3 bag in it (pass a folder `corft-ros record` or the logger wrote)"
+
+
 def cmd_bag_info(args: argparse.Namespace) -> int:
     from corft_ros.core.episodes import EpisodeReadError, episode_info, load_episode_metadata
 
@@ -104,6 +118,11 @@ def cmd_bag_info(args: argparse.Namespace) -> int:
     for path in args.paths:
         if not Path(path).exists():
             print(f"error: {path} does not exist", file=sys.stderr)
+            rc = 1
+            continue
+        problem = _not_an_episode(Path(path))
+        if problem:
+            print(f"error: {path} is no episode: {problem}", file=sys.stderr)
             rc = 1
             continue
         info = episode_info(path)

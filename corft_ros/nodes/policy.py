@@ -34,9 +34,10 @@ from corft_ros.core.images import ImageError, decode_compressed, to_rgb8
 from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.node_params.policy import PolicyParams
 from corft_ros.core.paths import models_dir
+from corft_ros.core.policy.backends import load_runtime
 from corft_ros.core.policy.config import executed_prefix
 from corft_ros.core.policy.inputs import input_problem
-from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime, load_runtime
+from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.nodes._common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec

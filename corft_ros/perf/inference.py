@@ -41,9 +41,9 @@ def cmd_bench_inference(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from corft_ros.core.policy.backends import load_runtime
     from corft_ros.core.policy.export import export_policy
     from corft_ros.core.policy.fresh import init_policy
-    from corft_ros.core.policy.runtime import load_runtime
     from corft_ros.core.sim.scene import TASK
 
     if args.iters < 1 or args.warmup < 0 or args.threads < 1 or args.best_of_n < 1:

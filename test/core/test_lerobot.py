@@ -11,15 +11,17 @@ from pathlib import Path
 
 import domains
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from corft_ros.cli import main
 from corft_ros.core.episodes import find_bags
 from corft_ros.core.episodes.reader import training_metadata
-from corft_ros.core.lerobot import protocol, v21
-from corft_ros.core.lerobot.client import default_python
+from corft_ros.core.lerobot import v21
 from corft_ros.core.lerobot.export import export_dataset
 from corft_ros.core.lerobot.importer import import_dataset
+from corft_ros.core.policy.lerobot_backend import protocol
+from corft_ros.core.policy.lerobot_backend.client import default_python
 from corft_ros.core.rl.config import TRAJECTORY_COMMANDS, DatasetConfig
 from corft_ros.core.rl.dataset import build_episode
 from corft_ros.core.rl.synthetic import SyntheticEpisode, write_episode
@@ -35,7 +37,8 @@ needs_lerobot = pytest.mark.skipif(not LEROBOT.is_file(), reason="no LeRobot ven
 @pytest.fixture(scope="module")
 def episodes(tmp_path_factory) -> Path:
     """One sim demo (the real arm, recorded through the stack) and two synthetic episodes: a failure commanded with
-    JointTrajectory in a sqlite3 bag, and one with smaller frames (resized on export)."""
+    JointTrajectory in a sqlite3 bag with an operator's takeover from 0.6 to 1.3 s, and one with smaller frames
+    (resized on export)."""
     root = tmp_path_factory.mktemp("episodes")
     env = domains.own_env(3)
     run = subprocess.run([str(CLI), "record", "--sim", "--episodes", "1", "--task", "put the cube on the target",
@@ -44,7 +47,7 @@ def episodes(tmp_path_factory) -> Path:
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     write_episode(root / "synthetic-failure", ROBOT, SyntheticEpisode(
         success=False, storage="sqlite3", command_topic=TRAJECTORY_COMMANDS, image_hw=(64, 64), seed=1,
-        instruction="push the cube"))
+        instruction="push the cube", interventions=((0.6, 1.3),)))
     write_episode(root / "synthetic-small", ROBOT, SyntheticEpisode(image_hw=(48, 64), seed=2, start_ns=1_700_000_100 *
                                                                     1_000_000_000))
     assert len(find_bags(root)) == 3
@@ -76,7 +79,11 @@ def test_export_writes_the_v21_layout(exported, episodes):
         assert (exported / v21.data_path(i)).is_file()
         for cam in ("front", "wrist"):
             assert (exported / v21.video_path(i, v21.image_key(cam))).is_file()
-        assert row["length"] == len(trainer_arrays(find_bags(episodes)[i])["state"])
+        arrays = trainer_arrays(find_bags(episodes)[i])
+        assert row["length"] == len(arrays["state"])
+        flags = pq.read_table(exported / v21.data_path(i)).column(v21.INTERVENTION).to_numpy()
+        np.testing.assert_array_equal(flags, arrays["intervention"].astype(np.float32))
+        assert flags.any() == (row["corft_ros"]["episode"] == "synthetic-failure")  # the takeover, per frame
     assert not Path(str(exported) + ".partial").exists()
 
 
@@ -114,6 +121,9 @@ def test_lerobot_loads_the_export_with_the_bags_values(exported, episodes, tmp_p
     state = np.concatenate([a["state"] for a in arrays])
     np.testing.assert_array_equal(data["observation.state"], state)
     np.testing.assert_array_equal(data["action"], np.concatenate([a["action"] for a in arrays]))
+    held = np.concatenate([a["intervention"] for a in arrays]).astype(np.float32)
+    assert held.sum() > 5
+    np.testing.assert_array_equal(data[v21.INTERVENTION].reshape(-1), held)
     for cam in ("front", "wrist"):
         frames = np.concatenate([a[f"image_{cam}"] for a in arrays]).transpose(0, 3, 1, 2)
         decoded = np.rint(data[f"observation.images.{cam}"] * 255.0).astype(np.int64)
@@ -160,12 +170,12 @@ def test_protocol_carries_arrays_and_refuses_what_is_not_json_and_numbers():
         a.sendall(b"\xff\xff\xff\xff")
         with pytest.raises(protocol.ProtocolError, match="limit"):
             protocol.recv(b)
-    assert "pickle" not in (ROOT / "corft_ros" / "core" / "lerobot" / "protocol.py").read_text().split('"""')[2]
+    assert "pickle" not in (ROOT / "corft_ros" / "core" / "policy" / "lerobot_backend" / "protocol.py").read_text().split('"""')[2]
 
 
 def test_the_server_script_runs_without_corft_ros(tmp_path):
     """serve.py runs in LeRobot's venv, where corft_ros is not installed: it imports only protocol.py beside it."""
-    script = ROOT / "corft_ros" / "core" / "lerobot" / "serve.py"
+    script = ROOT / "corft_ros" / "core" / "policy" / "lerobot_backend" / "serve.py"
     imports = [ln.split("#")[0] for ln in script.read_text().splitlines() if ln.startswith(("import ", "from "))]
     assert not any("corft_ros" in ln for ln in imports), imports
     if LEROBOT.is_file():
@@ -179,7 +189,7 @@ def test_the_server_script_runs_without_corft_ros(tmp_path):
 @needs_lerobot
 def test_a_diffusion_policy_serves_its_planned_steps(exported, tmp_path):
     """Diffusion keeps an observation history: each request joins it and returns the n_action_steps just planned."""
-    from corft_ros.core.lerobot.client import LeRobotRuntime
+    from corft_ros.core.policy.lerobot_backend.client import LeRobotRuntime
 
     run = subprocess.run([str(LEROBOT), str(ROOT / "test" / "lerobot_env.py"), "make-diffusion", str(exported),
                           str(tmp_path / "policy")], capture_output=True, text=True, timeout=600)

@@ -10,6 +10,7 @@ import pytest
 import torch
 import yaml
 
+from corft_ros.core.policy.backends import load_runtime
 from corft_ros.core.policy.checkpoint import load_checkpoint, save_checkpoint
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.export import (
@@ -23,7 +24,7 @@ from corft_ros.core.policy.export import (
     load_torch_policy,
 )
 from corft_ros.core.policy.model import ChunkPolicy
-from corft_ros.core.policy.runtime import MissingCameraError, NonFiniteOutputError, Observation, load_runtime
+from corft_ros.core.policy.runtime import MissingCameraError, NonFiniteOutputError, Observation
 from corft_ros.core.policy.text import InstructionEmbeddings, InstructionError, SentenceEncoder
 from corft_ros.core.robot import ConfigError, load_robot_config
 

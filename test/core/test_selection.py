@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from corft_ros.core.policy.backends import load_runtime
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.export import export_policy
 from corft_ros.core.policy.model import ChunkPolicy, SamplerGraph
-from corft_ros.core.policy.runtime import load_runtime
 from corft_ros.core.robot import load_robot_config
 
 ROBOT = load_robot_config()

@@ -125,6 +125,7 @@ def export_dataset(
         columns = {
             v21.STATE: arrays["state"],
             v21.ACTION: arrays["action"],
+            v21.INTERVENTION: arrays["intervention"].astype(np.float32),
             "timestamp": (frame / rate_i).astype(np.float32),
             "frame_index": frame,
             "episode_index": np.full(T, index, np.int64),

@@ -104,6 +104,8 @@ def import_dataset(
     Header, Time = T_["std_msgs/msg/Header"], T_["builtin_interfaces/msg/Time"]
     Image, JointState = T_["sensor_msgs/msg/Image"], T_["sensor_msgs/msg/JointState"]
     Multi, Layout = T_["std_msgs/msg/Float64MultiArray"], T_["std_msgs/msg/MultiArrayLayout"]
+    Bool = T_["std_msgs/msg/Bool"]
+    intervention_topic = canonical(topics.INTERVENTION)
     js_topic = canonical(topics.JOINT_STATES)
     cam_topic = {c: canonical(topics.camera_image(c)) for c in cams}
     report = ImportReport(output=out)
@@ -112,6 +114,8 @@ def import_dataset(
         cols = _columns(root, index)
         state = _by_name(np.asarray(cols[v21.STATE]), feats[v21.STATE].get("names"), robot, v21.STATE)
         action = _by_name(np.asarray(cols[v21.ACTION]), feats[v21.ACTION].get("names"), robot, v21.ACTION)
+        held = (np.asarray(cols[v21.INTERVENTION]).reshape(-1) > 0.5 if v21.INTERVENTION in cols
+                else np.zeros(0, dtype=bool))
         frames = {c: video.decode(root / v21.video_path(index, v21.image_key(c))) for c in cams}
         length = len(state)
         short = [c for c, f in frames.items() if len(f) < length]
@@ -138,6 +142,8 @@ def import_dataset(
             writer.add_topic(cam_topic[c], "sensor_msgs/msg/Image")
         writer.add_topic(js_topic, "sensor_msgs/msg/JointState")
         writer.add_topic(FORWARD_COMMANDS, "std_msgs/msg/Float64MultiArray")
+        if held.any():  # the executor's latched state, written where it changes (as the logger records it)
+            writer.add_topic(intervention_topic, "std_msgs/msg/Bool")
         for k in range(length):
             t = start + k * dt
             now[0] = t
@@ -153,6 +159,8 @@ def import_dataset(
             _write(writer, js_topic, ts.serialize_cdr(js, "sensor_msgs/msg/JointState"), t)
             cmd = Multi(layout=Layout(dim=[], data_offset=0), data=action[k].astype(np.float64))
             _write(writer, FORWARD_COMMANDS, ts.serialize_cdr(cmd, "std_msgs/msg/Float64MultiArray"), t)
+            if held.any() and (k == 0 or held[k] != held[k - 1]):
+                _write(writer, intervention_topic, ts.serialize_cdr(Bool(data=bool(held[k])), "std_msgs/msg/Bool"), t)
         final = writer.stop()
         if final.status != "stopped" or final.dropped_total:
             raise OSError(f"{folder}: writing the episode failed ({final.status} {final.error})")

@@ -15,6 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from corft_ros.core.policy.lerobot_backend.protocol import ACTION, IMAGE_PREFIX, STATE
+
+__all__ = ["ACTION", "IMAGE_PREFIX", "STATE"]  # LeRobot's feature names, re-exported beside the format's own
+
 CODEBASE_VERSION = "v2.1"
 CHUNK_SIZE = 1000
 INFO_PATH = "meta/info.json"
@@ -23,9 +27,8 @@ EPISODES_STATS_PATH = "meta/episodes_stats.jsonl"
 TASKS_PATH = "meta/tasks.jsonl"
 DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
-STATE = "observation.state"
-ACTION = "action"
-IMAGE_PREFIX = "observation.images."
+# Per frame: whether an operator (or the sim's intervener) held the arm: 1.0 / 0.0, LeRobot's HIL-SERL column
+INTERVENTION = "complementary_info.is_intervention"
 # Every frame's bookkeeping columns, as LeRobot's DEFAULT_FEATURES.
 INDEX_FEATURES = {
     "timestamp": {"dtype": "float32", "shape": [1], "names": None},
@@ -53,11 +56,13 @@ def video_path(episode_index: int, key: str) -> str:
 
 
 def features(joint_names: list[str], cameras: dict[str, tuple[int, int]], video_info: dict[str, Any]) -> dict:
-    """info.json `features`: state and action by joint name, one video per camera (height, width, 3)."""
+    """info.json `features`: state and action by joint name, the per-frame takeover flag, one video per camera
+    (height, width, 3)."""
     d = len(joint_names)
     out: dict[str, dict] = {
         STATE: {"dtype": "float32", "shape": [d], "names": list(joint_names)},
         ACTION: {"dtype": "float32", "shape": [d], "names": list(joint_names)},
+        INTERVENTION: {"dtype": "float32", "shape": [1], "names": ["is_intervention"]},
     }
     for cam, (h, w) in cameras.items():
         out[image_key(cam)] = {

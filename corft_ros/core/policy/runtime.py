@@ -36,13 +36,12 @@ from corft_ros.core.policy.export import (
     ModelError,
     PolicyMeta,
     check_onnx_io,
-    load_metadata,
     load_torch_policy,
     verify_file,
 )
 from corft_ros.core.policy.proposals import PROPOSALS, propose
 from corft_ros.core.policy.text import InstructionEmbeddings
-from corft_ros.core.robot import RobotConfig, check_finite
+from corft_ros.core.robot import check_finite
 
 PROVIDER_PREFERENCE = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
 
@@ -385,36 +384,3 @@ class TorchPolicyRuntime(PolicyRuntime):
     @property
     def has_sampler(self) -> bool:
         return True  # the torch model always has the sampler's graph
-
-
-def load_runtime(model_dir: str | Path, backend: str = "onnx", threads: int = 0, best_of_n: int | None = 1,
-                 noise_std: float | None = None, seed: int | None = None, allow_encoder: bool = True,
-                 device: str = "auto", providers: Sequence[str] | None = None, beta: float | None = None,
-                 prefix: int = 0, robot: RobotConfig | None = None,
-                 lerobot_python: str = "", proposals: str | None = None,
-                 selection: str | None = None) -> PolicyRuntime | ModelInterface:
-    """Validate models/<name>/ and open it with `backend` ('onnx' or 'torch'); ModelError names a bad file.
-    best_of_n / beta / noise_std / proposals / selection None: what the model's policy.yaml `deploy` section asks
-    for.
-    Backend 'lerobot': `model_dir` is a LeRobot policy folder, served from LeRobot's venv for `robot`
-    (core/lerobot/client.py)."""
-    if backend == "lerobot":
-        if best_of_n is not None and best_of_n > 1:
-            raise ModelError("backend lerobot serves the policy's own chunk: best_of_n must be 0 or 1")
-        from corft_ros.core.lerobot.client import LeRobotRuntime  # imports this module: not at the top
-
-        return LeRobotRuntime(model_dir, robot, python=lerobot_python or None,
-                              device="cpu" if device == "auto" else device)
-    meta = load_metadata(model_dir)
-    best_of_n = meta.deploy["best_of_n"] if best_of_n is None else best_of_n
-    beta = meta.deploy["selection_beta"] if beta is None else beta
-    noise_std = meta.deploy["noise_std"] if noise_std is None else noise_std
-    proposals = meta.deploy["proposals"] if proposals is None else proposals
-    selection = meta.deploy["selection"] if selection is None else selection
-    common = {"best_of_n": best_of_n, "noise_std": noise_std, "seed": seed, "allow_encoder": allow_encoder,
-              "beta": beta, "prefix": prefix, "proposals": proposals, "selection": selection}
-    if backend == "onnx":
-        return OnnxPolicyRuntime(meta, threads=threads, providers=providers, **common)
-    if backend == "torch":
-        return TorchPolicyRuntime(meta, device=device, threads=threads, **common)
-    raise ValueError(f"backend must be 'onnx', 'torch' or 'lerobot', got {backend!r}")

@@ -57,8 +57,8 @@ def trial_from_row(row: dict) -> Trial:
 
 def run_job(job: dict, emit: Callable[[dict], None]) -> None:
     """A worker's work: every trial of `job` in order, each reported through `emit` as a JSON-able row."""
+    from corft_ros.core.policy.backends import load_runtime
     from corft_ros.core.policy.config import executed_prefix
-    from corft_ros.core.policy.runtime import load_runtime
     from corft_ros.core.robot import load_robot_config
     from corft_ros.core.sim.rollout import RolloutConfig, rollout
     from corft_ros.core.sim.scene import TASK, CubeScene, SceneConfig

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from corft_ros.core.lerobot import protocol
-from corft_ros.core.lerobot.v21 import IMAGE_PREFIX, STATE
 from corft_ros.core.paths import share_dir
 from corft_ros.core.policy.export import ModelError
+from corft_ros.core.policy.lerobot_backend import protocol
+from corft_ros.core.policy.lerobot_backend.protocol import IMAGE_PREFIX, STATE
 from corft_ros.core.policy.runtime import ModelInterface, NonFiniteOutputError, camera_frame, state_input
 from corft_ros.core.robot import RobotConfig
 
@@ -191,7 +191,7 @@ class LeRobotRuntime(ModelInterface):
         return time.perf_counter() - start
 
 
-if __name__ == "__main__":  # pragma: no cover - a manual check: python -m corft_ros.core.lerobot.client DIR
+if __name__ == "__main__":  # pragma: no cover - manual: python -m corft_ros.core.policy.lerobot_backend.client DIR
     from corft_ros.core.robot import load_robot_config
 
     rt = LeRobotRuntime(sys.argv[1], load_robot_config())

@@ -13,6 +13,10 @@ import struct
 
 import numpy as np
 
+# LeRobot's feature names: the server's inputs, and the columns of a LeRobotDataset (core/lerobot/v21.py)
+STATE = "observation.state"
+ACTION = "action"
+IMAGE_PREFIX = "observation.images."
 MAX_HEADER = 1 << 20
 MAX_PAYLOAD = 1 << 30
 DTYPES = ("float32", "float64", "uint8", "int64")

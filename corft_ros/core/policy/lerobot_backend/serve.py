@@ -1,6 +1,6 @@
 """A LeRobot policy as a chunk server. Runs in LeRobot's own venv (`make lerobot-env`), never in ours:
 
-    .venv-lerobot/bin/python corft_ros/core/lerobot/serve.py --policy DIR --socket PATH [--device cpu]
+    .venv-lerobot/bin/python corft_ros/core/policy/lerobot_backend/serve.py --policy DIR --socket PATH [--device cpu]
 
 DIR is what LeRobot's `save_pretrained` wrote (config.json + model.safetensors). The server answers, over a Unix
 socket in `protocol.py`'s format (JSON + raw arrays, no pickle):
