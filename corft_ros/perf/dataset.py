@@ -64,9 +64,9 @@ def bench_dataset(bags_root: Path | None, robot: RobotConfig, *, episodes: int =
                   train_steps: int = 20, policy_overrides: dict | None = None, log=print) -> dict:
     import torch
 
+    from corft_ros.core.dataset.build import DatasetConfig, build_episode, load_episodes
     from corft_ros.core.episodes.layout import data_files, find_bags
     from corft_ros.core.rl.batches import ChunkData
-    from corft_ros.core.rl.dataset import DatasetConfig, build_episode, load_episodes
     from corft_ros.core.rl.rewards import RewardConfig
     from corft_ros.core.rl.trainer import config_from_params, train
 

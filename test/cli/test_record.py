@@ -21,7 +21,7 @@ ROBOT = load_robot_config()
 
 
 def first_joint_state(episode: Path) -> np.ndarray:
-    from corft_ros.core.rl.dataset import _typestore
+    from corft_ros.core.dataset.build import _typestore
 
     with Reader(episode / "bag") as reader:
         conns = [c for c in reader.connections if c.topic == "/joint_states"]

@@ -18,9 +18,9 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from corft_ros.core.dataset.build import DatasetConfig, load_episodes
 from corft_ros.core.policy.backends import load_runtime
 from corft_ros.core.rl import synthetic
-from corft_ros.core.rl.dataset import DatasetConfig, load_episodes
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes.policy import PolicyNode
 from corft_ros.nodes.trainer import TrainerNode

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
+from corft_ros.core.dataset.build import DatasetConfig, EpisodeProblem, area_resize, load_episodes
 from corft_ros.core.images import resize
 from corft_ros.core.rl import synthetic
-from corft_ros.core.rl.dataset import DatasetConfig, EpisodeProblem, area_resize, load_episodes
 from corft_ros.core.robot import load_robot_config
 
 ROBOT = load_robot_config()

@@ -10,11 +10,11 @@ import pytest
 import torch
 from scipy import stats
 
+from corft_ros.core.dataset.build import Episode
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.rl.batches import ChunkData
 from corft_ros.core.rl.corft import CORFTConfig
-from corft_ros.core.rl.dataset import Episode
 from corft_ros.core.rl.diagnostics import auc, critic_diagnostics, lines, scalars, spearman, split_holdout
 from corft_ros.core.rl.features import FeatureBank
 from corft_ros.core.rl.learners import CriticLearner

@@ -1,5 +1,5 @@
 """Direct tests of the episode format's lower modules: the CDR field parser (cdr.py), the forgiving MCAP scanner
-(scan.py), repair (repair.py) and the tick resampling the trainer builds frames with (core/rl/resample.py)."""
+(scan.py), repair (repair.py) and the tick resampling the trainer builds frames with (core/dataset/resample.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import pytest
 from rosbags.typesys import Stores, get_typestore
 from test_episodes import image_cdr, joint_state_cdr, record
 
+from corft_ros.core.dataset import resample
 from corft_ros.core.episodes import CdrError, EpisodeReadError, read_episode, repair_episode
 from corft_ros.core.episodes.cdr import header_stamp_ns, parse_image
 from corft_ros.core.episodes.reader import bag_is_intact
 from corft_ros.core.episodes.scan import scan_mcap
-from corft_ros.core.rl import resample
 
 TS = get_typestore(Stores.ROS2_KILTED)
 

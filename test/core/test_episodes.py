@@ -280,8 +280,8 @@ def test_one_reader_for_bag_info_and_the_trainer_an_interrupted_bag_reads_the_sa
     """`EpisodeBag` is the only reader of our bags: `bag info`'s read_episode and the trainer's dataset both use it,
     so an interrupted recording reads the same for both, and the trainer refuses it with the one error type and
     the same advice (`bag repair`) that `bag info` gives."""
+    from corft_ros.core.dataset.build import EpisodeProblem
     from corft_ros.core.episodes import EpisodeBag, EpisodeReadError, training_metadata
-    from corft_ros.core.rl.dataset import EpisodeProblem
 
     ep, sent = record(tmp_path, n=60)
     with EpisodeBag(ep, require_intact=True) as bag:

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from corft_ros.core.dataset.build import Episode
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.rl.batches import ChunkData
 from corft_ros.core.rl.corft import CORFTConfig
-from corft_ros.core.rl.dataset import Episode
 from corft_ros.core.rl.features import FeatureBank
 from corft_ros.core.rl.il import ILConfig
 from corft_ros.core.rl.learners import (

@@ -15,6 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from corft_ros.cli import main
+from corft_ros.core.dataset.build import build_episode
+from corft_ros.core.dataset.config import TRAJECTORY_COMMANDS, DatasetConfig
 from corft_ros.core.episodes import find_bags
 from corft_ros.core.episodes.reader import training_metadata
 from corft_ros.core.lerobot import v21
@@ -22,8 +24,6 @@ from corft_ros.core.lerobot.export import export_dataset
 from corft_ros.core.lerobot.importer import import_dataset
 from corft_ros.core.policy.lerobot_backend import protocol
 from corft_ros.core.policy.lerobot_backend.client import default_python
-from corft_ros.core.rl.config import TRAJECTORY_COMMANDS, DatasetConfig
-from corft_ros.core.rl.dataset import build_episode
 from corft_ros.core.rl.synthetic import SyntheticEpisode, write_episode
 from corft_ros.core.robot import load_robot_config
 
@@ -170,7 +170,8 @@ def test_protocol_carries_arrays_and_refuses_what_is_not_json_and_numbers():
         a.sendall(b"\xff\xff\xff\xff")
         with pytest.raises(protocol.ProtocolError, match="limit"):
             protocol.recv(b)
-    assert "pickle" not in (ROOT / "corft_ros" / "core" / "policy" / "lerobot_backend" / "protocol.py").read_text().split('"""')[2]
+    source = (ROOT / "corft_ros" / "core" / "policy" / "lerobot_backend" / "protocol.py").read_text()
+    assert "pickle" not in source.split('"""')[2]
 
 
 def test_the_server_script_runs_without_corft_ros(tmp_path):

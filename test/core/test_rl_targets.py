@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from corft_ros.core.dataset.build import Episode
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.rl.batches import ChunkData
 from corft_ros.core.rl.chunks import build_chunk_table, episode_chunks
 from corft_ros.core.rl.corft import CORFTConfig, QDivergenceError, calql_bound, td_targets
-from corft_ros.core.rl.dataset import Episode
 from corft_ros.core.rl.features import FeatureBank
 from corft_ros.core.rl.learners import CORFTLearner, CriticLearner, ExtractionConfig
 from corft_ros.core.rl.rewards import RewardConfig, episode_rewards, returns_to_go
@@ -213,8 +213,8 @@ def test_a_takeover_marks_the_policys_last_tick_before_it_and_the_operators_tick
     operator drove in any episode, and no tick of the policy's own in an episode that needed rescuing."""
     from pathlib import Path
 
+    from corft_ros.core.dataset.build import Episode
     from corft_ros.core.rl.batches import ChunkData
-    from corft_ros.core.rl.dataset import Episode
 
     flags = np.array([0, 0, 1, 1, 0, 0, 1, 0], dtype=bool)
     cfg = RewardConfig(step_cost=0.0, success_reward=1.0, failure_reward=-1.0, takeover_reward=-0.5, gamma=0.9)

@@ -1,6 +1,6 @@
 """`corft-ros bag export-lerobot`: recorded episodes (demos and logged rollouts) -> a LeRobotDataset v2.1.
 
-Each frame is one tick of the trainer's dataset (`corft_ros.core.rl.dataset.build_episode`, the one definition of
+Each frame is one tick of the trainer's dataset (`corft_ros.core.dataset.build.build_episode`, the one definition of
 "the frame at tick t": the latest camera frame at or before the tick, joint states interpolated at it, the
 command in force), at `fps` (default the robot's action rate). Frames keep the camera's own size unless
 `image_size` is given. The dataset is written into `<output>.partial` and renamed when complete.
@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from corft_ros.core.dataset.config import DatasetConfig
 from corft_ros.core.episodes import cdr
 from corft_ros.core.episodes.errors import EpisodeReadError
 from corft_ros.core.episodes.layout import episode_name, find_bags
 from corft_ros.core.episodes.reader import EpisodeBag, training_metadata
 from corft_ros.core.lerobot import v21, video
-from corft_ros.core.rl.config import DatasetConfig
 from corft_ros.core.robot import RobotConfig
 
 
@@ -72,7 +72,7 @@ def export_dataset(
     Unusable episodes are skipped with one line each; raises EpisodeReadError/ValueError with one line."""
     import pyarrow.parquet as pq
 
-    from corft_ros.core.rl.dataset import build_episode
+    from corft_ros.core.dataset.build import build_episode
 
     t0 = time.monotonic()
     output = Path(output)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from corft_ros.core import topics
+from corft_ros.core.dataset.config import FORWARD_COMMANDS
 from corft_ros.core.episodes.layout import new_episode_dir
 from corft_ros.core.episodes.metadata import EpisodeMetadata
 from corft_ros.core.lerobot import v21, video
-from corft_ros.core.rl.config import FORWARD_COMMANDS
 from corft_ros.core.robot import RobotConfig
 from corft_ros.core.topics import canonical
 

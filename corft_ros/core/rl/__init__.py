@@ -1,9 +1,10 @@
-"""Offline training: bags → chunked dataset → imitation learning → CO-RFT chunked offline RL.
+"""Offline training: per-tick episodes → chunked samples → imitation learning → CO-RFT chunked offline RL.
 
-Bags are read through `core/episodes` (the format's one owner). One concept per module: `resample`
-(timestamps → control ticks), `dataset` (episodes, cache), `rewards`, `chunks` (chunked sampling),
-`augment`, `il` and `corft` (the stages' configuration and target arithmetic), `learners` (every objective as
-`update(batch, step) -> metrics`), `features` (the frozen backbone's features, encoded once), `trainer` (the one
-stage loop, multi-process gradients, checkpoints, export).
+Episodes become per-tick arrays in `core/dataset` (shared with the LeRobot export). One concept per module:
+`config` (the training job's parameters), `rewards`, `chunks` (chunked sampling), `batches`, `augment`, `il` and
+`corft` (the stages' target arithmetic), `learners` (every objective as `update(batch, step) -> metrics`), `features`
+(the frozen backbone's features, encoded once), `diagnostics` (the critic checked on held-out episodes), `trainer`
+(the one stage loop, multi-process gradients, checkpoints, export), `distributed`, `synthetic` (episodes written
+without a robot, for tests and `bench dataset`).
 No rclpy here.
 """

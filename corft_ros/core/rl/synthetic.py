@@ -13,7 +13,7 @@ import numpy as np
 import yaml
 
 from corft_ros.core import topics
-from corft_ros.core.rl.config import FORWARD_COMMANDS
+from corft_ros.core.dataset.config import FORWARD_COMMANDS
 from corft_ros.core.robot import RobotConfig
 from corft_ros.core.topics import canonical
 

@@ -33,14 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from corft_ros.core.dataset import resample
+from corft_ros.core.dataset.cache import remember_hash, remembered_hash, save_cache, stat_key, try_cache
+from corft_ros.core.dataset.config import DatasetConfig, dt_ns
+from corft_ros.core.dataset.frames import FrameCells, FrameError, area_resize  # noqa: F401 (area_resize: API)
 from corft_ros.core.episodes import cdr
 from corft_ros.core.episodes.errors import EpisodeReadError
 from corft_ros.core.episodes.layout import episode_name, find_bags
 from corft_ros.core.episodes.reader import EpisodeBag, training_metadata
-from corft_ros.core.rl import resample
-from corft_ros.core.rl.cache import remember_hash, remembered_hash, save_cache, stat_key, try_cache
-from corft_ros.core.rl.config import DatasetConfig, dt_ns
-from corft_ros.core.rl.frames import FrameCells, FrameError, area_resize  # noqa: F401 (area_resize: API)
 from corft_ros.core.robot import RobotConfig
 
 
