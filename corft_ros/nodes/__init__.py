@@ -22,7 +22,9 @@ def _started_as_a_node_script() -> bool:
     return bool(name) and not name.startswith("_") and (Path(__file__).parent / f"{name}.py").is_file()
 
 
-if (_started_as_a_node_script() and threading.current_thread() is threading.main_thread()
-        and signal.getsignal(signal.SIGINT) is signal.default_int_handler):
-    signal.signal(signal.SIGINT, _stop_while_starting)
-    signal.signal(signal.SIGTERM, _stop_while_starting)
+# Each signal only where Python's default still stands: a SIGINT the parent ignored (`cmd &` in a script) stays ignored.
+if _started_as_a_node_script() and threading.current_thread() is threading.main_thread():
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _stop_while_starting)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _stop_while_starting)

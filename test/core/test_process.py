@@ -4,6 +4,7 @@ by `ros2 launch`/`ros2 run` ends with it."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -121,8 +122,17 @@ def test_a_node_script_stopped_while_it_still_imports_exits_cleanly(tmp_path, si
         time.sleep(30)   # still "importing": never reached
         sys.exit(3)
     """)
+    # as launch starts a node: SIGINT at its default, whatever this test runner inherited (a runner started with
+    # `cmd &` from a script ignores SIGINT, and so would its children)
+    default_sigint = functools.partial(signal.signal, signal.SIGINT, signal.SIG_DFL)
     node = subprocess.run([sys.executable, "-c", code, "/opt/ros/lib/corft_ros/executor"], capture_output=True,
-                          text=True, timeout=60)
+                          text=True, timeout=60, preexec_fn=default_sigint)
     assert node.returncode == 0 and "KeyboardInterrupt" not in node.stderr, node.stderr
-    other = subprocess.run([sys.executable, "-c", code, "my_tool"], capture_output=True, text=True, timeout=60)
+    other = subprocess.run([sys.executable, "-c", code, "my_tool"], capture_output=True, text=True, timeout=60,
+                           preexec_fn=default_sigint)
     assert other.returncode != 0 and (sig == "SIGTERM" or "KeyboardInterrupt" in other.stderr)
+    if sig == "SIGTERM":  # a node whose parent ignores SIGINT still ends cleanly on SIGTERM
+        ignoring = subprocess.run([sys.executable, "-c", code, "/opt/ros/lib/corft_ros/executor"],
+                                  capture_output=True, text=True, timeout=60,
+                                  preexec_fn=functools.partial(signal.signal, signal.SIGINT, signal.SIG_IGN))
+        assert ignoring.returncode == 0, ignoring.stderr
