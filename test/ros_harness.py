@@ -12,7 +12,7 @@ import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
-from corft_ros.nodes._common import make_executor, spin
+from corft_ros.nodes.common import make_executor, spin
 
 
 class MessageLog:

@@ -219,6 +219,12 @@ def test_the_tests_mirror_the_package():
     assert {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))} == mirrored
     assert all((PACKAGE / name).is_dir() for name in mirrored)
     assert sorted(p.name for p in tests.glob("test_*.py")) == ["test_harness.py", "test_package.py"]
+    core_packages = {p.name for p in (PACKAGE / "core").iterdir() if (p / "__init__.py").is_file()}
+    core_tests = {p.name for p in (tests / "core").iterdir() if p.is_dir() and not p.name.startswith((".", "_"))}
+    assert core_tests <= core_packages, f"test/core/ folders that are no core package: {core_tests - core_packages}"
+    loose = [p.name for p in (tests / "core").glob("test_*.py")]  # tests of core's top-level modules only
+    assert all((PACKAGE / "core" / f"{name[5:-3]}.py").is_file()
+               for name in loose), loose
     names = [p.name for p in tests.rglob("test_*.py")]
     assert len(names) == len(set(names)), "two test files share a name (pytest imports them by basename)"
 

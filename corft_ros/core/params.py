@@ -103,7 +103,7 @@ def coerce(value: Any, like: Any, what: str) -> Any:
 # --------------------------------------------------------------------------- node parameter specs
 # Each node's parameters are one dataclass in core (ros2_controllers' generate_parameter_library is the model): a
 # field per parameter with its type (the annotation), default, description and validation. The node declares from
-# it (nodes/_common.declare_params), graphs and `corft-ros launch` coerce argument values by it, and a test proves
+# it (nodes/common.declare_params), graphs and `corft-ros launch` coerce argument values by it, and a test proves
 # every key of every config YAML is a declared parameter.
 
 PARAM = "corft_ros.param"

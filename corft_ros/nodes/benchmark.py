@@ -58,7 +58,7 @@ from corft_ros.core.trials.run import (
 )
 from corft_ros.core.trials.stats import Trial
 from corft_ros.core.trials.trials import TrialSpec, in_plan, remaining, schedule
-from corft_ros.nodes._common import ClosesOnDestroy, declare_params, run_node
+from corft_ros.nodes.common import ClosesOnDestroy, declare_params, run_node
 from corft_ros.nodes.qos import LATCHED, RELIABLE
 
 

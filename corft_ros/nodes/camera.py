@@ -36,7 +36,7 @@ from corft_ros.core.images import (
 )
 from corft_ros.core.node_params.camera import CameraParams
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import ClosesOnDestroy, declare_params, diagnostic_status, run_node
+from corft_ros.nodes.common import ClosesOnDestroy, declare_params, diagnostic_status, run_node
 from corft_ros.nodes.qos import RELIABLE
 
 MAX_CONSECUTIVE_READ_ERRORS = 5

@@ -15,7 +15,7 @@ from rclpy.parameter import Parameter
 from corft_ros.core.graph import Graph
 from corft_ros.core.params import flatten
 from corft_ros.core.robot import ConfigError
-from corft_ros.nodes._common import make_executor, spin
+from corft_ros.nodes.common import make_executor, spin
 
 
 def node_class(executable: str) -> type[Node]:

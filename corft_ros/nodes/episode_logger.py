@@ -49,7 +49,7 @@ from corft_ros.core.memory import keep_large_buffers
 from corft_ros.core.node_params.episode_logger import EpisodeLoggerParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._bagtypes import default_msg_search_paths, message_class, to_rosbags_qos
-from corft_ros.nodes._common import declare_params, diagnostic_status, run_node
+from corft_ros.nodes.common import declare_params, diagnostic_status, run_node
 from corft_ros.nodes.qos import LATCHED, RECORDED, SENSOR_RELIABLE
 
 _LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN}

@@ -42,7 +42,7 @@ from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.node_params.executor import ExecutorParams, OutputParams
 from corft_ros.core.params import declared, from_values
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes.common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
 # Parameters applied while running (the on-set callback checks them against the spec); the rest are read-only.

@@ -40,7 +40,7 @@ from corft_ros.core.policy.inputs import input_problem
 from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime
 from corft_ros.core.policy.text import InstructionError, clean_instruction
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.nodes._common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
+from corft_ros.nodes.common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
 

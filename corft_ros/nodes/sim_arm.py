@@ -39,7 +39,7 @@ from corft_ros.core.sim.pacing import Pacer, PacingConfig
 from corft_ros.core.sim.regions import Box2D, StartRegions
 from corft_ros.core.sim.scene import CubeScene, SceneConfig
 from corft_ros.core.sim.trajectory import TrajectoryFollower
-from corft_ros.nodes._common import (
+from corft_ros.nodes.common import (
     ClosesOnDestroy,
     declare_params,
     diagnostic_status,

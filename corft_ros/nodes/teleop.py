@@ -30,7 +30,7 @@ from corft_ros.core.node_params.teleop import TeleopParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.core.teleop import HOME_KEY, KEY_PAIRS, JoyJogger, LeaderMapping, clamp_command, keyboard_delta, yaw_of
 from corft_ros.core.terminal import TerminalKeys
-from corft_ros.nodes._common import declare_params, run_node
+from corft_ros.nodes.common import declare_params, run_node
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
 

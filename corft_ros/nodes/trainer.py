@@ -17,7 +17,7 @@ from rclpy.node import Node
 from corft_ros.core import topics
 from corft_ros.core.node_params.trainer import TrainerParams, training_parameters
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.nodes._common import declare, declare_params, diagnostic_status, run_node
+from corft_ros.nodes.common import declare, declare_params, diagnostic_status, run_node
 from corft_ros.nodes.qos import RELIABLE
 
 

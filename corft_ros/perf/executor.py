@@ -260,7 +260,7 @@ def _start_episode(extra: dict) -> None:
 
 
 def _spin_all(context, nodes: list, threads: list[threading.Thread], stop: threading.Event):
-    from corft_ros.nodes._common import make_executor, spin
+    from corft_ros.nodes.common import make_executor, spin
 
     ros_executor = make_executor(context, threads=6)
     for node in nodes:

@@ -143,7 +143,7 @@ def run_bench(args: argparse.Namespace) -> dict:
 
     from corft_ros.core.memory import keep_large_buffers
     from corft_ros.core.topics import camera_image, canonical
-    from corft_ros.nodes._common import make_executor
+    from corft_ros.nodes.common import make_executor
     from corft_ros.nodes.episode_logger import EpisodeLoggerNode
     from corft_ros.nodes.qos import SENSOR_RELIABLE
 
@@ -169,7 +169,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     def spinning(node):
         """`node` spun by its own single-threaded executor (as episode_logger's main() does) until the block ends;
         then it is destroyed."""
-        from corft_ros.nodes._common import spin
+        from corft_ros.nodes.common import spin
 
         executor = make_executor(context, threads=1)
         executor.add_node(node)

@@ -92,7 +92,7 @@ class _Driver:
         from std_msgs.msg import Float64MultiArray
         from trajectory_msgs.msg import JointTrajectory
 
-        from corft_ros.nodes._common import make_executor
+        from corft_ros.nodes.common import make_executor
         from corft_ros.nodes.qos import RECORDED
 
         self.np = np
@@ -120,7 +120,7 @@ class _Driver:
         self._thread.start()
 
     def _spin(self) -> None:
-        from corft_ros.nodes._common import spin
+        from corft_ros.nodes.common import spin
 
         spin(self.executor, self.context, self._stop)
 

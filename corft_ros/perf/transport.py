@@ -195,7 +195,7 @@ def _measure(args: argparse.Namespace, child: subprocess.Popen, prefix: str, con
     from sensor_msgs.msg import CompressedImage, Image
 
     from corft_ros.core.images import decode_compressed, to_rgb8
-    from corft_ros.nodes._common import make_executor, spin
+    from corft_ros.nodes.common import make_executor, spin
 
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in child.stdout], daemon=True).start()

@@ -16,7 +16,7 @@ from std_msgs.msg import Float64MultiArray
 
 from corft_ros.core.sim.pacing import Pacer, PacingConfig
 from corft_ros.core.sim.scene import FrameRenderer
-from corft_ros.nodes._common import stamp_to_sec
+from corft_ros.nodes.common import stamp_to_sec
 from corft_ros.nodes.sim_arm import SimArmNode
 
 # ---------------------------------------------------------------------------------------------- core: the pacer

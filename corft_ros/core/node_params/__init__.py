@@ -1,6 +1,6 @@
 """Every node's parameters, declared once: one dataclass per node (type, default, description, validation in
 `corft_ros.core.params.param`). The nodes declare from them, graphs coerce launch-argument values by them, and
-test/core/test_node_params.py proves every key of every config YAML is a declared parameter."""
+test/core/node_params/test_node_params.py proves every key of every config YAML is a declared parameter."""
 
 from __future__ import annotations
 

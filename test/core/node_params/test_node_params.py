@@ -12,7 +12,7 @@ from corft_ros.core.node_params import executables, lookup, params_class
 from corft_ros.core.params import coerce, declared, flatten, from_values
 from corft_ros.core.robot import ConfigError
 
-CONFIG = Path(__file__).resolve().parents[2] / "config"
+CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
 def sections(path: Path) -> list[tuple[str, str, dict]]:

@@ -28,7 +28,7 @@ from corft_ros.core.rl.synthetic import SyntheticEpisode, write_episode
 from corft_ros.core.robot import load_robot_config
 
 ROBOT = load_robot_config()
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CLI = ROOT / ".venv" / "bin" / "corft-ros"
 LEROBOT = default_python()
 needs_lerobot = pytest.mark.skipif(not LEROBOT.is_file(), reason="no LeRobot venv (make lerobot-env)")
