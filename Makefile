@@ -24,7 +24,7 @@ endif
 VENV310 := .venv310
 STAMP310 := $(VENV310)/.installed
 
-.PHONY: demo test venvs test-py310 test-jazzy ros2-tools bench lint experiment lerobot-env clean-venv
+.PHONY: demo test venvs test-py310 test-jazzy ros2-tools measure bench lint experiment lerobot-env clean-venv
 
 $(STAMP): requirements.txt requirements-ros.txt constraints.txt setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -124,8 +124,10 @@ VENVS += $(STAMPJZ)
 endif
 venvs: $(VENVS)
 
-bench: $(STAMP)
-	$(BIN)/corft-ros bench all --json
+measure: $(STAMP)
+	$(BIN)/corft-ros measure all --json
+
+bench: measure  # the old name
 
 lint: $(STAMP)
 	$(BIN)/ruff check corft_ros test launch setup.py

@@ -1,4 +1,4 @@
-"""The trials benchmark over the real graph (`corft-ros bench trials`, `demo`, `experiment`): N trials per arm
+"""The trials benchmark over the real graph (`corft-ros benchmark`, `demo`, `experiment`): N trials per arm
 (policy × executor mode, and the scripted operator) on the sim arm, interleaved and paired; success rate with
 Wilson 95% intervals, cycle time, loop and inference statistics; a report folder (report.md, trials.csv,
 summary.json rewritten after every trial; PNG plots every 10 trials and at the end).

@@ -4,7 +4,7 @@ Jazzy suite beside the main one in 101-200), so two suites on one machine never 
 - `session()`: the session's own domain (ROS_DOMAIN_ID, set by conftest.py before rclpy starts);
 - `own(k)`, k = 1 .. OWN: a domain of its own for a test that starts a graph in subprocesses (record, the real
   launches), never the session's;
-- CORFT_DOMAIN_RANGE: where the benchmarks run inside tests draw their own domain (corft_ros.perf._common).
+- CORFT_DOMAIN_RANGE: where the benchmarks run inside tests draw their own domain (corft_ros.measure._common).
 """
 
 from __future__ import annotations

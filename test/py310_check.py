@@ -33,13 +33,13 @@ ROS_IMPORTS = ("rclpy", "ros_harness", "launch", "launch_ros", "ament_index_pyth
 # importing rclpy (a CLI command, a subprocess) goes here; every other test file runs here by default.
 NOT_HERE = {
     "test_demo.py": "`corft-ros demo` runs the deploy graph (rclpy nodes)",
-    "test_soak.py": "`corft-ros bench soak` runs the deploy graph (rclpy nodes)",
+    "test_soak.py": "`corft-ros measure soak` runs the deploy graph (rclpy nodes)",
     "test_record.py": "`corft-ros record` runs the record graph (rclpy nodes)",
     "test_launch_cli.py": "`corft-ros launch` runs graphs (rclpy nodes)",
     "test_lerobot.py": "`corft-ros record` runs the record graph (rclpy nodes); export/import need av and pyarrow, "
                        "which the Humble check's venv does not pin",
     "test_logger_memory.py": "receives frames in an rclpy subprocess (test/nodes/_rx_faults.py)",
-    "test_transport_bench.py": "`corft-ros bench transport` publishes images from an rclpy process",
+    "test_transport_bench.py": "`corft-ros measure transport` publishes images from an rclpy process",
     "test_launch_parity.py": "evaluates launch files with the upstream launch code, whose dependencies "
                              "(osrf_pycommon, lark) are in .venv only",
     # Time (make test stays near 10 minutes): the code they run is run here by the other files too.

@@ -83,7 +83,7 @@ def test_every_third_party_import_is_pinned():
 
 
 # Layers, lowest first; a module may import its own layer and the ones below, never one above (docs/DEVELOPING.md).
-LAYERS = {"core": 0, "nodes": 1, "benchmark": 2, "launching": 2, "perf": 3, "cli": 4}
+LAYERS = {"core": 0, "nodes": 1, "benchmark": 2, "launching": 2, "measure": 3, "cli": 4}
 
 
 def _layer(module: str) -> int | None:
@@ -212,10 +212,10 @@ def test_core_imports_only_point_down_its_floors():
 
 
 def test_the_tests_mirror_the_package():
-    """test/core, test/nodes, test/cli and test/perf hold the tests of those packages; only tests of the package
+    """test/core, test/nodes, test/cli and test/measure hold the tests of those packages; only tests of the package
     as a whole (and of the test harness) sit in test/ itself."""
     tests = ROOT / "test"
-    mirrored = {"core", "nodes", "cli", "perf"}
+    mirrored = {"core", "nodes", "cli", "measure"}
     assert {p.name for p in tests.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))} == mirrored
     assert all((PACKAGE / name).is_dir() for name in mirrored)
     assert sorted(p.name for p in tests.glob("test_*.py")) == ["test_harness.py", "test_package.py"]

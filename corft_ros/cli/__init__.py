@@ -1,7 +1,7 @@
 """`corft-ros`: one command for the whole stack.
 
-One module per command in this package, each contributing it through `register(commands)` (`bench` registers
-every measurement in corft_ros/perf/ and the trials benchmark); this file only wires them together.
+One module per command in this package, each contributing it through `register(commands)` (`measure` registers
+every measurement in corft_ros/measure/); this file only wires them together, and reads the old spelling `bench`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def old_spelling(argv: list[str]) -> list[str]:
+    """`corft-ros bench trials ...` is `corft-ros benchmark ...` and `corft-ros bench NAME ...` is `corft-ros measure
+    NAME ...` (renamed after 0.2.0: one word per concept); the old spelling still works, with a note, for one
+    release."""
+    if not argv or argv[0] != "bench":
+        return argv
+    if argv[1:2] == ["trials"]:
+        new, shown = ["benchmark", *argv[2:]], "benchmark"
+    else:
+        new, shown = ["measure", *argv[1:]], " ".join(["measure", *argv[1:2]])
+    if argv[1:2] not in ([], ["-h"], ["--help"]):
+        print(f"note: `corft-ros {' '.join(argv[:2])}` is now `corft-ros {shown}` (the old spelling goes in the next "
+              "release)", file=sys.stderr)
+    return new
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(old_spelling(sys.argv[1:] if argv is None else list(argv)))
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

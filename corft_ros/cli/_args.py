@@ -1,4 +1,4 @@
-"""Command-line arguments shared by the commands that run the sim (record, bench trials, demo, experiment)."""
+"""Command-line arguments shared by the commands that run the sim (record, benchmark, demo, experiment)."""
 
 from __future__ import annotations
 

@@ -2,10 +2,10 @@
 
   1. record N human-like demos with the scripted operator, seen region, real time        corft-ros record
   2. IL on them in segments of --il-screen-every steps                                  corft-ros train --stage il
-  3. screen each segment's checkpoint (lockstep trials, dev seeds); IL trains on until    corft-ros bench trials
+  3. screen each segment's checkpoint (lockstep trials, dev seeds); IL trains on until    corft-ros benchmark
      --il-patience screens bring no new best (or --il-steps): the curve; the best is IL      --lockstep
   4. R rounds of the data flywheel, each:
-       collect: N trials of the current policy through the real graph, every one logged   corft-ros bench trials
+       collect: N trials of the current policy through the real graph, every one logged   corft-ros benchmark
        (round 1 only) the critic's reward, chosen by diagnostic: one critic per candidate  corft-ros train --stage rl
           reward on the same data, the one whose V(s) best predicts success on held-out
           episodes (AUC at 3 s) is kept for every round
@@ -25,19 +25,19 @@
   6. final evaluation on fresh seeds, in lockstep (the same model on the same start gives the same outcome): IL,
      the controls, CO-RFT's final round and its two halves, and the bundled model, plus IL again as `il_repeat`
      (the noise floor), seen and unseen starts, interleaved, the same start positions for every arm
-                                                                                  corft-ros bench trials --lockstep
+                                                                                  corft-ros benchmark --lockstep
   7. report in <output>/ (experiment.md/json, plots): paired counts and McNemar tests per pair of arms, the critic's
      held-out diagnostics per round; the best measured arm becomes models/default.
 
 With --interventions, a second flywheel beside the first: each round collects with the sim's intervener taking over
-a stuck policy (corft-ros bench trials --intervention scripted; the report gives the takeovers per trial), CO-RFT from
+a stuck policy (corft-ros benchmark --intervention scripted; the report gives the takeovers per trial), CO-RFT from
 the IL checkpoint learns from the demos + those rounds (the operator's ticks imitated, the tick before a takeover
 penalised), and its last round is evaluated without takeover as arm `interventions`.
 
 Seeds never overlap: demos 1000+, IL screens 5000+, round r's collection 10000·r+, intervention round r's 50000·r+,
 the final evaluation --eval-seed.
 Nothing is tuned on the unseen region or on the final seeds. Each step is the command a user would run, in its own
-process; a step whose result exists is skipped (record and bench trials resume by themselves), so an interrupted
+process; a step whose result exists is skipped (record and benchmark resume by themselves), so an interrupted
 experiment continues where it stopped when run again.
 """
 
@@ -183,7 +183,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     sets = [x for item in args.set for x in ("--set", item)]
     rl_steps = ["--set", f"rl_steps={args.rl_steps}"] if args.rl_steps else []
     speed = _speed(args)
-    bench = ["bench", "trials", "--timeout", str(args.timeout), *speed]
+    bench = ["benchmark", "--timeout", str(args.timeout), *speed]
     il_run = runs / "il"
     incumbent = models / INCUMBENT
     if not args.no_incumbent and not _done_model(incumbent):
@@ -253,7 +253,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             arms.append(_intervention_rounds(args, data, il_ckpt, runs, models, bench, rl_steps, sets, reward, log))
         if not args.no_incumbent and _done_model(incumbent):
             arms.append(incumbent)
-        _run("6 final evaluation", ["bench", "trials", "--lockstep", "--workers", str(args.workers), "--repeat-arm",
+        _run("6 final evaluation", ["benchmark", "--lockstep", "--workers", str(args.workers), "--repeat-arm",
                                     "il", "--timeout", str(args.timeout), "--models", *map(str, arms), "--trials",
                                     str(args.trials), "--regions", "seen", "unseen", "--seed", str(args.eval_seed),
                                     "--output", str(work / "eval")], log)
@@ -316,7 +316,7 @@ def _screen_il(args: argparse.Namespace, run: Path, screens: Path, log: dict, la
             if not _done_model(folder):
                 _run(f"3 screen IL {step}: export", ["export", str(ckpt), "--name", folder.name, "--models-dir",
                                                       str(screens)], log)
-            text = _run(f"3 screen IL {step}", ["bench", "trials", "--lockstep", "--workers", str(args.workers),
+            text = _run(f"3 screen IL {step}", ["benchmark", "--lockstep", "--workers", str(args.workers),
                                                  "--models", str(folder), "--trials", str(args.screen_trials),
                                                  "--regions", "seen", "--seed", str(SCREEN_SEED), "--timeout",
                                                  str(args.timeout), "--output", str(screens / f"eval_il_{step}"),

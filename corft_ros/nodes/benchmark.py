@@ -16,7 +16,7 @@ With `autostart` the node runs its own schedule (one arm: what this graph deploy
 report (`output_dir`: report.md, trials.csv, summary.json, PNG plots) after every trial; when the schedule is done
 the node exits (`shutdown_when_done`) with the run's code (0 every trial ran, 1 errors, 2 no report folder, 130 the
 operator quit), which ends `ros2 launch corft_ros benchmark.launch.py` and `corft-ros launch benchmark`.
-`corft-ros bench trials` instead drives `run_trial` itself, switching arms (models, executor modes, the scripted
+`corft-ros benchmark` instead drives `run_trial` itself, switching arms (models, executor modes, the scripted
 operator) between trials.
 """
 

@@ -422,7 +422,7 @@ class SimArmNode(ClosesOnDestroy, Node):
         self._diag_pub.publish(msg)
 
     def clock_gaps(self) -> list[float]:
-        """Wall seconds between consecutive /clock messages so far (for `corft-ros bench sim`)."""
+        """Wall seconds between consecutive /clock messages so far (for `corft-ros measure sim`)."""
         return list(self._clock_gaps)
 
     def close(self) -> None:

@@ -71,7 +71,7 @@ def test_loop_summary_medians_worst_cases_and_totals():
 
 
 def test_bad_model_path_and_foreign_joints_are_one_line_errors(tmp_path, capsys):
-    assert main(["bench", "trials", "--models", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
+    assert main(["benchmark", "--models", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "no model at" in err and "nope" in err
     assert not (tmp_path / "o").exists()  # nothing started
@@ -83,11 +83,11 @@ def test_bad_model_path_and_foreign_joints_are_one_line_errors(tmp_path, capsys)
                  str(tmp_path / "other_robot.yaml"), "--set", "d_model=32", "--set", "encoder_layers=1",
                  "--set", "decoder_layers=1"]) == 0
     capsys.readouterr()
-    assert main(["bench", "trials", "--models", str(tmp_path / "other"), "--output", str(tmp_path / "o")]) == 2
+    assert main(["benchmark", "--models", str(tmp_path / "other"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "does not fit robot" in err and "base_yaw_joint" in err
 
-    assert main(["bench", "trials", "--operator", "--regions", "moon"]) == 2
+    assert main(["benchmark", "--operator", "--regions", "moon"]) == 2
     assert "unknown region 'moon'" in capsys.readouterr().err
 
 
@@ -101,7 +101,7 @@ def tiny_model(tmp_path_factory) -> Path:
 
 def test_short_benchmark_run_writes_consistent_report_files(tiny_model, tmp_path, capsys):
     out = tmp_path / "bench"
-    rc = main(["bench", "trials", "--models", str(tiny_model), "--trials", "2", "--timeout", "2.5",
+    rc = main(["benchmark", "--models", str(tiny_model), "--trials", "2", "--timeout", "2.5",
                "--realtime", "false", "--output", str(out)])
     printed = capsys.readouterr().out
     assert rc == 0, printed
@@ -133,7 +133,7 @@ def test_short_benchmark_run_writes_consistent_report_files(tiny_model, tmp_path
     assert "success" in printed and "report:" in printed and str(out / "report.md") in printed
 
     # a finished run resumes to nothing: no new trials, same files
-    assert main(["bench", "trials", "--models", str(tiny_model), "--trials", "2", "--timeout", "2.5",
+    assert main(["benchmark", "--models", str(tiny_model), "--trials", "2", "--timeout", "2.5",
                  "--realtime", "false", "--output", str(out)]) == 0
     assert "all 2 planned trials are done" in capsys.readouterr().out
     assert len(list(csv.DictReader((out / "trials.csv").read_text().splitlines()))) == len(rows)

@@ -269,7 +269,7 @@ def test_nothing_is_lost_from_a_joint_state_broadcaster_and_two_cameras_at_their
     usb_cam-like cameras (reliable, depth 100, 640x480 rgb8 at 30 fps) for 3 s: every message is recorded."""
     import argparse
 
-    from corft_ros.perf.logger import run_bench
+    from corft_ros.measure.logger import run_bench
 
     monkeypatch.setenv("ROS_DOMAIN_ID", os.environ.get("ROS_DOMAIN_ID", "0"))  # run_bench picks its own domain
     args = argparse.Namespace(seconds=3.0, ramp_seconds=0.0, width=640, height=480, compression="none", js_depth=0,

@@ -18,7 +18,7 @@ class BenchmarkParams:
     timeout_s: float = param(30.0, "time limit of a trial (s, node clock)", above=0)
     first_seed: int = param(0, "sim reset seed of the first round (+1 per round)")
     output_dir: str = param("", "report folder ('' = bench/<date-time>); an existing trials.csv there is resumed")
-    autostart: bool = param(True, "run the schedule on start (false: driven by corft-ros bench trials)")
+    autostart: bool = param(True, "run the schedule on start (false: driven by corft-ros benchmark)")
     shutdown_when_done: bool = param(True, "autostart: exit when the schedule is done (the exit code says how it "
                                            "ended: 0 every trial ran, 1 errors, 2 no report folder, 130 quit)")
     stall_timeout_s: float = param(15.0, "wall s without progress of the node clock (/clock) before a trial is "

@@ -5,6 +5,6 @@ Episodes become per-tick arrays in `core/dataset` (shared with the LeRobot expor
 `corft` (the stages' target arithmetic), `learners` (every objective as `update(batch, step) -> metrics`), `features`
 (the frozen backbone's features, encoded once), `diagnostics` (the critic checked on held-out episodes), `trainer`
 (the one stage loop, multi-process gradients, checkpoints, export), `distributed`, `synthetic` (episodes written
-without a robot, for tests and `bench dataset`).
+without a robot, for tests and `measure dataset`).
 No rclpy here.
 """

@@ -1,5 +1,5 @@
 """Synthetic demonstration bags: real rosbag2 folders (MCAP or sqlite3) with the same topics, types and
-episode metadata as recorded episodes. Used by the tests and by `corft-ros bench dataset` when no
+episode metadata as recorded episodes. Used by the tests and by `corft-ros measure dataset` when no
 bags are given. The scene is simple but learnable: the front camera shows a target square (whose
 position sets the goal pose) and a marker that moves with the arm; commands lead the joint states.
 """

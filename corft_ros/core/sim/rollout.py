@@ -6,7 +6,7 @@ observation time), the chunk reaching the executor `inference_latency_s` of sim 
 and transport, fixed here), the chunk executor (blending + safety, `corft_ros.core.chunking`) at the control rate,
 physics at the scene's step. Sim, policy and executor advance in this fixed order and every random source is seeded
 by the trial's seed (the reset, and the policy's candidate draws: `runtime.rng`), so the same model on the same
-start gives the same outcome, in any order and in any worker process (`corft-ros bench trials --lockstep`).
+start gives the same outcome, in any order and in any worker process (`corft-ros benchmark --lockstep`).
 
 A failed trial is classified from the cube's path (`failure`): `never_lifted` (the cube never rose `LIFT_M` above
 its start), `dropped` (lifted, then back on the table at the end, not at the goal) or `off_target` (still carried at

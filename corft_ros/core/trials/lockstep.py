@@ -4,7 +4,7 @@ Each trial is `corft_ros.core.sim.rollout.rollout`: sim, policy and executor adv
 the chunk reaching the executor a fixed inference latency after its observation, every random source seeded by the
 trial's seed. The same model on the same start therefore gives the same outcome wherever and whenever it runs, so
 two arms that differ on a start differ because of the arms. (Over the real graph in real time the same model on the
-same starts disagreed with itself on 15% of them: docs/results.) The real-time graph (`corft-ros bench trials`
+same starts disagreed with itself on 15% of them: docs/results.) The real-time graph (`corft-ros benchmark`
 without --lockstep) stays what measures latency and the control loop.
 
 Trials run in `workers` processes (`python -m corft_ros.core.trials.lockstep`: one JSON job on stdin, one JSON line
@@ -195,7 +195,7 @@ def lockstep_benchmark(arms: Sequence[LockstepArm], regions: Sequence[str], tria
              f"time; each chunk reaches the executor {config.inference_latency_s * 1000:g} ms of sim time after its "
              "observation; the reset and the policy's random draws are seeded by the trial's seed, so a model gives "
              "the same outcome on the same start wherever it runs",
-             "no transport, no loop statistics: the real-time graph (bench trials without --lockstep) measures those"]
+             "no transport, no loop statistics: the real-time graph (benchmark without --lockstep) measures those"]
 
     def report(plots: bool) -> dict:
         return write_run_report(out, trials, [], plan_size=len(plan), title=title, command=command, notes=notes,

@@ -1,4 +1,4 @@
-"""Running trials: the one loop both the benchmark node's autostart and `corft-ros bench trials` use, what a trial
+"""Running trials: the one loop both the benchmark node's autostart and `corft-ros benchmark` use, what a trial
 comes back with, and the per-trial loop numbers from /diagnostics snapshots. No ROS here."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class StopRun(Exception):
 def run_trials(todo: Sequence[TrialSpec], trials: list, notes: list[str], run_one: Callable[[TrialSpec], Any],
                counted: Callable[[TrialSpec, Any], None], say: Callable[[str], None], max_errors: int,
                plan_size: int) -> int:
-    """The one trial loop of the benchmark (the node's autostart and `corft-ros bench trials`): run each planned
+    """The one trial loop of the benchmark (the node's autostart and `corft-ros benchmark`): run each planned
     trial, count it (appended to `trials`, then `counted(spec, outcome)` rewrites the report), or note why it does
     not count; stop when the operator quits, after `max_errors` trials in a row without a signal, or when
     `run_one` raises StopRun. An outcome has `.trial` (None: not counted), `.quit` and `.error`. Why a trial did

@@ -339,7 +339,7 @@ def test_cli_export_init_and_bench_inference(tmp_path, capsys):
     np.testing.assert_allclose(meta.normalization["action_mean"], ROBOT.home_array, atol=1e-6)
     capsys.readouterr()
     assert main(["bench", "inference", "--model", str(tmp_path / "small"), "--iters", "3", "--warmup", "1",
-                 "--json"]) == 0
+                 "--json"]) == 0  # the old spelling of `corft-ros measure inference`
     result = json.loads(capsys.readouterr().out)
     assert result["onnx"]["p50_ms"] > 0 and result["torch_eager"]["p50_ms"] > 0
     assert result["max_abs_diff"] <= 1e-4 and result["model"]["chunk"] == [5, 7]

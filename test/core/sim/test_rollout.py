@@ -1,4 +1,4 @@
-"""ROS-free sim rollouts (core/sim/rollout.py) and `corft-ros bench rollouts`."""
+"""ROS-free sim rollouts (core/sim/rollout.py) and `corft-ros measure rollouts`."""
 
 from __future__ import annotations
 
@@ -69,11 +69,11 @@ def test_bench_rollouts_cli(tmp_path: Path, capsys):
     assert main(["export", "--init", "--name", "tiny", "--models-dir", str(models), "--set", "d_model=32",
                  "--set", "encoder_layers=1", "--set", "decoder_layers=1"]) == 0
     capsys.readouterr()
-    assert main(["bench", "rollouts", "--models", str(models / "tiny"), "--trials", "2", "--timeout", "0.5",
+    assert main(["measure", "rollouts", "--models", str(models / "tiny"), "--trials", "2", "--timeout", "0.5",
                  "--regions", "seen", "unseen", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [(r["region"], r["trials"]) for r in out["results"]] == [("seen", 2), ("unseen", 2)]
     assert all(r["successes"] == 0 and r["cycle_time_mean_s"] is None for r in out["results"])
-    assert main(["bench", "rollouts", "--models", str(models / "tiny"), "--regions", "moon"]) == 2
+    assert main(["measure", "rollouts", "--models", str(models / "tiny"), "--regions", "moon"]) == 2
     assert "unknown region 'moon'" in capsys.readouterr().err
-    assert main(["bench", "rollouts", "--models", str(tmp_path / "nope")]) == 2
+    assert main(["measure", "rollouts", "--models", str(tmp_path / "nope")]) == 2

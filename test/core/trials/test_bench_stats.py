@@ -66,7 +66,7 @@ def test_report_files_have_consistent_counts(tmp_path):
             trials.append(Trial(arm, "seen" if i % 3 else "unseen", i, ok, rng.uniform(3, 8) if ok else 20.0, 20.0,
                                 start_x=rng.uniform(0.3, 0.5), start_y=rng.uniform(0, 0.25),
                                 end_reason="success" if ok else "timeout"))
-    summary = write_report(tmp_path, trials, title="t", command="corft-ros bench trials", compare=("il", "corft"),
+    summary = write_report(tmp_path, trials, title="t", command="corft-ros benchmark", compare=("il", "corft"),
                            latency_samples={"il": rng.uniform(0.005, 0.01, 50)},
                            period_error_samples={"il": rng.normal(0, 1e-4, 50)},
                            loop={"il": {"period_error_p99_ms": 0.4}})

@@ -1,4 +1,4 @@
-"""Lockstep trials (core/trials/lockstep.py, `corft-ros bench trials --lockstep`): the same model on the same starts
+"""Lockstep trials (core/trials/lockstep.py, `corft-ros benchmark --lockstep`): the same model on the same starts
 gives the same outcome, in any worker and on a re-run; the report pairs the arms start by start."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def _rows(out: Path) -> dict[tuple[str, str, str], tuple[str, str]]:
 
 
 def test_lockstep_is_deterministic_across_workers_reruns_and_a_repeat_arm(tmp_path: Path, capsys):
-    common = ["bench", "trials", "--lockstep", "--models", str(MODEL), "--repeat-arm", "default", "--trials", "3",
+    common = ["benchmark", "--lockstep", "--models", str(MODEL), "--repeat-arm", "default", "--trials", "3",
               "--regions", "seen", "unseen", "--timeout", "8", "--json"]
     assert main([*common, "--workers", "2", "--output", str(tmp_path / "a")]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -43,7 +43,7 @@ def test_lockstep_is_deterministic_across_workers_reruns_and_a_repeat_arm(tmp_pa
 
 
 def test_lockstep_refuses_what_it_cannot_do(tmp_path: Path, capsys):
-    base = ["bench", "trials", "--models", str(MODEL), "--output", str(tmp_path / "x")]
+    base = ["benchmark", "--models", str(MODEL), "--output", str(tmp_path / "x")]
     assert main([*base, "--lockstep", "--operator"]) == 2
     assert "scripted operator" in capsys.readouterr().err
     assert main([*base, "--lockstep", "--repeat-arm", "nope"]) == 2

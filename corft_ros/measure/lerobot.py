@@ -1,4 +1,4 @@
-"""`corft-ros bench lerobot`: what `bag export-lerobot` costs, as frames/s and as a ratio to a plain read of the same
+"""`corft-ros measure lerobot`: what `bag export-lerobot` costs, as frames/s and as a ratio to a plain read of the same
 bags (rosbags reading and deserializing every message), for each video setting; and `bag import-lerobot` back."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from corft_ros.perf.dataset import _warm, make_bench_bags, plain_rosbags_loop
+from corft_ros.measure.dataset import _warm, make_bench_bags, plain_rosbags_loop
 
 
 def bench_lerobot(episodes: Path | None, *, count: int = 4, seconds: float = 4.0, width: int = 640, height: int = 480,

@@ -1,4 +1,4 @@
-"""`corft-ros bench inference`: ONNX Runtime vs torch eager, and critic-guided best-of-N, on this CPU."""
+"""`corft-ros measure inference`: ONNX Runtime vs torch eager, and critic-guided best-of-N, on this CPU."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from corft_ros.perf._common import cpu_name
+from corft_ros.measure._common import cpu_name
 
 
 def register(benches: argparse._SubParsersAction) -> None:

@@ -1,4 +1,4 @@
-"""`corft-ros bench transport` end to end, small: a publisher process and this bench's subscriber over real DDS."""
+"""`corft-ros measure transport` end to end, small: a publisher process and this bench's subscriber over real DDS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 
 def test_bench_transport_measures_raw_and_jpeg_between_two_processes():
     proc = subprocess.run(
-        [sys.executable, "-m", "corft_ros.cli", "bench", "transport", "--json", "--cameras", "1", "--width", "64",
+        [sys.executable, "-m", "corft_ros.cli", "measure", "transport", "--json", "--cameras", "1", "--width", "64",
          "--height", "48", "--seconds", "1", "--codecs", "raw", "jpeg", "--noise", "0", "--dds", "default"],
         capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -1,7 +1,7 @@
-"""The publisher process of `corft-ros bench logger`: cameras and /joint_states at given rates with the QoS real
+"""The publisher process of `corft-ros measure logger`: cameras and /joint_states at given rates with the QoS real
 drivers use (joint_state_broadcaster: reliable, system-default depth; usb_cam: reliable depth 100; SensorDataQoS
 for best effort), on a fixed schedule; prints what it published as one JSON line.
-`python -m corft_ros.perf._logger_child CONFIG_JSON`."""
+`python -m corft_ros.measure._logger_child CONFIG_JSON`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The other process of `corft-ros bench transport`: renders the frames it will send and publishes them (raw,
+"""The other process of `corft-ros measure transport`: renders the frames it will send and publishes them (raw,
 JPEG or PNG) with rclpy, so the measured subscriber shares no GIL with the publisher."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _render_frames(n_cameras: int, width: int, height: int, count: int) -> tuple
 
 # ---------------------------------------------------------------------------------------------------- publisher
 def _publisher_main(argv: list[str]) -> int:
-    """The publisher process: `python -m corft_ros.perf._transport_child --publisher FRAMES.npz CONFIG_JSON`.
+    """The publisher process: `python -m corft_ros.measure._transport_child --publisher FRAMES.npz CONFIG_JSON`.
     Reads one JSON command per line on stdin ({"codec", "noise", "seconds"} or "quit"), answers one JSON line."""
     import numpy as np
     import rclpy

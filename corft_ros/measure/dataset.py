@@ -1,4 +1,4 @@
-"""`corft-ros bench dataset`: what the data pipeline and the trainer cost, measured, never assumed.
+"""`corft-ros measure dataset`: what the data pipeline and the trainer cost, measured, never assumed.
 
 (a) build: bag → cached dataset (cold cache: hash, read, decode the frames that ticks use, resize, write
     .npy), as a ratio to a plain rosbags loop that reads and deserializes every message of the same bags;
@@ -194,7 +194,7 @@ def register(benches: argparse._SubParsersAction) -> None:
 def cmd_bench_dataset(args: argparse.Namespace) -> int:
     from corft_ros.core.params import parse_sets
     from corft_ros.core.robot import load_robot_config
-    from corft_ros.perf._common import print_result
+    from corft_ros.measure._common import print_result
 
     overrides = {k.split(".", 1)[1] if k.startswith("policy.") else k: v for k, v in parse_sets(args.set).items()}
     result = bench_dataset(

@@ -1,4 +1,4 @@
-"""`corft-ros bench logger`: episode_logger throughput: losses at the nominal load with the drivers' QoS, receive
+"""`corft-ros measure logger`: episode_logger throughput: losses at the nominal load with the drivers' QoS, receive
 latency, the zero-loss ceiling against a bare raw subscriber."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from corft_ros.perf._logger_child import JOINT_STATES
+from corft_ros.measure._logger_child import JOINT_STATES
 
 
 def register(benches: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def register(benches: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench_logger(args: argparse.Namespace) -> int:
-    from corft_ros.perf._common import print_result
+    from corft_ros.measure._common import print_result
 
     if args.runs < 1 or args.hog < 0 or not args.seconds > 0:
         print("error: --runs must be >= 1, --hog >= 0 and --seconds positive", file=sys.stderr)
@@ -70,7 +70,7 @@ def _publish(
     for topic, rate in rates.items():
         cfg = {"rates": {topic: rate}, "seconds": seconds, "width": width, "height": height,
                "subscribers": subscribers, "image_qos": image_qos, "warmup": warmup, "js_depth": js_depth}
-        procs[topic] = subprocess.Popen([sys.executable, "-m", "corft_ros.perf._logger_child", json.dumps(cfg)],
+        procs[topic] = subprocess.Popen([sys.executable, "-m", "corft_ros.measure._logger_child", json.dumps(cfg)],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     result: dict = {"counts": {}, "failed": {}, "elapsed": 0.0}
     problems = []
@@ -132,7 +132,7 @@ def run_bench(args: argparse.Namespace) -> dict:
     import numpy as np
 
     # Isolated DDS domain on loopback, shared with the publisher subprocesses through the environment.
-    from corft_ros.perf._common import isolated_domain
+    from corft_ros.measure._common import isolated_domain
 
     os.environ["ROS_DOMAIN_ID"] = str(isolated_domain(150, 230))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"

@@ -1,4 +1,4 @@
-"""`corft-ros bench transport`: camera images between two processes over real DDS — raw vs JPEG vs PNG.
+"""`corft-ros measure transport`: camera images between two processes over real DDS — raw vs JPEG vs PNG.
 
 What a policy on another machine costs: a publisher process plays the cameras (frames rendered by the bundled MuJoCo
 scene at the requested size, optionally with sensor-like noise), encodes them with the camera node's code
@@ -25,8 +25,8 @@ import threading
 import time
 from pathlib import Path
 
-from corft_ros.perf._common import cpu_name, isolated_domain
-from corft_ros.perf._transport_child import WARMUP_S, _qos, _render_frames
+from corft_ros.measure._common import cpu_name, isolated_domain
+from corft_ros.measure._transport_child import WARMUP_S, _qos, _render_frames
 
 CODECS = ("raw", "jpeg", "png")
 
@@ -160,7 +160,7 @@ def cmd_bench_transport(args: argparse.Namespace) -> int:
         config = {"cameras": args.cameras, "fps": args.fps, "jpeg_quality": args.jpeg_quality,
                   "png_level": args.png_level, "prefix": prefix, "qos": args.qos}
         child = subprocess.Popen(
-            [sys.executable, "-m", "corft_ros.perf._transport_child", "--publisher", str(frames_path),
+            [sys.executable, "-m", "corft_ros.measure._transport_child", "--publisher", str(frames_path),
              json.dumps(config)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=dict(os.environ))
         try:
@@ -350,6 +350,6 @@ def _case_stats(args: argparse.Namespace, codec: str, noise: float, sent: dict, 
     }
 
 
-    print("usage: corft-ros bench transport [--json] (this module's own entry point is the publisher process)",
+    print("usage: corft-ros measure transport [--json] (this module's own entry point is the publisher process)",
           file=sys.stderr)
     raise SystemExit(2)

@@ -1,4 +1,4 @@
-"""`corft-ros bench soak --minutes M`: the deploy graph (config/deploy.yaml, sim) for M minutes, episodes back to back.
+"""`corft-ros measure soak --minutes M`: the deploy graph (config/deploy.yaml, sim) for M minutes, episodes in a row.
 
 Every node of the graph runs in its own process (what `ros2 launch` does), started from the graph's resolved
 parameters, so psutil can measure each node's resident memory over time. A driver in this process resets the
@@ -195,7 +195,7 @@ def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float,
     from corft_ros.core.episodes import load_episode_metadata
     from corft_ros.core.graph import load_graph
     from corft_ros.core.robot import load_robot_config
-    from corft_ros.perf.executor import BENCH_INSTRUCTION, _bench_model
+    from corft_ros.measure.executor import BENCH_INSTRUCTION, _bench_model
 
     robot = load_robot_config()
     overrides = {"sim": "true", "output_dir": str(output_dir)}

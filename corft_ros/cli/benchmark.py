@@ -1,5 +1,7 @@
-"""`corft-ros bench NAME`: the stack's measurements (corft_ros/perf/, one module per benchmark) and `bench trials`,
-the product benchmark: N sim trials per arm through the real graph (corft_ros/benchmark.py)."""
+"""`corft-ros benchmark`: the product benchmark, N sim trials per arm (policies × executor modes, the scripted
+operator as reference) on the same start positions, over the real graph (corft_ros/benchmark.py) or in lockstep
+(core/trials/lockstep.py): success, cycle time, paired comparisons, a report. (`corft-ros benchmark`: the old
+spelling.) The stack's own measurements are `corft-ros measure` (cli/measure.py)."""
 
 from __future__ import annotations
 
@@ -12,27 +14,13 @@ from pathlib import Path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    import importlib
-    import pkgutil
-
-    import corft_ros.perf
-
-    bench = commands.add_parser("bench", help="measure a part of the stack (prints what it measured)")
-    benches = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
-    for info in sorted(pkgutil.iter_modules(corft_ros.perf.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        importlib.import_module(f"corft_ros.perf.{info.name}").register(benches)
-    _register_trials(benches)
-
-
-def _register_trials(benches: argparse._SubParsersAction) -> None:
     from corft_ros import benchmark
     from corft_ros.benchmark import DEFAULT_TIMEOUT_S
     from corft_ros.cli._args import add_realtime_factor
 
-    p = benches.add_parser(
-        "trials", help="benchmark policies (and the scripted operator) over N sim trials: success, cycle time, report",
+    p = commands.add_parser(
+        "benchmark", help="benchmark policies (and the scripted operator) over N sim trials on the same starts: "
+                          "success, cycle time, paired comparisons, report",
         description=benchmark.__doc__.split("\n\n")[0],
     )
     p.add_argument("--models", nargs="+", default=[], metavar="DIR", help="exported model folders (models/a ...)")

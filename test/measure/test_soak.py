@@ -1,4 +1,4 @@
-"""The CI soak: `corft-ros bench soak` runs config/deploy.yaml's graph in sim (one process per node) for 2 minutes,
+"""The CI soak: `corft-ros measure soak` runs config/deploy.yaml's graph in sim (one process per node) for 2 minutes,
 episodes back to back with logging on. No command outside the limits, no message lost by the logger, every
 episode closed cleanly, every node still alive and shut down cleanly, memory not growing after warm-up.
 
@@ -17,7 +17,7 @@ MINUTES = float(os.environ.get("CORFT_SOAK_MINUTES", "2"))
 
 
 def test_soak_deploy_graph_in_sim(tmp_path):
-    cmd = [str(ROOT / ".venv" / "bin" / "corft-ros"), "bench", "soak", "--minutes", str(MINUTES),
+    cmd = [str(ROOT / ".venv" / "bin" / "corft-ros"), "measure", "soak", "--minutes", str(MINUTES),
            "--episode-s", "20", "--sample-s", "5", "--warmup-s", str(min(60.0, MINUTES * 30.0)),
            "--output-dir", str(tmp_path / "episodes"), "--json"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=MINUTES * 60 + 240, cwd=tmp_path)

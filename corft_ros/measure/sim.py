@@ -1,4 +1,4 @@
-"""`corft-ros bench sim`: what the embedded robot costs (physics steps/s without rendering, ms per frame), and how
+"""`corft-ros measure sim`: what the embedded robot costs (physics steps/s without rendering, ms per frame), and how
 it runs under the whole deploy graph (sim + policy + executor + a recording logger, one process as `corft-ros`
 runs it): the /clock cadence at realtime_factor 1 and the factor achieved at 0 (as fast as the graph allows)."""
 
@@ -72,7 +72,7 @@ def bench_sim(args: argparse.Namespace) -> int:
         graph = {f"factor_{k:g}": deploy_graph_run(k, args.graph_seconds, args.model) for k in (1.0, 0.0)}
     result = {
         "bench": "sim",
-        "command": "corft-ros bench sim --json",
+        "command": "corft-ros measure sim --json",
         "physics_dt_s": scene.config.physics_dt,
         "physics_steps_per_s": physics_steps_per_s,
         "sim_speed_no_render_x_realtime": physics_steps_per_s * scene.config.physics_dt,

@@ -1,8 +1,8 @@
-"""`corft-ros bench rollouts`: a fast screen of exported policies in the sim, without ROS.
+"""`corft-ros measure rollouts`: a fast screen of exported policies in the sim, without ROS.
 
 Closed-loop trials in one thread on sim time (corft_ros.core.sim.rollout): the deployed timing (cameras and policy
 at 10 Hz, the chunk executor at the control rate) without transport, so a 20 s trial costs a few seconds of CPU.
-Use it to pick checkpoints and recipes; report numbers from `corft-ros bench trials` (the real graph over DDS).
+Use it to pick checkpoints and recipes; report numbers from `corft-ros benchmark` (the real graph over DDS).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
     finally:
         scene.close()
     out = {"bench": "rollouts", "command": "corft-ros " + " ".join(sys.argv[1:]), "timeout_s": args.timeout,
-           "mode": args.mode, "note": "ROS-free screen on sim time; report numbers from corft-ros bench trials",
+           "mode": args.mode, "note": "ROS-free screen on sim time; report numbers from corft-ros benchmark",
            "results": results}
     if args.json:
         print(json.dumps(out, indent=2))

@@ -1,4 +1,4 @@
-"""`corft-ros bench executor`: per-tick cost of blending (+ safety) for every mode, and the control loop's
+"""`corft-ros measure executor`: per-tick cost of blending (+ safety) for every mode, and the control loop's
 period error at the robot rate while other work loads the process."""
 
 from __future__ import annotations

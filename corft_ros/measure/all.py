@@ -1,4 +1,4 @@
-"""`corft-ros bench all`: every registered benchmark in turn, each with its default arguments."""
+"""`corft-ros measure all`: every registered benchmark in turn, each with its default arguments."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-SKIP = {"all", "soak"}  # long-running ones are asked for by name (and `bench trials`, the product benchmark)
+SKIP = {"all", "soak"}  # long-running ones are asked for by name (and `benchmark`, the product benchmark)
 
 
 def register(benches: argparse._SubParsersAction) -> None:
@@ -20,15 +20,15 @@ def register(benches: argparse._SubParsersAction) -> None:
 def bench_all(args: argparse.Namespace) -> int:
     import pkgutil
 
-    import corft_ros.perf
+    import corft_ros.measure
 
-    names = [m.name for m in sorted(pkgutil.iter_modules(corft_ros.perf.__path__), key=lambda m: m.name)
+    names = [m.name for m in sorted(pkgutil.iter_modules(corft_ros.measure.__path__), key=lambda m: m.name)
              if m.name not in SKIP and not m.name.startswith("_")]
     results, failures = {}, []
     for name in names:
         start = time.monotonic()
         # A fresh process per benchmark: no warm caches or threads carried from one to the next.
-        proc = subprocess.run([sys.executable, "-m", "corft_ros.cli", "bench", name, "--json"],
+        proc = subprocess.run([sys.executable, "-m", "corft_ros.cli", "measure", name, "--json"],
                               capture_output=True, text=True)
         elapsed = time.monotonic() - start
         if proc.returncode != 0:
