@@ -9,8 +9,9 @@ is itself a `ros__parameters` block, of a node that never exists.
     launch:
       ros__parameters:
         arguments:
-          sim: {default: "true", description: "...", sets: [sim_arm.realtime]}
-          mode: {default: temporal_ensembling, description: "...", sets: [executor.mode]}
+          mode: {sets: [executor.mode]}          # default and description: executor.mode's (YAML value, else declared)
+          sim: {description: "...", sets: [policy.use_sim_time, executor.use_sim_time]}   # its own description
+          instruction: {default: "", description: "...", sets: [policy.instruction]}      # its own default
         nodes:
           sim_arm: {if: sim}          # started only when the argument is true
           camera: {unless: sim}
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -107,20 +109,51 @@ def _read(name_or_path: str | Path) -> tuple[Path, dict]:
 
 
 def launch_arguments(name_or_path: str | Path) -> dict[str, LaunchArgument]:
+    """The graph's launch arguments. An argument names its targets (`sets: [node.parameter, ...]`); its default and
+    description come from its first target: the YAML's value for that node, else the node's declared default, and the
+    declared description. A `default` written in the YAML is one that differs from that (an empty "leave the YAML's
+    values alone", say), a `description` one for an argument that has its own meaning (its own default, no target, a
+    target without a declared description); a test rejects restated ones."""
     path, data = _read(name_or_path)
     out = {}
     for arg_name, spec in (data["launch"].get("arguments") or {}).items():
         spec = spec or {}
-        out[arg_name] = LaunchArgument(
-            name=arg_name,
-            default=str(spec.get("default", "")),
-            description=str(spec.get("description", "")),
-            sets=tuple(spec.get("sets", []) or []),
-        )
-        for target in out[arg_name].sets:
+        sets = tuple(spec.get("sets", []) or [])
+        for target in sets:
             if "." not in target:
                 raise ConfigError(f"{path}: launch argument '{arg_name}' sets '{target}', expected node.parameter")
+        value, description = target_default(data, sets[0]) if sets else (None, "")
+        out[arg_name] = LaunchArgument(
+            name=arg_name,
+            default=str(spec["default"]) if "default" in spec else argument_text(value),
+            description=str(spec.get("description", description)),
+            sets=sets,
+        )
     return out
+
+
+def target_default(data: dict, target: str) -> tuple[Any, str]:
+    """(value, declared description) of a `node.parameter` target in a graph YAML's data: the YAML's value for the
+    node, else the node's declared default (None where neither exists)."""
+    node, param = target.split(".", 1)
+    rule = (data["launch"]["nodes"] or {}).get(node) or {}
+    values = ((data.get(node) or {}).get("ros__parameters")) or {}
+    declared = lookup(str(rule.get("executable", node)), param, values)
+    description = getattr(declared[1], "description", "") if declared else ""
+    if param in values:
+        return values[param], description
+    return (declared[0] if declared else None), description
+
+
+def argument_text(value: Any) -> str:
+    """A parameter value as a launch argument's text (what `name:=` would take): true/false, comma-separated lists."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(argument_text(v) for v in value)
+    return str(value)
 
 
 def load_graph(name_or_path: str | Path, overrides: dict[str, str] | None = None) -> Graph:

@@ -108,3 +108,44 @@ def test_graph_yaml_stays_a_valid_ros_params_file():
         )
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, f"{config.name}: {result.stderr.strip().splitlines()[-1:]}"
+
+
+def test_launch_arguments_name_their_targets_and_restate_nothing():
+    """An argument's default and description come from its first target (the YAML's value, else the node's declared
+    default and description); one written in the YAML must say something else (an empty "leave the YAML's values
+    alone", an argument with its own meaning)."""
+    import yaml
+
+    from corft_ros.core.graph import argument_text, target_default
+
+    restated = []
+    for graph in sorted(p for p in (share_dir() / "config").glob("*.yaml") if p.name != "robot.yaml"):
+        data = yaml.safe_load(graph.read_text())
+        data["launch"] = data["launch"]["ros__parameters"]
+        for name, spec in (data["launch"].get("arguments") or {}).items():
+            sets = spec.get("sets") or []
+            value, description = target_default(data, sets[0]) if sets else (None, "")
+            if "default" in spec and str(spec["default"]) == argument_text(value):
+                restated.append(f"{graph.name}: {name}: default {spec['default']!r} is its target's")
+            if "description" in spec and "default" not in spec and description:
+                restated.append(f"{graph.name}: {name}: description restates {sets[0]}'s declared one")
+        for name, argument in launch_arguments(graph).items():
+            assert argument.description, f"{graph.name}: {name} has no description (write one, or target a "
+            "declared parameter)"
+    assert not restated, restated
+
+
+def test_an_arguments_default_comes_from_its_target(tmp_path):
+    graph = tmp_path / "g.yaml"
+    graph.write_text(
+        "launch:\n  ros__parameters:\n    arguments:\n"
+        "      mode: {sets: [executor.mode]}\n"
+        "      rate: {sets: [policy.rate]}\n"
+        "      alone: {default: '', description: 'an argument of its own', sets: [policy.instruction]}\n"
+        "    nodes:\n      executor: {always: true}\n      policy: {always: true}\n"
+        "policy:\n  ros__parameters:\n    rate: 5.0\n")
+    args = launch_arguments(graph)
+    assert args["mode"].default == "temporal_ensembling" and "blending mode" in args["mode"].description
+    assert args["rate"].default == "5.0"  # the YAML's value beats the declared default
+    assert args["alone"].default == "" and args["alone"].description == "an argument of its own"
+    assert load_graph(graph, {"mode": "open_loop"}).node("executor").parameters["mode"] == "open_loop"

@@ -21,7 +21,7 @@ POLICY_KEYS = ("chunk_size", "d_model", "heads", "ff_dim", "encoder_layers", "de
                "num_critics", "cnn_channels", "keypoints", "dropout")
 
 DESCRIPTIONS = {
-    "stage": "il | rl | all",
+    "stage": "il | rl | bc | all (bc: the control arm, extra supervised steps)",
     "name": "exported model name: <models_dir>/<name>/",
     "output": "run folder: checkpoints/, tensorboard/, train.json",
     "il_steps": "gradient steps of stage 1 (imitation learning)",
