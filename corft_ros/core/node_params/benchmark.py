@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from corft_ros.core.params import param
+from corft_ros.core.sim.rollout import RolloutConfig
 
 
 @dataclass
@@ -24,7 +25,7 @@ class BenchmarkParams:
     stall_timeout_s: float = param(15.0, "wall s without progress of the node clock (/clock) before a trial is "
                                          "abandoned", above=0)
     max_errors: int = param(3, "consecutive trials without a signal before the run stops", min=1)
-    settle_s: float = param(0.3, "wait after reset before the episode starts (s)", min=0)
+    settle_s: float = param(RolloutConfig.settle_s, "wait after reset before the episode starts (s)", min=0)
     service_timeout_s: float = param(20.0, "service wait/answer limit (s)", above=0)
     instruction: str = param("", "instruction published on /corft/instruction ('' = the sim's, from its reset "
                                  "reply)")

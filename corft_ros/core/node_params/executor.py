@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from corft_ros.core.chunking import MODES
+from corft_ros.core.chunking import MODES, ExecutorConfig
 from corft_ros.core.chunking.outputs import KINDS
 from corft_ros.core.params import param
 
@@ -17,20 +17,26 @@ class ExecutorParams:
     robot_config: str = param("", "robot.yaml path ('' = bundled config/robot.yaml)")
     managed: bool = param(False, "true: a lifecycle manager configures and activates this node (commanding only "
                                  "while active); false: it activates itself")
-    mode: str = param("temporal_ensembling", "blending mode", choices=MODES, dynamic=True)
-    m: float = param(0.01, "temporal ensembling: weight exp(-m*i), i = 0 the oldest chunk (m < 0: newest weighs "
-                           "more)", dynamic=True)
-    k: int = param(10, "receding_horizon: actions of a chunk played before switching to the newest", dynamic=True,
+    mode: str = param(ExecutorConfig.mode, "blending mode", choices=MODES, dynamic=True)
+    m: float = param(ExecutorConfig.m,
+                     "temporal ensembling: weight exp(-m*i), i = 0 the oldest chunk (m < 0: newest weighs "
+                     "more)", dynamic=True)
+    k: int = param(ExecutorConfig.k,
+                   "receding_horizon: actions of a chunk played before switching to the newest", dynamic=True,
                    min=1)
-    staleness_timeout: float = param(0.5, "s; newest chunk's stamp older than this -> hold (open_loop with one "
-                                          "chunk per horizon needs >= horizon * dt)", dynamic=True, above=0)
-    max_lead: float = param(1.0, "s; chunks stamped further in the future are refused (clock mismatch)",
+    staleness_timeout: float = param(ExecutorConfig.staleness_timeout,
+                                     "s; newest chunk's stamp older than this -> hold (open_loop with one "
+                                     "chunk per horizon needs >= horizon * dt)", dynamic=True, above=0)
+    max_lead: float = param(ExecutorConfig.max_lead,
+                            "s; chunks stamped further in the future are refused (clock mismatch)",
                             dynamic=True, min=0)
-    intervention_timeout: float = param(0.25, "s; a takeover source (sensor_msgs/JointState on "
-                                              "corft/intervention/command) silent this long hands the arm back to "
-                                              "the policy", dynamic=True, above=0)
-    start_idle: bool = param(False, "command nothing until the first episode 'start' on /corft/episode/events "
-                                    "(after a 'stop' it is idle until the next 'start' anyway)")
+    intervention_timeout: float = param(ExecutorConfig.intervention_timeout,
+                                        "s; a takeover source (sensor_msgs/JointState on "
+                                        "corft/intervention/command) silent this long hands the arm back to "
+                                        "the policy", dynamic=True, above=0)
+    start_idle: bool = param(ExecutorConfig.start_idle,
+                             "command nothing until the first episode 'start' on /corft/episode/events "
+                             "(after a 'stop' it is idle until the next 'start' anyway)")
     control_rate_hz: float = param(0.0, "control loop rate (0 = robot.yaml control_rate_hz)", min=0)
     output: str = param("forward", "kind of the first output (forward: std_msgs/Float64MultiArray, jtc: "
                                    "trajectory_msgs/JointTrajectory)", choices=KINDS)

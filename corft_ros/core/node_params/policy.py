@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from corft_ros.core import topics
 from corft_ros.core.params import param
+from corft_ros.core.sim.rollout import RolloutConfig
 
 IMAGE_TRANSPORTS = ("raw", "compressed")
 
@@ -18,7 +19,7 @@ class PolicyParams:
                                  "LeRobot's venv; docs/lerobot.md)", choices=("onnx", "torch", "lerobot"))
     lerobot_python: str = param("", "backend lerobot: the interpreter of LeRobot's venv ('' = .venv-lerobot, "
                                     "`make lerobot-env`)")
-    rate_hz: float = param(10.0, "inferences per second (one chunk each)", above=0)
+    rate_hz: float = param(RolloutConfig.policy_rate_hz, "inferences per second (one chunk each)", above=0)
     best_of_n: int = param(0, "candidate chunks ranked by the critic (1 = off; 0 = what the model's policy.yaml "
                               "asks for: CO-RFT models rank, IL models don't)", min=0)
     noise_std: float = param(-1.0, "best-of-N proposals' size around the regression head's chunk (action standard "

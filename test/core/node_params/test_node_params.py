@@ -93,3 +93,37 @@ def test_one_coercer_for_launch_arguments_set_values_and_parameters():
     assert coerce(5, "", "x") == "5" and coerce("", None, "x") is None
     with pytest.raises(ConfigError, match="x: cannot use 2.5 as a int"):
         coerce(2.5, 0, "x")
+
+
+def test_node_specs_take_shared_defaults_from_the_core_configs():
+    """Where a node parameter and a core config share a name and a default (the executor's blending, the sim's pacing
+    and scene, the rollout's rates), the spec names the core config's field instead of writing the number again."""
+    import ast
+    import dataclasses
+
+    from corft_ros.core.chunking.executor import ExecutorConfig
+    from corft_ros.core.sim.pacing import PacingConfig
+    from corft_ros.core.sim.rollout import RolloutConfig
+    from corft_ros.core.sim.scene import SceneConfig
+
+    shared = {}
+    for config in (ExecutorConfig, PacingConfig, RolloutConfig, SceneConfig):
+        for f in dataclasses.fields(config):
+            if f.default is not dataclasses.MISSING:
+                shared.setdefault(f.name, []).append(f.default)
+    restated = []
+    for path in sorted((Path(__file__).resolve().parents[3] / "corft_ros" / "core" / "node_params").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                    and isinstance(node.value, ast.Call) and getattr(node.value.func, "id", "") == "param"):
+                continue
+            default = node.value.args[0]
+            try:
+                literal = ast.literal_eval(default)
+            except ValueError:
+                continue  # an expression (a core config's field, a constant): not written again
+            literal = tuple(literal) if isinstance(literal, list) else literal
+            if node.target.id in shared and literal in [tuple(d) if isinstance(d, list) else d
+                                                       for d in shared[node.target.id]]:
+                restated.append(f"{path.name}: {node.target.id} = {literal!r}")
+    assert not restated, f"defaults written again beside the core config that owns them: {restated}"
