@@ -17,7 +17,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_TIMEOUT_S = 30.0
+from corft_ros.core.node_params.benchmark import BenchmarkParams
+
+DEFAULT_TIMEOUT_S = BenchmarkParams.timeout_s  # the benchmark node's own default (core/node_params/benchmark.py)
 PLOT_EVERY = 10  # trials between plot redraws during a run (a redraw costs ~0.7 s; the final report draws them)
 
 
@@ -41,7 +43,7 @@ class Arm:
 @dataclass
 class BenchConfig:
     arms: list[Arm]
-    trials: int = 10
+    trials: int = BenchmarkParams.trials
     regions: list[str] = field(default_factory=lambda: ["seen"])
     timeout_s: float = DEFAULT_TIMEOUT_S
     output: Path = Path("bench")

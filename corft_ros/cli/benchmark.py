@@ -15,7 +15,7 @@ from pathlib import Path
 
 def register(commands: argparse._SubParsersAction) -> None:
     from corft_ros import benchmark
-    from corft_ros.benchmark import DEFAULT_TIMEOUT_S
+    from corft_ros.benchmark import DEFAULT_TIMEOUT_S, BenchConfig
     from corft_ros.cli._args import add_realtime_factor
 
     p = commands.add_parser(
@@ -26,7 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--models", nargs="+", default=[], metavar="DIR", help="exported model folders (models/a ...)")
     p.add_argument("--modes", nargs="+", default=["temporal_ensembling"], metavar="MODE",
                    help="executor modes to compare (temporal_ensembling open_loop receding_horizon latest)")
-    p.add_argument("--trials", type=int, default=10, help="trials per arm and region (default 10)")
+    p.add_argument("--trials", type=int, default=BenchConfig.trials,
+                   help=f"trials per arm and region (default {BenchConfig.trials})")
     p.add_argument("--regions", nargs="+", default=["seen"], help="start regions: seen unseen (default seen)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="time limit per trial, s of sim time")
     p.add_argument("--output", default="", help="report folder (default bench/<date-time>); an existing one with "

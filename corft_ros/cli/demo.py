@@ -17,10 +17,11 @@ NO_MODEL = "not yet: no bundled model at models/default (issue 7: `make experime
 
 
 def register(commands: argparse._SubParsersAction) -> None:
+    from corft_ros.benchmark import BenchConfig
     from corft_ros.cli._args import add_realtime_factor
 
     p = commands.add_parser("demo", help="the sim arm + the bundled model: ~10 benchmark trials, measured summary")
-    p.add_argument("--trials", type=int, default=10, help="trials (default 10)")
+    p.add_argument("--trials", type=int, default=BenchConfig.trials, help=f"trials (default {BenchConfig.trials})")
     p.add_argument("--timeout", type=float, default=15.0, help="time limit per trial, s of sim time (default 15)")
     add_realtime_factor(p, default=0.0)
     p.add_argument("--output", default="", help="report folder (default bench/demo-<date-time>)")
