@@ -46,6 +46,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ValueError as exc:
+        if not isinstance(exc, _user_errors()):
+            raise
+        print(f"error: {exc}", file=sys.stderr)  # bad input a command did not catch itself: one line, not a traceback
+        return 2
+
+
+def _user_errors() -> tuple[type, ...]:
+    """The errors that name bad input (a config, a model, an episode, a dataset), each with a one-line message."""
+    from corft_ros.core.episodes.errors import EpisodeReadError
+    from corft_ros.core.lerobot.v21 import DatasetFormatError
+    from corft_ros.core.robot import ConfigError
+
+    return ConfigError, EpisodeReadError, DatasetFormatError
 
 
 if __name__ == "__main__":

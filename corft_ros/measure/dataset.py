@@ -192,6 +192,11 @@ def register(benches: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench_dataset(args: argparse.Namespace) -> int:
+    if (not args.bags and min(args.episodes, args.width, args.height) < 1) or not (args.seconds > 0 and args.fps > 0) \
+            or args.batch_size < 1 or args.train_steps < 0:
+        print("error: --episodes, --width, --height and --batch-size must be >= 1, --seconds and --fps positive, "
+              "--train-steps >= 0", file=sys.stderr)
+        return 2
     from corft_ros.core.params import parse_sets
     from corft_ros.core.robot import load_robot_config
     from corft_ros.measure._common import print_result

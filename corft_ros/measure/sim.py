@@ -8,6 +8,7 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
 
 
@@ -25,6 +26,9 @@ def register(benches: argparse._SubParsersAction) -> None:
 
 
 def bench_sim(args: argparse.Namespace) -> int:
+    if not args.seconds > 0 or args.graph_seconds < 0:
+        print("error: --seconds must be positive and --graph-seconds >= 0", file=sys.stderr)
+        return 2
     import mujoco
     import numpy as np
 
