@@ -1,9 +1,10 @@
 """Parameter plumbing shared by every entry point: nested maps to dotted names, KEY=VALUE overrides, the one
-coercer, and the declarative parameter specs of the nodes (`param`, `declared`, `from_values`)."""
+coercer, and the declarative parameter specs of the nodes and of the training job (`param`, `declared`, `from_values`,
+`markdown_table`)."""
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from typing import Any
 
 
@@ -143,6 +144,19 @@ def declared(cls: type) -> dict[str, tuple[Any, ParamInfo]]:
     return out
 
 
+def declared_tree(cls: type, prefix: str = "") -> dict[str, tuple[Any, ParamInfo]]:
+    """Dotted name -> (default, info) of every parameter of a parameter dataclass and of its groups (a field whose
+    default is another parameter dataclass, e.g. the training config's `corft`: `corft.gamma`), in field order."""
+    specs = declared(cls)
+    out = {}
+    for f in fields(cls):
+        if f.name in specs:
+            out[f"{prefix}{f.name}"] = specs[f.name]
+        elif isinstance(f.default_factory, type) and is_dataclass(f.default_factory):
+            out.update(declared_tree(f.default_factory, f"{prefix}{f.name}."))
+    return out
+
+
 def check(name: str, value: Any, info: ParamInfo) -> None:
     """A one-line ConfigError naming the parameter when `value` breaks its spec."""
     from corft_ros.core.robot import ConfigError
@@ -167,3 +181,33 @@ def from_values(cls: type, values: dict[str, Any]) -> Any:
         check(name, value, info)
         kwargs[name] = value
     return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- generated references
+
+
+def validation_text(info: ParamInfo) -> str:
+    """The spec's checks in words (the references' `checked` column)."""
+    parts = []
+    if info.min is not None:
+        parts.append(f">= {info.min:g}")
+    if info.above is not None:
+        parts.append(f"> {info.above:g}")
+    if info.max is not None:
+        parts.append(f"<= {info.max:g}")
+    if info.dynamic:
+        parts.append("settable at runtime")
+    return ", ".join(parts)
+
+
+def markdown_table(specs: dict[str, tuple[Any, ParamInfo]]) -> list[str]:
+    """The lines of a Markdown table of parameters (name -> (default, info)): docs/parameters.md and
+    docs/training_parameters.md are made of these."""
+    import json
+
+    lines = ["| parameter | type | default | description | checked |", "|---|---|---|---|---|"]
+    for name, (default, info) in specs.items():
+        kind = f"{info.array}[]" if info.array else type(default).__name__
+        lines.append(f"| `{name}` | {kind} | `{json.dumps(default)}` | {info.description.replace('|', '/')} | "
+                     f"{validation_text(info)} |")
+    return lines

@@ -29,8 +29,8 @@ class TrainerNode(Node):
         p = self.params = declare_params(self, TrainerParams)
         self.bags, self.steps_cap, self.shutdown_when_done = p.bags, p.steps, p.shutdown_when_done
         params = {}
-        for name, (default, description) in training_parameters().items():
-            params[name] = declare(self, name, default, description)
+        for name, (default, info) in training_parameters().items():
+            params[name] = declare(self, name, default, info.description)
         if not self.bags:
             raise ConfigError("parameter bags: empty (the folder of recorded episodes)")
         self.robot = load_robot_config(p.robot_config or None)

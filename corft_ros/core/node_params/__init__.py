@@ -42,10 +42,8 @@ def _patterned(executable: str, name: str, values: dict[str, Any]) -> tuple[Any,
     the trainer's training parameters (dotted names of the training config)."""
     if executable == "trainer":
         from corft_ros.core.node_params.trainer import training_parameters
-        from corft_ros.core.params import ParamInfo
 
-        found = training_parameters().get(name)
-        return (found[0], ParamInfo(found[1])) if found else None
+        return training_parameters().get(name)
     if executable == "executor" and "." in name:
         from corft_ros.core.node_params.executor import ExecutorParams, OutputParams
 
@@ -68,22 +66,11 @@ def lookup(executable: str, name: str, values: dict[str, Any] | None = None) -> 
     return found if found is not None else _patterned(executable, name, values or {})
 
 
-def _validation(info: Any) -> str:
-    parts = []
-    if info.min is not None:
-        parts.append(f">= {info.min:g}")
-    if info.above is not None:
-        parts.append(f"> {info.above:g}")
-    if info.max is not None:
-        parts.append(f"<= {info.max:g}")
-    if info.dynamic:
-        parts.append("settable at runtime")
-    return ", ".join(parts)
-
-
 def reference_markdown() -> str:
     """docs/parameters.md: every node's parameters from their one declaration (generated; a test keeps it equal)."""
     import json
+
+    from corft_ros.core.params import markdown_table
 
     lines = ["# Node parameters", "",
              "Generated from `corft_ros/core/node_params/` (each node's one declaration) by "
@@ -91,11 +78,7 @@ def reference_markdown() -> str:
              "The graph YAMLs in `config/` hold only what differs from these defaults. Every node also has "
              "`use_sim_time` (default false).", ""]
     for name in executables():
-        lines += [f"## `{name}`", "", "| parameter | type | default | description | checked |", "|---|---|---|---|---|"]
-        for pname, (default, info) in declared(params_class(name)).items():
-            kind = f"{info.array}[]" if info.array else type(default).__name__
-            lines.append(f"| `{pname}` | {kind} | `{json.dumps(default)}` | {info.description.replace('|', '/')} | "
-                         f"{_validation(info)} |")
+        lines += [f"## `{name}`", "", *markdown_table(declared(params_class(name)))]
         if name == "executor":
             from corft_ros.core.node_params.executor import OutputParams
 
@@ -104,6 +87,6 @@ def reference_markdown() -> str:
                                   for p, (d, info) in declared(OutputParams).items()) + "."]
         if name == "trainer":
             lines += ["", "Plus every training parameter of `config/train.yaml`, dotted (`corft.gamma`, "
-                      "`dataset.image_size`, ...): see docs/training.md."]
+                      "`dataset.image_size`, ...): [training_parameters.md](training_parameters.md)."]
         lines.append("")
     return "\n".join(lines)

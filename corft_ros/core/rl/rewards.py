@@ -21,19 +21,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from corft_ros.core.params import param
+
 
 @dataclass
 class RewardConfig:
-    success_reward: float = 1.0
-    step_cost: float = 0.01
+    """The rewards (the trainer's `rewards.*` parameters; the discount is corft.gamma)."""
+
+    success_reward: float = param(1.0, "reward at the last tick of a successful episode (terminal)")
+    step_cost: float = param(0.01, "paid every tick: what makes a faster success worth more")
     # The value of failing: −step_cost / (1 − γ) = −1 with the defaults, i.e. paying the step cost forever.
     # Before, failures were truncated with 0 here, so they differed from successes only by step costs and the
     # critic learned time-to-go (docs/training.md).
-    failure_reward: float = -1.0
-    failure_terminal: bool = True
-    takeover_reward: float = -1.0  # RLIF: at the tick before each takeover (episodes with interventions only)
-    shaping_scale: float = 0.0
-    gamma: float = 0.99
+    failure_reward: float = param(-1.0, "reward at the last tick of a failed episode: the value of failing, "
+                                        "−step_cost / (1 − γ) with the defaults (paying the step cost forever)")
+    failure_terminal: bool = param(True, "a failed episode ends in a terminal step (false: the recording just "
+                                         "stopped; truncated and bootstrapped)")
+    takeover_reward: float = param(-1.0, "RLIF: reward at the policy's last tick before each takeover (episodes with "
+                                         "interventions only; not terminal)")
+    shaping_scale: float = param(0.0, "potential-based shaping γ Φ(s') − Φ(s), Φ(s) = −‖q − q_final‖, on successful "
+                                      "episodes (0 = off)")
+    gamma: float = param(0.99, "the discount of the returns and the shaping: set from corft.gamma "
+                               "(TrainConfig.validate), not a parameter of its own")
 
 
 def episode_rewards(

@@ -127,3 +127,92 @@ def test_node_specs_take_shared_defaults_from_the_core_configs():
                                                        for d in shared[node.target.id]]:
                 restated.append(f"{path.name}: {node.target.id} = {literal!r}")
     assert not restated, f"defaults written again beside the core config that owns them: {restated}"
+
+
+# --------------------------------------------------------------------------- the training parameters
+
+def test_the_training_parameter_reference_is_generated_from_the_declarations():
+    from corft_ros.core.rl.config import reference_markdown
+
+    assert (CONFIG.parent / "docs" / "training_parameters.md").read_text() == reference_markdown(), (
+        "docs/training_parameters.md is stale: python -m corft_ros.core.rl.config > docs/training_parameters.md")
+
+
+def test_every_training_config_field_is_a_described_parameter():
+    """Every field of the training configs is declared with `param` and a description: parameter groups (a field
+    holding another config), TrainConfig.policy (PolicyConfig overrides) and PolicyConfig.joint_names (the robot's)
+    are the only exceptions."""
+    import dataclasses
+
+    from corft_ros.core.dataset.config import DatasetConfig
+    from corft_ros.core.params import PARAM
+    from corft_ros.core.policy.config import PolicyConfig
+    from corft_ros.core.rl.config import CORFTConfig, ILConfig, TrainConfig, training_params
+    from corft_ros.core.rl.rewards import RewardConfig
+
+    undescribed = []
+    for cls in (TrainConfig, ILConfig, CORFTConfig, DatasetConfig, RewardConfig, PolicyConfig):
+        for f in dataclasses.fields(cls):
+            group = isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory)
+            if group or (cls, f.name) in ((TrainConfig, "policy"), (PolicyConfig, "joint_names")):
+                continue
+            info = f.metadata.get(PARAM)
+            if info is None or not info.description.strip():
+                undescribed.append(f"{cls.__name__}.{f.name}")
+    assert not undescribed, f"fields without a param(default, description): {undescribed}"
+    specs = training_params()
+    assert {"il_steps", "corft.gamma", "dataset.image_size", "rewards.step_cost", "policy.chunk_size"} <= set(specs)
+    assert "rewards.gamma" not in specs and "policy" not in specs  # corft.gamma; a group
+    assert all(info.description.strip() for _, info in specs.values())
+
+
+def test_every_training_parameter_name_is_what_config_from_params_takes():
+    import dataclasses
+
+    from corft_ros.core.rl.config import TrainConfig, config_from_params, training_params
+
+    defaults = dataclasses.asdict(TrainConfig())
+    for name, (default, _) in training_params().items():
+        cfg = config_from_params({name: default})
+        if name.startswith("policy."):
+            assert cfg.policy == {name.split(".", 1)[1]: default}
+            continue
+        data = dataclasses.asdict(cfg)
+        if name in ("dataset.rate_hz", "dataset.cache_dir"):  # 0.0 and '' (ROS-typable) stand for None
+            data["dataset"][name.split(".")[1]] = None
+        assert data == defaults, name
+        cfg.validate()
+
+
+def test_the_declared_checks_are_what_the_configs_enforce():
+    """A value outside a training parameter's declared choices/min/above/max is refused by validate() (and a
+    PolicyConfig field's by PolicyConfig): the reference's `checked` column is what the code checks. (Each value
+    breaks one parameter of an otherwise default config, so the error is that parameter's.)"""
+    from corft_ros.core.params import declared
+    from corft_ros.core.policy.config import PolicyConfig
+    from corft_ros.core.rl.config import config_from_params, training_params
+
+    def bad_values(info):
+        if info.choices:
+            yield "bogus"
+        if info.min is not None:
+            yield info.min - 1
+        if info.above is not None:
+            yield info.above
+        if info.max is not None:
+            yield info.max + 1
+
+    checked = 0
+    for name, (_, info) in training_params().items():
+        if name.startswith("policy."):
+            continue
+        for value in bad_values(info):
+            with pytest.raises(ConfigError):
+                config_from_params({name: value}).validate()
+            checked += 1
+    for name, (_, info) in declared(PolicyConfig).items():
+        for value in bad_values(info):
+            with pytest.raises(ConfigError, match="policy config"):
+                PolicyConfig(joint_names=["j"], **{name: value})
+            checked += 1
+    assert checked >= 40
