@@ -28,7 +28,7 @@ import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -108,10 +108,124 @@ def build_episode(bag: Path, robot: RobotConfig, cfg: DatasetConfig, meta: dict 
         return _build(bag, reader, pool, robot, cfg, command_order)
 
 
+_Trajectory = tuple[int, np.ndarray, np.ndarray, bool]  # (start, times[P], positions[P, d], stamped)
+
+
+@dataclass
+class _Streams:
+    """One bag's samples per stream (frames, joint states, commands, takeover changes) and the hash of what was read."""
+
+    bag: Path
+    robot: RobotConfig
+    command_order: np.ndarray
+    topic_cam: dict[str, str]
+    joint_states_topic: str
+    action_topic: str
+    intervention_topic: str
+    cells: dict[str, FrameCells]
+    js_t: dict[str, list[int]]
+    js_q: dict[str, list[float]]
+    js_log: list[int] = field(default_factory=list)
+    js_header: list[int] = field(default_factory=list)
+    cmd_t: list[int] = field(default_factory=list)
+    cmd_q: list[np.ndarray] = field(default_factory=list)
+    trajectories: list[_Trajectory] = field(default_factory=list)
+    takeover_log: list[tuple[int, bool]] = field(default_factory=list)  # (log time, state) of corft/intervention
+    message_count: int = 0
+    byte_count: int = 0
+    # The cache key: every message the dataset is made of (topic, log time, CRC-32 of its bytes), so a
+    # re-chunked, repaired or converted (sqlite3 <-> MCAP) bag with the same messages keeps its entry.
+    digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+
+    def add(self, msg, topic_id: int, ts) -> None:
+        """Count and hash one message and file it under its stream; one that does not parse is an EpisodeProblem."""
+        self.message_count += 1
+        self.byte_count += len(msg.data)
+        self.digest.update(struct.pack("<BqII", topic_id, msg.log_time_ns, len(msg.data), zlib.crc32(msg.data)))
+        try:
+            self._file(msg, ts)
+        except (cdr.CdrError, ValueError) as exc:
+            if isinstance(exc, EpisodeProblem):
+                raise
+            raise EpisodeProblem(f"{self.bag}: bad {msg.topic} message at {msg.log_time_ns} ns ({exc})") from None
+
+    def _file(self, msg, ts) -> None:
+        """Decode one message into the samples of its stream."""
+        if msg.topic in self.topic_cam:
+            view = cdr.parse_image(msg.data)
+            if view.stamp_ns <= 0:
+                view = dataclasses.replace(view, stamp_ns=msg.log_time_ns)
+            self.cells[self.topic_cam[msg.topic]].add(view)
+        elif msg.topic == self.joint_states_topic:
+            self._joint_states(ts.deserialize_cdr(msg.data, msg.msgtype), msg.log_time_ns)
+        elif msg.topic == self.action_topic:
+            self._command(ts.deserialize_cdr(msg.data, msg.msgtype), msg.msgtype, msg.log_time_ns)
+        elif msg.topic == self.intervention_topic:
+            self.takeover_log.append((msg.log_time_ns, bool(ts.deserialize_cdr(msg.data, msg.msgtype).data)))
+
+    def _joint_states(self, js, log_ns: int) -> None:
+        """Record a JointState's header stamp and the positions of the robot's joints."""
+        stamp = _stamp(js.header, log_ns)
+        self.js_log.append(log_ns)
+        self.js_header.append(stamp)
+        for name, pos in zip(js.name, js.position, strict=False):
+            if name in self.js_t:
+                self.js_t[name].append(stamp)
+                self.js_q[name].append(float(pos))
+
+    def _command(self, cmd, msgtype: str, log_ns: int) -> None:
+        """Record a command: a Float64MultiArray in robot.yaml order, or a JointTrajectory."""
+        if msgtype.endswith("Float64MultiArray"):
+            values = np.asarray(cmd.data, dtype=np.float64)
+            if values.shape != (self.robot.dof,):
+                raise EpisodeProblem(
+                    f"{self.bag}: {self.action_topic} command has {values.size} values, expected {self.robot.dof}"
+                )
+            self.cmd_t.append(log_ns)
+            self.cmd_q.append(values[self.command_order])
+        else:
+            self.trajectories.append(_trajectory(self.bag, cmd, log_ns, self.robot))
+
+
 def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: RobotConfig, cfg: DatasetConfig,
            command_order: np.ndarray) -> tuple[dict, dict]:
-    names = robot.joint_names
+    """Read the bag once and resample its streams onto the control ticks. Returns (arrays, stats)."""
     topics = reader.topics()
+    cam_topics, action_topic = _required_topics(bag, topics, cfg)
+    dt = dt_ns(cfg, robot)
+    streams = _read_streams(bag, reader, pool, robot, cfg, command_order, topics, cam_topics, action_topic, dt)
+    frames_of = _finished_frames(bag, streams, cfg, cam_topics, action_topic)
+    to_header, cmd_h, offset = _onto_header_clock(streams)
+    ticks = _tick_grid(bag, streams, cmd_h, dt, cfg.min_ticks)
+    state = _state_at(streams, ticks)
+    action = _action_at(streams, cmd_h, ticks)
+    images, frame_report = _images_at(bag, streams.cells, frames_of, ticks, dt, cfg.stale_factor)
+
+    if not np.all(np.isfinite(state)) or not np.all(np.isfinite(action)):
+        raise EpisodeProblem(f"{bag}: NaN/Inf in joint states or commands")
+    arrays = {
+        "state": state.astype(np.float32),
+        "action": action.astype(np.float32),
+        "tick_ns": ticks,
+        "intervention": _takeover_flags(streams.takeover_log, ticks, to_header),
+        **{f"image_{cam}": img for cam, img in images.items()},
+    }
+    stats = {
+        "ticks": len(ticks),
+        "duration_s": round((ticks[-1] - ticks[0]) / 1e9, 3),
+        "action_topic": action_topic,
+        "clock_offset_ns": offset,
+        "messages": streams.message_count,
+        "bytes": streams.byte_count,
+        "cameras": frame_report,
+        "content_hash": streams.digest.hexdigest()[:32],
+    }
+    return arrays, stats
+
+
+def _required_topics(bag: Path, topics: dict[str, str], cfg: DatasetConfig) -> tuple[dict[str, str], str]:
+    """(camera -> image topic, the first configured action topic the bag has); raises EpisodeProblem naming the
+    required topics the bag lacks."""
     cam_topics = {cam: cfg.image_topic.format(name=cam) for cam in cfg.camera_names}
     action_topic = next((t for t in cfg.action_topics if t in topics), None)
     missing = [t for t in cam_topics.values() if t not in topics]
@@ -121,90 +235,70 @@ def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: Robot
         missing.append(" or ".join(cfg.action_topics))
     if missing:
         raise EpisodeProblem(f"{bag}: missing required topics: {', '.join(missing)}")
+    return cam_topics, action_topic
 
-    dt = dt_ns(cfg, robot)
+
+def _read_streams(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: RobotConfig, cfg: DatasetConfig,
+                  command_order: np.ndarray, topics: dict[str, str], cam_topics: dict[str, str], action_topic: str,
+                  dt: int) -> _Streams:
+    """One pass over the bag's wanted topics (cameras, joint states, the action topic, takeovers when recorded)."""
     ts = _typestore()
     pending: deque = deque()
-    cells = {cam: FrameCells(dt, tuple(cfg.image_size), cam, pool, pending) for cam in cfg.camera_names}
-    topic_cam = {t: c for c, t in cam_topics.items()}
-    js_t: dict[str, list[int]] = {n: [] for n in names}
-    js_q: dict[str, list[float]] = {n: [] for n in names}
-    js_log: list[int] = []
-    js_header: list[int] = []
-    cmd_t: list[int] = []
-    cmd_q: list[np.ndarray] = []
-    trajectories: list[tuple[int, np.ndarray, np.ndarray, bool]] = []  # (start, times[P], positions[P, d], stamped)
-    counts = {"messages": 0, "bytes": 0}
+    streams = _Streams(
+        bag=bag,
+        robot=robot,
+        command_order=command_order,
+        topic_cam={t: c for c, t in cam_topics.items()},
+        joint_states_topic=cfg.joint_states_topic,
+        action_topic=action_topic,
+        intervention_topic=cfg.intervention_topic,
+        cells={cam: FrameCells(dt, tuple(cfg.image_size), cam, pool, pending) for cam in cfg.camera_names},
+        js_t={n: [] for n in robot.joint_names},
+        js_q={n: [] for n in robot.joint_names},
+    )
     want = set(cam_topics.values()) | {cfg.joint_states_topic, action_topic}
-    takeover_log: list[tuple[int, bool]] = []  # (log time, state) of corft/intervention, when the bag has it
     if cfg.intervention_topic in topics:
         want.add(cfg.intervention_topic)
-    # The cache key: every message the dataset is made of (topic, log time, CRC-32 of its bytes), so a
-    # re-chunked, repaired or converted (sqlite3 <-> MCAP) bag with the same messages keeps its entry.
-    digest = hashlib.sha256()
     topic_ids = {t: i for i, t in enumerate(sorted(want))}
-
     for msg in reader.messages(want):
-        counts["messages"] += 1
-        counts["bytes"] += len(msg.data)
-        digest.update(struct.pack("<BqII", topic_ids[msg.topic], msg.log_time_ns, len(msg.data), zlib.crc32(msg.data)))
-        try:
-            if msg.topic in topic_cam:
-                view = cdr.parse_image(msg.data)
-                if view.stamp_ns <= 0:
-                    view = dataclasses.replace(view, stamp_ns=msg.log_time_ns)
-                cells[topic_cam[msg.topic]].add(view)
-            elif msg.topic == cfg.joint_states_topic:
-                js = ts.deserialize_cdr(msg.data, msg.msgtype)
-                stamp = _stamp(js.header, msg.log_time_ns)
-                js_log.append(msg.log_time_ns)
-                js_header.append(stamp)
-                for name, pos in zip(js.name, js.position, strict=False):
-                    if name in js_t:
-                        js_t[name].append(stamp)
-                        js_q[name].append(float(pos))
-            elif msg.topic == action_topic:
-                cmd = ts.deserialize_cdr(msg.data, msg.msgtype)
-                if msg.msgtype.endswith("Float64MultiArray"):
-                    values = np.asarray(cmd.data, dtype=np.float64)
-                    if values.shape != (robot.dof,):
-                        raise EpisodeProblem(
-                            f"{bag}: {action_topic} command has {values.size} values, expected {robot.dof}"
-                        )
-                    cmd_t.append(msg.log_time_ns)
-                    cmd_q.append(values[command_order])
-                else:
-                    trajectories.append(_trajectory(bag, cmd, msg.log_time_ns, robot))
-            elif msg.topic == cfg.intervention_topic:
-                takeover_log.append((msg.log_time_ns, bool(ts.deserialize_cdr(msg.data, msg.msgtype).data)))
-        except (cdr.CdrError, ValueError) as exc:
-            if isinstance(exc, EpisodeProblem):
-                raise
-            raise EpisodeProblem(f"{bag}: bad {msg.topic} message at {msg.log_time_ns} ns ({exc})") from None
+        streams.add(msg, topic_ids[msg.topic], ts)
+    return streams
+
+
+def _finished_frames(bag: Path, streams: _Streams, cfg: DatasetConfig, cam_topics: dict[str, str],
+                     action_topic: str) -> dict:
+    """The decoded frames per camera (cell -> (stamp, image)); raises EpisodeProblem when a frame does not decode, a
+    stream has no messages or a joint is never reported."""
     try:
-        frames_of = {cam: cell.finish() for cam, cell in cells.items()}
+        frames_of = {cam: cell.finish() for cam, cell in streams.cells.items()}
     except FrameError as exc:
         raise EpisodeProblem(f"{bag}: {exc}") from None
 
-    empty = [cam_topics[c] for c, cell in cells.items() if not cell.stamps]
-    if not js_log:
+    empty = [cam_topics[c] for c, cell in streams.cells.items() if not cell.stamps]
+    if not streams.js_log:
         empty.append(cfg.joint_states_topic)
-    if not cmd_t and not trajectories:
+    if not streams.cmd_t and not streams.trajectories:
         empty.append(action_topic)
     if empty:
         raise EpisodeProblem(f"{bag}: no messages on {', '.join(empty)}")
-    missing_joints = [n for n in names if not js_t[n]]
+    missing_joints = [n for n in streams.robot.joint_names if not streams.js_t[n]]
     if missing_joints:
         raise EpisodeProblem(f"{bag}: {cfg.joint_states_topic} never reports joints {missing_joints}")
+    return frames_of
 
+
+def _onto_header_clock(streams: _Streams) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, int]:
+    """(log time -> header-clock offsets, command times on the header clock, the median offset); unstamped
+    trajectories are moved onto the header clock in place."""
     # Commands carry no header: their time is the bag's log time. The header stamps may live on another clock
     # (sim time, which also drifts from the wall clock when the sim runs slower than real time): move command
     # times onto the header clock with the offset the joint states show around each command (about zero on a
     # real robot, where both are the same clock). A trajectory with a header stamp is already on it.
-    to_header = functools.partial(resample.clock_offsets, np.asarray(js_log, np.int64),
-                                  np.asarray(js_header, np.int64))
-    cmd_h = np.asarray(cmd_t, dtype=np.int64)
-    if cmd_t:
+    to_header = functools.partial(resample.clock_offsets, np.asarray(streams.js_log, np.int64),
+                                  np.asarray(streams.js_header, np.int64))
+    cmd_h = np.asarray(streams.cmd_t, dtype=np.int64)
+    trajectories = streams.trajectories
+    if streams.cmd_t:
         cmd_offsets = to_header(cmd_h)
         cmd_h = cmd_h + cmd_offsets
         offset = int(np.median(cmd_offsets))
@@ -215,38 +309,54 @@ def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: Robot
             start, times, pos, _ = trajectories[i]
             trajectories[i] = (start + int(shift), times + int(shift), pos, True)
         offset = int(np.median(shifts)) if len(shifts) else 0
+    return to_header, cmd_h, offset
 
-    starts = [min(c.stamps) for c in cells.values()] + [min(js_t[n][0] for n in names)]
-    stops = [max(c.stamps) for c in cells.values()] + [min(max(js_t[n]) for n in names)]
-    if cmd_t:
+
+def _tick_grid(bag: Path, streams: _Streams, cmd_h: np.ndarray, dt: int, min_ticks: int) -> np.ndarray:
+    """The control ticks (whole multiples of dt) from when every stream has started until the first one ends;
+    raises EpisodeProblem when there are fewer than `min_ticks`."""
+    names = streams.robot.joint_names
+    cells = streams.cells.values()
+    starts = [min(c.stamps) for c in cells] + [min(streams.js_t[n][0] for n in names)]
+    stops = [max(c.stamps) for c in cells] + [min(max(streams.js_t[n]) for n in names)]
+    if streams.cmd_t:
         starts.append(int(cmd_h.min()))
     else:
-        starts.append(min(t[0] for t in trajectories))
+        starts.append(min(t[0] for t in streams.trajectories))
     first_tick = -(-max(starts) // dt) * dt
     ticks = resample.make_ticks(first_tick, min(stops), dt / 1e9)
-    if len(ticks) < cfg.min_ticks:
+    if len(ticks) < min_ticks:
         raise EpisodeProblem(
-            f"{bag}: only {len(ticks)} control ticks where all streams overlap (need {cfg.min_ticks})"
+            f"{bag}: only {len(ticks)} control ticks where all streams overlap (need {min_ticks})"
         )
+    return ticks
 
-    # state
-    state = np.empty((len(ticks), robot.dof), dtype=np.float64)
-    for k, n in enumerate(names):
-        t = np.asarray(js_t[n], dtype=np.int64)
-        q = np.asarray(js_q[n], dtype=np.float64)
+
+def _state_at(streams: _Streams, ticks: np.ndarray) -> np.ndarray:
+    """[T, d] float64 joint positions interpolated at the ticks, in robot.yaml order."""
+    state = np.empty((len(ticks), streams.robot.dof), dtype=np.float64)
+    for k, n in enumerate(streams.robot.joint_names):
+        t = np.asarray(streams.js_t[n], dtype=np.int64)
+        q = np.asarray(streams.js_q[n], dtype=np.float64)
         keep = resample.sort_unique(t)
         state[:, k] = resample.interpolate(t[keep], q[keep, None], ticks)[:, 0]
+    return state
 
-    # action
-    if cmd_t:
-        q = np.stack(cmd_q)
+
+def _action_at(streams: _Streams, cmd_h: np.ndarray, ticks: np.ndarray) -> np.ndarray:
+    """[T, d] the command in force at each tick: the latest array command, else the trajectories evaluated."""
+    if streams.cmd_t:
+        q = np.stack(streams.cmd_q)
         keep = resample.sort_unique(cmd_h)
         idx = resample.latest_at_or_before(cmd_h[keep], ticks)
-        action = q[keep][np.maximum(idx, 0)]
-    else:
-        action = _evaluate_trajectories(trajectories, ticks)
+        return q[keep][np.maximum(idx, 0)]
+    return _evaluate_trajectories(streams.trajectories, ticks)
 
-    # images
+
+def _images_at(bag: Path, cells: dict[str, FrameCells], frames_of: dict, ticks: np.ndarray, dt: int,
+               stale_factor: float) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """(camera -> [T, H, W, 3] the latest frame at or before each tick, camera -> frame stats); raises
+    EpisodeProblem when a camera has no frame by the first tick."""
     images: dict[str, np.ndarray] = {}
     frame_report: dict[str, dict] = {}
     for cam, cell in cells.items():
@@ -262,28 +372,8 @@ def _build(bag: Path, reader: EpisodeBag, pool: ThreadPoolExecutor, robot: Robot
             raise AssertionError(f"{bag}: camera {cam} picked a future frame")
         all_stamps = np.sort(np.asarray(cell.stamps, dtype=np.int64))
         chosen_idx = np.searchsorted(all_stamps, chosen_stamps, side="left")
-        frame_report[cam] = resample.frame_stats(all_stamps, ticks, chosen_idx, cfg.stale_factor).as_dict()
-
-    if not np.all(np.isfinite(state)) or not np.all(np.isfinite(action)):
-        raise EpisodeProblem(f"{bag}: NaN/Inf in joint states or commands")
-    arrays = {
-        "state": state.astype(np.float32),
-        "action": action.astype(np.float32),
-        "tick_ns": ticks,
-        "intervention": _takeover_flags(takeover_log, ticks, to_header),
-        **{f"image_{cam}": img for cam, img in images.items()},
-    }
-    stats = {
-        "ticks": len(ticks),
-        "duration_s": round((ticks[-1] - ticks[0]) / 1e9, 3),
-        "action_topic": action_topic,
-        "clock_offset_ns": offset,
-        "messages": counts["messages"],
-        "bytes": counts["bytes"],
-        "cameras": frame_report,
-        "content_hash": digest.hexdigest()[:32],
-    }
-    return arrays, stats
+        frame_report[cam] = resample.frame_stats(all_stamps, ticks, chosen_idx, stale_factor).as_dict()
+    return images, frame_report
 
 
 def _takeover_flags(changes: list[tuple[int, bool]], ticks: np.ndarray, to_header) -> np.ndarray:

@@ -276,28 +276,11 @@ class ProcessEpisodeWriter:
 
 # ==================================================================== the writer process
 def _child_main(config: dict) -> int:
-    out_lock = threading.Lock()
-
-    def report(obj: dict) -> None:
-        with out_lock:
-            try:
-                sys.stdout.write(json.dumps(obj) + "\n")
-                sys.stdout.flush()
-            except (BrokenPipeError, ValueError):
-                pass
-
+    """The writer process: run an EpisodeWriter on what the ring brings until stopped, aborted or orphaned; 0 once
+    the bag is closed, 1 when it could not start."""
+    report = _stdout_reporter()
     ring = ShmRing.attach(config["ring"])
-    parent_gone = threading.Event()
-
-    def watch_stdin() -> None:  # the receiving process holds our stdin: EOF = it is gone
-        try:
-            while sys.stdin.read(4096):
-                pass
-        except (OSError, ValueError):
-            pass
-        parent_gone.set()
-
-    threading.Thread(target=watch_stdin, daemon=True).start()
+    parent_gone = _watch_parent()
     aborted: list[tuple[str, str]] = []
     writer = EpisodeWriter(
         config["episode_dir"], EpisodeMetadata.from_dict(config["metadata"]),
@@ -314,16 +297,59 @@ def _child_main(config: dict) -> int:
         ring.close()
         return 1
     report({"started": True})
+    stop_meta = _drain_ring(ring, writer, aborted, parent_gone, report)
+    _close_episode(writer, stop_meta)
+    report({"final": writer.metadata.to_dict()})
+    ring.close()
+    return 0
+
+
+def _stdout_reporter() -> Callable[[dict], None]:
+    """A thread-safe report(obj): one JSON line on stdout, dropped quietly when the parent no longer reads it."""
+    out_lock = threading.Lock()
+
+    def report(obj: dict) -> None:
+        with out_lock:
+            try:
+                sys.stdout.write(json.dumps(obj) + "\n")
+                sys.stdout.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+    return report
+
+
+def _watch_parent() -> threading.Event:
+    """An event set once the receiving process is gone (it holds our stdin: EOF), watched by a daemon thread."""
+    parent_gone = threading.Event()
+
+    def watch_stdin() -> None:  # the receiving process holds our stdin: EOF = it is gone
+        try:
+            while sys.stdin.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        parent_gone.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    return parent_gone
+
+
+def _send_stats(writer: EpisodeWriter, report: Callable[[dict], None]) -> None:
+    """Report the writer's per-topic counts, chunks flushed, state and queue."""
+    s = writer.stats()
+    report({"stats": {"topics": {k: (v.count, v.dropped, v.bytes) for k, v in s.topics.items()},
+                      "chunks_flushed": s.chunks_flushed, "state": s.state, "error": s.error,
+                      "queue_messages": s.queue_messages, "queue_bytes": s.queue_bytes}})
+
+
+def _drain_ring(ring: ShmRing, writer: EpisodeWriter, aborted: list[tuple[str, str]], parent_gone: threading.Event,
+                report: Callable[[dict], None]) -> dict | None:
+    """Write the ring's messages and act on its control records (stats every 0.25 s) until a stop record, an abort,
+    or the parent gone with the ring empty; the stop record's metadata, or None when there was none."""
     topics: dict[int, str] = {}
     last_stats = 0.0
     stop_meta: dict | None = None
-
-    def send_stats() -> None:
-        s = writer.stats()
-        report({"stats": {"topics": {k: (v.count, v.dropped, v.bytes) for k, v in s.topics.items()},
-                          "chunks_flushed": s.chunks_flushed, "state": s.state, "error": s.error,
-                          "queue_messages": s.queue_messages, "queue_bytes": s.queue_bytes}})
-
     while stop_meta is None:
         got = False
         for kind, t_ns, payload in ring.take():
@@ -342,13 +368,18 @@ def _child_main(config: dict) -> int:
         now = time.monotonic()
         if now - last_stats >= 0.25:
             last_stats = now
-            send_stats()
+            _send_stats(writer, report)
         if aborted:  # the bag is closed (disk full / write error): nothing more can go in
             break
         if stop_meta is None and not got:
             if parent_gone.is_set() and ring.used() == 0:
                 break
             time.sleep(0.001)
+    return stop_meta
+
+
+def _close_episode(writer: EpisodeWriter, stop_meta: dict | None) -> None:
+    """Stop the writer: with the parent's final metadata and drops when it sent them, else as `crashed`."""
     meta = writer.metadata
     if stop_meta is not None:
         dropped_here = stop_meta.pop("dropped_here", {})
@@ -362,9 +393,6 @@ def _child_main(config: dict) -> int:
         status = "crashed"
         meta.error = meta.error or "the recording process died; everything it had received is in the bag"
     writer.stop(status)
-    report({"final": writer.metadata.to_dict()})
-    ring.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -153,10 +153,7 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
     """
     import copy
 
-    import torch
     from safetensors.torch import save_file
-
-    from corft_ros.core.policy.model import ActorGraph, CriticGraph, SamplerGraph
 
     # The exporter logs one warning per missing torchvision op it could translate: not our concern.
     logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
@@ -169,59 +166,11 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
     try:
         state = {k: v.detach().contiguous().clone() for k, v in cpu_model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT})
-
-        cams, (h, w), d = cfg.num_cameras, cfg.image_size, cfg.action_dim
-        images = torch.rand(1, cams, 3, h, w)
-        joint = cpu_model.action_mean.reshape(1, d).clone()
-        text = torch.randn(1, cfg.text_dim)
-        chunks = cpu_model.unnormalize_action(torch.randn(3, cfg.chunk_size, d))
-        noise = torch.randn(3, cfg.chunk_size, d)
-        with_sampler = needs_sampler(cfg, deploy)
-        # The TorchScript exporter: the same graphs as torch.export's (verified below on other batch sizes), the same
-        # ONNX Runtime latency, and 0.5 s per graph instead of 10-20 s.
-        batch = {0: "batch"}
-        n = {0: "n"}
-        with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            # The exporter narrates its passes on stdout and warns about its own internals: keep CLIs quiet.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                ActorGraph(cpu_model).eval(), (images, joint, text), str(tmp / ACTOR_FILE),
-                input_names=["images", "state", "text"], output_names=["chunk"],
-                dynamic_axes={"images": batch, "state": batch, "text": batch, "chunk": batch},
-                dynamo=False, opset_version=OPSET, verbose=False,
-            )
-            torch.onnx.export(
-                CriticGraph(cpu_model).eval(), (images, joint, text, chunks), str(tmp / CRITIC_FILE),
-                input_names=["images", "state", "text", "chunk"], output_names=["q"],
-                dynamic_axes={"chunk": n, "q": {1: "n"}},
-                dynamo=False, opset_version=OPSET, verbose=False,
-            )
-            if with_sampler:
-                torch.onnx.export(
-                    SamplerGraph(cpu_model).eval(), (images, joint, text, noise), str(tmp / SAMPLER_FILE),
-                    input_names=["images", "state", "text", "noise"], output_names=["chunk", "q"],
-                    dynamic_axes={"noise": n, "chunk": n, "q": {1: "n"}},
-                    dynamo=False, opset_version=OPSET, verbose=False,
-                )
+        images, joint, text, chunks, noise = _example_inputs(cpu_model, cfg)
+        _export_graphs(cpu_model, tmp, (images, joint, text, chunks, noise), needs_sampler(cfg, deploy))
         files = {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size}
                  for name in (ACTOR_FILE, CRITIC_FILE, SAMPLER_FILE, WEIGHTS_FILE) if (tmp / name).exists()}
-        meta = {
-            "format": FORMAT,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "joint_names": list(cfg.joint_names),
-            "action_dt": float(cfg.action_dt),
-            "chunk_size": int(cfg.chunk_size),
-            "cameras": [{"name": c, "height": h, "width": w, "encoding": "rgb8"} for c in cfg.camera_names],
-            "config": cfg.to_dict(),
-            "normalization": {k: [float(x) for x in getattr(cpu_model, k).tolist()] for k in NORM_KEYS},
-            "onnx": {"opset": OPSET, **io_shapes(cfg),
-                     "critic_output": "q[m, n, j]: critic head m's value of chunk n's prefix a[0..j]; "
-                                      "min over heads m is the conservative value"},
-            "instructions": {k: [float(x) for x in v.tolist()] for k, v in table.items()},
-            "deploy": deploy_section(deploy),
-            "versions": _versions(),
-            "files": files,
-        }
+        meta = _policy_meta(cpu_model, cfg, table, deploy, files)
         with open(tmp / META_FILE, "w") as f:
             yaml.dump(meta, f, Dumper=_FlowListDumper, sort_keys=False, width=120)
         os.chmod(tmp, 0o755)
@@ -229,17 +178,94 @@ def export_policy(model: Any, out_dir: str | Path, instructions: Mapping[str, An
             os.chmod(file, 0o644)
         if verify:
             _verify_export(cpu_model, tmp, images, joint, text, chunks, noise)
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out_dir)
+        _swap_in(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
+
+
+def _example_inputs(model: Any, cfg: PolicyConfig) -> tuple[Any, Any, Any, Any, Any]:
+    """The tensors the graphs are traced (and verified) with: (images, state, text, absolute chunks [3, h, d],
+    noise [3, h, d]); random but for the state, the mean action."""
+    import torch
+
+    cams, (h, w), d = cfg.num_cameras, cfg.image_size, cfg.action_dim
+    images = torch.rand(1, cams, 3, h, w)
+    joint = model.action_mean.reshape(1, d).clone()
+    text = torch.randn(1, cfg.text_dim)
+    chunks = model.unnormalize_action(torch.randn(3, cfg.chunk_size, d))
+    noise = torch.randn(3, cfg.chunk_size, d)
+    return images, joint, text, chunks, noise
+
+
+def _export_graphs(model: Any, folder: Path, inputs: tuple[Any, Any, Any, Any, Any], with_sampler: bool) -> None:
+    """Write actor.onnx and critic.onnx (and sampler.onnx when `with_sampler`) into `folder`, traced on `inputs`."""
+    import torch
+
+    from corft_ros.core.policy.model import ActorGraph, CriticGraph, SamplerGraph
+
+    images, joint, text, chunks, noise = inputs
+    # The TorchScript exporter: the same graphs as torch.export's (verified below on other batch sizes), the same
+    # ONNX Runtime latency, and 0.5 s per graph instead of 10-20 s.
+    batch = {0: "batch"}
+    n = {0: "n"}
+    with torch.no_grad(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        # The exporter narrates its passes on stdout and warns about its own internals: keep CLIs quiet.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            ActorGraph(model).eval(), (images, joint, text), str(folder / ACTOR_FILE),
+            input_names=["images", "state", "text"], output_names=["chunk"],
+            dynamic_axes={"images": batch, "state": batch, "text": batch, "chunk": batch},
+            dynamo=False, opset_version=OPSET, verbose=False,
+        )
+        torch.onnx.export(
+            CriticGraph(model).eval(), (images, joint, text, chunks), str(folder / CRITIC_FILE),
+            input_names=["images", "state", "text", "chunk"], output_names=["q"],
+            dynamic_axes={"chunk": n, "q": {1: "n"}},
+            dynamo=False, opset_version=OPSET, verbose=False,
+        )
+        if with_sampler:
+            torch.onnx.export(
+                SamplerGraph(model).eval(), (images, joint, text, noise), str(folder / SAMPLER_FILE),
+                input_names=["images", "state", "text", "noise"], output_names=["chunk", "q"],
+                dynamic_axes={"noise": n, "chunk": n, "q": {1: "n"}},
+                dynamo=False, opset_version=OPSET, verbose=False,
+            )
+
+
+def _policy_meta(model: Any, cfg: PolicyConfig, table: Mapping[str, np.ndarray], deploy: Mapping[str, Any] | None,
+                 files: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """policy.yaml's content: config, normalization, ONNX shapes, instruction embeddings, deploy, versions, files."""
+    (h, w) = cfg.image_size
+    return {
+        "format": FORMAT,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "joint_names": list(cfg.joint_names),
+        "action_dt": float(cfg.action_dt),
+        "chunk_size": int(cfg.chunk_size),
+        "cameras": [{"name": c, "height": h, "width": w, "encoding": "rgb8"} for c in cfg.camera_names],
+        "config": cfg.to_dict(),
+        "normalization": {k: [float(x) for x in getattr(model, k).tolist()] for k in NORM_KEYS},
+        "onnx": {"opset": OPSET, **io_shapes(cfg),
+                 "critic_output": "q[m, n, j]: critic head m's value of chunk n's prefix a[0..j]; "
+                                  "min over heads m is the conservative value"},
+        "instructions": {k: [float(x) for x in v.tolist()] for k, v in table.items()},
+        "deploy": deploy_section(deploy),
+        "versions": _versions(),
+        "files": files,
+    }
+
+
+def _swap_in(tmp: Path, out_dir: Path) -> None:
+    """Move the finished export `tmp` to `out_dir`, replacing an existing model whole."""
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out_dir)
 
 
 def deploy_section(deploy: Mapping[str, Any] | None) -> dict[str, Any]:

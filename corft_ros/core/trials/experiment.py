@@ -189,19 +189,54 @@ def best_arm(rows: dict[str, dict[str, dict]]) -> str | None:
 
 def write_experiment_report(work: Path, out: Path, log: dict, command: str, task: str) -> tuple[str | None, list[str]]:
     """experiment.md / experiment.json and the plots in `out` from the run in `work`; (best arm, summary lines)."""
-    import shutil
-
     evaluation = work / "eval"
     summary = json.loads((evaluation / "summary.json").read_text())
-    for name in ("report.md", "summary.json", "trials.csv", "success_rate.png", "cycle_time.png", "success_map.png",
-                 "loop_latency.png"):
-        if (evaluation / name).is_file():
-            shutil.copy2(evaluation / name, out / name)
+    _copy_benchmark_outputs(evaluation, out)
     rows = arm_rows(summary)
     corft = [a for a in rows if a.startswith("corft")]
     candidate = log.get("candidate") if log.get("candidate") in rows else (corft[-1] if corft else None)
     chosen = best_arm({a: r for a, r in rows.items() if a != REPEAT})
-    tests = []
+    pairs = _compared_pairs(rows, candidate)
+    tests = _paired_tests(summary, rows, pairs)
+    goal_rows = flywheel_goals(summary, candidate)
+    il_log = log.get("il") or {}
+    curve = il_log.get("curve", [])
+    plots = _experiment_plots(out, curve, log.get("rounds", {}), rows)
+    lines = [
+        *_report_head(log, command, task),
+        *_results_section(summary, rows, pairs),
+        *_goals_section(goal_rows, chosen, rows),
+        *_curve_section(curve, il_log, log),
+        *_rounds_section(log),
+        "", *critic_section(log), *intervention_section(log),
+        *_steps_section(log, plots, out),
+    ]
+    (out / "experiment.md").write_text("\n".join(lines) + "\n")
+    (out / "experiment.json").write_text(json.dumps(
+        {"arms": rows, "default_model": chosen, "candidate": candidate, "paired": tests,
+         "reward": log.get("reward", {}), "intervention_rounds": log.get("intervention_rounds", {}),
+         "diagnostics": {r: info.get("diagnostics") for r, info in (log.get("rounds") or {}).items()},
+         "failures": summary.get("failures", {}), "goals": [vars(g) for g in goal_rows], "il_curve": curve,
+         "rounds": log.get("rounds", {}), "log": log}, indent=2, default=float))
+    printed = [*results_table(summary, list(rows)), "", *goals_table(goal_rows),
+               *[f"{t['compare']} ({t['region']}): only A {t['only_a']}, only B {t['only_b']} of {t['pairs']}, "
+                 f"McNemar p = {t['mcnemar_p']:.3g}" for t in tests if t["region"] == "all"],
+               f"best measured arm: {chosen}"]
+    return chosen, printed
+
+
+def _copy_benchmark_outputs(evaluation: Path, out: Path) -> None:
+    """Copy the benchmark's report, summary, trials and plots (those it wrote) from `evaluation` into `out`."""
+    import shutil
+
+    for name in ("report.md", "summary.json", "trials.csv", "success_rate.png", "cycle_time.png", "success_map.png",
+                 "loop_latency.png"):
+        if (evaluation / name).is_file():
+            shutil.copy2(evaluation / name, out / name)
+
+
+def _compared_pairs(rows: dict[str, dict[str, dict]], candidate: str | None) -> list[tuple[str, str]]:
+    """The (A, B) arm pairs the report compares start by start (some may name arms this run lacks)."""
     # CO-RFT against IL and the supervised controls; its halves (the action expert alone against filtered BC, and
     # the critic's pick against a random one among the same proposals); the controls against IL (what supervision
     # alone does); IL against its own repeat (the evaluation's noise floor)
@@ -216,6 +251,12 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
     pairs += [("il", REPEAT)] if REPEAT in rows else []
     if "bundled" in rows:
         pairs += [("bundled", candidate or "il")]
+    return pairs
+
+
+def _paired_tests(summary: dict, rows: dict[str, dict[str, dict]], pairs: list[tuple[str, str]]) -> list[dict]:
+    """experiment.json's paired tests: per pair of measured arms and region, the discordant starts and McNemar p."""
+    tests = []
     for a, b in pairs:
         if a in rows and b in rows:
             for region in ("seen", "unseen", "all"):
@@ -225,11 +266,12 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
                                   "only_a": row["only_a"], "only_b": row["only_b"], "mcnemar_p": row["mcnemar_p"],
                                   "success_diff": row["success_diff"],
                                   "cycle_time_rel_change": row["cycle_time_rel_change"]})
-    goal_rows = flywheel_goals(summary, candidate)
-    il_log = log.get("il") or {}
-    curve = il_log.get("curve", [])
-    plots = _experiment_plots(out, curve, log.get("rounds", {}), rows)
-    lines = [
+    return tests
+
+
+def _report_head(log: dict, command: str, task: str) -> list[str]:
+    """experiment.md's title, the run's times and how to reproduce it, and the task."""
+    return [
         "# CO-RFT vs IL in sim: the end-to-end experiment",
         "",
         f"Run: {log.get('started', '')} → {log.get('finished') or datetime.now().isoformat(timespec='seconds')}, "
@@ -239,6 +281,12 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         f"Task: \"{task}\" — OGBench's single-cube scene (UR5e + Robotiq 2F-85, MuJoCo), two 64×64 cameras at "
         "10 Hz, actions at 20 Hz, the executor at 100 Hz, every node over DDS on the sim's clock.",
         "",
+    ]
+
+
+def _results_section(summary: dict, rows: dict[str, dict[str, dict]], pairs: list[tuple[str, str]]) -> list[str]:
+    """The final evaluation: per arm and region, the arms paired start by start, and why the failures failed."""
+    return [
         "## Result (final evaluation, fresh seeds, arms interleaved on the same start positions)",
         "",
         *results_table(summary, list(rows)),
@@ -254,6 +302,12 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         "",
         *failure_table(summary),
         "",
+    ]
+
+
+def _goals_section(goal_rows: list[Goal], chosen: str | None, rows: dict[str, dict[str, dict]]) -> list[str]:
+    """The flywheel's goals against this run, and which arm became `models/default`."""
+    return [
         "## Goals",
         "",
         *(goals_table(goal_rows) if goal_rows else ["No CO-RFT arm and no repeat arm in this run: no goal measured."]),
@@ -264,6 +318,12 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
            "start positions (so the bundled model is replaced only by an arm that beats it here)."]
           if "bundled" in rows else []),
         "",
+    ]
+
+
+def _curve_section(curve: list[dict], il_log: dict, log: dict) -> list[str]:
+    """IL's screen per checkpoint and the step chosen."""
+    return [
         _curve_heading(curve, il_log.get("chosen_step"), il_log.get("patience", 2)),
         "",
         "| step | screen successes (seen, ROS-free, dev seeds) | cycle time (s) |",
@@ -273,6 +333,12 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         "",
         f"Chosen: step {(log.get('il') or {}).get('chosen_step')}. {curve_swing(curve)}",
         "",
+    ]
+
+
+def _rounds_section(log: dict) -> list[str]:
+    """Per collection round: who collected, the trials and successes, and the CO-RFT data it gave."""
+    lines = [
         "## Rounds: the stack's own logs",
         "",
         "| round | collected with | trials | successes | cycle time (s) | CO-RFT data: episodes (successes) |",
@@ -284,29 +350,21 @@ def write_experiment_report(work: Path, out: Path, log: dict, command: str, task
         lines.append(f"| {r} | {info.get('collected_with')} | {info.get('trials')} | {info.get('successes')} | "
                      f"{'-' if cycle is None else format(float(cycle), '.2f')} | "
                      f"{ds.get('episodes', '-')} ({ds.get('successes', '-')}) |")
-    lines += ["", *critic_section(log), *intervention_section(log)]
-    lines += ["", "## Steps (each a `corft-ros` command; wall time on this machine)", "", "| step | wall |",
-              "|---|---|"]
+    return lines
+
+
+def _steps_section(log: dict, plots: list[str], out: Path) -> list[str]:
+    """The wall time of each step and in all, then the plots (this report's and the benchmark's copied ones)."""
+    lines = ["", "## Steps (each a `corft-ros` command; wall time on this machine)", "", "| step | wall |",
+             "|---|---|"]
     total = 0.0
     for step, info in log.get("steps", {}).items():
         total += info["wall_s"]
         lines.append(f"| {step} | {info['wall_s'] / 60:.1f} min |")
-    lines += [f"| total | {total / 60:.1f} min |", "", "Benchmark details: [report.md](report.md).", "",
-              *[f"![{p}]({p})" for p in plots],
-              *[f"![{p}]({p})" for p in ("success_rate.png", "cycle_time.png", "success_map.png")
-                if (out / p).is_file()]]
-    (out / "experiment.md").write_text("\n".join(lines) + "\n")
-    (out / "experiment.json").write_text(json.dumps(
-        {"arms": rows, "default_model": chosen, "candidate": candidate, "paired": tests,
-         "reward": log.get("reward", {}), "intervention_rounds": log.get("intervention_rounds", {}),
-         "diagnostics": {r: info.get("diagnostics") for r, info in (log.get("rounds") or {}).items()},
-         "failures": summary.get("failures", {}), "goals": [vars(g) for g in goal_rows], "il_curve": curve,
-         "rounds": log.get("rounds", {}), "log": log}, indent=2, default=float))
-    printed = [*results_table(summary, list(rows)), "", *goals_table(goal_rows),
-               *[f"{t['compare']} ({t['region']}): only A {t['only_a']}, only B {t['only_b']} of {t['pairs']}, "
-                 f"McNemar p = {t['mcnemar_p']:.3g}" for t in tests if t["region"] == "all"],
-               f"best measured arm: {chosen}"]
-    return chosen, printed
+    return lines + [f"| total | {total / 60:.1f} min |", "", "Benchmark details: [report.md](report.md).", "",
+                    *[f"![{p}]({p})" for p in plots],
+                    *[f"![{p}]({p})" for p in ("success_rate.png", "cycle_time.png", "success_map.png")
+                      if (out / p).is_file()]]
 
 
 def diagnostics_row(label: str, diag: dict | None) -> str:

@@ -180,16 +180,32 @@ def _markdown(summary: dict, summaries: Sequence[ArmSummary], plots: list[str]) 
 
 def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummary],
            latency: dict[str, Sequence[float]], period_error: dict[str, Sequence[float]]) -> list[str]:
+    """Draw the run's plots into `out_dir`; the names of those written."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     written = []
     arms = list(dict.fromkeys(t.arm for t in trials))
     regions = [r for r in dict.fromkeys(t.region for t in trials)]
     if not arms:
         return written
+
+    _success_rate_plot(out_dir, arms, regions, summaries)
+    written.append(SUCCESS_RATE_PNG)
+    _cycle_time_plot(out_dir, arms, trials)
+    written.append(CYCLE_TIME_PNG)
+    if _success_map_plot(out_dir, arms, trials):
+        written.append(SUCCESS_MAP_PNG)
+    if latency or period_error:
+        _loop_latency_plot(out_dir, latency, period_error)
+        written.append(LOOP_LATENCY_PNG)
+    return written
+
+
+def _success_rate_plot(out_dir: Path, arms: list[str], regions: list[str], summaries: Sequence[ArmSummary]) -> None:
+    """SUCCESS_RATE_PNG: each arm's success rate per region, with its Wilson 95% interval."""
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(arms) * max(1, len(regions)), 3.6))
     width = 0.8 / max(1, len(regions))
@@ -212,7 +228,11 @@ def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummar
     fig.tight_layout()
     fig.savefig(out_dir / SUCCESS_RATE_PNG, dpi=110)
     plt.close(fig)
-    written.append(SUCCESS_RATE_PNG)
+
+
+def _cycle_time_plot(out_dir: Path, arms: list[str], trials: Sequence[Trial]) -> None:
+    """CYCLE_TIME_PNG: per arm, the cycle times of its successful trials (box plot and points)."""
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(1.6 + 1.4 * len(arms), 3.6))
     data = [[t.duration_s for t in trials if t.arm == arm and t.success] for arm in arms]
@@ -224,47 +244,56 @@ def _plots(out_dir: Path, trials: Sequence[Trial], summaries: Sequence[ArmSummar
     fig.tight_layout()
     fig.savefig(out_dir / CYCLE_TIME_PNG, dpi=110)
     plt.close(fig)
-    written.append(CYCLE_TIME_PNG)
+
+
+def _success_map_plot(out_dir: Path, arms: list[str], trials: Sequence[Trial]) -> bool:
+    """SUCCESS_MAP_PNG: per arm, the cube's start positions marked success or failure; False (nothing drawn) when no
+    trial has a start position."""
+    import matplotlib.pyplot as plt
 
     positioned = [t for t in trials if math.isfinite(t.start_x) and math.isfinite(t.start_y)]
-    if positioned:
-        fig, axes = plt.subplots(1, len(arms), figsize=(3.2 * len(arms), 3.4), squeeze=False)
-        for ax, arm in zip(axes[0], arms, strict=True):
-            mine = [t for t in positioned if t.arm == arm]
-            for ok, color, label in ((True, "tab:green", "success"), (False, "tab:red", "failure")):
-                pts = [(t.start_y, t.start_x) for t in mine if t.success == ok]
-                if pts:
-                    ys, xs = zip(*pts, strict=True)
-                    ax.scatter(ys, xs, c=color, s=18, label=label,
-                               marker="o" if ok else "x")
-            ax.set_title(arm)
-            ax.set_xlabel("cube start y (m)")
-            ax.set_ylabel("cube start x (m)")
-        axes[0][0].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / SUCCESS_MAP_PNG, dpi=110)
-        plt.close(fig)
-        written.append(SUCCESS_MAP_PNG)
+    if not positioned:
+        return False
+    fig, axes = plt.subplots(1, len(arms), figsize=(3.2 * len(arms), 3.4), squeeze=False)
+    for ax, arm in zip(axes[0], arms, strict=True):
+        mine = [t for t in positioned if t.arm == arm]
+        for ok, color, label in ((True, "tab:green", "success"), (False, "tab:red", "failure")):
+            pts = [(t.start_y, t.start_x) for t in mine if t.success == ok]
+            if pts:
+                ys, xs = zip(*pts, strict=True)
+                ax.scatter(ys, xs, c=color, s=18, label=label,
+                           marker="o" if ok else "x")
+        ax.set_title(arm)
+        ax.set_xlabel("cube start y (m)")
+        ax.set_ylabel("cube start x (m)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / SUCCESS_MAP_PNG, dpi=110)
+    plt.close(fig)
+    return True
 
-    if latency or period_error:
-        fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
-        for arm, samples in period_error.items():
-            if len(samples):
-                axes[0].hist(np.asarray(samples) * 1e3, bins=40, alpha=0.5, label=arm)
-        axes[0].set_xlabel("control period error (ms)")
-        for arm, samples in latency.items():
-            if len(samples):
-                axes[1].hist(np.asarray(samples) * 1e3, bins=40, alpha=0.5, label=arm)
-        axes[1].set_xlabel("inference latency (ms)")
-        for ax in axes:
-            ax.set_ylabel("count")
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out_dir / LOOP_LATENCY_PNG, dpi=110)
-        plt.close(fig)
-        written.append(LOOP_LATENCY_PNG)
-    return written
+
+def _loop_latency_plot(out_dir: Path, latency: dict[str, Sequence[float]],
+                       period_error: dict[str, Sequence[float]]) -> None:
+    """LOOP_LATENCY_PNG: per arm, histograms of the control period error and of the inference latency."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    for arm, samples in period_error.items():
+        if len(samples):
+            axes[0].hist(np.asarray(samples) * 1e3, bins=40, alpha=0.5, label=arm)
+    axes[0].set_xlabel("control period error (ms)")
+    for arm, samples in latency.items():
+        if len(samples):
+            axes[1].hist(np.asarray(samples) * 1e3, bins=40, alpha=0.5, label=arm)
+    axes[1].set_xlabel("inference latency (ms)")
+    for ax in axes:
+        ax.set_ylabel("count")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / LOOP_LATENCY_PNG, dpi=110)
+    plt.close(fig)
 
 
 def write_run_report(out_dir: Path, trials: Sequence[Trial], trial_loops: Sequence[dict], *, plan_size: int,
