@@ -228,20 +228,31 @@ def start_near_full(writer_cls, tmp_path: Path, **kw):
     return start()  # the last try's error is the test's
 
 
+def fill_to_disk_full(writer_cls, tmp_path: Path, seconds: float):
+    """Start a writer 4 MB above its disk guard and write 640x480 frames until the guard stops it: (episode folder,
+    writer, final metadata, on_abort calls). Another process writing to the same disk (a venv being built, a training
+    run) can eat those 4 MB before the first frame lands: then the episode has no frame at all, and it starts again."""
+    for attempt in range(10):
+        aborted: list[tuple[str, str]] = []
+        ep, writer = start_near_full(writer_cls, tmp_path, disk_check_interval_s=0.0, flush_interval_s=0.05,
+                                     on_abort=lambda s, e, aborted=aborted: aborted.append((s, e)))
+        writer.add_topic("/camera/front/image_raw", "sensor_msgs/msg/Image")
+        big = image_cdr(1, h=480, w=640)
+        deadline = time.monotonic() + seconds
+        while writer.recording and time.monotonic() < deadline:
+            writer.write("/camera/front/image_raw", big)
+            time.sleep(0.002)
+        meta = writer.stop()
+        if "/camera/front/image_raw" in meta.topics or attempt == 9 or meta.status != "disk_full":
+            return ep, writer, meta, aborted
+    raise AssertionError("unreachable")
+
+
 def test_disk_guard_stops_cleanly_mid_episode(tmp_path: Path) -> None:
-    aborted: list[tuple[str, str]] = []
-    ep, writer = start_near_full(EpisodeWriter, tmp_path, disk_check_interval_s=0.0, flush_interval_s=0.05,
-                                 on_abort=lambda s, e: aborted.append((s, e)))
-    writer.add_topic("/camera/front/image_raw", "sensor_msgs/msg/Image")
-    big = image_cdr(1, h=480, w=640)
-    deadline = time.monotonic() + 30
-    while writer.recording and time.monotonic() < deadline:
-        writer.write("/camera/front/image_raw", big)
-        time.sleep(0.002)
-    meta = writer.stop()
+    ep, writer, meta, aborted = fill_to_disk_full(EpisodeWriter, tmp_path, seconds=30)
     assert meta.status == "disk_full" and "min_free_bytes" in meta.error
     assert aborted and aborted[0][0] == "disk_full"
-    assert not writer.write("/camera/front/image_raw", big)
+    assert not writer.write("/camera/front/image_raw", image_cdr(1, h=480, w=640))
     # What was written is a closed, readable bag with the metadata.
     assert bag_is_intact(ep)
     with Reader(ep / "bag") as reader:

@@ -20,7 +20,7 @@ from corft_ros.core.episodes.ring import ShmRing
 from corft_ros.core.episodes.writer_process import ProcessEpisodeWriter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_episodes import TS, image_cdr, joint_state_cdr, make_meta, record, start_near_full  # noqa: E402
+from test_episodes import TS, fill_to_disk_full, image_cdr, joint_state_cdr, make_meta, record  # noqa: E402
 
 
 def _wait(cond, seconds: float, what: str) -> None:
@@ -86,19 +86,10 @@ def test_process_writer_keeps_the_offered_qos(tmp_path: Path) -> None:
 
 
 def test_process_writer_disk_full_stops_cleanly(tmp_path: Path) -> None:
-    aborted: list[tuple[str, str]] = []
-    ep, writer = start_near_full(ProcessEpisodeWriter, tmp_path, disk_check_interval_s=0.0, flush_interval_s=0.05,
-                                 on_abort=lambda s, e: aborted.append((s, e)))
-    writer.add_topic("/camera/front/image_raw", "sensor_msgs/msg/Image")
-    big = image_cdr(1, h=480, w=640)
-    deadline = time.monotonic() + 60
-    while writer.recording and time.monotonic() < deadline:
-        writer.write("/camera/front/image_raw", big)
-        time.sleep(0.002)
-    meta = writer.stop()
+    ep, writer, meta, aborted = fill_to_disk_full(ProcessEpisodeWriter, tmp_path, seconds=60)
     assert meta.status == "disk_full" and "min_free_bytes" in meta.error
     assert aborted and aborted[0][0] == "disk_full"
-    assert not writer.write("/camera/front/image_raw", big)
+    assert not writer.write("/camera/front/image_raw", image_cdr(1, h=480, w=640))
     assert bag_is_intact(ep)
     with Reader(ep / "bag") as reader:
         assert reader.message_count == meta.topics["/camera/front/image_raw"].count > 0
@@ -153,6 +144,8 @@ def test_a_dead_writer_process_is_reported_never_silent(tmp_path: Path) -> None:
     for i in range(100):
         assert writer.write("/joint_states", joint_state_cdr(i, 0.0), i)
     _wait(lambda: writer.stats().messages == 100, 30, "100 messages written")
+    # ... and flushed to disk (every 0.05 s; on a loaded machine the child's flush can lag the count)
+    _wait(lambda: len(list(read_episode(ep))) == 100, 30, "100 messages flushed")
     os.kill(writer._proc.pid, signal.SIGKILL)  # noqa: SLF001
     _wait(lambda: not writer.recording, 30, "the parent noticed")
     assert not writer.write("/joint_states", joint_state_cdr(1, 0.0), 1)
