@@ -192,8 +192,7 @@ def _args_ok(args: argparse.Namespace) -> bool:
 
 
 def _layout(args: argparse.Namespace) -> _Layout | None:
-    """The folders (created) and the log (resumed from <work>/experiment.json); None (after an error line) if a folder
-    cannot be created."""
+    """The folders (created) and the log (resumed); None (after an error line) if a folder cannot be created."""
     work, out = Path(args.work).expanduser(), Path(args.output).expanduser()
     data, runs, models, screens = work / "data", work / "runs", work / "models", work / "screens"
     try:
