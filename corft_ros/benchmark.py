@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,14 +161,8 @@ def _arm_graph(config: BenchConfig, arm: Arm, out: Path, seed: int):
     return Graph(name=f"{graph.name}-{arm.name}", source=graph.source, arguments=graph.arguments, nodes=tuple(specs))
 
 
-def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
-    """Run the schedule; returns (exit code, summary). The report is rewritten after every trial."""
-    from corft_ros.core.graph import Graph, load_graph
-    from corft_ros.core.robot import ConfigError
-    from corft_ros.core.trials.report import read_trials_csv, summary_lines, write_run_report
-    from corft_ros.core.trials.run import StopRun, run_trials
-    from corft_ros.core.trials.trials import in_plan, remaining, schedule
-    from corft_ros.nodes.compose import ComposedGraph
+def _sayer(config: BenchConfig) -> Callable[[str], None]:
+    """The run's printer: errors to stderr always, the rest to stdout unless quiet."""
 
     def say(text: str) -> None:
         if text.startswith("error:"):
@@ -175,14 +170,14 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
         elif not config.quiet:
             print(text, flush=True)
 
-    out = config.output
-    try:
-        (out / "episodes").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"error: cannot create the report folder {out}: {exc}", file=sys.stderr)
-        return 1, None
-    plan = schedule([a.name for a in config.arms], config.regions, config.trials, config.seed)
-    arms = {a.name: a for a in config.arms}
+    return say
+
+
+def _resumed(out: Path, plan: list, say: Callable[[str], None]) -> tuple[list, list[dict]] | None:
+    """(trials done, their loop rows) from an earlier run's report folder; None (after an error line) if unreadable."""
+    from corft_ros.core.trials.report import read_trials_csv
+    from corft_ros.core.trials.trials import in_plan
+
     done, loops = [], []
     if (out / "trials.csv").is_file():
         try:
@@ -193,92 +188,167 @@ def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
                      if (r.get("arm"), r.get("region"), r.get("seed")) in keys]
         except (OSError, ValueError, KeyError) as exc:
             print(f"error: cannot resume from {out / 'trials.csv'}: {exc}", file=sys.stderr)
-            return 2, None
+            return None
         if done:
             say(f"resuming {out}: {len(done)} of {len(plan)} trials already done")
-    todo = remaining(plan, done)
-    compare = (config.arms[0].name, config.arms[1].name) if len(config.arms) >= 2 else None
-    trials = list(done)
+    return done, loops
+
+
+def _run_notes(config: BenchConfig) -> list[str]:
+    """The report's notes on the clock and the sim speed."""
     notes = ["durations and loop periods are sim time (every node follows the sim's /clock: use_sim_time)"]
     if config.realtime_factor != 1.0:
         notes.append(f"sim speed: realtime_factor {config.realtime_factor:g} (0 = as fast as the renderer, policy and "
                      "executor allow); every node runs on sim time and the sim waits for its consumers, so results "
                      "compare with real time (docs/benchmark.md: consistency run)")
-    samples = _Samples()
+    return notes
 
-    def report(plots: bool = True) -> dict:
-        return write_run_report(out, trials, loops, plan_size=len(plan), title=config.title, command=config.command,
-                                notes=notes, latency_samples=samples.latency,
-                                period_error_samples=samples.period_error, compare=compare, plots=plots,
+
+def _persistent_graph(config: BenchConfig, out: Path):
+    """(start time, the composed graph of the nodes that live for the whole run); raises ConfigError."""
+    from corft_ros.core.graph import Graph, load_graph
+    from corft_ros.nodes.compose import ComposedGraph
+
+    base = load_graph("benchmark", _graph_overrides(config, None, out))
+    persistent = Graph(name=base.name, source=base.source, arguments=base.arguments,
+                       nodes=tuple(s for s in base.nodes if s.name not in ARM_NODES))
+    started = time.monotonic()
+    return started, ComposedGraph(persistent)
+
+
+class _BenchRun:
+    """One run's state: the plan, the trials so far, the arm graph in place, and its report."""
+
+    def __init__(self, config: BenchConfig, plan: list, done: list, loops: list[dict],
+                 say: Callable[[str], None]) -> None:
+        self.config = config
+        self.out = config.output
+        self.plan = plan
+        self.arms = {a.name: a for a in config.arms}
+        self.loops = loops
+        self.compare = (config.arms[0].name, config.arms[1].name) if len(config.arms) >= 2 else None
+        self.trials = list(done)
+        self.notes = _run_notes(config)
+        self.samples = _Samples()
+        self.say = say
+        self.composed = None
+        self.bench = None
+        self.current = None  # (arm name, its ComposedGraph)
+
+    def report(self, plots: bool = True) -> dict:
+        """Rewrite the report folder from the trials so far; returns the summary."""
+        from corft_ros.core.trials.report import write_run_report
+
+        config = self.config
+        return write_run_report(self.out, self.trials, self.loops, plan_size=len(self.plan), title=config.title,
+                                command=config.command, notes=self.notes, latency_samples=self.samples.latency,
+                                period_error_samples=self.samples.period_error, compare=self.compare, plots=plots,
                                 extra={"arms_config": [vars(a) for a in config.arms],
                                        "realtime_factor": config.realtime_factor,
                                        "clock": "sim time (use_sim_time): durations and loop periods"})
 
-    if not todo:
-        summary = report()
-        say(f"{out}: all {len(plan)} planned trials are done")
-        for line in summary_lines(summary):
-            say(line)
-        say(f"report: {out / 'report.md'}")
-        return 0, summary
-    try:
-        base = load_graph("benchmark", _graph_overrides(config, None, out))
-        persistent = Graph(name=base.name, source=base.source, arguments=base.arguments,
-                           nodes=tuple(s for s in base.nodes if s.name not in ARM_NODES))
-        started = time.monotonic()
-        composed = ComposedGraph(persistent)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2, None
-    bench = composed.nodes["benchmark"]
-    say(f"benchmark: {len(plan)} trials ({len(config.arms)} arms × {len(config.regions)} regions × {config.trials}), "
-        f"{len(todo)} to run; sim at {_speed(config.realtime_factor)}; report in {out}")
-    current: tuple[str, ComposedGraph] | None = None
-    rc = 0
+    def report_all_done(self) -> dict:
+        """Nothing left to run: the report of the trials done, and its summary lines."""
+        from corft_ros.core.trials.report import summary_lines
 
-    def drop_arm() -> None:
-        nonlocal current
-        if current is None:
+        summary = self.report()
+        self.say(f"{self.out}: all {len(self.plan)} planned trials are done")
+        for line in summary_lines(summary):
+            self.say(line)
+        self.say(f"report: {self.out / 'report.md'}")
+        return summary
+
+    def drop_arm(self) -> None:
+        """Take the arm's samples, close its logger's episode and shut its nodes down."""
+        if self.current is None:
             return
-        name, graph = current
-        samples.take(name, graph.nodes)
+        name, graph = self.current
+        self.samples.take(name, graph.nodes)
         logger = graph.nodes.get("episode_logger")
         if logger is not None:
             logger.close()  # a running episode (interrupted trial) is closed, not lost
         graph.shutdown()
-        current = None
+        self.current = None
 
-    def run_one(spec):
-        nonlocal current
-        if current is None or current[0] != spec.arm:
-            drop_arm()
+    def run_one(self, spec):
+        """One trial, with its arm's nodes (started if the previous trial was another arm's)."""
+        from corft_ros.core.robot import ConfigError
+        from corft_ros.core.trials.run import StopRun
+        from corft_ros.nodes.compose import ComposedGraph
+
+        if self.current is None or self.current[0] != spec.arm:
+            self.drop_arm()
             try:
-                current = (spec.arm, ComposedGraph(_arm_graph(config, arms[spec.arm], out, spec.seed),
-                                                   context=composed.context, threads=4))
+                self.current = (spec.arm, ComposedGraph(_arm_graph(self.config, self.arms[spec.arm], self.out,
+                                                                   spec.seed),
+                                                        context=self.composed.context, threads=4))
             except ConfigError as exc:
                 print(f"error: arm {spec.arm}: {exc}", file=sys.stderr)
                 raise StopRun(f"arm {spec.arm} could not start: {exc}", 2) from None
-            bench.forget_diagnostics()
-        outcome = bench.run_trial(spec)
-        samples.take(spec.arm, current[1].nodes)
+            self.bench.forget_diagnostics()
+        outcome = self.bench.run_trial(spec)
+        self.samples.take(spec.arm, self.current[1].nodes)
         return outcome
 
-    def counted(spec, outcome) -> None:
-        loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, "episode": outcome.episode,
-                      **outcome.loop})
-        report(plots=len(trials) % PLOT_EVERY == 0)  # tables after every trial, plots every few and at the end
+    def counted(self, spec, outcome) -> None:
+        """A counted trial: its loop row, and the report rewritten."""
+        self.loops.append({"arm": spec.arm, "region": spec.region, "seed": spec.seed, "episode": outcome.episode,
+                           **outcome.loop})
+        # tables after every trial, plots every few and at the end
+        self.report(plots=len(self.trials) % PLOT_EVERY == 0)
 
+    def run(self, todo: list, composed) -> int:
+        """Run the trials left on the persistent graph `composed`; returns the exit code (130 on Ctrl-C)."""
+        from corft_ros.core.trials.run import run_trials
+
+        self.composed = composed
+        self.bench = composed.nodes["benchmark"]
+        plan, trials = self.plan, self.trials
+        try:
+            return run_trials(todo, trials, self.notes, self.run_one, self.counted, self.say, self.bench.max_errors,
+                              len(plan))
+        except KeyboardInterrupt:
+            self.notes.append(f"interrupted (Ctrl-C) after {len(trials)} of {len(plan)} trials; the interrupted trial "
+                              "is not counted")
+            self.say("\ninterrupted: writing the report of the trials done so far")
+            return 130
+        finally:
+            self.drop_arm()
+            composed.shutdown()
+
+
+def run_benchmark(config: BenchConfig) -> tuple[int, dict | None]:
+    """Run the schedule; returns (exit code, summary). The report is rewritten after every trial."""
+    from corft_ros.core.robot import ConfigError
+    from corft_ros.core.trials.report import summary_lines
+    from corft_ros.core.trials.trials import remaining, schedule
+
+    say = _sayer(config)
+    out = config.output
     try:
-        rc = run_trials(todo, trials, notes, run_one, counted, say, bench.max_errors, len(plan))
-    except KeyboardInterrupt:
-        notes.append(f"interrupted (Ctrl-C) after {len(trials)} of {len(plan)} trials; the interrupted trial is "
-                     "not counted")
-        say("\ninterrupted: writing the report of the trials done so far")
-        rc = 130
-    finally:
-        drop_arm()
-        composed.shutdown()
-    summary = report()
+        (out / "episodes").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot create the report folder {out}: {exc}", file=sys.stderr)
+        return 1, None
+    plan = schedule([a.name for a in config.arms], config.regions, config.trials, config.seed)
+    resumed = _resumed(out, plan, say)
+    if resumed is None:
+        return 2, None
+    done, loops = resumed
+    todo = remaining(plan, done)
+    run = _BenchRun(config, plan, done, loops, say)
+    if not todo:
+        return 0, run.report_all_done()
+    try:
+        started, composed = _persistent_graph(config, out)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2, None
+    say(f"benchmark: {len(plan)} trials ({len(config.arms)} arms × {len(config.regions)} regions × {config.trials}), "
+        f"{len(todo)} to run; sim at {_speed(config.realtime_factor)}; report in {out}")
+    rc = run.run(todo, composed)
+    trials = run.trials
+    summary = run.report()
     wall = time.monotonic() - started
     say(f"\n{len(trials)} of {len(plan)} trials in {wall:.0f} s wall. Cycle time = sim time from the episode start "
         "to the first success signal, over successful trials.")

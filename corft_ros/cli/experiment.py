@@ -51,6 +51,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -161,13 +162,37 @@ def _speed(args: argparse.Namespace) -> list[str]:
     return ["--realtime-factor", repr(realtime_factor(args))]
 
 
-def cmd_experiment(args: argparse.Namespace) -> int:
+@dataclass
+class _Layout:
+    """The experiment's folders, its log and the arguments every step shares."""
+
+    work: Path
+    out: Path
+    data: Path
+    runs: Path
+    models: Path
+    screens: Path
+    log: dict
+    sets: list[str]
+    rl_steps: list[str]
+    bench: list[str]
+    il_run: Path
+    incumbent: Path
+
+
+def _args_ok(args: argparse.Namespace) -> bool:
+    """False (after an error line) when a count or the timeout is out of range."""
     if (min(args.demos, args.trials, args.collect, args.rounds + 1, args.il_steps, args.il_screen_every,
             args.il_patience, args.workers, args.screen_trials, args.reward_steps) < 1 or not args.timeout > 0):
         print("error: --demos, --trials, --collect, --workers, --screen-trials, --reward-steps and the --il-* options "
               "must be >= 1, "
               "--rounds >= 0, --timeout positive", file=sys.stderr)
-        return 2
+        return False
+    return True
+
+
+def _layout(args: argparse.Namespace) -> _Layout | None:
+    """The folders (created) and the log (resumed); None (after an error line) if a folder cannot be created."""
     work, out = Path(args.work).expanduser(), Path(args.output).expanduser()
     data, runs, models, screens = work / "data", work / "runs", work / "models", work / "screens"
     try:
@@ -175,7 +200,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
             folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"error: cannot create {exc.filename}: {exc.strerror}", file=sys.stderr)
-        return 1
+        return None
     log_path = work / "experiment.json"
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     log.setdefault("started", datetime.now().isoformat(timespec="seconds"))
@@ -184,91 +209,116 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     rl_steps = ["--set", f"rl_steps={args.rl_steps}"] if args.rl_steps else []
     speed = _speed(args)
     bench = ["benchmark", "--timeout", str(args.timeout), *speed]
-    il_run = runs / "il"
-    incumbent = models / INCUMBENT
-    if not args.no_incumbent and not _done_model(incumbent):
+    return _Layout(work, out, data, runs, models, screens, log, sets, rl_steps, bench, il_run=runs / "il",
+                   incumbent=models / INCUMBENT)
+
+
+def _keep_incumbent(args: argparse.Namespace, x: _Layout) -> None:
+    """Copy the model bundled before this run (models/default) to be evaluated beside the new arms, once."""
+    if not args.no_incumbent and not _done_model(x.incumbent):
         from corft_ros.core.paths import models_dir
 
         if _done_model(models_dir() / "default"):
-            shutil.copytree(models_dir() / "default", incumbent)
-            log["incumbent"] = {"arm": INCUMBENT, "copied_from": str(models_dir() / "default"),
-                                "at": datetime.now().isoformat(timespec="seconds")}
-            _save(log)
-    try:
-        _run("1 record demos", ["record", "--sim", "--episodes", str(args.demos), "--task", TASK, "--output",
-                                str(data / "demos"), "--seed", str(DEMO_SEED), "--operator", "scripted"], log)
-        curve = _train_il(args, data / "demos", il_run, screens, sets, log)
-        best = max(curve, key=lambda row: (row["successes"], row["step"]))
-        il_ckpt = il_run / "checkpoints" / f"il_{best['step']:07d}.pt"
-        log["il"] = {"curve": curve, "chosen_step": best["step"], "checkpoint": str(il_ckpt),
-                     "patience": args.il_patience, "max_steps": args.il_steps}
-        if not _done_model(models / "il"):
-            _run("3 export IL", ["export", str(il_ckpt), "--name", "il", "--models-dir", str(models)], log)
-        current = models / "il"
-        rounds = log.setdefault("rounds", {})
-        for r in range(1, args.rounds + 1):
-            name = f"corft_r{r}"
-            _run(f"4.{r} collect", [*bench, "--models", str(current), "--trials", str(args.collect), "--regions",
-                                     "seen", "--seed", str(COLLECT_SEED * r), "--output", str(data / f"round{r}")],
-                 log)
-            reward = _choose_reward(args, data, il_ckpt, runs, sets, log)
-            if not _done_model(models / name):
-                _run(f"4.{r} train CO-RFT", ["train", "--bags", str(data), "--stage", "rl", "--init", str(il_ckpt),
-                                             "--name", name, "--output", str(runs / name), "--models-dir",
-                                             str(models), *rl_steps, *_sets(CORFT_SETS + REWARDS[reward]), *sets],
-                     log)
-            rounds[str(r)] = _round_record(data / f"round{r}", current.name, runs / name)
-            current = models / name
-        if not _done_model(models / "il_bc"):
-            _run("5 train the control arm", ["train", "--bags", str(data / "demos"), "--stage", "bc", "--init",
-                                             str(il_ckpt), "--name", "il_bc", "--output", str(runs / "il_bc"),
-                                             "--models-dir", str(models), *rl_steps, *sets], log)
-        arms = [models / "il", models / "il_bc"]
-        if args.rounds and not _done_model(models / "il_fbc"):
-            # filtered BC: the same steps on the demos and every successful rollout of the rounds (stage bc imitates
-            # the successful episodes of --bags): what self-imitation alone gives, without the critic
-            _run("5 train filtered BC", ["train", "--bags", str(data), "--stage", "bc", "--init", str(il_ckpt),
-                                         "--name", "il_fbc", "--output", str(runs / "il_fbc"), "--models-dir",
-                                         str(models), *rl_steps, *sets], log)
-        if args.rounds:
-            distill = models / f"{current.name}_distill"
-            if not _done_model(distill):
-                _run("5 train distilled best-of-N", ["train", "--bags", str(data), "--stage", "rl", "--init",
-                                                     str(il_ckpt), "--name", distill.name, "--output",
-                                                     str(runs / distill.name), "--models-dir", str(models),
-                                                     *rl_steps, *_sets(DISTILL_SETS + REWARDS[reward]), *sets], log)
-            arms.append(models / "il_fbc")
-            arms.append(distill)
-            # CO-RFT's two halves: the action expert alone, and a random pick among the same proposals
-            from corft_ros.core.policy.export import copy_with_deploy
+            shutil.copytree(models_dir() / "default", x.incumbent)
+            x.log["incumbent"] = {"arm": INCUMBENT, "copied_from": str(models_dir() / "default"),
+                                  "at": datetime.now().isoformat(timespec="seconds")}
+            _save(x.log)
 
-            for suffix, change in (("actor", {"best_of_n": 1}), ("random", {"selection": "random"})):
-                variant = models / f"{current.name}_{suffix}"
-                if not _done_model(variant):
-                    copy_with_deploy(current, variant, **change)
-                arms.append(variant)
-            arms.append(current)
-            log["candidate"] = current.name
-        if args.interventions and args.rounds:
-            arms.append(_intervention_rounds(args, data, il_ckpt, runs, models, bench, rl_steps, sets, reward, log))
-        if not args.no_incumbent and _done_model(incumbent):
-            arms.append(incumbent)
-        _run("6 final evaluation", ["benchmark", "--lockstep", "--workers", str(args.workers), "--repeat-arm",
-                                    "il", "--timeout", str(args.timeout), "--models", *map(str, arms), "--trials",
-                                    str(args.trials), "--regions", "seen", "unseen", "--seed", str(args.eval_seed),
-                                    "--output", str(work / "eval")], log)
-    except RuntimeError as exc:
-        print(f"error: {exc}; run the same command again to continue", file=sys.stderr)
-        return 1
-    finally:
-        _save(log)
-    log["finished"] = datetime.now().isoformat(timespec="seconds")
-    _save(log)
+
+def _demos_and_il(args: argparse.Namespace, x: _Layout) -> Path:
+    """Steps 1-3: the demos, IL screened segment by segment, the best checkpoint exported; returns that checkpoint."""
+    _run("1 record demos", ["record", "--sim", "--episodes", str(args.demos), "--task", TASK, "--output",
+                            str(x.data / "demos"), "--seed", str(DEMO_SEED), "--operator", "scripted"], x.log)
+    curve = _train_il(args, x.data / "demos", x.il_run, x.screens, x.sets, x.log)
+    best = max(curve, key=lambda row: (row["successes"], row["step"]))
+    il_ckpt = x.il_run / "checkpoints" / f"il_{best['step']:07d}.pt"
+    x.log["il"] = {"curve": curve, "chosen_step": best["step"], "checkpoint": str(il_ckpt),
+                   "patience": args.il_patience, "max_steps": args.il_steps}
+    if not _done_model(x.models / "il"):
+        _run("3 export IL", ["export", str(il_ckpt), "--name", "il", "--models-dir", str(x.models)], x.log)
+    return il_ckpt
+
+
+def _flywheel(args: argparse.Namespace, x: _Layout, il_ckpt: Path) -> tuple[Path, str | None]:
+    """Step 4: the rounds of collect → CO-RFT; returns (the last round's model, the reward chosen in round 1)."""
+    current, reward = x.models / "il", None
+    rounds = x.log.setdefault("rounds", {})
+    for r in range(1, args.rounds + 1):
+        name = f"corft_r{r}"
+        _run(f"4.{r} collect", [*x.bench, "--models", str(current), "--trials", str(args.collect), "--regions",
+                                 "seen", "--seed", str(COLLECT_SEED * r), "--output", str(x.data / f"round{r}")],
+             x.log)
+        reward = _choose_reward(args, x.data, il_ckpt, x.runs, x.sets, x.log)
+        if not _done_model(x.models / name):
+            _run(f"4.{r} train CO-RFT", ["train", "--bags", str(x.data), "--stage", "rl", "--init", str(il_ckpt),
+                                         "--name", name, "--output", str(x.runs / name), "--models-dir",
+                                         str(x.models), *x.rl_steps, *_sets(CORFT_SETS + REWARDS[reward]), *x.sets],
+                 x.log)
+        rounds[str(r)] = _round_record(x.data / f"round{r}", current.name, x.runs / name)
+        current = x.models / name
+    return current, reward
+
+
+def _controls(args: argparse.Namespace, x: _Layout, il_ckpt: Path, current: Path, reward: str | None) -> list[Path]:
+    """Step 5: the control arms and CO-RFT's halves; returns the arms to evaluate (IL first)."""
+    models, data, runs = x.models, x.data, x.runs
+    if not _done_model(models / "il_bc"):
+        _run("5 train the control arm", ["train", "--bags", str(data / "demos"), "--stage", "bc", "--init",
+                                         str(il_ckpt), "--name", "il_bc", "--output", str(runs / "il_bc"),
+                                         "--models-dir", str(models), *x.rl_steps, *x.sets], x.log)
+    arms = [models / "il", models / "il_bc"]
+    if args.rounds and not _done_model(models / "il_fbc"):
+        # filtered BC: the same steps on the demos and every successful rollout of the rounds (stage bc imitates
+        # the successful episodes of --bags): what self-imitation alone gives, without the critic
+        _run("5 train filtered BC", ["train", "--bags", str(data), "--stage", "bc", "--init", str(il_ckpt),
+                                     "--name", "il_fbc", "--output", str(runs / "il_fbc"), "--models-dir",
+                                     str(models), *x.rl_steps, *x.sets], x.log)
+    if args.rounds:
+        distill = models / f"{current.name}_distill"
+        if not _done_model(distill):
+            _run("5 train distilled best-of-N", ["train", "--bags", str(data), "--stage", "rl", "--init",
+                                                 str(il_ckpt), "--name", distill.name, "--output",
+                                                 str(runs / distill.name), "--models-dir", str(models),
+                                                 *x.rl_steps, *_sets(DISTILL_SETS + REWARDS[reward]), *x.sets],
+                 x.log)
+        arms.append(models / "il_fbc")
+        arms.append(distill)
+        # CO-RFT's two halves: the action expert alone, and a random pick among the same proposals
+        from corft_ros.core.policy.export import copy_with_deploy
+
+        for suffix, change in (("actor", {"best_of_n": 1}), ("random", {"selection": "random"})):
+            variant = models / f"{current.name}_{suffix}"
+            if not _done_model(variant):
+                copy_with_deploy(current, variant, **change)
+            arms.append(variant)
+        arms.append(current)
+        x.log["candidate"] = current.name
+    return arms
+
+
+def _run_steps(args: argparse.Namespace, x: _Layout) -> None:
+    """Steps 1-6, each skipped where its result exists; raises RuntimeError when a step's command fails."""
+    il_ckpt = _demos_and_il(args, x)
+    current, reward = _flywheel(args, x, il_ckpt)
+    arms = _controls(args, x, il_ckpt, current, reward)
+    if args.interventions and args.rounds:
+        arms.append(_intervention_rounds(args, x.data, il_ckpt, x.runs, x.models, x.bench, x.rl_steps, x.sets,
+                                         reward, x.log))
+    if not args.no_incumbent and _done_model(x.incumbent):
+        arms.append(x.incumbent)
+    _run("6 final evaluation", ["benchmark", "--lockstep", "--workers", str(args.workers), "--repeat-arm",
+                                "il", "--timeout", str(args.timeout), "--models", *map(str, arms), "--trials",
+                                str(args.trials), "--regions", "seen", "unseen", "--seed", str(args.eval_seed),
+                                "--output", str(x.work / "eval")], x.log)
+
+
+def _report(args: argparse.Namespace, x: _Layout) -> None:
+    """Step 7: the report, and the best measured arm bundled as models/default (unless --no-bundle)."""
     print("\n=== 7 report", flush=True)
     from corft_ros.core.trials.experiment import write_experiment_report
 
     command = "make experiment  # = corft-ros experiment " + " ".join(shlex.quote(a) for a in sys.argv[2:])
-    best_arm, lines = write_experiment_report(work, out, log, command, TASK)
+    best_arm, lines = write_experiment_report(x.work, x.out, x.log, command, TASK)
     if best_arm == INCUMBENT:
         print(f"models/default stays: the model bundled before this run ('{INCUMBENT}') measured best")
     elif not args.no_bundle and best_arm:
@@ -277,11 +327,30 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         bundled = models_dir() / "default"
         if bundled.exists():
             shutil.rmtree(bundled)
-        shutil.copytree(models / best_arm, bundled)
-        print(f"bundled the best measured arm: {models / best_arm} -> {bundled}")
+        shutil.copytree(x.models / best_arm, bundled)
+        print(f"bundled the best measured arm: {x.models / best_arm} -> {bundled}")
     for line in lines:
         print(line)
-    print(f"report: {out / 'experiment.md'}")
+    print(f"report: {x.out / 'experiment.md'}")
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    if not _args_ok(args):
+        return 2
+    x = _layout(args)
+    if x is None:
+        return 1
+    _keep_incumbent(args, x)
+    try:
+        _run_steps(args, x)
+    except RuntimeError as exc:
+        print(f"error: {exc}; run the same command again to continue", file=sys.stderr)
+        return 1
+    finally:
+        _save(x.log)
+    x.log["finished"] = datetime.now().isoformat(timespec="seconds")
+    _save(x.log)
+    _report(args, x)
     return 0
 
 

@@ -62,23 +62,44 @@ class EpisodeLoggerNode(Node):
         # (core/memory.py; measured: the receiving thread's CPU per frame falls ~8x).
         keep_large_buffers()
         p = self.params = declare_params(self, EpisodeLoggerParams)
-        robot_config = p.robot_config
+        self._read_params(p)
+        self._resolve_topics(p)
+        self._create_output_dir()
+        err = self._output_dir_problem()
+        if err:
+            raise ConfigError(f"output_dir: {err}")
+        self.robot = load_robot_config(p.robot_config or None)
+        self.msg_search_paths = [Path(x) for x in p.msg_search_paths if x] + default_msg_search_paths()
+        self._init_state()
+        self._sub_group = ReentrantCallbackGroup()
+        self._srv_group = MutuallyExclusiveCallbackGroup()
+        self._make_publishers()
+        self._make_services()
+        self._make_subscriptions()
+        self.create_timer(1.0, self._tick, callback_group=self._srv_group)
+        if self.autostart:
+            ok, message = self.start_episode()
+            if not ok:
+                self.get_logger().error(message)
+
+    def _read_params(self, p: EpisodeLoggerParams) -> None:
+        """The settings from the parameters (topic names as given; _resolve_topics resolves them)."""
         self.output_dir = Path(p.output_dir).expanduser()
         # Empty strings are ignored: [""] is how a launch file or override says "none".
         self.required_topics: list[str] = [t for t in p.topics if t]
         optional = [t for t in p.optional_topics if t]
         self.topics = list(dict.fromkeys(self.required_topics + optional))
-        topic_types = list(p.topic_types)
         self.instruction, self.operator, self.source, self.compression = (p.instruction, p.operator, p.source,
                                                                           p.compression)
         self.min_free_bytes, self.queue_max_bytes, self.queue_max_messages = (p.min_free_bytes, p.queue_max_bytes,
                                                                               p.queue_max_messages)
         self.flush_interval_s, self.topic_wait_s = p.flush_interval_s, p.topic_wait_s
-        extra_paths = p.msg_search_paths
         self.autostart, self.sensor_qos = p.autostart, p.sensor_qos
         self._writer_cls = ProcessEpisodeWriter if p.writer == "process" else EpisodeWriter
 
-        # Every name as this node resolves it (relative names land in its namespace); bags record these.
+    def _resolve_topics(self, p: EpisodeLoggerParams) -> None:
+        """Every name as this node resolves it (relative names land in its namespace); bags record these."""
+        topic_types = list(p.topic_types)
         self.required_topics = [self._resolve(t, "topics") for t in self.required_topics]
         self.topics = list(dict.fromkeys(self._resolve(t, "optional_topics") for t in self.topics))
         self.instruction_topic = self._resolve(topics.INSTRUCTION, "instruction topic")
@@ -91,13 +112,9 @@ class EpisodeLoggerNode(Node):
             if not sep or not topic.strip() or msgtype.count("/") not in (1, 2):
                 raise ConfigError(f"topic_types: '{entry}' is not 'topic=pkg/msg/Type'")
             self.configured_types[self._resolve(topic.strip(), "topic_types")] = msgtype.strip()
-        self._create_output_dir()
-        err = self._output_dir_problem()
-        if err:
-            raise ConfigError(f"output_dir: {err}")
-        self.robot = load_robot_config(robot_config or None)
-        self.msg_search_paths = [Path(x) for x in extra_paths if x] + default_msg_search_paths()
 
+    def _init_state(self) -> None:
+        """The writer, subscription and episode state the callbacks share (under self._lock)."""
         self._lock = threading.RLock()
         self._writer: EpisodeWriter | ProcessEpisodeWriter | None = None
         self._last_episode: Path | None = None
@@ -117,13 +134,19 @@ class EpisodeLoggerNode(Node):
         self._errors = 0
         self._write_rate = WriteRate(time.monotonic())
 
-        self._sub_group = ReentrantCallbackGroup()
-        self._srv_group = MutuallyExclusiveCallbackGroup()
+    def _make_publishers(self) -> None:
+        """The episode events (latched: the episode's state) and /diagnostics."""
         self.events_pub = self.create_publisher(String, topics.EPISODE_EVENTS, LATCHED)  # the episode's state
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+
+    def _make_services(self) -> None:
+        """The episode start, stop and label services."""
         self.create_service(Trigger, topics.EPISODE_START, self._on_start, callback_group=self._srv_group)
         self.create_service(Trigger, topics.EPISODE_STOP, self._on_stop, callback_group=self._srv_group)
         self.create_service(SetBool, topics.EPISODE_LABEL, self._on_label, callback_group=self._srv_group)
+
+    def _make_subscriptions(self) -> None:
+        """The instruction and intervention state, the topics of configured type, then those the graph resolves."""
         self.create_subscription(String, self.instruction_topic, self._on_instruction, LATCHED,
                                  callback_group=self._srv_group)
         self.create_subscription(Bool, self.intervention_topic, self._on_intervention, LATCHED,
@@ -132,11 +155,6 @@ class EpisodeLoggerNode(Node):
             if topic in self.configured_types:
                 self._subscribe(topic, self.configured_types[topic])
         self._resolve_from_graph()
-        self.create_timer(1.0, self._tick, callback_group=self._srv_group)
-        if self.autostart:
-            ok, message = self.start_episode()
-            if not ok:
-                self.get_logger().error(message)
 
     # ------------------------------------------------------------------ helpers
     def _clock_ns(self) -> int:

@@ -67,6 +67,21 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         self.robot = load_robot_config(p.robot_config or None)
         self.managed = p.managed
         self.thread_priority = p.thread_priority
+        self.outputs: list[OutputSpec] = self._declare_outputs(p)
+        self.output = self.outputs[0].kind  # kept for diagnostics and callers of the single-output era
+        self.controller = self.outputs[0].controller
+        self._make_core(p)
+        self._make_publishers()
+        inputs = ReentrantCallbackGroup()
+        self._make_subscriptions(inputs)
+        self._intervention_pub = self.create_publisher(Bool, topics.INTERVENTION, LATCHED)
+        self._intervening: bool | None = None  # last published state
+        self._publish_intervention(False)
+        self._make_services(inputs)
+        self._start_loop(p)
+
+    def _declare_outputs(self, p: ExecutorParams) -> list[OutputSpec]:
+        """The controllers commanded (`outputs`, each with its `<name>.*` parameters declared), checked."""
         joints = p.controller_joints or self.robot.joint_names
         try:
             self.robot.index_of(joints)
@@ -81,9 +96,10 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
             own = declare_params(self, OutputParams, prefix=f"{name}.",
                                  defaults=first if i == 0 else {"controller": name})
             specs.append((name, own.kind, own.controller, own.joints))
-        self.outputs: list[OutputSpec] = make_outputs(self.robot, specs)
-        self.output = self.outputs[0].kind  # kept for diagnostics and callers of the single-output era
-        self.controller = self.outputs[0].controller
+        return make_outputs(self.robot, specs)
+
+    def _make_core(self, p: ExecutorParams) -> None:
+        """The chunk executor core and the state the control loop and the callbacks share."""
         self.rate_hz = p.control_rate_hz or self.robot.control_rate_hz
         self.core = ChunkExecutor(
             self.robot,
@@ -101,6 +117,8 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         self._episode_open = False  # an episode 'start' without its 'stop' yet
         self._listener_watch = ListenerWatch(repeat_s=10.0)
 
+    def _make_publishers(self) -> None:
+        """One command publisher per output (warning about joints no output commands), and /diagnostics."""
         self._command_pubs = []
         for out in self.outputs:
             msg_type = Float64MultiArray if out.kind == "forward" else JointTrajectory
@@ -109,7 +127,9 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         if idle:
             self.get_logger().warning(f"no output commands {', '.join(idle)}: those joints will not move")
         self._diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
-        inputs = ReentrantCallbackGroup()
+
+    def _make_subscriptions(self, inputs: ReentrantCallbackGroup) -> None:
+        """Chunks and joint states (one taker, in arrival order), episode events and intervention commands."""
         # One taker per stream, in arrival order: chunks are ordered by stamp, and two threads handling them (the
         # loop thread polling while the executor also took them: rclpy's EventsExecutor ignores callback groups)
         # processed a fast burst out of order and refused valid chunks (measured: 1-4 of 2000).
@@ -122,14 +142,16 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
                                  callback_group=inputs)
         self.create_subscription(JointState, topics.INTERVENTION_COMMAND, self._on_intervention, RELIABLE,
                                  callback_group=inputs)
-        self._intervention_pub = self.create_publisher(Bool, topics.INTERVENTION, LATCHED)
-        self._intervening: bool | None = None  # last published state
-        self._publish_intervention(False)
+
+    def _make_services(self, inputs: ReentrantCallbackGroup) -> None:
+        """The e-stop and clear services, the diagnostics timer and the parameter callback."""
         self.create_service(SetBool, topics.ESTOP, self._on_estop, callback_group=inputs)
         self.create_service(Trigger, "~/clear", self._on_clear, callback_group=inputs)
         self.create_timer(1.0, self._publish_diagnostics, callback_group=MutuallyExclusiveCallbackGroup())
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
+    def _start_loop(self, p: ExecutorParams) -> None:
+        """The control loop: a timer (`timing: timer`) or a thread that sleeps to each tick, woken by /clock."""
         if p.gil_switch_interval_ms > 0:
             # Python's default 5 ms means a thread waking for its tick can wait up to 5 ms for the GIL while any
             # other thread of this process runs Python code; that alone breaks a 1 ms period-error budget.

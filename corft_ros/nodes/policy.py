@@ -64,29 +64,38 @@ class PolicyNode(ClosesOnDestroy, Node):
         super().__init__("policy", **kwargs)
         p = self.params = declare_params(self, PolicyParams)
         self.robot = load_robot_config(p.robot_config or None)
-        model_path, self.backend, self.rate_hz, self.best_of_n = p.model_path, p.backend, p.rate_hz, p.best_of_n
-        noise_std, beta, prefix, threads, device = (p.noise_std, p.selection_beta, p.selection_prefix, p.threads,
-                                                    p.device)
-        self.max_age, allow_encoder, seed = p.max_observation_age, p.allow_encoder, p.seed
+        self._read_params(p)
+        self._load_model(p)
+        self._init_state(p)
+        self._make_subscriptions(p)
+        self._make_publishers(p)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self._start_inference()
+
+    def _read_params(self, p: PolicyParams) -> None:
+        """The node's settings from the parameters, checked (the model's come with it: _load_model)."""
+        self.backend, self.rate_hz, self.best_of_n = p.backend, p.rate_hz, p.best_of_n
+        self.max_age = p.max_observation_age
         self.camera_topic_format, self.image_transport = p.camera_topic_format, p.image_transport
-        joint_topic, instruction_topic, chunk_topic = p.joint_states_topic, p.instruction_topic, p.chunk_topic
-        initial_instruction = p.instruction
-        if noise_std < 0 and noise_std != -1.0:
-            raise ConfigError(f"noise_std must be >= 0 (-1 = the model's), got {noise_std}")
-        if beta < 0 and beta != -1.0:
-            raise ConfigError(f"selection_beta must be >= 0 (-1 = the model's), got {beta}")
+        if p.noise_std < 0 and p.noise_std != -1.0:
+            raise ConfigError(f"noise_std must be >= 0 (-1 = the model's), got {p.noise_std}")
+        if p.selection_beta < 0 and p.selection_beta != -1.0:
+            raise ConfigError(f"selection_beta must be >= 0 (-1 = the model's), got {p.selection_beta}")
         if "{name}" not in self.camera_topic_format:
             raise ConfigError(f"camera_topic_format must contain '{{name}}', got '{self.camera_topic_format}'")
 
+    def _load_model(self, p: PolicyParams) -> None:
+        """The policy runtime (default: models/default), checked against the robot's joints and the cameras."""
+        model_path, noise_std, beta, seed = p.model_path, p.noise_std, p.selection_beta, p.seed
         self.model_path = model_path or str(models_dir() / "default")
         # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
         if self.backend == "lerobot" and not model_path:
             raise ConfigError("backend lerobot needs model_path: a LeRobot policy folder (save_pretrained)")
         try:
             self.runtime: PolicyRuntime = load_runtime(
-                self.model_path, backend=self.backend, threads=threads, best_of_n=self.best_of_n or None,
+                self.model_path, backend=self.backend, threads=p.threads, best_of_n=self.best_of_n or None,
                 noise_std=None if noise_std == -1.0 else noise_std, seed=None if seed < 0 else seed,
-                allow_encoder=allow_encoder, device=device,
+                allow_encoder=p.allow_encoder, device=p.device,
                 beta=None if beta == -1.0 else beta, robot=self.robot, lerobot_python=p.lerobot_python,
                 proposals=p.proposals or None, selection=p.selection or None,
             )
@@ -95,7 +104,7 @@ class PolicyNode(ClosesOnDestroy, Node):
         self.best_of_n = self.runtime.best_of_n
         cfg = self.runtime.config
         try:
-            self.runtime.prefix = (min(prefix, cfg.chunk_size) if prefix
+            self.runtime.prefix = (min(p.selection_prefix, cfg.chunk_size) if p.selection_prefix
                                    else executed_prefix(self.rate_hz, cfg.action_dt, cfg.chunk_size))
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
@@ -115,6 +124,8 @@ class PolicyNode(ClosesOnDestroy, Node):
         self.cameras = self.runtime.camera_names
         self.chunk_size, self.dt = self.runtime.chunk_size, self.runtime.action_dt
 
+    def _init_state(self, p: PolicyParams) -> None:
+        """The latest inputs, counters and statistics, the warmed-up model and the initial instruction embedded."""
         self._lock = threading.Lock()
         self._images: dict[str, _Stamped] = {}
         self._joints = JointStateCache(self.joint_names, self.max_age)
@@ -122,8 +133,8 @@ class PolicyNode(ClosesOnDestroy, Node):
         self._tracked_joints = frozenset(self.joint_names)
         self.missing_joints: list[str] = []
         self._instruction: str | None = None
-        if initial_instruction.strip():
-            self._instruction = clean_instruction(initial_instruction)
+        if p.instruction.strip():
+            self._instruction = clean_instruction(p.instruction)
         # camera → (msg, rgb or the ImageError it gave): the msg reference is kept so identity, not a reusable id(),
         # marks the cache as valid; a frame is converted (or found bad, and counted) once
         self._converted: dict[str, tuple[Image | CompressedImage, np.ndarray | ImageError]] = {}
@@ -151,6 +162,8 @@ class PolicyNode(ClosesOnDestroy, Node):
         self.input_errors: dict[str, tuple[str, float]] = {}
         self.problem_level = DiagnosticStatus.OK
 
+    def _make_subscriptions(self, p: PolicyParams) -> None:
+        """One image subscription per camera (raw or compressed), joint states and the instruction."""
         self.camera_topics: dict[str, str] = {}  # camera → resolved topic name (for messages and diagnostics)
         image_type = CompressedImage if self.image_transport == "compressed" else Image
         for name in self.cameras:
@@ -160,14 +173,19 @@ class PolicyNode(ClosesOnDestroy, Node):
             sub = self.create_subscription(image_type, topic, lambda msg, n=name: self._on_image(n, msg),
                                            qos_profile_sensor_data)
             self.camera_topics[name] = sub.topic_name
-        self.joint_topic = self.create_subscription(JointState, joint_topic, self._on_joints, RELIABLE).topic_name
+        self.joint_topic = self.create_subscription(JointState, p.joint_states_topic, self._on_joints,
+                                                    RELIABLE).topic_name
         self.instruction_topic = self.create_subscription(
-            String, instruction_topic, self._on_instruction, LATCHED).topic_name
-        self.chunk_pub = self.create_publisher(JointTrajectory, chunk_topic, RECORDED)
+            String, p.instruction_topic, self._on_instruction, LATCHED).topic_name
+
+    def _make_publishers(self, p: PolicyParams) -> None:
+        """The chunk, selection and diagnostics publishers."""
+        self.chunk_pub = self.create_publisher(JointTrajectory, p.chunk_topic, RECORDED)
         self.selection_pub = self.create_publisher(Float64MultiArray, p.selection_topic, RECORDED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, RELIABLE)
-        self.create_timer(1.0, self._publish_diagnostics)
 
+    def _start_inference(self) -> None:
+        """The inference thread, and the startup line."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="policy-inference", daemon=True)
         self._thread.start()

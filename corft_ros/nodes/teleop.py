@@ -40,12 +40,18 @@ class TeleopNode(Node):
         super().__init__("teleop", **kwargs)
         p = self.params = declare_params(self, TeleopParams)
         self.robot = load_robot_config(p.robot_config or None)
+        self._read_params(p)
+        self._make_mapping(p)
+        self._init_state()
+        group = MutuallyExclusiveCallbackGroup()
+        self._make_publishers()
+        self._make_inputs(p, group)
+        self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group)
+        self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
+
+    def _read_params(self, p: TeleopParams) -> None:
+        """The source, rate and intervention settings (with the scripted operator's stuck detector), checked."""
         self.source, self.command_topic, self.velocity_scale = p.source, p.command_topic, p.velocity_scale
-        leader_topic, joint_map, joy_topic, joy_axes = p.leader_topic, p.leader_joint_map, p.joy_topic, p.joy_axes
-        offsets = p.leader_offsets or [0.0] * self.robot.dof
-        scales = p.leader_scales or [1.0] * self.robot.dof
-        joy_speed, joy_deadzone, joy_enable = p.joy_speed, p.joy_deadzone, p.joy_enable_button
-        joy_open, joy_close, gripper = p.joy_gripper_open_button, p.joy_gripper_close_button, p.gripper_joint
         self.keyboard_step, self.seed, self.human_like = p.keyboard_step, p.seed, p.human_like
         self.input_timeout_s = p.input_timeout_s
         self.intervention = p.intervention
@@ -62,8 +68,14 @@ class TeleopNode(Node):
             raise ConfigError(f"intervention with source {self.source} needs the Joy button that engages it: set "
                               "intervention_button (or joy_enable_button)")
         self.rate_hz = p.rate_hz if p.rate_hz > 0 else self.robot.action_rate_hz
+
+    def _make_mapping(self, p: TeleopParams) -> None:
+        """The leader-to-follower joint mapping and the gamepad jogger, checked."""
+        offsets = p.leader_offsets or [0.0] * self.robot.dof
+        scales = p.leader_scales or [1.0] * self.robot.dof
+        joy_axes, joy_deadzone, gripper = p.joy_axes, p.joy_deadzone, p.gripper_joint
         names: dict[str, str] = {}
-        for entry in (e for e in joint_map if e):  # [""] = no mapping (rclpy cannot override with [])
+        for entry in (e for e in p.leader_joint_map if e):  # [""] = no mapping (rclpy cannot override with [])
             leader, sep, follower = entry.partition("=")
             if not sep or not leader or not follower:
                 raise ConfigError(f"leader_joint_map: '{entry}' is not 'leader_name=follower_name'")
@@ -75,9 +87,12 @@ class TeleopNode(Node):
             raise ConfigError(f"gripper_joint '{gripper}' is not a joint of {self.robot.name}")
         if not 0 <= joy_deadzone < 1:
             raise ConfigError(f"joy_deadzone must be in [0, 1), got {joy_deadzone}")
-        self.jogger = JoyJogger(self.robot, [int(a) for a in joy_axes], joy_speed, joy_deadzone, joy_enable,
-                                joy_open, joy_close, self.robot.joint_names.index(gripper) if gripper else -1)
+        self.jogger = JoyJogger(self.robot, [int(a) for a in joy_axes], p.joy_speed, joy_deadzone,
+                                p.joy_enable_button, p.joy_gripper_open_button, p.joy_gripper_close_button,
+                                self.robot.joint_names.index(gripper) if gripper else -1)
 
+    def _init_state(self) -> None:
+        """The measured state, targets, demo and takeover state the callbacks and the tick share."""
         self._lock = threading.Lock()
         self.state: np.ndarray | None = None  # measured follower positions (robot order)
         self.state_stamp = 0.0
@@ -104,20 +119,24 @@ class TeleopNode(Node):
         self.engaged = False
         self.takeovers = 0
 
-        group = MutuallyExclusiveCallbackGroup()
+    def _make_publishers(self) -> None:
+        """The command (plain and stamped), intervention command and diagnostics publishers."""
         self.command_pub = self.create_publisher(Float64MultiArray, self.command_topic, RECORDED)
         self.intervention_pub = self.create_publisher(JointState, topics.INTERVENTION_COMMAND, RECORDED)
         self.stamped_pub = self.create_publisher(JointState, topics.TELEOP_COMMAND, RECORDED)
         self.diag_pub = self.create_publisher(DiagnosticArray, topics.DIAGNOSTICS, 10)
+
+    def _make_inputs(self, p: TeleopParams, group: MutuallyExclusiveCallbackGroup) -> None:
+        """Joint states, and the source's own inputs: leader arm, gamepad, keyboard, or the scripted operator's."""
         self.create_subscription(JointState, topics.JOINT_STATES, self._on_joint_states, 100, callback_group=group)
         if self.source == "leader":
-            self.create_subscription(JointState, leader_topic, self._on_leader, qos_profile_sensor_data,
+            self.create_subscription(JointState, p.leader_topic, self._on_leader, qos_profile_sensor_data,
                                      callback_group=group)
             if self.intervention:  # the engage button (a pedal) comes on the joy topic
-                self.create_subscription(Joy, joy_topic, self._on_button, qos_profile_sensor_data,
+                self.create_subscription(Joy, p.joy_topic, self._on_button, qos_profile_sensor_data,
                                          callback_group=group)
         elif self.source == "joy":
-            self.create_subscription(Joy, joy_topic, self._on_joy, qos_profile_sensor_data, callback_group=group)
+            self.create_subscription(Joy, p.joy_topic, self._on_joy, qos_profile_sensor_data, callback_group=group)
         elif self.source == "keyboard":
             self._start_keyboard()
         elif self.source == "scripted":
@@ -129,8 +148,6 @@ class TeleopNode(Node):
             self.create_subscription(PoseStamped, topics.SIM_CUBE_POSE, self._on_cube, RELIABLE, callback_group=group)
             self.create_subscription(PoseStamped, topics.SIM_GOAL_POSE, self._on_goal, RELIABLE, callback_group=group)
             self.create_subscription(String, topics.EPISODE_EVENTS, self._on_event, LATCHED, callback_group=group)
-        self.create_timer(1.0 / self.rate_hz, self._tick, callback_group=group)
-        self.create_timer(1.0, self._publish_diagnostics, callback_group=group)
 
     # ------------------------------------------------------------------------------------------ helpers
     def _error(self, key: str, message: str) -> None:

@@ -325,8 +325,6 @@ def train(
     import torch
 
     from corft_ros.core.policy.config import PolicyConfig
-    from corft_ros.core.policy.export import ModelError, export_policy
-    from corft_ros.core.policy.model import ChunkPolicy
 
     cfg.validate()
     rt = setup_runtime(cfg)
@@ -336,17 +334,7 @@ def train(
     if rt.main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    # where to start: a resumable run, an explicit checkpoint, or scratch
-    resume: dict = {}
-    latest = out / "checkpoints" / "latest.pt"
-    if cfg.resume and latest.is_file():
-        resume = read_checkpoint(latest)
-        extra = resume.get("extra") or {}
-        say(f"resuming from {latest} (stage {extra.get('stage')}, step {extra.get('step')})")
-    init = resume or (read_checkpoint(Path(cfg.init_checkpoint)) if cfg.init_checkpoint else {})
-    if cfg.stage in ("rl", "bc") and not init:
-        raise ConfigError(f"stage '{cfg.stage}' starts from an IL policy: pass init_checkpoint (--init) or resume a "
-                          "run whose IL stage finished")
+    resume, init = _starting_point(cfg, out, say)
     ckpt_cfg = PolicyConfig.from_dict(init["config"], source="checkpoint") if init else None
     pcfg = policy_config(cfg, robot, ckpt_cfg)
 
@@ -358,67 +346,108 @@ def train(
     summary: dict[str, Any] = {"dataset": dataset_summary(tdata.report), "world_size": rt.world,
                                "device": str(rt.device), "policy": pcfg.to_dict(), "stages": {}}
 
+    policy = _initial_policy(pcfg, init, tdata, rt)
+    extra = (resume.get("extra") or {}) if resume else {}
+    scalars = ScalarLog(out / "tensorboard" if rt.main else None)
+    try:
+        stages = ["il", "rl"] if cfg.stage == "all" else [cfg.stage]
+        for stage in stages:
+            _train_stage(stage, policy, tdata, cfg, rt, steps_cap, extra, summary, ckpt_dir, scalars, on_progress,
+                         should_stop, say)
+    finally:
+        scalars.close()
+
+    if rt.main:
+        _finish(policy, tdata, cfg, stages[-1], out, ckpt_dir, summary, say)
+    barrier(rt)
+    return (summary, policy) if return_policy else summary
+
+
+def _starting_point(cfg: TrainConfig, out: Path, say: Callable[[str], None]) -> tuple[dict, dict]:
+    """(resume, init): a resumable run, an explicit checkpoint, or scratch (both empty)."""
+    resume: dict = {}
+    latest = out / "checkpoints" / "latest.pt"
+    if cfg.resume and latest.is_file():
+        resume = read_checkpoint(latest)
+        extra = resume.get("extra") or {}
+        say(f"resuming from {latest} (stage {extra.get('stage')}, step {extra.get('step')})")
+    init = resume or (read_checkpoint(Path(cfg.init_checkpoint)) if cfg.init_checkpoint else {})
+    if cfg.stage in ("rl", "bc") and not init:
+        raise ConfigError(f"stage '{cfg.stage}' starts from an IL policy: pass init_checkpoint (--init) or resume a "
+                          "run whose IL stage finished")
+    return resume, init
+
+
+def _initial_policy(pcfg: Any, init: dict, tdata: TrainingData, rt: Runtime) -> Any:
+    """The ChunkPolicy on this rank's device: the checkpoint's weights, or fresh with the dataset's normalization."""
+    import torch
+
+    from corft_ros.core.policy.model import ChunkPolicy
+
     policy = ChunkPolicy(pcfg)
     if init:
         policy.load_state_dict(init["state_dict"])
     else:
         policy.set_normalization(*[torch.as_tensor(x) for x in tdata.data.normalization()])
     policy.to(rt.device)
+    return policy
 
-    extra = (resume.get("extra") or {}) if resume else {}
+
+def _train_stage(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig, rt: Runtime, steps_cap: int | None,
+                 extra: dict, summary: dict, ckpt_dir: Path | None, scalars: ScalarLog,
+                 on_progress: ProgressFn | None, should_stop: Callable[[], bool] | None,
+                 say: Callable[[str], None]) -> None:
+    """One stage of the job, resumed from `extra` where the resumed run stopped in it; its result goes to `summary`."""
     r_stage, r_step = extra.get("stage"), int(extra.get("step", 0))
-    scalars = ScalarLog(out / "tensorboard" if rt.main else None)
-    try:
-        stages = ["il", "rl"] if cfg.stage == "all" else [cfg.stage]
-        for stage in stages:
-            steps = _stage_steps(cfg, stage, steps_cap)
-            start, state = 0, {}
-            if r_stage == stage:
-                start, state = min(r_step, steps), extra
-            elif r_stage in ("rl", "bc") and stage == "il":
-                say("IL stage already finished in the resumed run")
-                continue
-            if start >= steps:
-                say(f"{stage.upper()} stage already at step {start}/{steps}")
-                summary["stages"][stage] = {"steps": start, "resumed": True}
-                continue
-            say(f"stage {stage.upper()}: {steps - start} steps on {rt.world} process(es), device {rt.device}")
-            learner, batches = make_learner(stage, policy, tdata, cfg, rt, say, start)
-            if state.get("learner"):
-                learner.load_state_dict(state["learner"])
-            offset = _stage_steps(cfg, "il", steps_cap) if (cfg.stage == "all" and stage == "rl") else 0
-            summary["stages"][stage] = run_stage(stage, learner, batches, policy, tdata, cfg, rt, steps, start,
-                                                 ckpt_dir, scalars, on_progress, should_stop, offset, say)
-            if hasattr(learner, "finish"):
-                learner.finish()  # IL: the policy keeps the weight average (export, next stage)
-            if stage != "il":
-                for p in policy.backbone_parameters():
-                    p.requires_grad_(True)
-            for p in policy.critic_parameters():
-                p.requires_grad_(True)
-            barrier(rt)
-    finally:
-        scalars.close()
-
-    if rt.main:
-        final = ckpt_dir / "final.pt"
-        _save(final, policy, tdata.texts, {"stage": stages[-1], "final": True}, update_latest=False)
-        summary["checkpoint"] = str(final)
-        if cfg.export:
-            target = Path(cfg.models_dir) / cfg.name
-            try:
-                # a CO-RFT policy is deployed with critic-guided selection; IL and the BC control arm without
-                deploy = ({"best_of_n": cfg.corft.deploy_best_of_n, "selection_beta": cfg.corft.beta,
-                           "proposals": cfg.corft.deploy_proposals, "noise_std": cfg.corft.deploy_noise_std}
-                          if stages[-1] == "rl" else {"best_of_n": 1})
-                export_policy(policy.cpu().eval(), target, tdata.texts, deploy=deploy)
-            except ModelError as exc:
-                raise ModelError(f"export to {target} failed: {exc}") from None
-            summary["export"] = str(target)
-            say(f"exported {target}")
-        (out / "train.json").write_text(json.dumps(_jsonable(summary), indent=2))
+    steps = _stage_steps(cfg, stage, steps_cap)
+    start, state = 0, {}
+    if r_stage == stage:
+        start, state = min(r_step, steps), extra
+    elif r_stage in ("rl", "bc") and stage == "il":
+        say("IL stage already finished in the resumed run")
+        return
+    if start >= steps:
+        say(f"{stage.upper()} stage already at step {start}/{steps}")
+        summary["stages"][stage] = {"steps": start, "resumed": True}
+        return
+    say(f"stage {stage.upper()}: {steps - start} steps on {rt.world} process(es), device {rt.device}")
+    learner, batches = make_learner(stage, policy, tdata, cfg, rt, say, start)
+    if state.get("learner"):
+        learner.load_state_dict(state["learner"])
+    offset = _stage_steps(cfg, "il", steps_cap) if (cfg.stage == "all" and stage == "rl") else 0
+    summary["stages"][stage] = run_stage(stage, learner, batches, policy, tdata, cfg, rt, steps, start,
+                                         ckpt_dir, scalars, on_progress, should_stop, offset, say)
+    if hasattr(learner, "finish"):
+        learner.finish()  # IL: the policy keeps the weight average (export, next stage)
+    if stage != "il":
+        for p in policy.backbone_parameters():
+            p.requires_grad_(True)
+    for p in policy.critic_parameters():
+        p.requires_grad_(True)
     barrier(rt)
-    return (summary, policy) if return_policy else summary
+
+
+def _finish(policy: Any, tdata: TrainingData, cfg: TrainConfig, last_stage: str, out: Path, ckpt_dir: Path,
+            summary: dict, say: Callable[[str], None]) -> None:
+    """Rank 0: the final checkpoint, the export (if configured) and <output>/train.json."""
+    from corft_ros.core.policy.export import ModelError, export_policy
+
+    final = ckpt_dir / "final.pt"
+    _save(final, policy, tdata.texts, {"stage": last_stage, "final": True}, update_latest=False)
+    summary["checkpoint"] = str(final)
+    if cfg.export:
+        target = Path(cfg.models_dir) / cfg.name
+        try:
+            # a CO-RFT policy is deployed with critic-guided selection; IL and the BC control arm without
+            deploy = ({"best_of_n": cfg.corft.deploy_best_of_n, "selection_beta": cfg.corft.beta,
+                       "proposals": cfg.corft.deploy_proposals, "noise_std": cfg.corft.deploy_noise_std}
+                      if last_stage == "rl" else {"best_of_n": 1})
+            export_policy(policy.cpu().eval(), target, tdata.texts, deploy=deploy)
+        except ModelError as exc:
+            raise ModelError(f"export to {target} failed: {exc}") from None
+        summary["export"] = str(target)
+        say(f"exported {target}")
+    (out / "train.json").write_text(json.dumps(_jsonable(summary), indent=2))
 
 
 def _jsonable(x: Any) -> Any:
