@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -37,29 +38,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 RECORD_KEYS = "enter/space = end episode (then label), s = success, f = failure, d = discard & redo, q = quit"
 
 
-def _robot_present(seconds: float = 2.0) -> bool:
-    """True when something already publishes /joint_states (a real arm or another sim)."""
-    import rclpy
-
-    from corft_ros.core import topics
-
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    try:
-        node = rclpy.create_node("record_probe", context=context)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if node.count_publishers(topics.JOINT_STATES):
-                return True
-            time.sleep(0.1)
-        return False
-    finally:
-        rclpy.try_shutdown(context=context)
-
-
 def run_record(args: argparse.Namespace) -> int:
-    import shutil
-
     from corft_ros.core.episodes import list_episodes, slugify
     from corft_ros.core.graph import load_graph
     from corft_ros.core.robot import ConfigError
@@ -73,7 +52,12 @@ def run_record(args: argparse.Namespace) -> int:
         print(f"error: --realtime-factor {args.realtime_factor:g}: demos are recorded at real time (1); the teleop "
               "falls behind a faster sim (the scripted operator's demos fail 2-3 in 10 at 0)", file=sys.stderr)
         return 2
-    sim = args.sim if args.sim is not None else not _robot_present()
+    if args.sim is None:
+        from corft_ros.nodes.record_session import robot_present
+
+        sim = not robot_present()
+    else:
+        sim = args.sim
     source = args.source or ("scripted" if sim else "leader")
     if source == "scripted" and not sim:
         print("error: --source scripted needs the sim (--sim)", file=sys.stderr)
@@ -117,129 +101,50 @@ def run_record(args: argparse.Namespace) -> int:
         logger.parameters["topics"] = [t for t in logger.value("topics")
                                        if not canonical(t).startswith("/camera/") or canonical(t) in cams]
     task = args.task or str(logger.value("instruction"))
-    return _record_loop(args, graph, sim, source, out, task, len(existing), shutil)
+    return _record_loop(args, graph, sim, source, out, task, len(existing))
 
 
-def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done_before: int, shutil) -> int:
-    import rclpy
-    from std_msgs.msg import Bool, String
-    from std_srvs.srv import Trigger
+@dataclass
+class _Tally:
+    """Episodes still wanted, kept and successful so far, and the number of the next one."""
 
-    from corft_ros.core import topics
+    wanted: int
+    index: int
+    kept: int = 0
+    successes: int = 0
+
+
+@dataclass
+class _Episode:
+    """One episode being recorded: its folder, start (logger clock, s), and what the watch loop has seen."""
+
+    path: Path
+    start: float
+    outcome: str | None = None
+    success_since: float | None = None
+    done_since: float | None = None
+
+
+def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done_before: int) -> int:
     from corft_ros.core.robot import ConfigError
-    from corft_ros.nodes.compose import ComposedGraph
-    from corft_ros.nodes.qos import LATCHED, RELIABLE
+    from corft_ros.core.terminal import TerminalKeys
+    from corft_ros.nodes.record_session import RecordSession
 
     print(f"record: {'sim' if sim else 'robot'}, source {source}, task {task!r} -> {out}")
     try:
-        composed = ComposedGraph(graph)
+        session = RecordSession(graph, task)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logger = composed.nodes["episode_logger"]
-    teleop = composed.nodes["teleop"]
-    helper = rclpy.create_node("record_cli", context=composed.context)
-    success = {"value": False}
-    helper.create_subscription(Bool, topics.SIM_SUCCESS, lambda m: success.__setitem__("value", bool(m.data)),
-                               RELIABLE)
-    helper.create_publisher(String, topics.INSTRUCTION, LATCHED).publish(String(data=task))
-    reset = helper.create_client(Trigger, topics.SIM_RESET)
-    composed.executor.add_node(helper)
-    from corft_ros.core.terminal import TerminalKeys
-
     keys = TerminalKeys()
     if not sim and not keys.interactive:
         print(f"note: stdin is not a terminal: episodes end after --max-seconds ({args.max_seconds:g} s)")
     elif keys.interactive:
         print(f"keys: {RECORD_KEYS}")
-    wanted = args.episodes - done_before
-    kept = successes = 0
-    index = done_before + 1
+    tally = _Tally(wanted=args.episodes - done_before, index=done_before + 1)
     rc = 0
     try:
-        while kept < wanted:
-            if sim:
-                success["value"] = False
-                if not reset.wait_for_service(timeout_sec=10.0):
-                    raise RuntimeError("/sim/reset is not available")
-                future = reset.call_async(Trigger.Request())
-                deadline = time.monotonic() + 30
-                while not future.done() and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                if not future.done() or not future.result().success:
-                    raise RuntimeError(f"/sim/reset failed: {future.result().message if future.done() else 'timeout'}")
-                time.sleep(0.3)  # let the post-reset state reach every node
-                success["value"] = False
-            else:
-                print(f"episode {index}/{args.episodes}: press enter to start (q = quit)", flush=True)
-                key = None
-                while keys.interactive and key not in ("\n", " ", "q"):
-                    key = keys.get(0.2)
-                if key == "q":
-                    break
-            ok, message = logger.start_episode()
-            if not ok:
-                raise RuntimeError(message)
-            episode = logger.current_episode
-            clock = logger.get_clock()  # sim time in the sim (any realtime_factor), wall time on a robot
-            start = clock.now().nanoseconds * 1e-9
-            outcome: str | None = None
-            success_since = done_since = None
-            while outcome is None:
-                now = clock.now().nanoseconds * 1e-9
-                elapsed = now - start
-                stats = logger.writer_stats()
-                if stats is None:  # the logger stopped on its own (disk full, write error): already logged
-                    raise RuntimeError(f"recording of {episode} stopped: see the episode_logger error above")
-                frames = sum(t.count for name, t in stats.topics.items() if name.startswith("/camera/"))
-                print(f"\repisode {index}/{args.episodes}  {elapsed:5.1f}s  frames {frames:5d}  "
-                      f"messages {stats.messages:6d}  drops {stats.dropped}   ", end="", flush=True)
-                key = keys.get(0.1)
-                if key in ("s", "f", "d", "q"):
-                    outcome = {"s": "success", "f": "failure", "d": "discard", "q": "quit"}[key]
-                elif key in ("\n", " "):
-                    print(f"\nlabel episode {index}: s = success, f = failure, d = discard", flush=True)
-                    while outcome is None:
-                        key = keys.get(0.2)
-                        outcome = {"s": "success", "f": "failure", "d": "discard"}.get(key or "")
-                elif sim:
-                    if success["value"]:
-                        success_since = success_since or now
-                        if now - success_since >= 0.5:  # the cube stays on the target
-                            outcome = "success"
-                    else:
-                        success_since = None
-                    if teleop.demo_done:
-                        done_since = done_since or now
-                        if now - done_since >= 3.0 and success_since is None:
-                            outcome = "failure"
-                if outcome is None and elapsed >= args.max_seconds:
-                    outcome = "failure" if sim else "timeout"
-            if outcome == "success":
-                cycle = (success_since - start) if success_since is not None else None
-                logger.label_episode(True, cycle_time_s=cycle)
-            elif outcome == "failure":
-                logger.label_episode(False)
-            ok, summary = logger.stop_episode()
-            if sim:
-                # The teleop also hears "stop" over DDS, but on a loaded machine only after the next reset: until
-                # then the rest of the demo would drive the reset arm back (one demo of 50 started 0.88 rad away).
-                teleop.end_demo()
-                time.sleep(0.2)  # commands already sent land before the reset
-            print()
-            if outcome == "discard":
-                shutil.rmtree(episode, ignore_errors=True)
-                print(f"episode {index}: discarded, recording it again")
-                continue
-            kept += 1
-            successes += outcome == "success"
-            print(f"episode {index}/{args.episodes}: {outcome}  ({summary})")
-            index += 1
-            if outcome == "quit":
-                break
-            if not ok:
-                rc = 1
-                break
+        rc = _record_episodes(args, session, keys, sim, tally)
     except RuntimeError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         rc = 1
@@ -247,11 +152,114 @@ def _record_loop(args, graph, sim: bool, source: str, out: Path, task: str, done
         print("\ninterrupted: stopping the current episode")
         rc = 130
     finally:
-        if logger.current_episode is not None:
-            logger.stop_episode()
+        if session.logger.current_episode is not None:
+            session.logger.stop_episode()
         keys.close()
-        composed.executor.remove_node(helper)
-        helper.destroy_node()
-        composed.shutdown()
-    print(f"{kept} episodes recorded ({successes} successful) in {out}; dataset: {done_before + kept} episodes")
+        session.close()
+    print(f"{tally.kept} episodes recorded ({tally.successes} successful) in {out}; dataset: "
+          f"{done_before + tally.kept} episodes")
     return rc
+
+
+def _record_episodes(args, session, keys, sim: bool, tally: _Tally) -> int:
+    """Records episodes until enough are kept (or quit, or one fails to close); the exit code."""
+    logger, teleop = session.logger, session.teleop
+    while tally.kept < tally.wanted:
+        if sim:
+            session.reset_sim()
+        elif not _operator_starts(keys, tally.index, args.episodes):
+            break
+        ok, message = logger.start_episode()
+        if not ok:
+            raise RuntimeError(message)
+        clock = logger.get_clock()  # sim time in the sim (any realtime_factor), wall time on a robot
+        episode = _Episode(logger.current_episode, clock.now().nanoseconds * 1e-9)
+        _watch_episode(args, session, keys, sim, tally.index, episode)
+        ok, summary = _close_episode(logger, episode)
+        if sim:
+            # The teleop also hears "stop" over DDS, but on a loaded machine only after the next reset: until
+            # then the rest of the demo would drive the reset arm back (one demo of 50 started 0.88 rad away).
+            teleop.end_demo()
+            time.sleep(0.2)  # commands already sent land before the reset
+        print()
+        if episode.outcome == "discard":
+            import shutil
+
+            shutil.rmtree(episode.path, ignore_errors=True)
+            print(f"episode {tally.index}: discarded, recording it again")
+            continue
+        tally.kept += 1
+        tally.successes += episode.outcome == "success"
+        print(f"episode {tally.index}/{args.episodes}: {episode.outcome}  ({summary})")
+        tally.index += 1
+        if episode.outcome == "quit":
+            break
+        if not ok:
+            return 1
+    return 0
+
+
+def _operator_starts(keys, index: int, episodes: int) -> bool:
+    """On a robot: waits for enter (or space) before episode `index`; False when the operator quits (q)."""
+    print(f"episode {index}/{episodes}: press enter to start (q = quit)", flush=True)
+    key = None
+    while keys.interactive and key not in ("\n", " ", "q"):
+        key = keys.get(0.2)
+    return key != "q"
+
+
+def _watch_episode(args, session, keys, sim: bool, index: int, episode: _Episode) -> None:
+    """Shows the recording's progress until the episode has an outcome: a key, the sim's verdict, or --max-seconds."""
+    logger = session.logger
+    clock = logger.get_clock()
+    while episode.outcome is None:
+        now = clock.now().nanoseconds * 1e-9
+        elapsed = now - episode.start
+        stats = logger.writer_stats()
+        if stats is None:  # the logger stopped on its own (disk full, write error): already logged
+            raise RuntimeError(f"recording of {episode.path} stopped: see the episode_logger error above")
+        frames = sum(t.count for name, t in stats.topics.items() if name.startswith("/camera/"))
+        print(f"\repisode {index}/{args.episodes}  {elapsed:5.1f}s  frames {frames:5d}  "
+              f"messages {stats.messages:6d}  drops {stats.dropped}   ", end="", flush=True)
+        key = keys.get(0.1)
+        if key in ("s", "f", "d", "q"):
+            episode.outcome = {"s": "success", "f": "failure", "d": "discard", "q": "quit"}[key]
+        elif key in ("\n", " "):
+            episode.outcome = _ask_label(keys, index)
+        elif sim:
+            _sim_verdict(session, episode, now)
+        if episode.outcome is None and elapsed >= args.max_seconds:
+            episode.outcome = "failure" if sim else "timeout"
+
+
+def _ask_label(keys, index: int) -> str:
+    print(f"\nlabel episode {index}: s = success, f = failure, d = discard", flush=True)
+    outcome = None
+    while outcome is None:
+        key = keys.get(0.2)
+        outcome = {"s": "success", "f": "failure", "d": "discard"}.get(key or "")
+    return outcome
+
+
+def _sim_verdict(session, episode: _Episode, now: float) -> None:
+    """Success once the cube has stayed on the target 0.5 s; failure 3 s after the scripted demo ended without it."""
+    if session.success:
+        episode.success_since = episode.success_since or now
+        if now - episode.success_since >= 0.5:  # the cube stays on the target
+            episode.outcome = "success"
+    else:
+        episode.success_since = None
+    if session.teleop.demo_done:
+        episode.done_since = episode.done_since or now
+        if now - episode.done_since >= 3.0 and episode.success_since is None:
+            episode.outcome = "failure"
+
+
+def _close_episode(logger, episode: _Episode) -> tuple[bool, str]:
+    """Labels a success or failure (a success with its cycle time) and stops the episode: (ok, summary)."""
+    if episode.outcome == "success":
+        cycle = (episode.success_since - episode.start) if episode.success_since is not None else None
+        logger.label_episode(True, cycle_time_s=cycle)
+    elif episode.outcome == "failure":
+        logger.label_episode(False)
+    return logger.stop_episode()

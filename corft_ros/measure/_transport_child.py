@@ -3,10 +3,13 @@ JPEG or PNG) with rclpy, so the measured subscriber shares no GIL with the publi
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 WARMUP_S = 1.0  # frames captured in a case's first second are not counted (discovery, socket buffers)
 
@@ -85,62 +88,96 @@ def _publisher_main(argv: list[str]) -> int:
         if command == "quit":
             break
         codec, std, seconds = command["codec"], float(command["noise"]), float(command["seconds"])
-        if std not in noisy_cache:
-            rng = np.random.default_rng(1)
-            noisy_cache.clear()  # one noise level in memory at a time
-            noisy_cache[std] = clean if std == 0 else [
-                np.stack([np.clip(f + rng.normal(0, std, f.shape).astype(np.float32), 0, 255).astype(np.uint8)
-                          for f in cam]) for cam in clean]
-        frames = noisy_cache[std]
-        results = [dict(sent=0, late=0, encode_ms=[], publish_ms=[]) for _ in frames]
+        frames = _noisy(noisy_cache, clean, std)
         start_ns = time.time_ns()
-        end = time.monotonic() + seconds
-
-        def play(i: int, out: dict, cam, n_cams: int, codec: str, start_ns: int, end: float) -> None:
-            next_t = time.monotonic() + i * period / n_cams  # cameras not in lock-step, as real ones
-            k = 0
-            while True:
-                delay = next_t - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                elif delay < -period:
-                    out["late"] += 1
-                    next_t = time.monotonic()
-                if time.monotonic() >= end:
-                    return
-                next_t += period
-                rgb = cam[k % len(cam)]
-                k += 1
-                now = time.time_ns()  # the capture stamp: before any encoding
-                t0 = time.perf_counter()
-                if codec == "raw":
-                    msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3)
-                    msg.data = rgb.tobytes()
-                    pub = raw_pubs[i]
-                else:
-                    payload, fmt = encode_compressed(rgb, codec, config["jpeg_quality"], config["png_level"])
-                    msg = CompressedImage(format=fmt)
-                    msg.data = payload
-                    pub = comp_pubs[i]
-                t1 = time.perf_counter()
-                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
-                msg.header.frame_id = f"cam{i}"
-                pub.publish(msg)
-                if now - start_ns >= WARMUP_S * 1e9:
-                    out["encode_ms"].append((t1 - t0) * 1e3)
-                    out["publish_ms"].append((time.perf_counter() - t1) * 1e3)
-                    out["sent"] += 1
-
-        threads = [threading.Thread(target=play, args=(i, results[i], frames[i], len(frames), codec, start_ns, end))
-                   for i in range(len(frames))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        encode = functools.partial(encode_compressed, fmt=codec, jpeg_quality=config["jpeg_quality"],
+                                   png_level=config["png_level"])
+        case = _Case(codec, start_ns, time.monotonic() + seconds, period, raw_pubs, comp_pubs, encode)
+        results = _play_case(case, frames)
         print(json.dumps({"start_ns": start_ns, "cameras": results}), flush=True)
     node.destroy_node()
     rclpy.try_shutdown()
     return 0
+
+
+def _noisy(cache: dict[float, list], clean: list, std: float) -> list:
+    """The frames with Gaussian noise of `std` grey levels (the clean ones at 0); one noise level cached at a time."""
+    import numpy as np
+
+    if std not in cache:
+        rng = np.random.default_rng(1)
+        cache.clear()  # one noise level in memory at a time
+        cache[std] = clean if std == 0 else [
+            np.stack([np.clip(f + rng.normal(0, std, f.shape).astype(np.float32), 0, 255).astype(np.uint8)
+                      for f in cam]) for cam in clean]
+    return cache[std]
+
+
+@dataclass
+class _Case:
+    """One case being played: its codec, capture start (wall clock, ns) and end (monotonic, s), the frame period,
+    the publishers (raw and compressed, one per camera) and `encode` (RGB -> (payload, format), a compressed codec's
+    encoder with the camera node's settings)."""
+
+    codec: str
+    start_ns: int
+    end: float
+    period: float
+    raw_pubs: list
+    comp_pubs: list
+    encode: Callable
+
+
+def _play_case(case: _Case, frames: list) -> list[dict]:
+    """Every camera played on a thread of its own until the case ends; per camera what was sent and timed."""
+    results = [dict(sent=0, late=0, encode_ms=[], publish_ms=[]) for _ in frames]
+    threads = [threading.Thread(target=_play, args=(case, i, results[i], frames[i], len(frames)))
+               for i in range(len(frames))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def _play(case: _Case, i: int, out: dict, cam, n_cams: int) -> None:
+    """Camera i: its frames at the case's rate (late frames counted), encoded and published, timed after warm-up."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    period = case.period
+    next_t = time.monotonic() + i * period / n_cams  # cameras not in lock-step, as real ones
+    k = 0
+    while True:
+        delay = next_t - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -period:
+            out["late"] += 1
+            next_t = time.monotonic()
+        if time.monotonic() >= case.end:
+            return
+        next_t += period
+        rgb = cam[k % len(cam)]
+        k += 1
+        now = time.time_ns()  # the capture stamp: before any encoding
+        t0 = time.perf_counter()
+        if case.codec == "raw":
+            msg = Image(height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8", step=rgb.shape[1] * 3)
+            msg.data = rgb.tobytes()
+            pub = case.raw_pubs[i]
+        else:
+            payload, fmt = case.encode(rgb)
+            msg = CompressedImage(format=fmt)
+            msg.data = payload
+            pub = case.comp_pubs[i]
+        t1 = time.perf_counter()
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now, 1_000_000_000)
+        msg.header.frame_id = f"cam{i}"
+        pub.publish(msg)
+        if now - case.start_ns >= WARMUP_S * 1e9:
+            out["encode_ms"].append((t1 - t0) * 1e3)
+            out["publish_ms"].append((time.perf_counter() - t1) * 1e3)
+            out["sent"] += 1
 
 
 # ---------------------------------------------------------------------------------------------------- subscriber

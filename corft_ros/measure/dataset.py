@@ -62,13 +62,11 @@ def make_bench_bags(root: Path, robot: RobotConfig, episodes: int, seconds: floa
 def bench_dataset(bags_root: Path | None, robot: RobotConfig, *, episodes: int = 4, seconds: float = 4.0,
                   width: int = 640, height: int = 480, fps: float = 30.0, batch_size: int = 32,
                   train_steps: int = 20, policy_overrides: dict | None = None, log=print) -> dict:
-    import torch
+    import torch  # noqa: F401 (torch and the trainer are loaded before anything is timed, as they always were)
 
-    from corft_ros.core.dataset.build import DatasetConfig, build_episode, load_episodes
+    from corft_ros.core.dataset.build import DatasetConfig
     from corft_ros.core.episodes.layout import data_files, find_bags
-    from corft_ros.core.rl.batches import ChunkData
-    from corft_ros.core.rl.rewards import RewardConfig
-    from corft_ros.core.rl.trainer import config_from_params, train
+    from corft_ros.core.rl import batches, rewards, trainer  # noqa: F401
 
     work = Path(tempfile.mkdtemp(prefix="corft-bench-"))
     result: dict = {}
@@ -84,89 +82,111 @@ def bench_dataset(bags_root: Path | None, robot: RobotConfig, *, episodes: int =
         size = sum(f.stat().st_size for b in bags for f in data_files(b))
         result["bags"]["files_mb"] = round(size / 1e6, 1)
 
-        # (a) build vs plain rosbags loop
-        _warm(bags)
-        n, nbytes, t_plain = plain_rosbags_loop(bags)
         cfg = DatasetConfig(cache_dir=str(work / "cache"))
-        _warm(bags)
-        t0 = time.perf_counter()
-        report = load_episodes(bags_root, robot, cfg, log=lambda _m: None)
-        t_build = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        load_episodes(bags_root, robot, cfg, log=lambda _m: None)
-        t_hit = time.perf_counter() - t0
-        result["build"] = {
-            "messages": n,
-            "message_mb": round(nbytes / 1e6, 1),
-            "plain_rosbags_s": round(t_plain, 3),
-            "plain_rosbags_mb_per_s": round(nbytes / 1e6 / t_plain, 1),
-            "build_s": round(t_build, 3),
-            "build_mb_per_s": round(nbytes / 1e6 / t_build, 1),
-            "ratio": round(t_plain / t_build, 3),
-            "goal": 0.5,
-            "cache_hit_s": round(t_hit, 4),
-            "episodes": len(report.episodes),
-            "ticks": int(sum(len(e) for e in report.episodes)),
-        }
+        result["build"], report = _measure_build(bags_root, bags, robot, cfg)
         log(f"(a) build {result['build']['ratio']:.2f}x a plain rosbags read+deserialize loop")
-
-        # (b) one epoch of RL batches: from the cache vs decoding the bags again
-        texts = {e.instruction: np.zeros(384, np.float32) for e in report.episodes}
-        h = int((policy_overrides or {}).get("chunk_size", 10))
-
-        def epoch(data: ChunkData) -> int:
-            rows = np.random.default_rng(0).permutation(len(data))
-            for i in range(0, len(rows), batch_size):
-                data.batch(rows[i:i + batch_size], with_next=True)
-            return len(rows)
-
-        t0 = time.perf_counter()
-        samples = epoch(ChunkData(report.episodes, h, RewardConfig(), cfg.camera_names, texts))
-        t_cache = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        fresh = []
-        for ep in report.episodes:
-            arrays, stats = build_episode(ep.bag, robot, cfg)
-            fresh.append(type(ep)(ep.bag, ep.key, ep.instruction, ep.success,
-                                  {c: arrays[f"image_{c}"] for c in cfg.camera_names}, arrays["state"],
-                                  arrays["action"], arrays["tick_ns"], stats))
-        epoch(ChunkData(fresh, h, RewardConfig(), cfg.camera_names, texts))
-        t_decode = time.perf_counter() - t0
-        result["sampling"] = {
-            "samples_per_epoch": samples,
-            "batch_size": batch_size,
-            "cache_epoch_s": round(t_cache, 4),
-            "decode_epoch_s": round(t_decode, 3),
-            "cache_samples_per_s": round(samples / t_cache, 1),
-            "ratio": round(t_decode / t_cache, 1),
-            "goal": 10.0,
-        }
+        chunk_size = int((policy_overrides or {}).get("chunk_size", 10))
+        result["sampling"] = _measure_sampling(report, robot, cfg, chunk_size, batch_size)
         log(f"(b) sampling from the cache {result['sampling']['ratio']:.1f}x faster than decoding bags")
-
-        # (c) trainer steps/s (default model unless overridden), export off
         if train_steps > 0:
-            params = {
-                "output": str(work / "run"), "models_dir": str(work / "models"), "export": False, "progress": False,
-                "il_steps": train_steps, "rl_steps": train_steps, "batch_size": batch_size, "log_every": 10,
-                "checkpoint_every": 10 ** 9, "dataset": {"cache_dir": str(work / "cache")},
-                "corft": {"actor_warmup_steps": 0},  # every 2nd step has its actor update, as after warmup
-                "policy": dict(policy_overrides or {}),
-            }
-            cfg_t = config_from_params(params)
-            summary = train(bags_root, cfg_t, robot, log=lambda _m: None)
-            result["trainer"] = {
-                "il_steps_per_s": round(summary["stages"]["il"]["steps_per_s"], 2),
-                "rl_steps_per_s": round(summary["stages"]["rl"]["steps_per_s"], 2),
-                "steps": train_steps,
-                "batch_size": batch_size,
-                "threads": torch.get_num_threads(),
-                "device": summary["device"],
-                "policy_parameters": _param_count(summary["policy"]),
-            }
+            result["trainer"] = _measure_trainer(bags_root, robot, work, train_steps, batch_size, policy_overrides)
             log(f"(c) IL {result['trainer']['il_steps_per_s']} steps/s, CO-RFT {result['trainer']['rl_steps_per_s']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _measure_build(bags_root: Path, bags: list[Path], robot: RobotConfig, cfg) -> tuple[dict, object]:
+    """(a) build vs plain rosbags loop: the cold-cache build and a cache hit, timed; (figures, the load report)."""
+    from corft_ros.core.dataset.build import load_episodes
+
+    _warm(bags)
+    n, nbytes, t_plain = plain_rosbags_loop(bags)
+    _warm(bags)
+    t0 = time.perf_counter()
+    report = load_episodes(bags_root, robot, cfg, log=lambda _m: None)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    load_episodes(bags_root, robot, cfg, log=lambda _m: None)
+    t_hit = time.perf_counter() - t0
+    build = {
+        "messages": n,
+        "message_mb": round(nbytes / 1e6, 1),
+        "plain_rosbags_s": round(t_plain, 3),
+        "plain_rosbags_mb_per_s": round(nbytes / 1e6 / t_plain, 1),
+        "build_s": round(t_build, 3),
+        "build_mb_per_s": round(nbytes / 1e6 / t_build, 1),
+        "ratio": round(t_plain / t_build, 3),
+        "goal": 0.5,
+        "cache_hit_s": round(t_hit, 4),
+        "episodes": len(report.episodes),
+        "ticks": int(sum(len(e) for e in report.episodes)),
+    }
+    return build, report
+
+
+def _measure_sampling(report, robot: RobotConfig, cfg, chunk_size: int, batch_size: int) -> dict:
+    """(b) one epoch of RL batches: from the cache vs decoding the bags again."""
+    from corft_ros.core.dataset.build import build_episode
+    from corft_ros.core.rl.batches import ChunkData
+    from corft_ros.core.rl.rewards import RewardConfig
+
+    texts = {e.instruction: np.zeros(384, np.float32) for e in report.episodes}
+
+    def epoch(data: ChunkData) -> int:
+        rows = np.random.default_rng(0).permutation(len(data))
+        for i in range(0, len(rows), batch_size):
+            data.batch(rows[i:i + batch_size], with_next=True)
+        return len(rows)
+
+    t0 = time.perf_counter()
+    samples = epoch(ChunkData(report.episodes, chunk_size, RewardConfig(), cfg.camera_names, texts))
+    t_cache = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fresh = []
+    for ep in report.episodes:
+        arrays, stats = build_episode(ep.bag, robot, cfg)
+        fresh.append(type(ep)(ep.bag, ep.key, ep.instruction, ep.success,
+                              {c: arrays[f"image_{c}"] for c in cfg.camera_names}, arrays["state"],
+                              arrays["action"], arrays["tick_ns"], stats))
+    epoch(ChunkData(fresh, chunk_size, RewardConfig(), cfg.camera_names, texts))
+    t_decode = time.perf_counter() - t0
+    return {
+        "samples_per_epoch": samples,
+        "batch_size": batch_size,
+        "cache_epoch_s": round(t_cache, 4),
+        "decode_epoch_s": round(t_decode, 3),
+        "cache_samples_per_s": round(samples / t_cache, 1),
+        "ratio": round(t_decode / t_cache, 1),
+        "goal": 10.0,
+    }
+
+
+def _measure_trainer(bags_root: Path, robot: RobotConfig, work: Path, train_steps: int, batch_size: int,
+                     policy_overrides: dict | None) -> dict:
+    """(c) trainer steps/s (default model unless overridden), export off."""
+    import torch
+
+    from corft_ros.core.rl.trainer import config_from_params, train
+
+    params = {
+        "output": str(work / "run"), "models_dir": str(work / "models"), "export": False, "progress": False,
+        "il_steps": train_steps, "rl_steps": train_steps, "batch_size": batch_size, "log_every": 10,
+        "checkpoint_every": 10 ** 9, "dataset": {"cache_dir": str(work / "cache")},
+        "corft": {"actor_warmup_steps": 0},  # every 2nd step has its actor update, as after warmup
+        "policy": dict(policy_overrides or {}),
+    }
+    cfg_t = config_from_params(params)
+    summary = train(bags_root, cfg_t, robot, log=lambda _m: None)
+    return {
+        "il_steps_per_s": round(summary["stages"]["il"]["steps_per_s"], 2),
+        "rl_steps_per_s": round(summary["stages"]["rl"]["steps_per_s"], 2),
+        "steps": train_steps,
+        "batch_size": batch_size,
+        "threads": torch.get_num_threads(),
+        "device": summary["device"],
+        "policy_parameters": _param_count(summary["policy"]),
+    }
 
 
 def _param_count(policy_dict: dict) -> int:

@@ -154,19 +154,11 @@ BENCH_INSTRUCTION = "pick up the cube"
 
 def build_load(context, load: tuple[str, ...], workdir, stop: threading.Event) -> tuple[list, list, dict]:
     """The nodes and threads that load a run (see measure_loop); returns (nodes, threads, extra)."""
-    import numpy as np
-    from builtin_interfaces.msg import Duration
     from rclpy.node import Node
-    from rclpy.parameter import Parameter
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image, JointState
-    from std_msgs.msg import String
-    from std_srvs.srv import Trigger
-    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+    from sensor_msgs.msg import JointState
 
     from corft_ros.core import topics
     from corft_ros.core.robot import load_robot_config
-    from corft_ros.nodes.qos import LATCHED, RELIABLE
 
     robot = load_robot_config()
     home = robot.home_array
@@ -183,65 +175,102 @@ def build_load(context, load: tuple[str, ...], workdir, stop: threading.Event) -
     threads: list[threading.Thread] = []
     extra: dict = {}
     if "deploy" in load:
-        from corft_ros.nodes.episode_logger import EpisodeLoggerNode
-        from corft_ros.nodes.policy import PolicyNode
-
-        policy = PolicyNode(context=context, parameter_overrides=[
-            Parameter("model_path", value=_bench_model(workdir)), Parameter("rate_hz", value=10.0),
-            Parameter("instruction", value=BENCH_INSTRUCTION), Parameter("threads", value=1)])
-        (workdir / "episodes").mkdir(exist_ok=True)
-        logger = EpisodeLoggerNode(context=context, parameter_overrides=[
-            Parameter("output_dir", value=str(workdir / "episodes"))])
-        nodes += [policy, logger]
-        instruction_pub = feeder.create_publisher(String, topics.INSTRUCTION, LATCHED)
-        instruction_pub.publish(String(data=BENCH_INSTRUCTION))
-        camera_pubs = [feeder.create_publisher(Image, topics.camera_image(name), qos_profile_sensor_data)
-                       for name in policy.cameras]
-        pixels = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3), dtype=np.uint8).tobytes()
-
-        def publish_cameras() -> None:
-            stamp = feeder.get_clock().now().to_msg()
-            for pub in camera_pubs:
-                msg = Image(height=64, width=64, encoding="rgb8", step=192, data=pixels)
-                msg.header.stamp = stamp
-                pub.publish(msg)
-
-        feeder.create_timer(0.1, publish_cameras)
-        extra["episode_client"] = feeder.create_client(Trigger, topics.EPISODE_START)
+        nodes += _deploy_load(context, feeder, workdir, extra)
     else:
-        chunk_pub = feeder.create_publisher(JointTrajectory, topics.ACTION_CHUNK, RELIABLE)
-
-        def publish_chunk() -> None:
-            now = feeder.get_clock().now()
-            t = now.nanoseconds * 1e-9
-            msg = JointTrajectory()
-            msg.header.stamp = now.to_msg()
-            msg.joint_names = robot.joint_names
-            for i in range(H):
-                ns = round(i * robot.action_dt * 1e9)
-                msg.points.append(JointTrajectoryPoint(
-                    positions=(home + 0.2 * np.sin(0.5 * (t + i * robot.action_dt))).tolist(),
-                    time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
-            chunk_pub.publish(msg)
-
-        feeder.create_timer(0.1, publish_chunk)
+        _feed_chunks(feeder, robot)
     if "synthetic" in load:
-        flood = Node("bench_flood", context=context)
-        image_pub = flood.create_publisher(Image, "/bench/flood", 10)
-        received = [0]
-        flood.create_subscription(Image, "/bench/flood", lambda _m: received.__setitem__(0, received[0] + 1), 10)
-        frame = Image(height=240, width=320, encoding="rgb8", step=960, data=bytes(320 * 240 * 3))
-
-        def flood_loop() -> None:
-            while not stop.is_set():
-                image_pub.publish(frame)
-                time.sleep(0.005)
-
-        threads += [threading.Thread(target=flood_loop, daemon=True),
-                    threading.Thread(target=_burn, args=(stop,), daemon=True)]
-        nodes.append(flood)
-        extra["flood_received"] = received
+        nodes.append(_synthetic_load(context, stop, threads, extra))
     return nodes, threads, extra
+
+
+def _deploy_load(context, feeder, workdir, extra: dict) -> list:
+    """The real policy node and episode logger, fed the instruction and 2 cameras (64x64 at 10 Hz) by `feeder`;
+    the logger's episode-start client goes into `extra`. Returns the two nodes."""
+    import numpy as np
+    from rclpy.parameter import Parameter
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+    from std_msgs.msg import String
+    from std_srvs.srv import Trigger
+
+    from corft_ros.core import topics
+    from corft_ros.nodes.episode_logger import EpisodeLoggerNode
+    from corft_ros.nodes.policy import PolicyNode
+    from corft_ros.nodes.qos import LATCHED
+
+    policy = PolicyNode(context=context, parameter_overrides=[
+        Parameter("model_path", value=_bench_model(workdir)), Parameter("rate_hz", value=10.0),
+        Parameter("instruction", value=BENCH_INSTRUCTION), Parameter("threads", value=1)])
+    (workdir / "episodes").mkdir(exist_ok=True)
+    logger = EpisodeLoggerNode(context=context, parameter_overrides=[
+        Parameter("output_dir", value=str(workdir / "episodes"))])
+    instruction_pub = feeder.create_publisher(String, topics.INSTRUCTION, LATCHED)
+    instruction_pub.publish(String(data=BENCH_INSTRUCTION))
+    camera_pubs = [feeder.create_publisher(Image, topics.camera_image(name), qos_profile_sensor_data)
+                   for name in policy.cameras]
+    pixels = np.random.default_rng(0).integers(0, 255, size=(64, 64, 3), dtype=np.uint8).tobytes()
+
+    def publish_cameras() -> None:
+        stamp = feeder.get_clock().now().to_msg()
+        for pub in camera_pubs:
+            msg = Image(height=64, width=64, encoding="rgb8", step=192, data=pixels)
+            msg.header.stamp = stamp
+            pub.publish(msg)
+
+    feeder.create_timer(0.1, publish_cameras)
+    extra["episode_client"] = feeder.create_client(Trigger, topics.EPISODE_START)
+    return [policy, logger]
+
+
+def _feed_chunks(feeder, robot) -> None:
+    """Without the policy: `feeder` publishes a chunk (h=50, a slow sine around home) at 10 Hz."""
+    import numpy as np
+    from builtin_interfaces.msg import Duration
+    from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+    from corft_ros.core import topics
+    from corft_ros.nodes.qos import RELIABLE
+
+    home = robot.home_array
+    chunk_pub = feeder.create_publisher(JointTrajectory, topics.ACTION_CHUNK, RELIABLE)
+
+    def publish_chunk() -> None:
+        now = feeder.get_clock().now()
+        t = now.nanoseconds * 1e-9
+        msg = JointTrajectory()
+        msg.header.stamp = now.to_msg()
+        msg.joint_names = robot.joint_names
+        for i in range(H):
+            ns = round(i * robot.action_dt * 1e9)
+            msg.points.append(JointTrajectoryPoint(
+                positions=(home + 0.2 * np.sin(0.5 * (t + i * robot.action_dt))).tolist(),
+                time_from_start=Duration(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)))
+        chunk_pub.publish(msg)
+
+    feeder.create_timer(0.1, publish_chunk)
+
+
+def _synthetic_load(context, stop: threading.Event, threads: list[threading.Thread], extra: dict):
+    """A 320x240 image flood (~200 Hz) with a subscriber counting into extra["flood_received"], and a CPU-burning
+    thread; both threads are appended to `threads` (started later). Returns the flood's node."""
+    from rclpy.node import Node
+    from sensor_msgs.msg import Image
+
+    flood = Node("bench_flood", context=context)
+    image_pub = flood.create_publisher(Image, "/bench/flood", 10)
+    received = [0]
+    flood.create_subscription(Image, "/bench/flood", lambda _m: received.__setitem__(0, received[0] + 1), 10)
+    frame = Image(height=240, width=320, encoding="rgb8", step=960, data=bytes(320 * 240 * 3))
+
+    def flood_loop() -> None:
+        while not stop.is_set():
+            image_pub.publish(frame)
+            time.sleep(0.005)
+
+    threads += [threading.Thread(target=flood_loop, daemon=True),
+                threading.Thread(target=_burn, args=(stop,), daemon=True)]
+    extra["flood_received"] = received
+    return flood
 
 
 def _start_episode(extra: dict) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import struct
 import sys
 import time
 from pathlib import Path
@@ -124,12 +125,8 @@ def _storage_write(folder: Path, block: int, max_bytes: int = 3 << 30, max_s: fl
 def run_bench(args: argparse.Namespace) -> dict:
     import os
     import shutil
-    import struct
     import subprocess
     import tempfile
-    import threading
-
-    import numpy as np
 
     # Isolated DDS domain on loopback, shared with the publisher subprocesses through the environment.
     from corft_ros.measure._common import isolated_domain
@@ -137,19 +134,9 @@ def run_bench(args: argparse.Namespace) -> dict:
     os.environ["ROS_DOMAIN_ID"] = str(isolated_domain(150, 230))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     import rclpy
-    from rclpy.parameter import Parameter
-    from rclpy.qos import qos_profile_sensor_data
-    from sensor_msgs.msg import Image
 
     from corft_ros.core.memory import keep_large_buffers
-    from corft_ros.core.topics import camera_image, canonical
-    from corft_ros.nodes.common import make_executor
-    from corft_ros.nodes.episode_logger import EpisodeLoggerNode
-    from corft_ros.nodes.qos import SENSOR_RELIABLE
 
-    cams = [canonical(camera_image(name)) for name in ("front", "wrist")]
-    w, h = args.width, args.height
-    image_bytes = w * h * 3
     out_root = Path(args.output) if args.output else Path(tempfile.mkdtemp(prefix="corft_bench_logger_"))
     out_root.mkdir(parents=True, exist_ok=True)
     # The logger's process setting (episode_logger applies it as it starts), made here before anything runs, so every
@@ -158,34 +145,38 @@ def run_bench(args: argparse.Namespace) -> dict:
     context = rclpy.Context()
     rclpy.init(context=context)
     result: dict = {
-        "bench": "logger", "image": f"{w}x{h} rgb8", "compression": args.compression, "cpu_count": os.cpu_count(),
-        "large_buffers_kept": large_buffers_kept,
+        "bench": "logger", "image": f"{args.width}x{args.height} rgb8", "compression": args.compression,
+        "cpu_count": os.cpu_count(), "large_buffers_kept": large_buffers_kept,
         "joint_states_publisher_qos": (f"reliable, keep-last {args.js_depth}" if args.js_depth else
                                        "SystemDefaultsQoS (joint_state_broadcaster's)"),
         "camera_qos": "reliable, depth 100 (usb_cam's default)" if args.camera_qos == "reliable" else "SensorDataQoS",
     }
+    bench = _LoggerBench(args, context, out_root)
+    writers = _writers(args)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)]
+    try:
+        result.update(bench.nominal(writers))
+        for hog in hogs:
+            hog.kill()
+        if args.ramp_seconds <= 0:
+            return result
+        # 2. References: what the output folder's storage takes (a bag cannot be written faster for long), and a bare
+        # raw subscriber under a publisher flooding one camera topic.
+        result["storage_write"] = _storage_write(out_root, bench.image_bytes)
+        result["bare_subscriber_flood"] = bench.flood()
+        result.update(_Ramp(bench, writers).run())
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+        rclpy.shutdown(context=context)
+        if not args.output:
+            shutil.rmtree(out_root, ignore_errors=True)
+    return result
 
-    @contextlib.contextmanager
-    def spinning(node):
-        """`node` spun by its own single-threaded executor (as episode_logger's main() does) until the block ends;
-        then it is destroyed."""
-        from corft_ros.nodes.common import spin
 
-        executor = make_executor(context, threads=1)
-        executor.add_node(node)
-        stop = threading.Event()
-        thread = threading.Thread(target=spin, args=(executor, context, stop), daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()
-            executor.remove_node(node)
-            node.destroy_node()
-            executor.shutdown()
-
-    latencies: dict[str, list[int]] = {}
+def _timed_logger_class(latencies: dict[str, list[int]]) -> type:
+    from corft_ros.nodes.episode_logger import EpisodeLoggerNode
 
     class TimedLogger(EpisodeLoggerNode):
         """The logger as it runs, plus each message's receive latency: the time its callback ran minus the header
@@ -197,48 +188,100 @@ def run_bench(args: argparse.Namespace) -> dict:
             latencies.setdefault(topic, []).append(now - (sec * 1_000_000_000 + nanosec))
             super()._enqueue(topic, data)
 
-    def with_logger(topics: list[str], rates: dict[str, float], seconds: float, writer: str) -> dict:
-        latencies.clear()
-        node = TimedLogger(context=context, parameter_overrides=[
+    return TimedLogger
+
+
+class _LoggerBench:
+    """The contestants, each under publisher processes of its own: the logger (with one `writer` design), timed, and a
+    bare raw subscriber; every node spun in `context`, every bag written under `out_root`."""
+
+    def __init__(self, args: argparse.Namespace, context, out_root: Path) -> None:
+        from corft_ros.core.topics import camera_image, canonical
+
+        self.args = args
+        self.context = context
+        self.out_root = out_root
+        self.cams = [canonical(camera_image(name)) for name in ("front", "wrist")]
+        self.image_bytes = args.width * args.height * 3
+        self.latencies: dict[str, list[int]] = {}
+        self._logger_class = _timed_logger_class(self.latencies)
+
+    @contextlib.contextmanager
+    def spinning(self, node):
+        """`node` spun by its own single-threaded executor (as episode_logger's main() does) until the block ends;
+        then it is destroyed."""
+        import threading
+
+        from corft_ros.nodes.common import make_executor, spin
+
+        executor = make_executor(self.context, threads=1)
+        executor.add_node(node)
+        stop = threading.Event()
+        thread = threading.Thread(target=spin, args=(executor, self.context, stop), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            executor.remove_node(node)
+            node.destroy_node()
+            executor.shutdown()
+
+    def with_logger(self, topics: list[str], rates: dict[str, float], seconds: float, writer: str) -> dict:
+        """The logger recording `topics` published at `rates` for `seconds`: per topic published, recorded, losses
+        and receive latency."""
+        import shutil
+
+        from rclpy.parameter import Parameter
+
+        from corft_ros.core.episodes import load_episode_metadata
+
+        args = self.args
+        self.latencies.clear()
+        node = self._logger_class(context=self.context, parameter_overrides=[
             Parameter("writer", value=writer),
-            Parameter("output_dir", value=str(out_root)), Parameter("topics", value=topics),
+            Parameter("output_dir", value=str(self.out_root)), Parameter("topics", value=topics),
             Parameter("compression", value=args.compression), Parameter("min_free_bytes", value=1 << 30),
             Parameter("instruction", value="bench logger"),
         ])
-        with spinning(node):
+        with self.spinning(node):
             ok, message = node.start_episode()
             if not ok:
                 raise RuntimeError(message)
-            pub = _publish(rates, seconds, w, h, image_qos=args.camera_qos, js_depth=args.js_depth)
-            # Let DDS deliver what is in flight (a reliable resend can wait for the next heartbeat, ~3 s).
-            deadline = time.monotonic() + 6
-            while time.monotonic() < deadline:
-                s = node._writer.stats()  # noqa: SLF001
-                counts = {t: v.count + v.dropped for t, v in s.topics.items()}
-                if all(counts.get(t, 0) >= n for t, n in pub["counts"].items()):
-                    break
-                time.sleep(0.1)
+            pub = _publish(rates, seconds, args.width, args.height, image_qos=args.camera_qos, js_depth=args.js_depth)
+            _wait_until_recorded(node, pub["counts"])
             ep = node._writer.episode_dir  # noqa: SLF001
             ok, message = node.stop_episode()
-            from corft_ros.core.episodes import load_episode_metadata
-
             meta = load_episode_metadata(ep)
         topics_meta = meta["topics"]
         per_topic = {t: {"published": n + pub["failed"][t], "recorded": topics_meta.get(t, {}).get("count", 0),
                          "publish_failed": pub["failed"][t], "queue_dropped": topics_meta.get(t, {}).get("dropped", 0)}
                      for t, n in pub["counts"].items()}
         shutil.rmtree(ep, ignore_errors=True)
-        for topic, values in latencies.items():
+        self._add_latencies(per_topic)
+        return {"elapsed": pub["elapsed"], "topics": per_topic}
+
+    def _add_latencies(self, per_topic: dict) -> None:
+        import numpy as np
+
+        for topic, values in self.latencies.items():
             if topic in per_topic and values:
                 ms = np.asarray(values, dtype=np.float64) / 1e6
                 per_topic[topic]["receive_latency_ms"] = {
                     "p50": round(float(np.percentile(ms, 50)), 2), "p99": round(float(np.percentile(ms, 99)), 2),
                     "max": round(float(ms.max()), 2)}
-        return {"elapsed": pub["elapsed"], "topics": per_topic}
 
-    def bare(topic: str, seconds: float, rate: float) -> dict:
+    def bare(self, topic: str, seconds: float, rate: float) -> dict:
         """A bare raw subscriber (count only) under one camera publisher at `rate` (0 = flood)."""
-        node = rclpy.create_node("bench_bare_subscriber", context=context)
+        import rclpy
+        from rclpy.qos import qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+
+        from corft_ros.nodes.qos import SENSOR_RELIABLE
+
+        args = self.args
+        node = rclpy.create_node("bench_bare_subscriber", context=self.context)
         count = [0]
 
         def cb(data: bytes) -> None:
@@ -246,24 +289,23 @@ def run_bench(args: argparse.Namespace) -> dict:
 
         qos = SENSOR_RELIABLE if args.camera_qos == "reliable" else qos_profile_sensor_data
         node.create_subscription(Image, topic, cb, qos, raw=True)
-        with spinning(node):
-            pub = _publish({topic: rate}, seconds, w, h, image_qos=args.camera_qos)
+        with self.spinning(node):
+            pub = _publish({topic: rate}, seconds, args.width, args.height, image_qos=args.camera_qos)
             deadline = time.monotonic() + (0.5 if rate == 0 else 6.0)
             while count[0] < pub["counts"][topic] and time.monotonic() < deadline:
                 time.sleep(0.1)
         return {"published": pub["counts"][topic] + pub["failed"][topic], "received": count[0],
                 "elapsed": pub["elapsed"]}
 
-    writers = _writers(args)
-    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.hog)]
-    try:
-        # 1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz, --runs times per writer design (--hog busy
-        # processes beside), the designs interleaved run by run.
+    def nominal(self, writers: list[str]) -> dict:
+        """1. Nominal load: 2 cameras x 30 fps + /joint_states at 500 Hz, --runs times per writer design (--hog busy
+        processes beside), the designs interleaved run by run."""
+        args, cams = self.args, self.cams
         runs: dict[str, list] = {w: [] for w in writers}
         for run in range(args.runs):
             for writer in writers:
-                nominal = with_logger(cams + [JOINT_STATES], {cams[0]: 30.0, cams[1]: 30.0, JOINT_STATES: 500.0},
-                                      args.seconds, writer)
+                nominal = self.with_logger(cams + [JOINT_STATES], {cams[0]: 30.0, cams[1]: 30.0, JOINT_STATES: 500.0},
+                                           args.seconds, writer)
                 t = nominal["topics"]
                 runs[writer].append({
                     "run": run + 1,
@@ -281,86 +323,112 @@ def run_bench(args: argparse.Namespace) -> dict:
         per_writer = {w: {"runs": args.runs, "hog": args.hog, "dropped": sum(r["dropped"] for r in rs),
                           "runs_with_loss": sum(r["dropped"] > 0 for r in rs), "per_run": rs}
                       for w, rs in runs.items()}
-        result["nominal"] = dict(per_writer[writers[0]], writer=writers[0])
-        result["nominal_by_writer"] = per_writer
-        for hog in hogs:
-            hog.kill()
-        if args.ramp_seconds <= 0:
-            return result
-        # 2. References: what the output folder's storage takes (a bag cannot be written faster for long), and a bare
-        # raw subscriber under a publisher flooding one camera topic.
-        result["storage_write"] = _storage_write(out_root, image_bytes)
-        flood = bare(cams[0], args.ramp_seconds, 0.0)
+        return {"nominal": dict(per_writer[writers[0]], writer=writers[0]), "nominal_by_writer": per_writer}
+
+    def flood(self) -> dict:
+        """The bare raw subscriber under a publisher flooding the front camera topic for --ramp-seconds."""
+        flood = self.bare(self.cams[0], self.args.ramp_seconds, 0.0)
         flood_rate = flood["received"] / flood["elapsed"]
-        result["bare_subscriber_flood"] = {
+        return {
             "received_per_s": round(flood_rate, 1),
-            "mb_per_s": round(flood_rate * image_bytes / 1e6, 1),
+            "mb_per_s": round(flood_rate * self.image_bytes / 1e6, 1),
             "published_per_s": round(flood["published"] / flood["elapsed"], 1),
         }
-        # 3. The same paced rates through a bare raw subscriber and through the logger (each writer design), rate by
-        # rate (x1.15 per step): each one's highest rate with nothing lost. Paced, not flooded, because a flooding
-        # publisher takes a whole core from the subscriber it measures.
-        # A step with a loss is tried once more: a single sporadic loss (measured: one frame, at ~280/s, for the bare
-        # subscriber as for the logger, on tmpfs as on disk) must not end a contestant's ramp; two in a row do.
-        contestants = ["bare"] + [f"logger_{w}" for w in writers]
-        steps = []
-        best = dict.fromkeys(contestants, 0.0)
-        alive = dict.fromkeys(contestants, True)
-        sporadic: dict[str, list[float]] = {c: [] for c in contestants}
+
+
+def _wait_until_recorded(node, counts: dict[str, int]) -> None:
+    """Lets DDS deliver what is in flight (a reliable resend can wait for the next heartbeat, ~3 s): until the logger
+    has recorded (or dropped) all `counts` published per topic, 6 s at most."""
+    deadline = time.monotonic() + 6
+    while time.monotonic() < deadline:
+        s = node._writer.stats()  # noqa: SLF001
+        recorded = {t: v.count + v.dropped for t, v in s.topics.items()}
+        if all(recorded.get(t, 0) >= n for t, n in counts.items()):
+            break
+        time.sleep(0.1)
+
+
+class _Ramp:
+    """3. The same paced rates through a bare raw subscriber and through the logger (each writer design), rate by rate
+    (x1.15 per step): each one's highest rate with nothing lost. Paced, not flooded, because a flooding publisher
+    takes a whole core from the subscriber it measures.
+    A step with a loss is tried once more: a single sporadic loss (measured: one frame, at ~280/s, for the bare
+    subscriber as for the logger, on tmpfs as on disk) must not end a contestant's ramp; two in a row do."""
+
+    def __init__(self, bench: _LoggerBench, writers: list[str]) -> None:
+        self.bench = bench
+        self.writers = writers
+        self.contestants = ["bare"] + [f"logger_{w}" for w in writers]
+        self.steps: list[dict] = []
+        self.best = dict.fromkeys(self.contestants, 0.0)
+        self.alive = dict.fromkeys(self.contestants, True)
+        self.sporadic: dict[str, list[float]] = {c: [] for c in self.contestants}
+        self.last_good = dict.fromkeys(self.contestants, 0.0)
+        self.failed_at: dict[str, float] = {}
+
+    def run(self) -> dict:
+        self._coarse()
+        self._fine()
+        return self._result()
+
+    def _attempt(self, who: str, rate: float) -> tuple[int, float]:
+        bench = self.bench
+        cam, seconds = bench.cams[0], bench.args.ramp_seconds
+        if who == "bare":
+            r = bench.bare(cam, seconds, rate)
+            return r["published"] - r["received"], r["published"] / r["elapsed"]
+        out = bench.with_logger([cam], {cam: rate}, seconds, who.removeprefix("logger_"))
+        r = out["topics"][cam]
+        return r["published"] - r["recorded"], r["published"] / out["elapsed"]
+
+    def _run_step(self, rate: float, who_list: list[str], phase: str) -> None:
+        step: dict = {"target_per_s": round(rate, 1), "phase": phase}
+        for who in who_list:
+            lost, achieved = self._attempt(who, rate)
+            step[who] = {"published_per_s": round(achieved, 1), "lost": lost}
+            if lost:
+                retry_lost, achieved = self._attempt(who, rate)
+                step[who]["retry"] = {"published_per_s": round(achieved, 1), "lost": retry_lost}
+                if retry_lost:
+                    self.alive[who] = False
+                    self.failed_at[who] = rate
+                    continue
+                self.sporadic[who].append(round(rate, 1))
+            self.best[who] = max(self.best[who], achieved)
+            self.last_good[who] = rate
+        self.steps.append(step)
+        if not self.bench.args.json:
+            print(f"ramp ({phase}) {rate:.0f}/s: " + ", ".join(
+                f"{k} lost {v['lost']}" + (f"/{v['retry']['lost']}" if "retry" in v else "")
+                for k, v in step.items() if isinstance(v, dict)), flush=True)
+
+    def _coarse(self) -> None:
         rate = 60.0
-
-        def attempt(who: str, rate: float) -> tuple[int, float]:
-            if who == "bare":
-                r = bare(cams[0], args.ramp_seconds, rate)
-                return r["published"] - r["received"], r["published"] / r["elapsed"]
-            out = with_logger([cams[0]], {cams[0]: rate}, args.ramp_seconds, who.removeprefix("logger_"))
-            r = out["topics"][cams[0]]
-            return r["published"] - r["recorded"], r["published"] / out["elapsed"]
-
-        def run_step(rate: float, who_list: list[str], phase: str) -> None:
-            step: dict = {"target_per_s": round(rate, 1), "phase": phase}
-            for who in who_list:
-                lost, achieved = attempt(who, rate)
-                step[who] = {"published_per_s": round(achieved, 1), "lost": lost}
-                if lost:
-                    retry_lost, achieved = attempt(who, rate)
-                    step[who]["retry"] = {"published_per_s": round(achieved, 1), "lost": retry_lost}
-                    if retry_lost:
-                        alive[who] = False
-                        failed_at[who] = rate
-                        continue
-                    sporadic[who].append(round(rate, 1))
-                best[who] = max(best[who], achieved)
-                last_good[who] = rate
-            steps.append(step)
-            if not args.json:
-                print(f"ramp ({phase}) {rate:.0f}/s: " + ", ".join(
-                    f"{k} lost {v['lost']}" + (f"/{v['retry']['lost']}" if "retry" in v else "")
-                    for k, v in step.items() if isinstance(v, dict)), flush=True)
-
-        last_good = dict.fromkeys(contestants, 0.0)
-        failed_at: dict[str, float] = {}
-        while any(alive.values()) and rate <= 5000:
-            run_step(rate, [c for c in contestants if alive[c]], "coarse")
+        while any(self.alive.values()) and rate <= 5000:
+            self._run_step(rate, [c for c in self.contestants if self.alive[c]], "coarse")
             rate *= 1.15
-        # Fine steps (x1.04) between each contestant's last clean coarse rate and the rate that ended its ramp: the
-        # ratio's resolution becomes ~4%, finer than the 10% the goal allows.
+
+    def _fine(self) -> None:
+        """Fine steps (x1.04) between each contestant's last clean coarse rate and the rate that ended its ramp: the
+        ratio's resolution becomes ~4%, finer than the 10% the goal allows."""
         fine_done: set[str] = set()
         for k in (1, 2, 3):
-            for who in contestants:
-                if who in fine_done or who not in failed_at or last_good[who] <= 0:
+            for who in self.contestants:
+                if who in fine_done or who not in self.failed_at or self.last_good[who] <= 0:
                     continue
-                target = last_good[who] * 1.04
-                if target >= failed_at[who] * 0.995:
+                target = self.last_good[who] * 1.04
+                if target >= self.failed_at[who] * 0.995:
                     fine_done.add(who)
                     continue
-                alive[who] = True
-                run_step(target, [who], f"fine {k}")
-                if not alive[who]:
+                self.alive[who] = True
+                self._run_step(target, [who], f"fine {k}")
+                if not self.alive[who]:
                     fine_done.add(who)
-        result["sporadic_losses_at_per_s"] = sporadic
-        result["ramp"] = steps
-        result["bare_max_zero_drop_images_per_s"] = round(best["bare"], 1)
+
+    def _result(self) -> dict:
+        best, image_bytes, writers = self.best, self.bench.image_bytes, self.writers
+        result: dict = {"sporadic_losses_at_per_s": self.sporadic, "ramp": self.steps,
+                        "bare_max_zero_drop_images_per_s": round(best["bare"], 1)}
         result["by_writer"] = {
             w: {"max_zero_drop_images_per_s": round(best[f"logger_{w}"], 1),
                 "max_zero_drop_mb_per_s": round(best[f"logger_{w}"] * image_bytes / 1e6, 1),
@@ -371,11 +439,4 @@ def run_bench(args: argparse.Namespace) -> dict:
         result["max_zero_drop_images_per_s"] = first["max_zero_drop_images_per_s"]
         result["max_zero_drop_mb_per_s"] = first["max_zero_drop_mb_per_s"]
         result["ratio_to_bare_subscriber"] = first["ratio_to_bare_subscriber"]
-    finally:
-        for hog in hogs:
-            hog.kill()
-            hog.wait()
-        rclpy.shutdown(context=context)
-        if not args.output:
-            shutil.rmtree(out_root, ignore_errors=True)
-    return result
+        return result

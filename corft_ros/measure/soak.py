@@ -168,6 +168,15 @@ class _Driver:
         with self.lock:
             return dict(self.status.get("executor", {}))
 
+    def snapshot(self) -> dict:
+        """What it has seen so far: command counts, the executor's worst period errors, chunks, the policy's latest
+        diagnostics and the sim's real-time factors (those above 0)."""
+        with self.lock:
+            return {"commands": self.commands, "violations": self.violations, "nonfinite": self.nonfinite,
+                    "p99_max": self.p99_max, "max_period_error": self.max_period_error,
+                    "chunks_seen": self.chunks_seen, "policy": dict(self.status.get("policy: inference", {})),
+                    "rtf": [x for x in self.rtf if x > 0]}
+
     def close(self) -> None:
         import rclpy
 
@@ -189,15 +198,38 @@ def _float(value) -> float:
 # ---- the run -----------------------------------------------------------------------------------------------------
 def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float, model: str, output_dir: Path,
              workdir: Path, progress=print) -> dict:
-    import psutil
-    from std_srvs.srv import Trigger
-
-    from corft_ros.core.episodes import load_episode_metadata
     from corft_ros.core.graph import load_graph
     from corft_ros.core.robot import load_robot_config
-    from corft_ros.measure.executor import BENCH_INSTRUCTION, _bench_model
 
     robot = load_robot_config()
+    model, overrides = _deploy_overrides(model, output_dir, workdir)
+    graph = load_graph(DEPLOY_GRAPH, overrides)
+    params = _write_params(graph, workdir)
+    logs = workdir / "logs"
+    logs.mkdir(exist_ok=True)
+    driver = _Driver(robot)
+    procs = _start_nodes(graph, params, logs)
+    started = time.monotonic()
+    run = _SoakRun(driver, procs, logs, progress)
+    try:
+        _wait_until_tracking(driver, procs, logs)
+        ready_s = time.monotonic() - started
+        progress(f"graph up in {ready_s:.1f} s: {', '.join(procs)}")
+        elapsed = run.episodes_until(minutes, episode_s, sample_s)
+    finally:
+        codes = _stop_nodes(procs)
+        final = driver.executor_values()
+        seen = driver.snapshot()
+        driver.close()
+    return _soak_report(run, seen, final, codes, rss=_rss_summary(procs, run.samples, warmup_s),
+                        elapsed=elapsed, ready_s=ready_s, episode_s=episode_s, model=model)
+
+
+def _deploy_overrides(model: str, output_dir: Path, workdir: Path) -> tuple[str, dict[str, str]]:
+    """(the model, the deploy graph's overrides): sim, episodes into `output_dir`, the model (models/default, else a
+    fresh stand-in exported into `workdir`, with the instruction it knows)."""
+    from corft_ros.measure.executor import BENCH_INSTRUCTION, _bench_model
+
     overrides = {"sim": "true", "output_dir": str(output_dir)}
     if model:
         overrides["model"] = model
@@ -206,91 +238,122 @@ def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float,
         overrides["model"] = model
         if "bench_policy" in model:
             overrides["instruction"] = BENCH_INSTRUCTION
-    graph = load_graph(DEPLOY_GRAPH, overrides)
-    params = _write_params(graph, workdir)
-    logs = workdir / "logs"
-    logs.mkdir(exist_ok=True)
-    driver = _Driver(robot)
-    procs = _start_nodes(graph, params, logs)
-    started = time.monotonic()
-    samples: list[dict] = []
-    episodes: list[dict] = []
-    problems: list[str] = []
-    try:
-        # ready when the executor tracks chunks
-        deadline = time.monotonic() + 180
-        while driver.executor_values().get("state") != "tracking":
-            dead = [n for n, p in procs.items() if p.poll() is not None]
-            if dead:
-                raise RuntimeError(f"node {dead[0]} exited with {procs[dead[0]].returncode} during start-up "
-                                   f"(log: {logs / (dead[0] + '.log')})")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the executor did not start tracking within 180 s "
-                                   f"(state {driver.executor_values().get('state', 'unknown')})")
-            time.sleep(0.2)
-        ready_s = time.monotonic() - started
-        progress(f"graph up in {ready_s:.1f} s: {', '.join(procs)}")
-        t0 = time.monotonic()
-        end = t0 + minutes * 60.0
-        handles = {name: psutil.Process(p.pid) for name, p in procs.items()}
-        next_sample = t0
+    return model, overrides
 
-        def sample() -> None:
-            row = {"t_s": round(time.monotonic() - t0, 1)}
-            for name, handle in handles.items():
-                try:
-                    row[name] = handle.memory_info().rss
-                except psutil.Error:
-                    row[name] = None
-            samples.append(row)
 
+def _first_dead(procs: dict[str, subprocess.Popen]) -> str | None:
+    dead = [n for n, p in procs.items() if p.poll() is not None]
+    return dead[0] if dead else None
+
+
+def _wait_until_tracking(driver: _Driver, procs: dict[str, subprocess.Popen], logs: Path) -> None:
+    """The graph is ready when the executor tracks chunks (180 s at most); RuntimeError when a node exits first."""
+    deadline = time.monotonic() + 180
+    while driver.executor_values().get("state") != "tracking":
+        dead = _first_dead(procs)
+        if dead:
+            raise RuntimeError(f"node {dead} exited with {procs[dead].returncode} during start-up "
+                               f"(log: {logs / (dead + '.log')})")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the executor did not start tracking within 180 s "
+                               f"(state {driver.executor_values().get('state', 'unknown')})")
+        time.sleep(0.2)
+
+
+class _SoakRun:
+    """Logged episodes back to back through the driver's service calls, each node's RSS sampled meanwhile; what each
+    episode's metadata says, and the problems met on the way."""
+
+    def __init__(self, driver: _Driver, procs: dict[str, subprocess.Popen], logs: Path, progress) -> None:
+        self.driver = driver
+        self.procs = procs
+        self.logs = logs
+        self.progress = progress
+        self.samples: list[dict] = []
+        self.episodes: list[dict] = []
+        self.problems: list[str] = []
+        self.t0 = 0.0
+        self.next_sample = 0.0
+        self.handles: dict = {}
+
+    def episodes_until(self, minutes: float, episode_s: float, sample_s: float) -> float:
+        """Episodes of `episode_s` for `minutes` (the last one cut short); the seconds they took."""
+        import psutil
+
+        self.t0 = time.monotonic()
+        end = self.t0 + minutes * 60.0
+        self.handles = {name: psutil.Process(p.pid) for name, p in self.procs.items()}
+        self.next_sample = self.t0
         while time.monotonic() < end:
-            reply = driver.call(Trigger, topic_names.SIM_RESET, Trigger.Request())
-            if not reply.success:
-                problems.append(f"reset refused: {reply.message}")
-            reply = driver.call(Trigger, topic_names.EPISODE_START, Trigger.Request())
-            if not reply.success:
-                problems.append(f"episode start refused: {reply.message}")
+            folder = self._reset_and_start()
+            if folder is None:
                 break
-            folder = Path(reply.message)
-            episode_end = min(time.monotonic() + episode_s, end)
-            while time.monotonic() < episode_end:
-                if time.monotonic() >= next_sample:
-                    sample()
-                    next_sample += sample_s
-                dead = [n for n, p in procs.items() if p.poll() is not None]
-                if dead:
-                    raise RuntimeError(f"node {dead[0]} died (exit {procs[dead[0]].returncode}; "
-                                       f"log: {logs / (dead[0] + '.log')})")
-                time.sleep(min(0.2, max(0.0, episode_end - time.monotonic())))
-            reply = driver.call(Trigger, topic_names.EPISODE_STOP, Trigger.Request())
-            if not reply.success:
-                problems.append(f"episode stop: {reply.message}")
+            self._record_until(min(time.monotonic() + episode_s, end), sample_s)
+            self._stop(folder)
+            self.progress(f"{time.monotonic() - self.t0:7.1f} s  episode {len(self.episodes)}: "
+                          f"{self.episodes[-1] if self.episodes else '-'}")
+        self._sample()
+        return time.monotonic() - self.t0
+
+    def _sample(self) -> None:
+        import psutil
+
+        row = {"t_s": round(time.monotonic() - self.t0, 1)}
+        for name, handle in self.handles.items():
             try:
-                meta = load_episode_metadata(folder)
-                topics = meta.get("topics") or {}
-                episodes.append({
-                    "episode": folder.name, "status": meta.get("status"),
-                    "messages": sum(int(t.get("count", 0)) for t in topics.values()),
-                    "dropped": sum(int(t.get("dropped", 0)) for t in topics.values()),
-                    "chunks": int((topics.get(canonical(topic_names.ACTION_CHUNK)) or {}).get("count", 0)),
-                })
-            except Exception as exc:  # a broken episode is a finding, not a crash of the soak
-                problems.append(f"{folder}: metadata unreadable: {exc}")
-            progress(f"{time.monotonic() - t0:7.1f} s  episode {len(episodes)}: "
-                     f"{episodes[-1] if episodes else '-'}")
-        sample()
-        elapsed = time.monotonic() - t0
-    finally:
-        codes = _stop_nodes(procs)
-        final = driver.executor_values()
-        with driver.lock:
-            commands, violations, nonfinite = driver.commands, driver.violations, driver.nonfinite
-            p99_max, max_error = driver.p99_max, driver.max_period_error
-            chunks_seen = driver.chunks_seen
-            policy = dict(driver.status.get("policy: inference", {}))
-            rtf = [x for x in driver.rtf if x > 0]
-        driver.close()
+                row[name] = handle.memory_info().rss
+            except psutil.Error:
+                row[name] = None
+        self.samples.append(row)
+
+    def _reset_and_start(self) -> Path | None:
+        """Resets the sim and starts an episode: its folder, None when the logger refused."""
+        from std_srvs.srv import Trigger
+
+        reply = self.driver.call(Trigger, topic_names.SIM_RESET, Trigger.Request())
+        if not reply.success:
+            self.problems.append(f"reset refused: {reply.message}")
+        reply = self.driver.call(Trigger, topic_names.EPISODE_START, Trigger.Request())
+        if not reply.success:
+            self.problems.append(f"episode start refused: {reply.message}")
+            return None
+        return Path(reply.message)
+
+    def _record_until(self, episode_end: float, sample_s: float) -> None:
+        """Samples RSS every `sample_s` until `episode_end`; RuntimeError when a node dies."""
+        while time.monotonic() < episode_end:
+            if time.monotonic() >= self.next_sample:
+                self._sample()
+                self.next_sample += sample_s
+            dead = _first_dead(self.procs)
+            if dead:
+                raise RuntimeError(f"node {dead} died (exit {self.procs[dead].returncode}; "
+                                   f"log: {self.logs / (dead + '.log')})")
+            time.sleep(min(0.2, max(0.0, episode_end - time.monotonic())))
+
+    def _stop(self, folder: Path) -> None:
+        """Stops the episode and reads its metadata (messages, drops, chunks)."""
+        from std_srvs.srv import Trigger
+
+        from corft_ros.core.episodes import load_episode_metadata
+
+        reply = self.driver.call(Trigger, topic_names.EPISODE_STOP, Trigger.Request())
+        if not reply.success:
+            self.problems.append(f"episode stop: {reply.message}")
+        try:
+            meta = load_episode_metadata(folder)
+            topics = meta.get("topics") or {}
+            self.episodes.append({
+                "episode": folder.name, "status": meta.get("status"),
+                "messages": sum(int(t.get("count", 0)) for t in topics.values()),
+                "dropped": sum(int(t.get("dropped", 0)) for t in topics.values()),
+                "chunks": int((topics.get(canonical(topic_names.ACTION_CHUNK)) or {}).get("count", 0)),
+            })
+        except Exception as exc:  # a broken episode is a finding, not a crash of the soak
+            self.problems.append(f"{folder}: metadata unreadable: {exc}")
+
+
+def _rss_summary(procs: dict, samples: list[dict], warmup_s: float) -> dict:
     rss = {}
     for name in procs:
         series = [(s["t_s"], s[name]) for s in samples if s.get(name)]
@@ -302,14 +365,23 @@ def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float,
             "last_mb": round(series[-1][1] / 1e6, 1), "max_mb": round(max(v for _, v in series) / 1e6, 1),
             "growth_after_warmup_pct": round(100.0 * (series[-1][1] - after[0]) / after[0], 2),
         }
+    return rss
+
+
+def _soak_report(run: _SoakRun, seen: dict, final: dict, codes: dict, *, rss: dict, elapsed: float, ready_s: float,
+                 episode_s: float, model: str) -> dict:
+    """The report: `seen` is what the driver saw (its snapshot), `final` the executor's last diagnostics."""
+    episodes, rtf, policy = run.episodes, seen["rtf"], seen["policy"]
     return {
         "minutes": round(elapsed / 60.0, 2), "graph_start_s": round(ready_s, 1), "episodes": len(episodes),
         "episode_s": episode_s, "model": model,
         "rss": rss,
-        "rss_samples": samples,
+        "rss_samples": run.samples,
         "executor": {
-            "commands_seen": commands, "limit_violations": violations, "nonfinite_or_malformed_commands": nonfinite,
-            "period_error_p99_ms_worst_window": round(p99_max, 3), "period_error_max_ms": round(max_error, 3),
+            "commands_seen": seen["commands"], "limit_violations": seen["violations"],
+            "nonfinite_or_malformed_commands": seen["nonfinite"],
+            "period_error_p99_ms_worst_window": round(seen["p99_max"], 3),
+            "period_error_max_ms": round(seen["max_period_error"], 3),
             **{k: final.get(k) for k in ("rate_hz", "underruns", "overruns", "stale_holds", "chunks_accepted",
                                          "chunks_rejected", "position_clamps", "velocity_clamps", "state",
                                          "last_error")},
@@ -318,14 +390,14 @@ def run_soak(minutes: float, episode_s: float, sample_s: float, warmup_s: float,
                                  "mean": round(sum(rtf) / len(rtf), 3) if rtf else None},
         "policy": {k: policy.get(k) for k in ("chunks_published", "overruns", "nonfinite_outputs",
                                               "skipped_missing_input", "unchanged_inputs", "latency_p95_ms")},
-        "chunks_seen_by_driver": chunks_seen,
+        "chunks_seen_by_driver": seen["chunks_seen"],
         "logger": {
             "messages": sum(e["messages"] for e in episodes), "dropped": sum(e["dropped"] for e in episodes),
             "statuses": sorted({str(e["status"]) for e in episodes}),
         },
         "episode_list": episodes,
         "exit_codes": codes,
-        "problems": problems,
+        "problems": run.problems,
     }
 
 

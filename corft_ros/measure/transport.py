@@ -190,31 +190,82 @@ def cmd_bench_transport(args: argparse.Namespace) -> int:
 
 
 def _measure(args: argparse.Namespace, child: subprocess.Popen, prefix: str, content: str) -> dict | None:
-    import rclpy
-    from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CompressedImage, Image
+    link = _PublisherLink(child)
+    subscriber = _Subscriber(args, prefix)
+    try:
+        link.answer(120)  # ready: frames loaded, publishers created
+        subscriber.wait_for_publishers(30)
+        load = [round(x, 2) for x in os.getloadavg()]
+        results: dict = {}
+        for noise in args.noise:
+            results[f"{noise:g}"] = _noise_cases(args, link, subscriber, noise)
+        load_after = [round(x, 2) for x in os.getloadavg()]
+        shm = {"subscriber": _shm_segments(), "publisher": _shm_segments(child.pid)}
+    except TimeoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+    finally:
+        subscriber.close()
+    return _report(args, content, {"before": load, "after": load_after}, shm, results)
 
-    from corft_ros.core.images import decode_compressed, to_rgb8
-    from corft_ros.nodes.common import make_executor, spin
 
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in child.stdout], daemon=True).start()
+class _PublisherLink:
+    """The publisher process's stdin (one JSON command a line) and stdout (one JSON answer a line, read on a
+    thread)."""
 
-    def answer(timeout: float) -> dict:
+    def __init__(self, child: subprocess.Popen) -> None:
+        self.child = child
+        self._lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [self._lines.put(x) for x in child.stdout], daemon=True).start()
+
+    def answer(self, timeout: float) -> dict:
         try:
-            return json.loads(lines.get(timeout=timeout))
+            return json.loads(self._lines.get(timeout=timeout))
         except queue.Empty:
             raise TimeoutError(f"the publisher process did not answer within {timeout:.0f} s "
-                               f"(exit code {child.poll()})") from None
+                               f"(exit code {self.child.poll()})") from None
 
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("corft_bench_transport_subscriber", context=context)
-    records: list[tuple] = []  # (camera, serialized bytes, stamp ns, received ns, decoded ns, decode s)
-    lock = threading.Lock()
+    def send(self, command: dict) -> None:
+        self.child.stdin.write(json.dumps(command) + "\n")
+        self.child.stdin.flush()
 
-    def callback(camera: int, compressed: bool):
+
+class _Subscriber:
+    """This process's subscriber, spun on a thread of its own: a raw and a compressed subscription per camera, each
+    message deserialized and decoded to RGB as it arrives, recorded as (camera, serialized bytes, stamp ns,
+    received ns, decoded ns, decode s)."""
+
+    def __init__(self, args: argparse.Namespace, prefix: str) -> None:
+        import rclpy
+        from sensor_msgs.msg import CompressedImage, Image
+
+        from corft_ros.nodes.common import make_executor, spin
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node("corft_bench_transport_subscriber", context=self.context)
+        self.records: list[tuple] = []
+        self.lock = threading.Lock()
+        self.subs, qos = [], _qos(args.qos)
+        for i in range(args.cameras):
+            self.subs.append(self.node.create_subscription(Image, f"{prefix}/cam{i}/image_raw",
+                                                           self._callback(i, False), qos, raw=True))
+            self.subs.append(self.node.create_subscription(CompressedImage, f"{prefix}/cam{i}/image_raw/compressed",
+                                                           self._callback(i, True), qos, raw=True))
+        self.executor = make_executor(self.context)
+        self.executor.add_node(self.node)
+        self.stop = threading.Event()
+        self.spinner = threading.Thread(target=spin, args=(self.executor, self.context, self.stop), daemon=True)
+        self.spinner.start()
+
+    def _callback(self, camera: int, compressed: bool):
+        from rclpy.serialization import deserialize_message
+        from sensor_msgs.msg import CompressedImage, Image
+
+        from corft_ros.core.images import decode_compressed, to_rgb8
+
         msg_type = CompressedImage if compressed else Image
+        records, lock = self.records, self.lock
 
         def on_bytes(data: bytes) -> None:
             received = time.time_ns()
@@ -231,72 +282,67 @@ def _measure(args: argparse.Namespace, child: subprocess.Popen, prefix: str, con
 
         return on_bytes
 
-    subs, qos = [], _qos(args.qos)
-    for i in range(args.cameras):
-        subs.append(node.create_subscription(Image, f"{prefix}/cam{i}/image_raw", callback(i, False), qos, raw=True))
-        subs.append(node.create_subscription(CompressedImage, f"{prefix}/cam{i}/image_raw/compressed",
-                                             callback(i, True), qos, raw=True))
-    executor = make_executor(context)
-    executor.add_node(node)
-    stop = threading.Event()
-    spinner = threading.Thread(target=spin, args=(executor, context, stop), daemon=True)
-    spinner.start()
-    results: dict = {}
-    try:
-        answer(120)  # ready: frames loaded, publishers created
-        deadline = time.monotonic() + 30
-        while any(s.get_publisher_count() < 1 for s in subs):
+    def wait_for_publishers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while any(s.get_publisher_count() < 1 for s in self.subs):
             if time.monotonic() > deadline:
-                raise TimeoutError("the publisher process's topics were not discovered within 30 s")
+                raise TimeoutError(f"the publisher process's topics were not discovered within {timeout:g} s")
             time.sleep(0.05)
-        load = [round(x, 2) for x in os.getloadavg()]
-        for noise in args.noise:
-            cases: dict = {}
-            for codec in args.codecs:
-                with lock:
-                    records.clear()
-                lo_start = _loopback_bytes()
-                child.stdin.write(json.dumps({"codec": codec, "noise": noise,
-                                              "seconds": args.seconds + WARMUP_S}) + "\n")
-                child.stdin.flush()
-                sent = answer(args.seconds + 120)
-                # let the last frames arrive: until nothing came for 0.5 s (at most 5 s)
-                settle = time.monotonic() + 5.0
-                while time.monotonic() < settle:
-                    with lock:
-                        last = records[-1][3] if records else 0
-                    if time.time_ns() - last > 0.5e9:
-                        break
-                    time.sleep(0.1)
-                with lock:
-                    got = list(records)
-                lo_end = _loopback_bytes()
-                cases[codec] = _case_stats(args, codec, noise, sent, got)
-                if lo_start is not None and lo_end is not None:
-                    seconds = (time.time_ns() - sent["start_ns"]) / 1e9
-                    cases[codec]["loopback_mb_per_s_all_traffic"] = round((lo_end - lo_start) / seconds / 1e6, 3)
-            raw = cases.get("raw")
-            for codec, case in cases.items():
-                if raw is None or codec == "raw":
-                    continue
-                if raw["received"] and raw["lost_fraction"] <= 0.1:
-                    case["added_vs_raw_ms"] = {  # difference of the percentiles
-                        q: round(case["capture_to_decoded_ms"][q] - raw["capture_to_decoded_ms"][q], 3)
-                        for q in ("p50", "p95")}
-                else:  # the few raw frames that got through are no baseline
-                    case["added_vs_raw_ms"] = None
-            results[f"{noise:g}"] = cases
-        load_after = [round(x, 2) for x in os.getloadavg()]
-        shm = {"subscriber": _shm_segments(), "publisher": _shm_segments(child.pid)}
-    except TimeoutError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return None
-    finally:
-        stop.set()
-        spinner.join(timeout=5)
-        executor.shutdown(timeout_sec=1.0)
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.records.clear()
+
+    def settled_records(self) -> list[tuple]:
+        """The records, once the last frames have arrived: nothing came for 0.5 s (at most 5 s)."""
+        settle = time.monotonic() + 5.0
+        while time.monotonic() < settle:
+            with self.lock:
+                last = self.records[-1][3] if self.records else 0
+            if time.time_ns() - last > 0.5e9:
+                break
+            time.sleep(0.1)
+        with self.lock:
+            return list(self.records)
+
+    def close(self) -> None:
+        import rclpy
+
+        self.stop.set()
+        self.spinner.join(timeout=5)
+        self.executor.shutdown(timeout_sec=1.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+def _noise_cases(args: argparse.Namespace, link: _PublisherLink, subscriber: _Subscriber, noise: float) -> dict:
+    """Every codec's case at one noise level, each compressed one with its latency added over raw's."""
+    cases: dict = {}
+    for codec in args.codecs:
+        subscriber.clear()
+        lo_start = _loopback_bytes()
+        link.send({"codec": codec, "noise": noise, "seconds": args.seconds + WARMUP_S})
+        sent = link.answer(args.seconds + 120)
+        got = subscriber.settled_records()
+        lo_end = _loopback_bytes()
+        cases[codec] = _case_stats(args, codec, noise, sent, got)
+        if lo_start is not None and lo_end is not None:
+            seconds = (time.time_ns() - sent["start_ns"]) / 1e9
+            cases[codec]["loopback_mb_per_s_all_traffic"] = round((lo_end - lo_start) / seconds / 1e6, 3)
+    raw = cases.get("raw")
+    for codec, case in cases.items():
+        if raw is None or codec == "raw":
+            continue
+        if raw["received"] and raw["lost_fraction"] <= 0.1:
+            case["added_vs_raw_ms"] = {  # difference of the percentiles
+                q: round(case["capture_to_decoded_ms"][q] - raw["capture_to_decoded_ms"][q], 3)
+                for q in ("p50", "p95")}
+        else:  # the few raw frames that got through are no baseline
+            case["added_vs_raw_ms"] = None
+    return cases
+
+
+def _report(args: argparse.Namespace, content: str, loadavg: dict, shm: dict, results: dict) -> dict:
     return {
         "bench": "transport",
         "what": "camera frames publisher process -> subscriber process over real DDS (Fast DDS), SensorDataQoS; "
@@ -317,7 +363,7 @@ def _measure(args: argparse.Namespace, child: subprocess.Popen, prefix: str, con
                 "udp_socket_buffer_bytes": args.socket_buffer or "Fast DDS default",
                 "net_core_rmem_max": _sysctl("rmem_max"), "net_core_wmem_max": _sysctl("wmem_max"),
                 "fastdds_shm_segments_mapped": shm},
-        "cpu": cpu_name(), "cpus": os.cpu_count(), "loadavg_1_5_15": {"before": load, "after": load_after},
+        "cpu": cpu_name(), "cpus": os.cpu_count(), "loadavg_1_5_15": loadavg,
         "results": results,
         "noise_std": {f"{n:g}": "clean renders" if n == 0 else f"Gaussian sensor-like noise, std {n:g} grey levels"
                       for n in args.noise},
