@@ -234,3 +234,15 @@ def test_the_lerobot_server_imports_only_what_lerobots_venv_pins():
     unpinned = sorted(m for m in _imports([LEROBOT_SERVER]) - {"protocol"} if m.lower() not in pins)
     assert not unpinned, f"serve.py imports what requirements-lerobot.txt does not pin: {unpinned}"
     assert "lerobot" in pins and (LEROBOT_SERVER.parent / "protocol.py").is_file()
+
+
+def test_no_function_runs_over_80_lines():
+    """Functions a reader can hold in their head: none longer than 80 lines (def to last line), nested ones included."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
