@@ -33,6 +33,10 @@ BAD = [
 
 @pytest.mark.parametrize("argv", BAD, ids=[" ".join(a[:2]) + f"#{i}" for i, a in enumerate(BAD)])
 def test_bad_input_gets_one_line_and_a_non_zero_exit(argv, capsys):
+    needs = {"launch": "rclpy", "export-lerobot": "pyarrow", "import-lerobot": "pyarrow"}  # the py310 check has neither
+    for word in argv[:2]:
+        if word in needs:
+            pytest.importorskip(needs[word])
     assert main(argv) != 0
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("error: "), err
