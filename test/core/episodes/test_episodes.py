@@ -248,16 +248,21 @@ def fill_to_disk_full(writer_cls, tmp_path: Path, seconds: float):
     raise AssertionError("unreachable")
 
 
-def test_disk_guard_stops_cleanly_mid_episode(tmp_path: Path) -> None:
-    ep, writer, meta, aborted = fill_to_disk_full(EpisodeWriter, tmp_path, seconds=30)
+def assert_stopped_by_the_guard(ep: Path, writer, meta, aborted) -> None:
+    """The guard ended the episode as disk_full, said so once, refuses more, and what was written is a closed,
+    readable bag holding every frame its metadata counts."""
     assert meta.status == "disk_full" and "min_free_bytes" in meta.error
     assert aborted and aborted[0][0] == "disk_full"
     assert not writer.write("/camera/front/image_raw", image_cdr(1, h=480, w=640))
-    # What was written is a closed, readable bag with the metadata.
     assert bag_is_intact(ep)
     with Reader(ep / "bag") as reader:
         assert reader.message_count == meta.topics["/camera/front/image_raw"].count > 0
-        assert "disk_full" in bag_custom(ep)["corft_ros.episode"]
+
+
+def test_disk_guard_stops_cleanly_mid_episode(tmp_path: Path) -> None:
+    ep, writer, meta, aborted = fill_to_disk_full(EpisodeWriter, tmp_path, seconds=30)
+    assert_stopped_by_the_guard(ep, writer, meta, aborted)
+    assert "disk_full" in bag_custom(ep)["corft_ros.episode"]  # the metadata rides in the bag too
 
 
 def test_repair_after_truncation(tmp_path: Path) -> None:

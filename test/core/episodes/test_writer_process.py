@@ -15,12 +15,11 @@ import pytest
 from rosbags.rosbag2 import Reader
 
 from corft_ros.core.episodes import load_episode_metadata, new_episode_dir, read_episode
-from corft_ros.core.episodes.reader import bag_is_intact
 from corft_ros.core.episodes.ring import ShmRing
 from corft_ros.core.episodes.writer_process import ProcessEpisodeWriter
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_episodes import TS, fill_to_disk_full, image_cdr, joint_state_cdr, make_meta, record  # noqa: E402
+from test_episodes import TS, assert_stopped_by_the_guard, fill_to_disk_full, joint_state_cdr, make_meta, record  # noqa: E402
 
 
 def _wait(cond, seconds: float, what: str) -> None:
@@ -86,13 +85,7 @@ def test_process_writer_keeps_the_offered_qos(tmp_path: Path) -> None:
 
 
 def test_process_writer_disk_full_stops_cleanly(tmp_path: Path) -> None:
-    ep, writer, meta, aborted = fill_to_disk_full(ProcessEpisodeWriter, tmp_path, seconds=60)
-    assert meta.status == "disk_full" and "min_free_bytes" in meta.error
-    assert aborted and aborted[0][0] == "disk_full"
-    assert not writer.write("/camera/front/image_raw", image_cdr(1, h=480, w=640))
-    assert bag_is_intact(ep)
-    with Reader(ep / "bag") as reader:
-        assert reader.message_count == meta.topics["/camera/front/image_raw"].count > 0
+    assert_stopped_by_the_guard(*fill_to_disk_full(ProcessEpisodeWriter, tmp_path, seconds=60))
 
 
 _KILLED_RECEIVER = textwrap.dedent(
