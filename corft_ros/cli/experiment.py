@@ -11,8 +11,8 @@
           episodes (AUC at 3 s) is kept for every round
        CO-RFT from the IL checkpoint on the demos + every rollout so far: the chunk critic corft-ros train --stage rl
           weighs the action expert's supervised update (advantage-weighted regression on the
-          successful chunks), and the model deploys with critic-guided best-of-8 over diverse
-          proposals (time-warped chunks and smooth offsets around its own)
+          successful chunks), and the model deploys with critic-guided best-of-8 among
+          proposals around its own chunk
   5. the controls, from the IL checkpoint, the same number of steps, no critic:          corft-ros train --stage bc
        il_bc   BC on the demos (more supervised steps alone)
        il_fbc  filtered BC on the demos and every successful rollout of the rounds (self-imitation)
@@ -74,9 +74,12 @@ REWARDS = {
 }
 REWARD_HORIZON = "3s"
 REWARD_HOLDOUT = 0.3  # more held-out failures for the choice than the rounds' 0.15
-# CO-RFT as the rounds train and deploy it (Build 4 of issue 27): AWR extraction, best-of-8 over diverse proposals
-CORFT_SETS = ["corft.extraction=awr", "corft.deploy_proposals=mixed", "corft.deploy_noise_std=0.3"]
-DISTILL_SETS = ["corft.extraction=rank_distill", "corft.deploy_proposals=mixed", "corft.deploy_noise_std=0.3"]
+# CO-RFT as the rounds train and deploy it (Build 4 of issue 27): AWR extraction, critic-guided best-of-8 over the
+# defaults' proposals (white noise of 0.1 action std). The diverse proposals (mixed: time-warped chunks and smooth
+# offsets, 0.3 std) were measured in the 2026-12-07 round-1 run and dropped: best-of-8 26/200 and a random pick
+# 32/200 against the same action expert alone 64/200 on the same final starts (docs/results/experiment_2026-12-07).
+CORFT_SETS = ["corft.extraction=awr"]
+DISTILL_SETS = ["corft.extraction=rank_distill"]
 REPORT_FILES = ("report.md", "summary.json", "trials.csv", "success_rate.png", "cycle_time.png", "success_map.png",
                 "loop_latency.png")
 

@@ -178,21 +178,11 @@ class WeightEMA:
                     s.copy_(v.to(s.device))
 
 
-class ILLearner(_OneOptimizer):
-    """Backbone + action expert on demonstration chunks (images in the batch), with an optional weight EMA and a
-    learning-rate half-life (ILConfig)."""
+class _Averaged(_OneOptimizer):
+    """A learner whose parameters keep a weight EMA (`self.ema`, None = off): checkpoints are written with the
+    average (the raw weights go into state_dict to resume), the stage ends with it (export, next stage)."""
 
-    def __init__(self, policy, cfg: ILConfig) -> None:
-        from corft_ros.core.rl.augment import random_shift
-        from corft_ros.core.rl.il import il_parameters
-
-        self.policy = policy
-        self.cfg = cfg
-        self._shift = random_shift
-        params = list(il_parameters(policy))
-        self.optim = Optimizer(params, cfg.lr, cfg.weight_decay, cfg.grad_clip,
-                               schedule=half_life_schedule(cfg.lr_half_life, cfg.lr_floor))
-        self.ema = WeightEMA(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    ema: WeightEMA | None
 
     def saving(self):
         """The parameters a checkpoint is written with: the average (the raw ones go into state_dict to resume)."""
@@ -219,6 +209,30 @@ class ILLearner(_OneOptimizer):
                 for p, r in zip(self.ema.params, ema["raw"], strict=True):
                     p.copy_(r.to(p.device))
 
+    def averaged_step(self, loss: Tensor, step: int) -> Tensor:
+        """One optimizer step, then the average; returns the gradient norm."""
+        norm = self.optim.step(loss, step)
+        if self.ema is not None:
+            self.ema.update(step)
+        return norm
+
+
+class ILLearner(_Averaged):
+    """Backbone + action expert on demonstration chunks (images in the batch), with an optional weight EMA and a
+    learning-rate half-life (ILConfig)."""
+
+    def __init__(self, policy, cfg: ILConfig) -> None:
+        from corft_ros.core.rl.augment import random_shift
+        from corft_ros.core.rl.il import il_parameters
+
+        self.policy = policy
+        self.cfg = cfg
+        self._shift = random_shift
+        params = list(il_parameters(policy))
+        self.optim = Optimizer(params, cfg.lr, cfg.weight_decay, cfg.grad_clip,
+                               schedule=half_life_schedule(cfg.lr_half_life, cfg.lr_floor))
+        self.ema = WeightEMA(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+
     def loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict]:
         p, cfg = self.policy, self.cfg
         images = self._shift(batch["images"], cfg.shift_pad) if p.training else batch["images"]
@@ -239,9 +253,7 @@ class ILLearner(_OneOptimizer):
         loss, logs = self.loss(batch)
         if not torch.isfinite(loss):
             raise QDivergenceError(f"IL loss became NaN/Inf at step {step} (lower il.lr)")
-        logs["il/grad_norm"] = self.optim.step(loss, step)
-        if self.ema is not None:
-            self.ema.update(step)
+        logs["il/grad_norm"] = self.averaged_step(loss, step)
         if self.optim.schedule is not None:
             logs["il/lr"] = torch.tensor(self.optim.opt.param_groups[0]["lr"])
         return logs
@@ -348,7 +360,14 @@ class ExtractionConfig:
     noise_std: float = 0.3  # their size (action standard deviations) for proposals other than white
 
 
-def bc_term(policy, feats: Tensor, target: Tensor, valid: Tensor, success: Tensor) -> Tensor:
+def chunk_errors(pred: Tensor, target: Tensor, valid: Tensor, loss: str = "l2") -> Tensor:
+    """[B]: per sample Σ over the chunk's valid steps of the mean over joints of |Δ| (l1) or Δ² (l2)."""
+    diff = pred - target
+    err = (diff.abs() if loss == "l1" else diff.pow(2)).mean(dim=-1) * valid.to(target.dtype)  # [B, h]
+    return err.sum(dim=1)
+
+
+def bc_term(policy, feats: Tensor, target: Tensor, valid: Tensor, success: Tensor, loss: str = "l2") -> Tensor:
     """Behaviour cloning on successful samples only, per sample Σ_j mean_d (summed over the chunk, like the Q term
     is one number per sample); the flow head uses flow matching instead of regression."""
     keep = success.to(target.dtype)
@@ -356,12 +375,12 @@ def bc_term(policy, feats: Tensor, target: Tensor, valid: Tensor, success: Tenso
         return target.new_zeros(())
     if policy.config.stochastic:
         return policy.flow_loss(feats, target, valid, weights=keep) * target.shape[1]
-    err = (policy.act(feats) - target).pow(2).mean(dim=-1) * valid.to(target.dtype)  # [B, h]
-    return (err.sum(dim=1) * keep).sum() / keep.sum()
+    return (chunk_errors(policy.act(feats), target, valid, loss) * keep).sum() / keep.sum()
 
 
-class ActorLearner(_OneOptimizer):
-    """One of the extraction methods above, updating the action expert only (the backbone is frozen)."""
+class ActorLearner(_Averaged):
+    """One of the extraction methods above, updating the action expert only (the backbone is frozen), with its
+    weight EMA (corft.actor_ema_decay) and loss (corft.actor_loss) as IL trained it."""
 
     def __init__(self, policy, cfg: CORFTConfig, ex: ExtractionConfig) -> None:
         if ex.method not in EXTRACTIONS:
@@ -370,6 +389,7 @@ class ActorLearner(_OneOptimizer):
         self.cfg = cfg
         self.ex = ex
         self.optim = Optimizer(policy.actor_parameters(), cfg.actor_lr, cfg.weight_decay, cfg.grad_clip)
+        self.ema = WeightEMA(self.optim.params, cfg.actor_ema_decay) if cfg.actor_ema_decay > 0 else None
 
     def around(self, chunks: Tensor) -> Tensor:
         """[B, N, h, d] candidates around the regression head's chunks [B, h, d] (normalized units), candidate 0 the
@@ -404,7 +424,7 @@ class ActorLearner(_OneOptimizer):
             pi = p.act(feats, noise)
             q_pi = p.critic(feats, pi)[0, :, ex.prefix - 1]
             lam = cfg.td3_alpha / q_pi.abs().mean().detach().clamp_min(ex.q_floor)
-            bc = bc_term(p, feats, target, valid, success)
+            bc = bc_term(p, feats, target, valid, success, cfg.actor_loss)
             loss = -lam * q_pi.mean() + cfg.bc_weight * bc
             logs.update({"rl/q_policy": q_pi.detach().mean(), "rl/lambda": lam.detach(), "rl/bc_loss": bc.detach()})
         elif ex.method == "rank_distill":
@@ -421,7 +441,7 @@ class ActorLearner(_OneOptimizer):
                 distill = p.flow_loss(feats, winner, ones) * target.shape[1]
             else:
                 distill = (p.act(feats) - winner).pow(2).mean(dim=-1).sum(dim=1).mean()
-            bc = bc_term(p, feats, target, valid, success)
+            bc = bc_term(p, feats, target, valid, success, cfg.actor_loss)
             loss = distill + cfg.bc_weight * bc
             logs.update({"rl/distill_loss": distill.detach(), "rl/bc_loss": bc.detach(),
                          "rl/q_winner": values.max(dim=1).values.mean(), "rl/q_samples": values.mean()})
@@ -437,8 +457,8 @@ class ActorLearner(_OneOptimizer):
             if p.config.stochastic:
                 loss = p.flow_loss(feats, target, valid, weights=weights) * target.shape[1]
             else:
-                err = (p.act(feats) - target).pow(2).mean(dim=-1) * valid.to(target.dtype)
-                loss = (err.sum(dim=1) * weights).sum() / weights.sum().clamp_min(1e-6)
+                err = chunk_errors(p.act(feats), target, valid, cfg.actor_loss)
+                loss = (err * weights).sum() / weights.sum().clamp_min(1e-6)
             logs.update({"rl/awr_weight": weights.mean(), "rl/advantage": (q_data - v).mean()})
         logs["rl/actor_loss"] = loss.detach()
         return loss, logs
@@ -447,7 +467,7 @@ class ActorLearner(_OneOptimizer):
         loss, logs = self.loss(batch)
         if not torch.isfinite(loss):
             raise QDivergenceError(f"step {step}: the actor loss became NaN/Inf")
-        self.optim.step(loss)
+        self.averaged_step(loss, step)
         return logs
 
 
@@ -464,6 +484,14 @@ class CORFTLearner:
 
     def diagnose(self) -> dict | None:
         return self.probe() if self.probe is not None else None
+
+    def saving(self):
+        """Checkpoints carry the action expert's average (the critic is saved as it is)."""
+        return self.actor.saving() if self.actor is not None else contextlib.nullcontext()
+
+    def finish(self) -> None:
+        if self.actor is not None:
+            self.actor.finish()
 
     @property
     def grad_sync(self):
@@ -491,9 +519,9 @@ class CORFTLearner:
             self.actor.load_state_dict(state.get("actor") or {})
 
 
-class BCLearner(_OneOptimizer):
+class BCLearner(_Averaged):
     """The control arm: the same number of extra supervised steps on cached features, demos/successes only, no
-    critic (what RL adds is measured against this, at an equal gradient budget)."""
+    critic (what RL adds is measured against this, at an equal gradient budget), trained as the actor is."""
 
     def __init__(self, policy, cfg: CORFTConfig) -> None:
         for p in policy.backbone_parameters():
@@ -501,9 +529,11 @@ class BCLearner(_OneOptimizer):
         self.policy = policy
         self.cfg = cfg
         self.optim = Optimizer(policy.actor_parameters(), cfg.actor_lr, cfg.weight_decay, cfg.grad_clip)
+        self.ema = WeightEMA(self.optim.params, cfg.actor_ema_decay) if cfg.actor_ema_decay > 0 else None
 
     def update(self, batch: dict[str, Tensor], step: int) -> dict:
         p = self.policy
-        bc = bc_term(p, batch["features"], p.normalize_action(batch["action"]), batch["valid"], batch["success"])
-        self.optim.step(bc)
+        bc = bc_term(p, batch["features"], p.normalize_action(batch["action"]), batch["valid"], batch["success"],
+                     self.cfg.actor_loss)
+        self.averaged_step(bc, step)
         return {"bc/loss": bc.detach()}
