@@ -117,6 +117,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--interventions", action="store_true",
                    help="also run --rounds rounds with the sim's intervener taking over stuck policies, trained on "
                         "(arm 'interventions'; docs/interventions.md)")
+    p.add_argument("--intervention-rounds", type=int, default=None, metavar="N",
+                   help="rounds of the --interventions flywheel (default: --rounds)")
     p.add_argument("--no-bundle", action="store_true", help="do not copy the best arm to models/default")
     p.add_argument("--no-incumbent", action="store_true",
                    help=f"do not evaluate the model bundled before this run (models/default, as arm '{INCUMBENT}') "
@@ -186,10 +188,14 @@ class _Layout:
 def _args_ok(args: argparse.Namespace) -> bool:
     """False (after an error line) when a count or the timeout is out of range."""
     if (min(args.demos, args.trials, args.collect, args.rounds + 1, args.il_steps, args.il_screen_every,
-            args.il_patience, args.workers, args.screen_trials, args.reward_steps) < 1 or not args.timeout > 0):
+            args.il_patience, args.workers, args.screen_trials, args.reward_steps) < 1 or not args.timeout > 0
+            or _intervention_rounds_of(args) < 0):
         print("error: --demos, --trials, --collect, --workers, --screen-trials, --reward-steps and the --il-* options "
               "must be >= 1, "
-              "--rounds >= 0, --timeout positive", file=sys.stderr)
+              "--rounds and --intervention-rounds >= 0, --timeout positive", file=sys.stderr)
+        return False
+    if args.interventions and not args.rounds:
+        print("error: --interventions needs --rounds >= 1 (round 1 chooses the critic's reward)", file=sys.stderr)
         return False
     return True
 
@@ -304,7 +310,7 @@ def _run_steps(args: argparse.Namespace, x: _Layout) -> None:
     il_ckpt = _demos_and_il(args, x)
     current, reward = _flywheel(args, x, il_ckpt)
     arms = _controls(args, x, il_ckpt, current, reward)
-    if args.interventions and args.rounds:
+    if args.interventions and _intervention_rounds_of(args):
         arms.append(_intervention_rounds(args, x.data, il_ckpt, x.runs, x.models, x.bench, x.rl_steps, x.sets,
                                          reward, x.log))
     if not args.no_incumbent and _done_model(x.incumbent):
@@ -414,7 +420,7 @@ def _intervention_rounds(args: argparse.Namespace, data: Path, il_ckpt: Path, ru
     checkpoint on the demos + those rounds; the last round's model, as arm 'interventions'."""
     current, bags = models / "il", [data / "demos"]
     rounds = log.setdefault("intervention_rounds", {})
-    for r in range(1, args.rounds + 1):
+    for r in range(1, _intervention_rounds_of(args) + 1):
         name, folder = f"{INTERVENTION_ARM}_r{r}", data.parent / "data_interventions" / f"round{r}"
         _run(f"4i.{r} collect with takeovers", [*bench, "--intervention", "scripted", "--models", str(current),
                                                 "--trials", str(args.collect), "--regions", "seen", "--seed",
@@ -433,6 +439,10 @@ def _intervention_rounds(args: argparse.Namespace, data: Path, il_ckpt: Path, ru
 
         copy_with_deploy(current, arm)
     return arm
+
+
+def _intervention_rounds_of(args: argparse.Namespace) -> int:
+    return args.rounds if args.intervention_rounds is None else args.intervention_rounds
 
 
 def _takeovers(folder: Path) -> dict:
