@@ -18,6 +18,8 @@ BAD = [
     ["benchmark", "--models", "/nonexistent/model"],
     ["benchmark", "--regions", "moon"],
     ["experiment", "--demos", "0"],
+    ["experiment", "--interventions", "--rounds", "0"],
+    ["experiment", "--intervention-rounds", "-1"],
     ["bag", "export-lerobot", "/nonexistent/episodes", "--output", "/tmp/never-written"],
     ["bag", "import-lerobot", "/nonexistent/dataset", "--output", "/tmp/never-written"],
     ["measure", "sim", "--size", "0", "0"],
