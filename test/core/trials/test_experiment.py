@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 
-from corft_ros.core.trials.experiment import flywheel_goals, goals_table, paired_row, results_table
+from corft_ros.core.trials.goals import flywheel_goals, goals_table, paired_row, results_table
 from corft_ros.core.trials.report import paired_comparisons
 from corft_ros.core.trials.stats import Trial, summarize_all
 
@@ -66,7 +66,8 @@ def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> Non
     """experiment.md/json from a finished run: per arm and region the counts and cycle times, the paired McNemar
     tests of CO-RFT against IL and the controls, the failure taxonomy, and the best measured arm (never a weaker one
     because a plan said so; never the repeat arm)."""
-    from corft_ros.core.trials.experiment import arm_rows, best_arm, write_experiment_report
+    from corft_ros.core.trials.experiment import write_experiment_report
+    from corft_ros.core.trials.goals import arm_rows, best_arm
 
     rows = (trials("il", "seen", 20, 50, 9.0) + trials("il", "unseen", 10, 50, 9.5)
             + trials("il_bc", "seen", 22, 50, 9.0) + trials("il_bc", "unseen", 11, 50, 9.5)
