@@ -106,11 +106,11 @@ def test_the_report_names_the_best_arm_and_tests_the_difference(tmp_path) -> Non
 
 
 def test_each_finished_step_is_saved_at_once_so_a_killed_experiment_keeps_its_wall_times(tmp_path) -> None:
-    from corft_ros.cli.experiment import _run
+    from corft_ros.cli._experiment_steps import run_step
 
     log_file = tmp_path / "experiment.json"
     log = {"log_file": str(log_file)}
-    _run("1 help", ["--help"], log, capture=True)
+    run_step("1 help", ["--help"], log, capture=True)
     saved = json.loads(log_file.read_text())
     assert saved["steps"]["1 help"]["wall_s"] > 0
     assert saved["steps"]["1 help"]["command"] == "corft-ros --help"
@@ -144,7 +144,7 @@ def test_il_trains_until_its_screen_stops_improving_and_the_report_says_which() 
 def test_the_model_bundled_before_the_run_is_an_arm_and_stays_when_it_measures_best(tmp_path) -> None:
     """`make experiment` evaluates models/default as it was ('bundled') beside the new arms on the same start
     positions: when it beats them it stays, so a weaker arm never replaces it."""
-    from corft_ros.cli.experiment import INCUMBENT
+    from corft_ros.cli._experiment_steps import INCUMBENT
     from corft_ros.core.trials.experiment import write_experiment_report
 
     rows = (trials("il", "seen", 15, 50, 9.0) + trials("il", "unseen", 17, 50, 9.5)
@@ -205,7 +205,7 @@ def test_the_reward_is_chosen_once_by_the_held_out_auc(tmp_path, capsys) -> None
     earlier candidate, an AUC that could not be measured never wins, and the choice is kept for later rounds."""
     import argparse
 
-    from corft_ros.cli.experiment import REWARDS, _choose_reward
+    from corft_ros.cli._experiment_steps import REWARDS, choose_reward
 
     runs = tmp_path / "runs"
     aucs = dict(zip(REWARDS, (0.7, 0.7, None), strict=True))
@@ -214,14 +214,14 @@ def test_the_reward_is_chosen_once_by_the_held_out_auc(tmp_path, capsys) -> None
         (runs / f"reward_{name}" / "train.json").write_text(json.dumps({"stages": {"rl": {"diagnostics": _diag(auc)}}}))
     log = {"log_file": str(tmp_path / "experiment.json")}
     args = argparse.Namespace(reward_steps=10)
-    assert _choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "gamma0.99"
+    assert choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "gamma0.99"
     assert log["reward"]["candidates"]["steps_to_go"]["auc"] is None
     assert "reward: gamma0.99" in capsys.readouterr().out
     (runs / "reward_steps_to_go" / "train.json").write_text(json.dumps({"stages": {"rl": {"diagnostics":
                                                                                           _diag(0.9)}}}))
-    assert _choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "gamma0.99"  # chosen once
+    assert choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "gamma0.99"  # chosen once
     del log["reward"]
-    assert _choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "steps_to_go"
+    assert choose_reward(args, tmp_path, tmp_path / "il.pt", runs, [], log) == "steps_to_go"
     assert json.loads((tmp_path / "experiment.json").read_text())["reward"]["chosen"] == "steps_to_go"
 
 
