@@ -116,7 +116,7 @@ CORE_FLOORS = {
     "paths": 0, "topics": 0, "images": 0, "memory": 0, "process": 0, "terminal": 0, "joint_states": 0,
     "robot": 1, "episodes": 1,
     "params": 2, "commands": 2, "chunking": 2,
-    "policy": 3, "sim": 3, "teleop": 3, "dataset": 3,
+    "policy": 3, "sim": 3, "teleop": 3, "teleop_leader": 3, "dataset": 3,
     "rl": 4, "trials": 4,
     "lerobot": 5,
     "node_params": 6,

@@ -204,3 +204,11 @@ def _has_gstreamer() -> bool:
         if line.strip().startswith("GStreamer:"):
             return "YES" in line
     return False
+
+
+def message_rgb(msg) -> np.ndarray:
+    """A sensor_msgs/Image or CompressedImage (no ROS import here: a compressed image is the one with a `format`)
+    as HxWx3 RGB: decoded (JPEG/PNG) or converted from its encoding; ImageError when it cannot be."""
+    if hasattr(msg, "format"):
+        return decode_compressed(msg.data, msg.format)
+    return to_rgb8(bytes(msg.data), msg.width, msg.height, msg.encoding, msg.step, bool(msg.is_bigendian))

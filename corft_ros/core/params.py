@@ -171,6 +171,21 @@ def check(name: str, value: Any, info: ParamInfo) -> None:
         raise ConfigError(f"{name} must be <= {info.max:g}, got {value}")
 
 
+def refusal(cls: type, changes: list[tuple[str, Any]]) -> str | None:
+    """Why a node refuses (name, value) parameter changes against its declaration `cls` (None: accepted): the
+    first value that cannot be coerced to its default's type or breaks its spec; undeclared names pass."""
+    from corft_ros.core.robot import ConfigError
+
+    specs = declared(cls)
+    for name, value in changes:
+        if name in specs:
+            try:
+                check(name, coerce(value, specs[name][0], name), specs[name][1])
+            except ConfigError as exc:
+                return str(exc)
+    return None
+
+
 def from_values(cls: type, values: dict[str, Any]) -> Any:
     """An instance of the parameter dataclass `cls` from declared values: each coerced to its default's type and
     checked against its spec (the first problem is a one-line ConfigError naming the parameter)."""

@@ -1,56 +1,16 @@
-"""Teleop's pure logic: leader-arm mapping, gamepad jogging, keyboard steps, the command clamp (nodes/teleop.py is
-the ROS adapter)."""
+"""Teleop's pure logic: gamepad jogging, keyboard steps, the command clamp (nodes/teleop.py is the ROS adapter; the
+leader arm's mapping is core/teleop_leader.py)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from corft_ros.core.chunking.safety import SafetyFilter, SafetyLimits
 from corft_ros.core.robot import ConfigError, RobotConfig
-
-
-@dataclass
-class LeaderMapping:
-    """Leader joint name -> follower joint, plus per-follower-joint offset and scale (follower = scale*q + offset)."""
-
-    robot: RobotConfig
-    names: dict[str, str] = field(default_factory=dict)  # leader name -> follower name (identity when absent)
-    offsets: np.ndarray | None = None
-    scales: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        dof = self.robot.dof
-        self.offsets = np.zeros(dof) if self.offsets is None else np.asarray(self.offsets, dtype=np.float64)
-        self.scales = np.ones(dof) if self.scales is None else np.asarray(self.scales, dtype=np.float64)
-        for what, arr in (("leader_offsets", self.offsets), ("leader_scales", self.scales)):
-            if arr.shape != (dof,):
-                raise ConfigError(f"{what} has {arr.size} values, expected {dof} (robot.yaml joint order)")
-        known = set(self.robot.joint_names)
-        for leader, follower in self.names.items():
-            if follower not in known:
-                raise ConfigError(f"leader_joint_map: '{leader}={follower}' names no joint of the robot")
-
-    def apply(self, names: Sequence[str], positions: Sequence[float], base: np.ndarray) -> tuple[np.ndarray, int]:
-        """Follower targets (base where the leader says nothing) and how many joints the leader set."""
-        if len(names) != len(positions):
-            raise ValueError(f"leader message has {len(names)} names but {len(positions)} positions")
-        target = base.copy()
-        lookup = {n: i for i, n in enumerate(self.robot.joint_names)}
-        mapped = 0
-        for name, value in zip(names, positions, strict=True):
-            follower = self.names.get(name, name)
-            i = lookup.get(follower)
-            if i is None:
-                continue  # leader joints the follower lacks are ignored (they are counted by the caller)
-            if not math.isfinite(value):
-                raise ValueError(f"leader joint '{name}' is {value}")
-            target[i] = self.scales[i] * value + self.offsets[i]
-            mapped += 1
-        return target, mapped
 
 
 @dataclass
@@ -93,6 +53,19 @@ class JoyJogger:
         return vel
 
 
+def joy_jogger(robot: RobotConfig, axes: Sequence[int], speed: float, deadzone: float, enable_button: int,
+               gripper_open_button: int, gripper_close_button: int, gripper_joint: str) -> JoyJogger:
+    """The jogger from teleop's parameters (`axes` in robot.yaml order; `gripper_joint` '' = none), checked."""
+    if len(axes) != robot.dof:
+        raise ConfigError(f"joy_axes has {len(axes)} entries, expected {robot.dof} (robot.yaml order)")
+    if gripper_joint and gripper_joint not in robot.joint_names:
+        raise ConfigError(f"gripper_joint '{gripper_joint}' is not a joint of {robot.name}")
+    if not 0 <= deadzone < 1:
+        raise ConfigError(f"joy_deadzone must be in [0, 1), got {deadzone}")
+    return JoyJogger(robot, [int(a) for a in axes], speed, deadzone, enable_button, gripper_open_button,
+                     gripper_close_button, robot.joint_names.index(gripper_joint) if gripper_joint else -1)
+
+
 # Keyboard: one key pair per joint (+/-), in robot.yaml order; '0' = home.
 HOME_KEY = "0"
 KEY_PAIRS = ("qa", "ws", "ed", "rf", "tg", "yh", "uj", "ik", "ol")
@@ -110,6 +83,21 @@ def keyboard_delta(key: str, dof: int, step: float) -> np.ndarray | None:
             delta[joint] = -step
             return delta
     return None
+
+
+def keyboard_target(robot: RobotConfig, key: str, base: np.ndarray, step: float) -> np.ndarray | None:
+    """The target after one key press from `base`: home for HOME_KEY, one jog step (within the joint limits) for a
+    jog key; None for other keys."""
+    if key == HOME_KEY:
+        return robot.home_array.copy()
+    delta = keyboard_delta(key, robot.dof, step)
+    return None if delta is None else np.clip(base + delta, robot.lower, robot.upper)
+
+
+def keyboard_help(robot: RobotConfig) -> str:
+    """The keyboard source's key map, in one line."""
+    pairs = ", ".join(f"{robot.joint_names[i]} {k[0]}/{k[1]}" for i, k in enumerate(KEY_PAIRS[: robot.dof]))
+    return f"keyboard teleop: {pairs}; {HOME_KEY} = home"
 
 
 def clamp_command(robot: RobotConfig, target: np.ndarray, previous: np.ndarray | None, dt: float,

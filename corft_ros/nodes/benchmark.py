@@ -27,7 +27,6 @@ import math
 import sys
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
@@ -44,6 +43,7 @@ from corft_ros.core.node_params.benchmark import BenchmarkParams
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.core.sim.regions import REGIONS
 from corft_ros.core.terminal import TerminalKeys
+from corft_ros.core.trials.autorun import run_schedule
 from corft_ros.core.trials.run import (
     CHUNKS,
     EXECUTOR_STATUS,
@@ -51,13 +51,13 @@ from corft_ros.core.trials.run import (
     BenchmarkError,
     QuitRequested,
     StallWatch,
-    StopRun,
     TrialOutcome,
     loop_record,
-    run_trials,
+    wait_for,
+    wait_trial_end,
 )
 from corft_ros.core.trials.stats import Trial
-from corft_ros.core.trials.trials import TrialSpec, in_plan, remaining, schedule
+from corft_ros.core.trials.trials import TrialSpec
 from corft_ros.nodes.common import ClosesOnDestroy, declare_params, run_node
 from corft_ros.nodes.qos import LATCHED, RELIABLE
 
@@ -193,17 +193,11 @@ class BenchmarkNode(ClosesOnDestroy, Node):
         timeout = self.service_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
 
-        def wait(done, failure: str, poll: float) -> None:
-            while not done():
-                if self._stop.is_set():
-                    raise QuitRequested("stopped")
-                if time.monotonic() > deadline:
-                    raise BenchmarkError(f"{what}: {failure}")
-                time.sleep(poll)
-
-        wait(client.service_is_ready, f"service {client.srv_name} is not available (waited {timeout:g} s)", 0.05)
+        wait_for(client.service_is_ready, self._stop, deadline,
+                 f"{what}: service {client.srv_name} is not available (waited {timeout:g} s)", 0.05)
         future = client.call_async(request)
-        wait(future.done, f"{client.srv_name} did not answer within {timeout:g} s", 0.01)
+        wait_for(future.done, self._stop, deadline, f"{what}: {client.srv_name} did not answer within {timeout:g} s",
+                 0.01)
         result = future.result()
         if result is None:
             raise BenchmarkError(f"{what}: {client.srv_name} failed: {future.exception()}")
@@ -350,31 +344,12 @@ class BenchmarkNode(ClosesOnDestroy, Node):
         if not self.sim and self._keys is not None and self._keys.interactive:
             print(f"  s = success, f = failure, q = quit (or call {self.get_fully_qualified_name()}/label)",
                   flush=True)
-        while True:
-            if self._stop.is_set():
-                raise QuitRequested("stopped")
-            if self._quit.is_set():
-                raise QuitRequested("the operator quit")
-            with self._lock:
-                success_at, label = self._success_at, self._operator_label
-            if success_at is not None and success_at - t0 <= timeout_s:
-                return "success", max(0.0, success_at - t0)
-            now = self.now()
-            if label is not None:
-                return ("success" if label else "failure_label"), now - t0
-            if self._keys is not None:
-                key = self._keys.get()
-                if key == "s":
-                    return "success", now - t0
-                if key == "f":
-                    return "failure_label", now - t0
-                if key == "q":
-                    raise QuitRequested("the operator quit")
-            if now - t0 >= timeout_s:
-                # This poll may come a few ticks after the limit (a sim faster than real time): the limit is the length.
-                return "timeout", timeout_s
-            watch.check(now)
-            time.sleep(0.01)
+        return wait_trial_end(t0, timeout_s, self.now, watch, self._stop, self._quit, self._end_signals, self._keys)
+
+    def _end_signals(self) -> tuple[float | None, bool | None]:
+        """(node-clock time of the first success since the trial started, the operator's label), either None."""
+        with self._lock:
+            return self._success_at, self._operator_label
 
     # ------------------------------------------------------------------ loop statistics
     def _diag_snapshot(self) -> dict[str, dict[str, str]]:
@@ -397,44 +372,12 @@ class BenchmarkNode(ClosesOnDestroy, Node):
             self.finished.set()
 
     def _run_schedule(self) -> int:
-        """The autostart run: every trial of the schedule, the report rewritten after each. Returns the exit code."""
-        from corft_ros.core.trials.report import read_trials_csv, summary_lines, write_run_report
-
-        out = Path(self.output_dir or Path("bench") / datetime.now().strftime("%Y%m%d-%H%M%S")).expanduser()
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self.get_logger().error(f"benchmark: cannot create {out}: {exc}")
-            return 2
-        plan = schedule([self.arm], self.regions, self.trials, self.first_seed)
-        done = in_plan(plan, read_trials_csv(out / "trials.csv")) if (out / "trials.csv").is_file() else []
-        todo = remaining(plan, done)
-        if done:
-            self.get_logger().info(f"benchmark: resuming {out}: {len(done)} of {len(plan)} trials done")
-        trials, loops, notes = list(done), [], []
-
-        def run_one(spec):
-            if self._stop.is_set():
-                raise StopRun("the node was shut down", 130)
-            return self.run_trial(spec)
-
-        def counted(spec, outcome) -> None:
-            loops.append({"arm": spec.arm, **outcome.loop})
-            write_run_report(out, trials, loops, plan_size=len(plan), title=f"Benchmark: {self.arm}",
-                             command=" ".join(sys.argv) or "benchmark node", notes=notes)
-
-        rc = run_trials(todo, trials, notes, run_one, counted, self.get_logger().info, self.max_errors, len(plan))
-        if self._stop.is_set():  # SIGINT/SIGTERM: an ordinary stop (exit 0); the same report:= resumes it
-            self.get_logger().info(f"benchmark stopped after {len(trials)} of {len(plan)} trials; "
-                                   f"report:={out} resumes it")
-            return 0
-        summary = write_run_report(out, trials, loops, plan_size=len(plan), title=f"Benchmark: {self.arm}",
-                                   command=" ".join(sys.argv) or "benchmark node", notes=notes)
-        for line in summary_lines(summary):
-            self.get_logger().info(line)
-        self.get_logger().info(f"benchmark {'done' if rc == 0 else f'ended (exit code {rc})'}: "
-                               f"report in {out / 'report.md'}")
-        return rc
+        """The autostart run (core/trials/autorun.py): every trial of the schedule, the report rewritten after each.
+        Returns the exit code."""
+        logger = self.get_logger()
+        return run_schedule(self.arm, self.regions, self.trials, self.first_seed, self.output_dir, self.max_errors,
+                            " ".join(sys.argv) or "benchmark node", self.run_trial, self._stop.is_set,
+                            logger.info, logger.error)
 
     def close(self) -> None:
         stop, thread, keys = getattr(self, "_stop", None), getattr(self, "_thread", None), getattr(self, "_keys", None)

@@ -30,16 +30,15 @@ from std_msgs.msg import Float64MultiArray, MultiArrayDimension, MultiArrayLayou
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from corft_ros.core import topics
-from corft_ros.core.images import ImageError, decode_compressed, to_rgb8
+from corft_ros.core.images import ImageError, message_rgb
 from corft_ros.core.joint_states import JointStateCache, JointStateError
 from corft_ros.core.node_params.policy import PolicyParams
-from corft_ros.core.paths import models_dir
-from corft_ros.core.policy.backends import load_runtime
-from corft_ros.core.policy.config import executed_prefix
 from corft_ros.core.policy.inputs import input_problem
-from corft_ros.core.policy.runtime import NonFiniteOutputError, PolicyRuntime
+from corft_ros.core.policy.loading import check_node_settings, load_checked_runtime
+from corft_ros.core.policy.rate import wait_for_step
+from corft_ros.core.policy.runtime import SELECTION_FIELDS, NonFiniteOutputError
 from corft_ros.core.policy.text import InstructionError, clean_instruction
-from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
+from corft_ros.core.robot import load_robot_config
 from corft_ros.nodes.common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
 
@@ -50,7 +49,6 @@ class _Stamped:
     stamp: Time
 
 
-SELECTION_FIELDS = ("stamp_s", "index", "value", "best_value", "worst_value", "candidates")
 SELECTION_LAYOUT = MultiArrayLayout(dim=[MultiArrayDimension(label=",".join(SELECTION_FIELDS),
                                                              size=len(SELECTION_FIELDS), stride=len(SELECTION_FIELDS))])
 
@@ -77,50 +75,14 @@ class PolicyNode(ClosesOnDestroy, Node):
         self.backend, self.rate_hz, self.best_of_n = p.backend, p.rate_hz, p.best_of_n
         self.max_age = p.max_observation_age
         self.camera_topic_format, self.image_transport = p.camera_topic_format, p.image_transport
-        if p.noise_std < 0 and p.noise_std != -1.0:
-            raise ConfigError(f"noise_std must be >= 0 (-1 = the model's), got {p.noise_std}")
-        if p.selection_beta < 0 and p.selection_beta != -1.0:
-            raise ConfigError(f"selection_beta must be >= 0 (-1 = the model's), got {p.selection_beta}")
-        if "{name}" not in self.camera_topic_format:
-            raise ConfigError(f"camera_topic_format must contain '{{name}}', got '{self.camera_topic_format}'")
+        check_node_settings(p.noise_std, p.selection_beta, self.camera_topic_format)
 
     def _load_model(self, p: PolicyParams) -> None:
-        """The policy runtime (default: models/default), checked against the robot's joints and the cameras."""
-        model_path, noise_std, beta, seed = p.model_path, p.noise_std, p.selection_beta, p.seed
-        self.model_path = model_path or str(models_dir() / "default")
-        # ModelError is a ConfigError: a corrupt or mismatched model refuses to start, naming the file.
-        if self.backend == "lerobot" and not model_path:
-            raise ConfigError("backend lerobot needs model_path: a LeRobot policy folder (save_pretrained)")
-        try:
-            self.runtime: PolicyRuntime = load_runtime(
-                self.model_path, backend=self.backend, threads=p.threads, best_of_n=self.best_of_n or None,
-                noise_std=None if noise_std == -1.0 else noise_std, seed=None if seed < 0 else seed,
-                allow_encoder=p.allow_encoder, device=p.device,
-                beta=None if beta == -1.0 else beta, robot=self.robot, lerobot_python=p.lerobot_python,
-                proposals=p.proposals or None, selection=p.selection or None,
-            )
-        except ValueError as exc:  # a selection setting that does not fit this model (e.g. warp on a flow head)
-            raise ConfigError(str(exc)) from None
+        """The policy runtime (default: models/default), checked against the robot's joints and the cameras
+        (core/policy/loading.py)."""
+        self.model_path, self.runtime = load_checked_runtime(p, self.robot, self.backend, self.best_of_n, self.rate_hz)
         self.best_of_n = self.runtime.best_of_n
-        cfg = self.runtime.config
-        try:
-            self.runtime.prefix = (min(p.selection_prefix, cfg.chunk_size) if p.selection_prefix
-                                   else executed_prefix(self.rate_hz, cfg.action_dt, cfg.chunk_size))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
         self.joint_names = self.runtime.joint_names
-        try:
-            self.robot.index_of(self.joint_names)
-        except CommandError as exc:
-            raise ConfigError(f"model {self.model_path} does not fit robot '{self.robot.name}': {exc}") from None
-        cameras = list(p.cameras) or self.runtime.camera_names
-        missing = [c for c in self.runtime.camera_names if c not in cameras]
-        extra = [c for c in cameras if c not in self.runtime.camera_names]
-        if missing or extra:
-            raise ConfigError(
-                f"cameras {cameras}: the model needs exactly {self.runtime.camera_names} "
-                + (f"(missing '{missing[0]}')" if missing else f"('{extra[0]}' is not a model input)")
-            )
         self.cameras = self.runtime.camera_names
         self.chunk_size, self.dt = self.runtime.chunk_size, self.runtime.action_dt
 
@@ -244,25 +206,18 @@ class PolicyNode(ClosesOnDestroy, Node):
         period = 1.0 / self.rate_hz
         next_time = self._now()
         while not self._stop.is_set():
-            next_time += period
-            while True:
-                now = self._now()
-                delay = next_time - now
-                if delay < -period or delay > 2 * period:  # fell behind, or the clock jumped: no burst
-                    if -10 * period < delay < -period:  # a late step, not the sim clock's first message or a reset
-                        with self._lock:
-                            self.counters["overruns"] += 1
-                    next_time = now
-                    break
-                if delay <= 0:
-                    break
-                # wall-clock sleep in small steps: with sim time the clock may run faster or slower than wall time
-                if self._stop.wait(min(delay, 0.005) if self._sim_time else delay):
-                    return
+            next_time = wait_for_step(next_time + period, period, self._now, self._stop.wait,
+                                      lambda: self._sim_time, self._count_overrun)
+            if next_time is None:
+                return
             try:
                 self.step()
             except Exception as exc:  # keep running: one bad step must not kill inference
                 self._set_problem(f"inference step failed: {type(exc).__name__}: {exc}", DiagnosticStatus.ERROR)
+
+    def _count_overrun(self) -> None:
+        with self._lock:
+            self.counters["overruns"] += 1
 
     @property
     def _sim_time(self) -> bool:
@@ -363,11 +318,7 @@ class PolicyNode(ClosesOnDestroy, Node):
             return cached[1]
         start = time.perf_counter()
         try:
-            if isinstance(msg, CompressedImage):
-                image = decode_compressed(msg.data, msg.format)
-            else:
-                image = to_rgb8(bytes(msg.data), msg.width, msg.height, msg.encoding, msg.step,
-                                bool(msg.is_bigendian))
+            image = message_rgb(msg)
         except ImageError as exc:
             self._converted[camera] = (msg, exc)
             with self._lock:

@@ -15,7 +15,6 @@ import json
 import queue
 import threading
 import time
-from dataclasses import dataclass
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
@@ -33,11 +32,11 @@ from trajectory_msgs.msg import JointTrajectory
 from corft_ros.core import topics
 from corft_ros.core.commands import parse_forward, parse_trajectory
 from corft_ros.core.node_params.sim_arm import SimArmParams
-from corft_ros.core.params import check, coerce, declared
+from corft_ros.core.params import refusal
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
-from corft_ros.core.sim.pacing import Pacer, PacingConfig
-from corft_ros.core.sim.regions import Box2D, StartRegions
-from corft_ros.core.sim.scene import CubeScene, SceneConfig
+from corft_ros.core.sim.arm import ResetRequest, reset_result, sim_arm_config
+from corft_ros.core.sim.pacing import Pacer, wait_for_commands, wait_for_consumers
+from corft_ros.core.sim.scene import CubeScene
 from corft_ros.core.sim.trajectory import TrajectoryFollower
 from corft_ros.nodes.common import (
     ClosesOnDestroy,
@@ -50,49 +49,28 @@ from corft_ros.nodes.common import (
 from corft_ros.nodes.qos import CLOCK, RECORDED, RELIABLE
 
 
-@dataclass
-class _ResetRequest:
-    seed: int
-    region: str
-    done: threading.Event
-    result: dict | None = None
-    error: str | None = None
-
-
 class SimArmNode(ClosesOnDestroy, Node):
     def __init__(self, **kwargs) -> None:
         super().__init__("sim_arm", **kwargs)
         p = self.params = declare_params(self, SimArmParams)
         self.robot = load_robot_config(p.robot_config or None)
         self.realtime_factor, self.camera_rate_hz, self.instruction = p.realtime_factor, p.camera_rate_hz, p.instruction
-        self.joint_state_rate_hz = p.joint_state_rate_hz or self.robot.joint_state_rate_hz
-        cameras, width, height, goal, area, held = (p.cameras, p.image_width, p.image_height, p.goal, p.start_area,
-                                                    p.held_out_area)
-        forward_joints = p.forward_joints or self.robot.joint_names
-        try:
-            pacing = PacingConfig(realtime_factor=p.realtime_factor, policy_lag=p.policy_lag, frame_lag=p.frame_lag)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        if len(goal) != 3 or len(area) != 4 or len(held) != 4:
-            raise ConfigError("goal needs 3 values; start_area and held_out_area need 4 (xmin, xmax, ymin, ymax)")
-        try:
-            self.forward_indices = self.robot.index_of(forward_joints)
-        except CommandError as exc:
-            raise ConfigError(f"forward_joints: {exc}") from None
-        regions = StartRegions(area=Box2D(x=(area[0], area[1]), y=(area[2], area[3])),
-                               held_out=Box2D(x=(held[0], held[1]), y=(held[2], held[3])))
-        scene_config = SceneConfig(cameras=tuple(cameras), image_width=width, image_height=height,
-                                   goal=(goal[0], goal[1], goal[2]), regions=regions, render_lod=p.render_lod)
-        self.scene = CubeScene(self.robot, scene_config)
-        self.physics_steps_per_tick = max(1, int(round(1.0 / (self.joint_state_rate_hz * scene_config.physics_dt))))
-        self.tick_dt = self.physics_steps_per_tick * scene_config.physics_dt
+        config = sim_arm_config(
+            self.robot, realtime_factor=p.realtime_factor, policy_lag=p.policy_lag, frame_lag=p.frame_lag,
+            cameras=p.cameras, image_width=p.image_width, image_height=p.image_height, goal=p.goal,
+            start_area=p.start_area, held_out_area=p.held_out_area, render_lod=p.render_lod,
+            joint_state_rate_hz=p.joint_state_rate_hz, forward_joints=p.forward_joints)
+        self.joint_state_rate_hz, self.forward_indices = config.joint_state_rate_hz, config.forward_indices
+        self.scene = CubeScene(self.robot, config.scene)
+        self.physics_steps_per_tick, self.tick_dt = config.physics_steps_per_tick, config.tick_dt
 
         self._group = ReentrantCallbackGroup()
         self._js_pub = self.create_publisher(JointState, topics.JOINT_STATES, RECORDED)
         clock_qos = CLOCK
         self._clock_pub = self.create_publisher(Clock, topics.CLOCK, clock_qos)
         self._image_pubs = {
-            name: self.create_publisher(Image, topics.camera_image(name), qos_profile_sensor_data) for name in cameras
+            name: self.create_publisher(Image, topics.camera_image(name), qos_profile_sensor_data)
+            for name in p.cameras
         }
         self._success_pub = self.create_publisher(Bool, topics.SIM_SUCCESS, RELIABLE)
         self._cube_pub = self.create_publisher(PoseStamped, topics.SIM_CUBE_POSE, RELIABLE)
@@ -109,11 +87,11 @@ class SimArmNode(ClosesOnDestroy, Node):
 
         self._lock = threading.Lock()
         self._moved = threading.Condition()  # a consumer acted (frame published, chunk or command received)
-        self.pacer = Pacer(pacing, 1.0 / self.camera_rate_hz)
+        self.pacer = Pacer(config.pacing, 1.0 / self.camera_rate_hz)
         self._frames: queue.Queue = queue.Queue()
         self._clock_gaps: list[float] = []  # wall s between consecutive /clock messages (bench)
         self._pending_command: tuple[str, object] | None = None
-        self._resets: queue.Queue[_ResetRequest] = queue.Queue()
+        self._resets: queue.Queue[ResetRequest] = queue.Queue()
         self._stats = {"rejected_commands": 0, "accepted_commands": 0, "frames": 0, "resets": 0}
         self._render_ms: dict[str, float] = {}
         self._last_error = ""
@@ -122,8 +100,8 @@ class SimArmNode(ClosesOnDestroy, Node):
         self._clock_offset = time.time()  # sim time continues wall-clock epoch time, so stamps are comparable
         self._sim_elapsed = 0.0
         self._running = True
-        self._first_reset = _ResetRequest(seed=self._next_seed(), region=self.get_parameter("region").value,
-                                          done=threading.Event())
+        self._first_reset = ResetRequest(seed=self._next_seed(), region=self.get_parameter("region").value,
+                                         done=threading.Event())
         self._render_thread = threading.Thread(target=self._render_loop, name="sim_arm-render", daemon=True)
         self._render_thread.start()
         self._thread = threading.Thread(target=self._run, name="sim_arm", daemon=True)
@@ -175,7 +153,7 @@ class SimArmNode(ClosesOnDestroy, Node):
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         region = self.get_parameter("region").value
-        reset = _ResetRequest(seed=self._next_seed(), region=region, done=threading.Event())
+        reset = ResetRequest(seed=self._next_seed(), region=region, done=threading.Event())
         self._resets.put(reset)
         if not reset.done.wait(30.0):
             response.success, response.message = False, "sim did not reset within 30 s"
@@ -192,13 +170,9 @@ class SimArmNode(ClosesOnDestroy, Node):
 
     def _check_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """seed and region (the spec's dynamic ones) are read at the next reset; checked against the spec here."""
-        specs = declared(SimArmParams)
-        for item in params:
-            if item.name in specs:
-                try:
-                    check(item.name, coerce(item.value, specs[item.name][0], item.name), specs[item.name][1])
-                except ConfigError as exc:
-                    return SetParametersResult(successful=False, reason=str(exc))
+        reason = refusal(SimArmParams, [(item.name, item.value) for item in params])
+        if reason is not None:
+            return SetParametersResult(successful=False, reason=reason)
         return SetParametersResult(successful=True)
 
     # --- the sim thread ----------------------------------------------------------------------------------------
@@ -216,7 +190,7 @@ class SimArmNode(ClosesOnDestroy, Node):
             self._frames.put(None)
             self.scene.close()
 
-    def _do_reset(self, request: _ResetRequest) -> None:
+    def _do_reset(self, request: ResetRequest) -> None:
         try:
             info = self.scene.reset(request.seed, request.region)
         except (ConfigError, ValueError) as exc:
@@ -230,44 +204,11 @@ class SimArmNode(ClosesOnDestroy, Node):
         self._success = False
         self._stats["resets"] += 1
         self._next_camera = self._sim_elapsed
-        request.result = {
-            "seed": info.seed, "region": info.region, "cube_xy": list(info.cube_xy), "cube_yaw": info.cube_yaw,
-            "goal": list(info.goal), "instruction": self.instruction, "stamp": self._now(),
-        }
+        request.result = reset_result(info, self.instruction, self._now())
         request.done.set()
 
     def _now(self) -> float:
         return self._clock_offset + self._sim_elapsed
-
-    def _wait_for_consumers(self, next_sim: float) -> None:
-        """Block while a consumer must act before physics reaches `next_sim` (see core/sim/pacing.py)."""
-        while self._running:
-            with self._moved:
-                reason = self.pacer.blocked_by(self._clock_offset + next_sim, time.monotonic())
-                if reason is None:
-                    return
-                self.pacer.waits[reason] += 1
-                start = time.monotonic()
-                self._moved.wait(0.05)
-                self.pacer.wait_s[reason] += time.monotonic() - start
-            if not self._resets.empty():
-                return  # a reset request is served between ticks: never hold it behind a consumer
-
-    def _wait_for_command(self, before: int) -> None:
-        """Wait (at most executor_wait_s) until more than `before` commands have arrived."""
-        start = time.monotonic()
-        deadline = start + self.pacer.config.executor_wait_s
-        with self._moved:
-            if self.pacer.commands > before:
-                return  # already answered
-            self.pacer.waits["executor"] += 1
-            while self._running and self.pacer.commands <= before:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    self.pacer.unanswered += 1
-                    break
-                self._moved.wait(remaining)
-            self.pacer.wait_s["executor"] += time.monotonic() - start
 
     def _loop(self) -> None:
         rtf_wall, rtf_sim = time.monotonic(), self._sim_elapsed
@@ -279,7 +220,8 @@ class SimArmNode(ClosesOnDestroy, Node):
             while not self._resets.empty():
                 self._do_reset(self._resets.get_nowait())
                 self.pacer.reanchor(time.monotonic(), self._sim_elapsed)
-            self._wait_for_consumers(self._sim_elapsed + self.tick_dt)
+            wait_for_consumers(self.pacer, self._moved, self._clock_offset + (self._sim_elapsed + self.tick_dt),
+                               lambda: self._running, lambda: not self._resets.empty())
             self._apply_pending_command()
             self.scene.set_targets(self._follower.sample(self._now()))
             self.scene.step(self.physics_steps_per_tick)
@@ -309,7 +251,7 @@ class SimArmNode(ClosesOnDestroy, Node):
             self.pacer.tick_answered(self.pacer.commands > commands_before)
             commands_before = self.pacer.commands
             if self.pacer.wait_for_command():
-                self._wait_for_command(before_clock)
+                wait_for_commands(self.pacer, self._moved, before_clock, lambda: self._running)
             delay = self.pacer.wall_delay(time.monotonic(), self._sim_elapsed)
             if delay > 0:
                 time.sleep(delay)

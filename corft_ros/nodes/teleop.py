@@ -28,7 +28,10 @@ from std_msgs.msg import Float64MultiArray, String
 from corft_ros.core import topics
 from corft_ros.core.node_params.teleop import TeleopParams
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.core.teleop import HOME_KEY, KEY_PAIRS, JoyJogger, LeaderMapping, clamp_command, keyboard_delta, yaw_of
+from corft_ros.core.sim.demos import ScriptedDemos
+from corft_ros.core.sim.stuck import StuckConfig, StuckDetector
+from corft_ros.core.teleop import clamp_command, joy_jogger, keyboard_help, keyboard_target, yaw_of
+from corft_ros.core.teleop_leader import leader_engage_refusal, leader_mapping
 from corft_ros.core.terminal import TerminalKeys
 from corft_ros.nodes.common import declare_params, run_node
 from corft_ros.nodes.qos import LATCHED, RECORDED, RELIABLE
@@ -41,7 +44,9 @@ class TeleopNode(Node):
         p = self.params = declare_params(self, TeleopParams)
         self.robot = load_robot_config(p.robot_config or None)
         self._read_params(p)
-        self._make_mapping(p)
+        self.mapping = leader_mapping(self.robot, p.leader_joint_map, p.leader_offsets, p.leader_scales)
+        self.jogger = joy_jogger(self.robot, p.joy_axes, p.joy_speed, p.joy_deadzone, p.joy_enable_button,
+                                 p.joy_gripper_open_button, p.joy_gripper_close_button, p.gripper_joint)
         self._init_state()
         group = MutuallyExclusiveCallbackGroup()
         self._make_publishers()
@@ -59,37 +64,12 @@ class TeleopNode(Node):
         self.leader_max_offset = p.leader_max_offset
         self.stuck = None
         if self.intervention and self.source == "scripted":
-            from corft_ros.core.sim.stuck import StuckConfig, StuckDetector
-
             self.stuck = StuckDetector(StuckConfig(p.stuck_window_s, p.stuck_min_progress_m, p.takeover_s,
                                                    p.takeover_cooldown_s))
-            self._ik = None  # forward kinematics for the progress measure, made on first use (MuJoCo)
         if self.intervention and self.source in ("joy", "leader") and self.intervention_button < 0:
             raise ConfigError(f"intervention with source {self.source} needs the Joy button that engages it: set "
                               "intervention_button (or joy_enable_button)")
         self.rate_hz = p.rate_hz if p.rate_hz > 0 else self.robot.action_rate_hz
-
-    def _make_mapping(self, p: TeleopParams) -> None:
-        """The leader-to-follower joint mapping and the gamepad jogger, checked."""
-        offsets = p.leader_offsets or [0.0] * self.robot.dof
-        scales = p.leader_scales or [1.0] * self.robot.dof
-        joy_axes, joy_deadzone, gripper = p.joy_axes, p.joy_deadzone, p.gripper_joint
-        names: dict[str, str] = {}
-        for entry in (e for e in p.leader_joint_map if e):  # [""] = no mapping (rclpy cannot override with [])
-            leader, sep, follower = entry.partition("=")
-            if not sep or not leader or not follower:
-                raise ConfigError(f"leader_joint_map: '{entry}' is not 'leader_name=follower_name'")
-            names[leader.strip()] = follower.strip()
-        self.mapping = LeaderMapping(self.robot, names, np.array(offsets, dtype=float), np.array(scales, dtype=float))
-        if len(joy_axes) != self.robot.dof:
-            raise ConfigError(f"joy_axes has {len(joy_axes)} entries, expected {self.robot.dof} (robot.yaml order)")
-        if gripper and gripper not in self.robot.joint_names:
-            raise ConfigError(f"gripper_joint '{gripper}' is not a joint of {self.robot.name}")
-        if not 0 <= joy_deadzone < 1:
-            raise ConfigError(f"joy_deadzone must be in [0, 1), got {joy_deadzone}")
-        self.jogger = JoyJogger(self.robot, [int(a) for a in joy_axes], p.joy_speed, joy_deadzone,
-                                p.joy_enable_button, p.joy_gripper_open_button, p.joy_gripper_close_button,
-                                self.robot.joint_names.index(gripper) if gripper else -1)
 
     def _init_state(self) -> None:
         """The measured state, targets, demo and takeover state the callbacks and the tick share."""
@@ -103,15 +83,8 @@ class TeleopNode(Node):
         self.errors = 0
         self.commands_sent = 0
         self._error_times: dict[str, float] = {}
-        self.operator = None
-        self._demo_index = 0
-        self._demo_generation = 0  # +1 per request/end: a plan finished after its demo was ended is dropped
-        self._planning = False
-        self._pending_demo = False
-        self._demo_requested_at = 0.0
+        self.demos = ScriptedDemos(self._lock, self.stuck)  # the scripted source's demos and takeovers
         self._last_tick = 0.0
-        self._cube: tuple[np.ndarray, float, float] | None = None  # position, yaw, receive time
-        self._goal: tuple[np.ndarray, float, float] | None = None
         self._keyboard: TerminalKeys | None = None
         self._plan_thread: threading.Thread | None = None
         self._engage_request = False  # the operator asks to take over (button held, key toggled)
@@ -219,19 +192,17 @@ class TeleopNode(Node):
     def _on_cube(self, msg: PoseStamped) -> None:
         o = msg.pose.orientation
         p = msg.pose.position
-        self._cube = (np.array([p.x, p.y, p.z]), yaw_of(o.w, o.x, o.y, o.z), time.monotonic())
+        self.demos.cube = (np.array([p.x, p.y, p.z]), yaw_of(o.w, o.x, o.y, o.z), time.monotonic())
 
     def _on_goal(self, msg: PoseStamped) -> None:
         o = msg.pose.orientation
         p = msg.pose.position
-        self._goal = (np.array([p.x, p.y, p.z]), yaw_of(o.w, o.x, o.y, o.z), time.monotonic())
+        self.demos.goal = (np.array([p.x, p.y, p.z]), yaw_of(o.w, o.x, o.y, o.z), time.monotonic())
 
     def _on_event(self, msg: String) -> None:
         if self.stuck is not None:  # the automatic intervener: a fresh detector per episode, never a demo
             with self._lock:
-                self.stuck.reset()
-                self.operator = None
-                self._demo_generation += 1
+                self.demos.new_episode()
                 self._engage_request = False
             return
         if msg.data == "start":
@@ -242,54 +213,28 @@ class TeleopNode(Node):
     def request_demo(self) -> None:
         """Scripted: plan a new demo from the next cube/goal poses (received after this call)."""
         with self._lock:
-            self._pending_demo = True
-            self._demo_generation += 1
-            self._demo_requested_at = time.monotonic()
-            self.operator = None
+            self.demos.request(time.monotonic())
             self.last_command = None  # start from the measured (reset) state
 
     def end_demo(self) -> None:
         """Scripted: the episode ended; the rest of the demo (e.g. its retreat) is not played. Without this, a
         sim reset before the next episode would be undone by the old demo driving the arm back along its plan."""
         with self._lock:
-            self._pending_demo = False
-            self._demo_generation += 1
-            self.operator = None
+            self.demos.end()
 
     @property
     def demo_done(self) -> bool:
-        return self.operator is not None and self.operator.done
+        return self.demos.done
 
     def _plan_demo(self) -> None:
         """Start planning the requested demo (called with the lock held) once fresh cube and goal poses are in. The
         plan (IK over the keyframes: seconds on a loaded machine) runs in a thread of its own: in a callback it held
         up every other callback of the process, so joint states queued behind it and the demo, timed by their
         stamps, jumped ahead by the planning time when they caught up (measured: a 4.4 s demo sent 12 commands)."""
-        cube, goal, since = self._cube, self._goal, self._demo_requested_at
-        if self._planning or cube is None or goal is None or cube[2] < since or goal[2] < since or self.state is None:
-            return
-        self._pending_demo, self._planning = False, True
-        self._demo_index += 1
-        self._plan_thread = threading.Thread(target=self._plan_in_background, name="teleop-plan", daemon=True,
-                                             args=(self._demo_index, self._demo_generation, self.state.copy(), cube,
-                                                   goal))
-        self._plan_thread.start()
-
-    def _plan_in_background(self, index: int, generation: int, state: np.ndarray, cube, goal) -> None:
-        operator = self._operator_factory(self.seed + index - 1)
-        try:  # the demo's time starts with its first command: planning takes wall time, a fast sim runs on meanwhile
-            operator.start(None, state, cube[0], cube[1], goal[0], goal[1])
-        except Exception as exc:
-            with self._lock:
-                self._planning = False
-            self._error("scripted", f"scripted operator: cannot plan a demo: {exc}")
-            return
-        with self._lock:
-            self._planning = False
-            if generation != self._demo_generation:
-                return  # the episode ended (or a new one began) while this demo was planned
-            self.operator = operator
-        self.get_logger().info(f"scripted demo {index} planned ({operator.duration:.1f} s)")
+        thread = self.demos.plan(self.state, self._operator_factory, self.seed,
+                                 lambda line: self._error("scripted", line), self.get_logger().info)
+        if thread is not None:
+            self._plan_thread = thread
 
     # ------------------------------------------------------------------------------------------ keyboard
     def _start_keyboard(self) -> None:
@@ -297,9 +242,7 @@ class TeleopNode(Node):
             self._error("keyboard", "keyboard: stdin is not a terminal; run teleop in a terminal (no commands sent)")
             return
         self._keyboard = TerminalKeys(on_key=self.key, name="teleop-keyboard")
-        keys = KEY_PAIRS[: self.robot.dof]
-        pairs = ", ".join(f"{self.robot.joint_names[i]} {k[0]}/{k[1]}" for i, k in enumerate(keys))
-        self.get_logger().info(f"keyboard teleop: {pairs}; {HOME_KEY} = home")
+        self.get_logger().info(keyboard_help(self.robot))
 
     def key(self, key: str) -> None:
         """Apply one key press (also the entry point for tests and other front ends)."""
@@ -313,13 +256,10 @@ class TeleopNode(Node):
             if base is None:
                 self._error("keyboard", "keyboard: no /joint_states yet; key ignored")
                 return
-            if key == HOME_KEY:
-                self._target = self.robot.home_array.copy()
-            else:
-                delta = keyboard_delta(key, self.robot.dof, self.keyboard_step)
-                if delta is None:
-                    return
-                self._target = np.clip(base + delta, self.robot.lower, self.robot.upper)
+            target = keyboard_target(self.robot, key, base, self.keyboard_step)
+            if target is None:
+                return
+            self._target = target
             self._input_time = time.monotonic()
 
     # ------------------------------------------------------------------------------------------ output
@@ -338,13 +278,13 @@ class TeleopNode(Node):
                 return
             target: np.ndarray | None = None
             if self.source == "scripted":
-                if self._pending_demo and self.stuck is None:
+                if self.demos.pending and self.stuck is None:
                     self._plan_demo()
                 # A finished demo commands nothing more: the arm holds its last target, and a reset (next
                 # episode) is not undone by the old demo's final pose; the next demo starts from the reset state.
-                if self.operator is not None and not self.operator.done:
+                if self.demos.operator is not None and not self.demos.operator.done:
                     t = self.state_stamp or self.get_clock().now().nanoseconds * 1e-9
-                    target = self.operator.command(t)
+                    target = self.demos.operator.command(t)
             elif self.source == "joy":
                 base = self._base()
                 if base is not None:
@@ -376,33 +316,13 @@ class TeleopNode(Node):
     def _watch_progress(self) -> None:
         """Scripted intervention (lock held): feed the stuck detector; when it engages, plan a scripted correction
         from the arm's current state (in the background, as a demo); when its time is up or its plan ends, let go."""
-        cube, goal = self._cube, self._goal
-        if self.state is None or cube is None or goal is None or not self.state_stamp:
+        decision = self.demos.watch(self.state, self.state_stamp)
+        if decision is None:
             return
-        if self._ik is None:
-            from corft_ros.core.sim.ik import ArmIK
-
-            self._ik = ArmIK()
-        from corft_ros.core.sim.stuck import potential
-
-        pinch, _ = self._ik.forward(self.state[:6])
-        t = self.state_stamp
-        was = self.stuck.engaged
-        if was and self.operator is not None and self.operator.done:
-            self.stuck.release(t)  # the correction's plan has played out
-        engaged = self.stuck.update(t, potential(pinch, cube[0], goal[0]))
-        if was and not engaged:
-            self.operator = None
-            self._demo_generation += 1  # a plan still being made for this takeover is dropped
-        if engaged and not was:
-            self._demo_requested_at = 0.0  # the poses we have are fresh enough: plan from them now
-            self._pending_demo = True
-            self._demo_generation += 1
-            self.operator = None
+        engage, begins = decision
+        if begins:
             self._plan_demo()
-        if engaged and self.operator is None:
-            self.stuck.not_acting_yet(t)  # planning (seconds of IK): the takeover's time starts with its commands
-        self._engage_request = engaged and self.operator is not None
+        self._engage_request = engage
 
     def _engaged(self, now: float) -> bool:
         """Intervention (called with the lock held): whether the operator holds the arm this tick. Engaging starts
@@ -412,15 +332,10 @@ class TeleopNode(Node):
         if self.source in ("joy", "leader") and now - self._button_time > self.input_timeout_s:
             want = False
         if want and not self.engaged and self.source == "leader":
-            if self._target is None or now - self._input_time > self.input_timeout_s:
-                self._error("engage", "intervention: no leader message yet; not taking over")
-                want = False
-            elif np.abs(self._target - self.state).max() > self.leader_max_offset:
-                worst = int(np.argmax(np.abs(self._target - self.state)))
-                self._error("engage", f"intervention refused: the leader's {self.robot.joint_names[worst]} is "
-                                      f"{abs(self._target[worst] - self.state[worst]):.2f} rad from the follower "
-                                      f"(leader_max_offset {self.leader_max_offset:g}); move the leader to the "
-                                      "follower's pose first")
+            refusal = leader_engage_refusal(self.robot, self._target, self.state, now - self._input_time,
+                                            self.input_timeout_s, self.leader_max_offset)
+            if refusal is not None:
+                self._error("engage", refusal)
                 want = False
         if want != self.engaged:
             self.engaged = want
@@ -445,7 +360,7 @@ class TeleopNode(Node):
         if self.stuck is not None:
             values["task_potential_best_m"] = f"{self.stuck.best:.3f}"
         if self.source == "scripted":
-            values["demos"] = str(self._demo_index)
+            values["demos"] = str(self.demos.index)
             values["demo_done"] = str(self.demo_done)
         level = DiagnosticStatus.OK if self.state is not None else DiagnosticStatus.WARN
         message = "commanding" if self.last_command is not None else "waiting for input"

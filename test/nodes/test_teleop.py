@@ -11,7 +11,8 @@ from sensor_msgs.msg import JointState, Joy
 from std_msgs.msg import Float64MultiArray
 
 from corft_ros.core.robot import ConfigError, load_robot_config
-from corft_ros.core.teleop import JoyJogger, LeaderMapping, clamp_command, keyboard_delta
+from corft_ros.core.teleop import JoyJogger, clamp_command, keyboard_delta
+from corft_ros.core.teleop_leader import LeaderMapping
 from corft_ros.nodes.teleop import TeleopNode
 
 ROBOT = load_robot_config()
@@ -222,7 +223,7 @@ def test_a_slow_plan_does_not_cut_the_scripted_demo_short(ros) -> None:
         while not node.demo_done and time.monotonic() < deadline:
             time.sleep(0.05)
         assert node.demo_done, "the demo never finished"
-        expected = node.operator.duration * node.rate_hz
+        expected = node.demos.operator.duration * node.rate_hz
         sent = len(commands.wait(lambda m: len(m) >= 0.9 * expected, timeout=10))
         assert sent >= 0.9 * expected, (sent, expected)
     finally:

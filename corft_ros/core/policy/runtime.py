@@ -61,6 +61,10 @@ class Observation:
     instruction: str
 
 
+# The policy node's selection message (std_msgs/Float64MultiArray): the chunk's stamp, then Selection.as_array()
+SELECTION_FIELDS = ("stamp_s", "index", "value", "best_value", "worst_value", "candidates")
+
+
 @dataclass
 class Selection:
     """What best-of-N chose in the last predict(): the candidate's index (0 = the policy's own chunk), its value and

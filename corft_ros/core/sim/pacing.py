@@ -23,7 +23,10 @@ policy there, and a policy that cannot keep up shows it.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 CATCH_UP_S = 0.1  # wall s of lateness the pace makes up (a few late ticks); beyond it the pace re-anchors
@@ -137,3 +140,39 @@ class Pacer:
 
     def tick_answered(self, answered: bool) -> None:
         self._answered.append(answered)
+
+
+# ---- the sim thread's waits (`moved` is notified whenever a consumer acts) -----------------------------------------
+def wait_for_consumers(pacer: Pacer, moved: threading.Condition, next_sim: float, running: Callable[[], bool],
+                       interrupted: Callable[[], bool]) -> None:
+    """Block while a consumer must act before physics reaches `next_sim` (counted in `pacer.waits` / `wait_s`);
+    stop waiting when `running()` turns false or `interrupted()` (a reset request: it is served between ticks,
+    never held behind a consumer)."""
+    while running():
+        with moved:
+            reason = pacer.blocked_by(next_sim, time.monotonic())
+            if reason is None:
+                return
+            pacer.waits[reason] += 1
+            start = time.monotonic()
+            moved.wait(0.05)
+            pacer.wait_s[reason] += time.monotonic() - start
+        if interrupted():
+            return
+
+
+def wait_for_commands(pacer: Pacer, moved: threading.Condition, before: int, running: Callable[[], bool]) -> None:
+    """Wait (at most executor_wait_s) until more than `before` commands have arrived."""
+    start = time.monotonic()
+    deadline = start + pacer.config.executor_wait_s
+    with moved:
+        if pacer.commands > before:
+            return  # already answered
+        pacer.waits["executor"] += 1
+        while running() and pacer.commands <= before:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pacer.unanswered += 1
+                break
+            moved.wait(remaining)
+        pacer.wait_s["executor"] += time.monotonic() - start

@@ -4,6 +4,7 @@ comes back with, and the per-trial loop numbers from /diagnostics snapshots. No 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,3 +128,47 @@ def run_trials(todo: Sequence[TrialSpec], trials: list, notes: list[str], run_on
         t = outcome.trial
         say(f"{label} start ({t.start_x:.3f}, {t.start_y:.3f}): {t.end_reason:<8} {t.duration_s:6.2f} s")
     return 0
+
+
+def wait_trial_end(t0: float, timeout_s: float, now: Callable[[], float], watch: StallWatch, stop: threading.Event,
+                   quit_: threading.Event, signals: Callable[[], tuple[float | None, bool | None]],
+                   keys: Any = None) -> tuple[str, float]:
+    """Polls (every 10 ms) until a trial that began at `t0` (clock `now`, node time) ends: the first success signal
+    within `timeout_s`, the operator's label (`signals()` gives both, either None), a key (s = success,
+    f = failure, q = quit; `keys` a TerminalKeys or None) or the time limit. Returns (end reason, duration);
+    QuitRequested when `stop` or `quit_` is set or q is pressed, BenchmarkError (StallWatch) when the clock stalls."""
+    while True:
+        if stop.is_set():
+            raise QuitRequested("stopped")
+        if quit_.is_set():
+            raise QuitRequested("the operator quit")
+        success_at, label = signals()
+        if success_at is not None and success_at - t0 <= timeout_s:
+            return "success", max(0.0, success_at - t0)
+        t = now()
+        if label is not None:
+            return ("success" if label else "failure_label"), t - t0
+        if keys is not None:
+            key = keys.get()
+            if key == "s":
+                return "success", t - t0
+            if key == "f":
+                return "failure_label", t - t0
+            if key == "q":
+                raise QuitRequested("the operator quit")
+        if t - t0 >= timeout_s:
+            # This poll may come a few ticks after the limit (a sim faster than real time): the limit is the length.
+            return "timeout", timeout_s
+        watch.check(t)
+        time.sleep(0.01)
+
+
+def wait_for(done: Callable[[], bool], stop: threading.Event, deadline: float, failure: str, poll: float) -> None:
+    """Polls `done()` every `poll` s until it is true: QuitRequested when `stop` is set, BenchmarkError(`failure`)
+    once time.monotonic() passes `deadline`."""
+    while not done():
+        if stop.is_set():
+            raise QuitRequested("stopped")
+        if time.monotonic() > deadline:
+            raise BenchmarkError(failure)
+        time.sleep(poll)
