@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from corft_ros.core.dataset.build import LoadReport, dataset_summary, load_episodes
+from corft_ros.core.dataset.load import LoadReport, dataset_summary, load_episodes
 from corft_ros.core.policy.checkpoint import read_checkpoint
 from corft_ros.core.rl.config import STAGES, TrainConfig, config_from_params  # noqa: F401 (the job's API)
 from corft_ros.core.rl.distributed import Runtime, any_rank, barrier, grad_sync, setup_runtime
