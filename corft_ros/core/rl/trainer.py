@@ -195,7 +195,8 @@ def _train_stage(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig,
 def _finish(policy: Any, tdata: TrainingData, cfg: TrainConfig, last_stage: str, out: Path, ckpt_dir: Path,
             summary: dict, say: Callable[[str], None]) -> None:
     """Rank 0: the final checkpoint, the export (if configured) and <output>/train.json."""
-    from corft_ros.core.policy.export import ModelError, export_policy
+    from corft_ros.core.policy.export import export_policy
+    from corft_ros.core.policy.model_files import ModelError
 
     final = ckpt_dir / "final.pt"
     write_checkpoint(final, policy, tdata.texts, {"stage": last_stage, "final": True}, update_latest=False)
