@@ -225,10 +225,8 @@ class EpisodeLoggerNode(Node):
             writer.write(topic, data)
 
     def _enqueue_latched(self, topic: str, data: bytes) -> None:
-        # Transient-local topics deliver their last message once, at subscription: keep it for the next episode.
-        # Under the lock, so an episode starting at the same moment writes it exactly once (it copies _latched).
-        # The same bytes again within an episode are the latched sample delivered twice (seen with Fast DDS as a
-        # reader matches while the writer publishes), not a new message: record it once.
+        # Transient-local topics deliver their last message once, at subscription: kept for the next episode, under
+        # the lock, so an episode starting at the same moment writes it exactly once (LoggerBook.keep_latched).
         with self._lock:
             repeat = self._book.keep_latched(topic, data)
             writer = self._writer
@@ -341,21 +339,19 @@ class EpisodeLoggerNode(Node):
         self._publish_event("stop")
 
     def _on_start(self, _request, response):
-        response.success, response.message = self.start_episode()
-        if not response.success:
-            self._error(f"start refused: {response.message}")
-        return response
+        return self._answer(response, self.start_episode(), "start")
 
     def _on_stop(self, _request, response):
-        response.success, response.message = self.stop_episode()
-        if not response.success and response.message.startswith("not recording"):
-            self._error(f"stop refused: {response.message}")
-        return response
+        return self._answer(response, self.stop_episode(), "stop", lambda message: message.startswith("not recording"))
 
     def _on_label(self, request, response):
-        response.success, response.message = self.label_episode(bool(request.data))
-        if not response.success:
-            self._error(f"label refused: {response.message}")
+        return self._answer(response, self.label_episode(bool(request.data)), "label")
+
+    def _answer(self, response, result: tuple[bool, str], what: str, refused=lambda _message: True):
+        """The service's reply; a failure that `refused(message)` counts is reported as an error."""
+        response.success, response.message = result
+        if not response.success and refused(response.message):
+            self._error(f"{what} refused: {response.message}")
         return response
 
     # ------------------------------------------------------------------ periodic

@@ -99,7 +99,8 @@ class LoggerBook:
 
     def keep_latched(self, topic: str, data: bytes) -> bool:
         """Keep a latched topic's last message for the next episode; True when this episode's bag holds these bytes
-        already (the latched sample delivered twice, not a new message)."""
+        already: the same bytes again within an episode are the latched sample delivered twice (seen with Fast DDS as
+        a reader matches while the writer publishes), not a new message, and are recorded once."""
         repeat = self.latched_in_episode.get(topic) == data
         self.latched[topic] = self.latched_in_episode[topic] = data
         return repeat
