@@ -61,7 +61,7 @@ class BenchConfig:
 
 def check_model(path: str, robot) -> None:
     """A one-line ConfigError when there is no usable model at `path` or its joints are not the robot's."""
-    from corft_ros.core.policy.export import load_metadata
+    from corft_ros.core.policy.model_files import load_metadata
     from corft_ros.core.robot import ConfigError
 
     folder = Path(path)

@@ -46,8 +46,9 @@ def _export(args: argparse.Namespace) -> int:
 
     from corft_ros.core.params import parse_sets
     from corft_ros.core.policy.checkpoint import load_checkpoint
-    from corft_ros.core.policy.export import export_policy, load_metadata
+    from corft_ros.core.policy.export import export_policy
     from corft_ros.core.policy.fresh import default_instruction, init_policy
+    from corft_ros.core.policy.model_files import load_metadata
     from corft_ros.core.policy.text import InstructionEmbeddings
     from corft_ros.core.robot import ConfigError
 

@@ -75,7 +75,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from corft_ros.core.episodes.errors import EpisodeReadError
     from corft_ros.core.params import parse_sets
-    from corft_ros.core.policy.export import ModelError
+    from corft_ros.core.policy.model_files import ModelError
     from corft_ros.core.rl.corft import QDivergenceError
     from corft_ros.core.rl.trainer import config_from_params, train
     from corft_ros.core.robot import load_robot_config

@@ -20,7 +20,7 @@ def _burn(stop: threading.Event) -> None:
 def _bench_model(workdir) -> str:
     """models/default when present; otherwise a freshly initialised small policy exported to `workdir` (once)."""
     from corft_ros.core.paths import models_dir
-    from corft_ros.core.policy.export import META_FILE
+    from corft_ros.core.policy.model_files import META_FILE
 
     default = models_dir() / "default"
     if (default / META_FILE).is_file():

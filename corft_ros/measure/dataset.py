@@ -64,7 +64,7 @@ def bench_dataset(bags_root: Path | None, robot: RobotConfig, *, episodes: int =
                   train_steps: int = 20, policy_overrides: dict | None = None, log=print) -> dict:
     import torch  # noqa: F401 (torch and the trainer are loaded before anything is timed, as they always were)
 
-    from corft_ros.core.dataset.build import DatasetConfig
+    from corft_ros.core.dataset.config import DatasetConfig
     from corft_ros.core.episodes.layout import data_files, find_bags
     from corft_ros.core.rl import batches, rewards, trainer  # noqa: F401
 
@@ -98,7 +98,7 @@ def bench_dataset(bags_root: Path | None, robot: RobotConfig, *, episodes: int =
 
 def _measure_build(bags_root: Path, bags: list[Path], robot: RobotConfig, cfg) -> tuple[dict, object]:
     """(a) build vs plain rosbags loop: the cold-cache build and a cache hit, timed; (figures, the load report)."""
-    from corft_ros.core.dataset.build import load_episodes
+    from corft_ros.core.dataset.load import load_episodes
 
     _warm(bags)
     n, nbytes, t_plain = plain_rosbags_loop(bags)

@@ -37,7 +37,7 @@ def cmd_rollouts(args: argparse.Namespace) -> int:
     from corft_ros.core.chunking import MODES
     from corft_ros.core.policy.backends import load_runtime
     from corft_ros.core.policy.config import executed_prefix
-    from corft_ros.core.policy.export import ModelError
+    from corft_ros.core.policy.model_files import ModelError
     from corft_ros.core.robot import ConfigError, load_robot_config
     from corft_ros.core.sim.regions import REGIONS
     from corft_ros.core.sim.rollout import RolloutConfig, rollout

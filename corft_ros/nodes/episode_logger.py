@@ -7,8 +7,6 @@ drive episodes; /corft/episode/events (String "start"/"stop") tells other nodes.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 import threading
 import time
@@ -33,26 +31,34 @@ from corft_ros.core.episodes import (
     EpisodeMetadata,
     EpisodeWriter,
     TypeResolutionError,
-    free_bytes,
     new_episode_dir,
-    set_episode_label,
 )
-from corft_ros.core.episodes.interventions import segments
-from corft_ros.core.episodes.interventions import summary as intervention_summary
-from corft_ros.core.episodes.recording import (
-    is_sensor_topic,
+from corft_ros.core.episodes.logbook import (
+    LoggerBook,
+    create_output_dir,
+    label_closed,
+    label_running,
+    output_dir_problem,
+    stop_report,
 )
-from corft_ros.core.episodes.status import WriteRate, logger_status
+from corft_ros.core.episodes.recording import is_sensor_topic, offered_qos, reader_qos, unresolved_types
+from corft_ros.core.episodes.status import WriteRate, logger_diagnostics
 from corft_ros.core.episodes.typestore import normalize_msgtype
 from corft_ros.core.episodes.writer_process import ProcessEpisodeWriter
 from corft_ros.core.memory import keep_large_buffers
-from corft_ros.core.node_params.episode_logger import EpisodeLoggerParams
+from corft_ros.core.node_params.episode_logger import (
+    EpisodeLoggerParams,
+    configured_types,
+    recorded_topics,
+    writer_options,
+)
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes._bagtypes import default_msg_search_paths, message_class, to_rosbags_qos
 from corft_ros.nodes.common import declare_params, diagnostic_status, run_node
 from corft_ros.nodes.qos import LATCHED, RECORDED, SENSOR_RELIABLE
 
 _LEVELS = {"ok": DiagnosticStatus.OK, "warn": DiagnosticStatus.WARN}
+_QOS = {"latched": LATCHED, "recorded": RECORDED, "sensor": qos_profile_sensor_data, "sensor_reliable": SENSOR_RELIABLE}
 
 
 class EpisodeLoggerNode(Node):
@@ -65,7 +71,7 @@ class EpisodeLoggerNode(Node):
         self._read_params(p)
         self._resolve_topics(p)
         self._create_output_dir()
-        err = self._output_dir_problem()
+        err = output_dir_problem(self.output_dir)
         if err:
             raise ConfigError(f"output_dir: {err}")
         self.robot = load_robot_config(p.robot_config or None)
@@ -85,52 +91,31 @@ class EpisodeLoggerNode(Node):
     def _read_params(self, p: EpisodeLoggerParams) -> None:
         """The settings from the parameters (topic names as given; _resolve_topics resolves them)."""
         self.output_dir = Path(p.output_dir).expanduser()
-        # Empty strings are ignored: [""] is how a launch file or override says "none".
-        self.required_topics: list[str] = [t for t in p.topics if t]
-        optional = [t for t in p.optional_topics if t]
-        self.topics = list(dict.fromkeys(self.required_topics + optional))
-        self.instruction, self.operator, self.source, self.compression = (p.instruction, p.operator, p.source,
-                                                                          p.compression)
-        self.min_free_bytes, self.queue_max_bytes, self.queue_max_messages = (p.min_free_bytes, p.queue_max_bytes,
-                                                                              p.queue_max_messages)
-        self.flush_interval_s, self.topic_wait_s = p.flush_interval_s, p.topic_wait_s
+        self.required_topics, self.topics = recorded_topics(p)
+        self.instruction, self.operator, self.source = p.instruction, p.operator, p.source
+        self.topic_wait_s = p.topic_wait_s
         self.autostart, self.sensor_qos = p.autostart, p.sensor_qos
         self._writer_cls = ProcessEpisodeWriter if p.writer == "process" else EpisodeWriter
 
     def _resolve_topics(self, p: EpisodeLoggerParams) -> None:
         """Every name as this node resolves it (relative names land in its namespace); bags record these."""
-        topic_types = list(p.topic_types)
         self.required_topics = [self._resolve(t, "topics") for t in self.required_topics]
         self.topics = list(dict.fromkeys(self._resolve(t, "optional_topics") for t in self.topics))
         self.instruction_topic = self._resolve(topics.INSTRUCTION, "instruction topic")
         self.intervention_topic = self._resolve(topics.INTERVENTION, "intervention topic")
         # latched topics: their last message is written at the start of every episode (the state it starts in)
         self.latched_topics = {self.instruction_topic, self.intervention_topic}
-        self.configured_types: dict[str, str] = {}
-        for entry in topic_types:
-            topic, sep, msgtype = entry.partition("=")
-            if not sep or not topic.strip() or msgtype.count("/") not in (1, 2):
-                raise ConfigError(f"topic_types: '{entry}' is not 'topic=pkg/msg/Type'")
-            self.configured_types[self._resolve(topic.strip(), "topic_types")] = msgtype.strip()
+        self.configured_types = configured_types(p, lambda topic: self._resolve(topic, "topic_types"))
 
     def _init_state(self) -> None:
         """The writer, subscription and episode state the callbacks share (under self._lock)."""
         self._lock = threading.RLock()
         self._writer: EpisodeWriter | ProcessEpisodeWriter | None = None
-        self._last_episode: Path | None = None
         self._subscribed: dict[str, str] = {}  # topic -> msgtype
         self._subs: dict[str, tuple] = {}  # topic -> (subscription, message class, QoS)
         self._failed_types: dict[str, str] = {}  # topic -> error already reported
-        self._missing_reported: set[str] = set()
-        self._episode_start_mono = 0.0
+        self._book = LoggerBook()  # latched messages, takeovers, missing topics, start times, the last episode
         self._latest_instruction = ""
-        self._latched: dict[str, bytes] = {}
-        self._latched_in_episode: dict[str, bytes] = {}  # what this episode's bag already holds per latched topic
-        self._intervening = False  # the executor's takeover state (corft/intervention), and its changes this episode
-        self._intervention_changes: list[tuple[float, bool]] = []
-        self._intervention_seen = False  # an executor that can be taken over is in the graph
-        self._episode_start_clock = 0.0
-        self._intervening_at_start = False
         self._errors = 0
         self._write_rate = WriteRate(time.monotonic())
 
@@ -170,38 +155,19 @@ class EpisodeLoggerNode(Node):
             raise ConfigError(f"{what}: '{topic}' is not a valid topic name ({exc})") from None
 
     def _create_output_dir(self) -> None:
-        """At startup a missing output folder is created (with its parents; relative to the folder the node was
-        started from, as `ros2 bag record` does), so `ros2 launch` works from any folder. Later, a folder that went
-        away (an unmounted disk) is reported at the next start instead of being created again elsewhere."""
-        if self.output_dir.exists():
-            return
+        """At startup a missing output folder is created (core/episodes/logbook.py says why and when not)."""
         try:
-            self.output_dir.mkdir(parents=True)
-        except FileExistsError:
-            return  # another logger created it meanwhile
+            created = create_output_dir(self.output_dir)
         except OSError as exc:
             raise ConfigError(f"output_dir: cannot create output folder {self.output_dir}: "
                               f"{exc.strerror or exc}") from None
-        self.get_logger().info(f"created output folder {self.output_dir.resolve()}")
-
-    def _output_dir_problem(self) -> str:
-        d = self.output_dir
-        if not d.exists():
-            return f"output folder {d} does not exist"
-        if not d.is_dir():
-            return f"output folder {d} is not a folder"
-        if not os.access(d, os.W_OK | os.X_OK):
-            return f"output folder {d} is not writable"
-        return ""
+        if created:
+            self.get_logger().info(f"created output folder {self.output_dir.resolve()}")
 
     def _on_intervention(self, msg: Bool) -> None:
         """The executor's takeover state: its changes during an episode become the episode's intervention segments."""
         with self._lock:
-            self._intervention_seen = True
-            if bool(msg.data) != self._intervening:
-                self._intervening = bool(msg.data)
-                if self._writer is not None:
-                    self._intervention_changes.append((self._clock_ns() * 1e-9, self._intervening))
+            self._book.intervention(bool(msg.data), self._clock_ns() * 1e-9, self._writer is not None)
 
     def _publish_event(self, event: str) -> None:
         if self.context.ok():  # on Ctrl-C the context is already shut down when close() stops the episode
@@ -211,33 +177,25 @@ class EpisodeLoggerNode(Node):
         self._errors += 1
         self.get_logger().error(message)
 
-    def _qos_for(self, topic: str) -> QoSProfile:
-        if topic in self.latched_topics:
-            return LATCHED
-        if not is_sensor_topic(topic):
-            return RECORDED
-        if self.sensor_qos == "best_effort":
-            return qos_profile_sensor_data
-        if self.sensor_qos == "reliable":
-            return SENSOR_RELIABLE
-        # auto: a best-effort reader connects to every publisher, but over Fast DDS it loses most large
-        # fragmented frames; when every publisher offers reliable, read reliably (as rosbag2 does).
+    def _publisher_infos(self, topic: str) -> list:
         try:
-            infos = self.get_publishers_info_by_topic(topic)
+            return self.get_publishers_info_by_topic(topic)
         except Exception:
-            infos = []
-        if infos and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos):
-            return SENSOR_RELIABLE
-        return qos_profile_sensor_data
+            return []
+
+    def _qos_for(self, topic: str) -> QoSProfile:
+        def publishers_reliable() -> bool:
+            infos = self._publisher_infos(topic)
+            return bool(infos) and all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+
+        return _QOS[reader_qos(topic, topic in self.latched_topics, self.sensor_qos, publishers_reliable)]
 
     def _subscribe(self, topic: str, msgtype: str) -> None:
         try:
             cls = message_class(msgtype)
             msgtype = normalize_msgtype(msgtype)
         except TypeResolutionError as exc:
-            if self._failed_types.get(topic) != str(exc):
-                self._failed_types[topic] = str(exc)
-                self._error(f"topic {topic}: {exc}; not recorded, the other topics are")
+            self._type_failed(topic, exc)
             return
         qos = self._qos_for(topic)
         # The default argument binds the topic; the callback is as small as it can be (one enqueue).
@@ -267,45 +225,37 @@ class EpisodeLoggerNode(Node):
             writer.write(topic, data)
 
     def _enqueue_latched(self, topic: str, data: bytes) -> None:
-        # Transient-local topics deliver their last message once, at subscription: keep it for the next episode.
-        # Under the lock, so an episode starting at the same moment writes it exactly once (it copies _latched).
-        # The same bytes again within an episode are the latched sample delivered twice (seen with Fast DDS as a
-        # reader matches while the writer publishes), not a new message: record it once.
+        # Transient-local topics deliver their last message once, at subscription: kept for the next episode, under
+        # the lock, so an episode starting at the same moment writes it exactly once (LoggerBook.keep_latched).
         with self._lock:
-            repeat = self._latched_in_episode.get(topic) == data
-            self._latched[topic] = self._latched_in_episode[topic] = data
+            repeat = self._book.keep_latched(topic, data)
             writer = self._writer
         if writer is not None and not repeat:
             writer.write(topic, data)
 
     def _offered_qos(self, topic: str) -> list[Qos]:
-        try:
-            infos = self.get_publishers_info_by_topic(topic)
-        except Exception:
-            infos = []
+        infos = self._publisher_infos(topic)
         if infos:
             return [to_rosbags_qos(infos[0].qos_profile)]
-        if is_sensor_topic(topic):
-            return [to_rosbags_qos(qos_profile_sensor_data)]
-        return [to_rosbags_qos(LATCHED if topic in self.latched_topics else RECORDED)]
+        return [to_rosbags_qos(_QOS[offered_qos(topic, topic in self.latched_topics)])]
 
     def _add_to_writer(self, writer: EpisodeWriter | ProcessEpisodeWriter, topic: str, msgtype: str) -> None:
         try:
             writer.add_topic(topic, msgtype, self._offered_qos(topic))
         except TypeResolutionError as exc:
-            if self._failed_types.get(topic) != str(exc):
-                self._failed_types[topic] = str(exc)
-                self._error(f"topic {topic}: {exc}; not recorded, the other topics are")
+            self._type_failed(topic, exc)
+
+    def _type_failed(self, topic: str, exc: TypeResolutionError) -> None:
+        """Report a topic whose type does not resolve (once per distinct error)."""
+        if self._failed_types.get(topic) != str(exc):
+            self._failed_types[topic] = str(exc)
+            self._error(f"topic {topic}: {exc}; not recorded, the other topics are")
 
     def _resolve_from_graph(self) -> None:
         pending = [t for t in self.topics if t not in self._subscribed]
         if not pending:
             return
-        graph = dict(self.get_topic_names_and_types())
-        for topic in pending:
-            types = graph.get(topic)
-            if not types:
-                continue
+        for topic, types in unresolved_types(pending, dict(self.get_topic_names_and_types())):
             if len(types) > 1 and self._failed_types.get(topic) != "multi":
                 self._failed_types[topic] = "multi"
                 self._error(f"topic {topic} has several types ({', '.join(types)}); recording {types[0]}")
@@ -319,47 +269,22 @@ class EpisodeLoggerNode(Node):
         with self._lock:
             if self._writer is not None:
                 return False, f"already recording episode {self._writer.episode_dir.name}; stop it first"
-            problem = self._output_dir_problem()
+            problem = output_dir_problem(self.output_dir)
             if problem:
                 return False, problem
             self._adapt_sensor_qos()
             instruction = self.instruction or self._latest_instruction
             ep = new_episode_dir(self.output_dir, instruction or "episode")
-            meta = EpisodeMetadata(
-                episode_id=ep.name,
-                instruction=instruction,
-                operator=self.operator,
-                source=self.source,
-                robot=self.robot.name,
-                joint_names=self.robot.joint_names,
-                namespace=self.get_namespace(),
-            )
-            writer = self._writer_cls(
-                ep,
-                meta,
-                compression=self.compression,
-                queue_max_bytes=int(self.queue_max_bytes),
-                queue_max_messages=int(self.queue_max_messages),
-                min_free_bytes=int(self.min_free_bytes),
-                flush_interval_s=float(self.flush_interval_s),
-                msg_search_paths=self.msg_search_paths,
-                on_abort=self._on_writer_abort,
-                clock_ns=self._clock_ns,
-            )
-            try:
-                writer.start()
-            except (OSError, ValueError) as exc:
-                return False, str(exc)
-            for topic, msgtype in list(self._subscribed.items()):
-                self._add_to_writer(writer, topic, msgtype)
-            for topic, data in list(self._latched.items()):
-                writer.write(topic, data)
-            self._latched_in_episode = dict(self._latched)
-            self._intervening_at_start, self._intervention_changes = self._intervening, []
-            self._episode_start_clock = self._clock_ns() * 1e-9
+            meta = EpisodeMetadata(episode_id=ep.name, instruction=instruction, operator=self.operator,
+                                   source=self.source, robot=self.robot.name, joint_names=self.robot.joint_names,
+                                   namespace=self.get_namespace())
+            writer = self._writer_cls(ep, meta, **writer_options(self.params), msg_search_paths=self.msg_search_paths,
+                                      on_abort=self._on_writer_abort, clock_ns=self._clock_ns)
+            problem = self._book.begin(writer, self._subscribed, self._add_to_writer,
+                                       lambda: self._clock_ns() * 1e-9, time.monotonic)
+            if problem is not None:
+                return False, problem
             self._writer = writer
-            self._missing_reported.clear()
-            self._episode_start_mono = time.monotonic()
         self._publish_event("start")
         self.get_logger().info(f"recording episode {ep}")
         return True, str(ep)
@@ -370,25 +295,16 @@ class EpisodeLoggerNode(Node):
             if writer is None:
                 return False, "not recording: no episode to stop"
         self._check_missing(writer)
-        missing = sorted(self._missing_reported)
-        if missing:
-            writer.metadata.extra["missing_topics"] = missing
         with self._lock:
-            spans = segments(self._intervention_changes, self._episode_start_clock, self._clock_ns() * 1e-9,
-                             self._intervening_at_start)
-        if spans or self._intervention_seen:
-            writer.metadata.extra["interventions"] = intervention_summary(spans)
+            self._book.finish(writer.metadata.extra, self._clock_ns() * 1e-9)
         meta = writer.stop()
-        self._last_episode = writer.episode_dir
+        self._book.last_episode = writer.episode_dir
         self._publish_event("stop")
-        summary = (
-            f"{writer.episode_dir}: {meta.message_total} messages, {meta.dropped_total} dropped, "
-            f"{meta.duration_s or 0:.1f} s, status {meta.status}"
-        )
-        if meta.status not in ("stopped",):
-            self._error(f"episode {writer.episode_dir.name} ended with status {meta.status}: {meta.error}")
+        ok, summary, problem = stop_report(writer.episode_dir, meta)
+        if problem:
+            self._error(problem)
         self.get_logger().info(summary)
-        return meta.status == "stopped", summary
+        return ok, summary
 
     @property
     def current_episode(self) -> Path | None:
@@ -397,7 +313,7 @@ class EpisodeLoggerNode(Node):
 
     @property
     def last_episode(self) -> Path | None:
-        return self._last_episode
+        return self._book.last_episode
 
     def writer_stats(self):
         writer = self._writer
@@ -408,48 +324,34 @@ class EpisodeLoggerNode(Node):
         with self._lock:
             writer = self._writer
             if writer is not None:
-                writer.metadata.success = success
-                if success:
-                    writer.metadata.cycle_time_s = (
-                        cycle_time_s if cycle_time_s is not None else time.monotonic() - self._episode_start_mono
-                    )
-                return True, f"episode {writer.episode_dir.name} labelled {'success' if success else 'failure'}"
-            last = self._last_episode
-        if last is None:
-            return False, "no episode to label: nothing recorded yet"
-        try:
-            meta = set_episode_label(last, success, cycle_time_s if success else None)
-            if success and meta.cycle_time_s is None and meta.duration_s is not None:
-                set_episode_label(last, success, cycle_time_s=meta.duration_s)
-        except Exception as exc:
-            return False, f"cannot label {last}: {exc}"
-        return True, f"episode {last.name} labelled {'success' if success else 'failure'}"
+                cycle = cycle_time_s if cycle_time_s is not None else time.monotonic() - self._book.start_mono
+                return label_running(writer.metadata, writer.episode_dir.name, success, cycle)
+            last = self._book.last_episode
+        return label_closed(last, success, cycle_time_s)
 
     def _on_writer_abort(self, status: str, error: str) -> None:
         # Called from the writer thread after the bag was closed (disk full / write error).
         with self._lock:
             writer, self._writer = self._writer, None
         if writer is not None:
-            self._last_episode = writer.episode_dir
+            self._book.last_episode = writer.episode_dir
         self._error(f"recording stopped: {error}")
         self._publish_event("stop")
 
     def _on_start(self, _request, response):
-        response.success, response.message = self.start_episode()
-        if not response.success:
-            self._error(f"start refused: {response.message}")
-        return response
+        return self._answer(response, self.start_episode(), "start")
 
     def _on_stop(self, _request, response):
-        response.success, response.message = self.stop_episode()
-        if not response.success and response.message.startswith("not recording"):
-            self._error(f"stop refused: {response.message}")
-        return response
+        return self._answer(response, self.stop_episode(), "stop", lambda message: message.startswith("not recording"))
 
     def _on_label(self, request, response):
-        response.success, response.message = self.label_episode(bool(request.data))
-        if not response.success:
-            self._error(f"label refused: {response.message}")
+        return self._answer(response, self.label_episode(bool(request.data)), "label")
+
+    def _answer(self, response, result: tuple[bool, str], what: str, refused=lambda _message: True):
+        """The service's reply; a failure that `refused(message)` counts is reported as an error."""
+        response.success, response.message = result
+        if not response.success and refused(response.message):
+            self._error(f"{what} refused: {response.message}")
         return response
 
     # ------------------------------------------------------------------ periodic
@@ -457,31 +359,22 @@ class EpisodeLoggerNode(Node):
         self._resolve_from_graph()
         self._adapt_sensor_qos()
         writer = self._writer
-        if writer is not None and time.monotonic() - self._episode_start_mono >= self.topic_wait_s:
+        if writer is not None and time.monotonic() - self._book.start_mono >= self.topic_wait_s:
             self._check_missing(writer)
         self._publish_diagnostics()
 
     def _check_missing(self, writer: EpisodeWriter | ProcessEpisodeWriter) -> None:
         """Report (once per episode) each configured topic that has no publisher and nothing recorded."""
-        counts = writer.stats().topics
-        for topic in self.required_topics:
-            if topic in self._missing_reported or topic in self._failed_types:
-                continue
-            stats = counts.get(topic)
-            if (stats is None or stats.count == 0) and self.count_publishers(topic) == 0:
-                self._missing_reported.add(topic)
-                self._error(f"topic {topic}: no publisher in this episode; recording the other topics")
+        for topic in self._book.newly_missing(self.required_topics, writer.stats().topics, self._failed_types,
+                                              self.count_publishers):
+            self._error(f"topic {topic}: no publisher in this episode; recording the other topics")
 
     def _publish_diagnostics(self) -> None:
         writer = self._writer
         stats = writer.stats() if writer is not None else None
-        free = None
-        with contextlib.suppress(OSError):
-            free = free_bytes(self.output_dir)
-        rate = self._write_rate.update(time.monotonic(), stats.bytes if stats is not None else None)
-        level, message, values = logger_status(
-            stats, writer.episode_dir.name if writer is not None else "", self._errors, free, rate,
-            self._missing_reported, [t for t in self.topics if t not in self._subscribed])
+        level, message, values = logger_diagnostics(
+            stats, writer.episode_dir.name if writer is not None else "", self._errors, self.output_dir,
+            self._write_rate, time.monotonic(), self._book.missing_reported, self.topics, self._subscribed)
         array = DiagnosticArray(status=[diagnostic_status("corft_ros: episode_logger", self.robot.name,
                                                           _LEVELS[level], message, values)])
         array.header.stamp = self.get_clock().now().to_msg()

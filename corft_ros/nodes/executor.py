@@ -13,10 +13,7 @@ activate`) decides. Commands go to one or more controllers (`outputs`), each wit
 
 from __future__ import annotations
 
-import gc
-import os
 import sys
-import threading
 import time
 
 from builtin_interfaces.msg import Duration as DurationMsg
@@ -34,12 +31,14 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from corft_ros.core import topics
-from corft_ros.core.chunking import ChunkError, ChunkExecutor, ExecutorConfig, TickState, make_chunk
+from corft_ros.core.chunking import ChunkError, ChunkExecutor, TickState, make_chunk
 from corft_ros.core.chunking.outputs import OutputSpec, make_outputs, uncommanded, waypoint_velocities
-from corft_ros.core.chunking.status import ListenerWatch, executor_status
+from corft_ros.core.chunking.session import ExecutorSession
+from corft_ros.core.chunking.status import ListenerWatch, executor_status, executor_values
+from corft_ros.core.chunking.tick_loop import TickLoop
 from corft_ros.core.commands import parse_intervention
 from corft_ros.core.joint_states import JointStateCache, JointStateError
-from corft_ros.core.node_params.executor import ExecutorParams, OutputParams
+from corft_ros.core.node_params.executor import ExecutorParams, OutputParams, executor_config
 from corft_ros.core.params import declared, from_values
 from corft_ros.core.robot import CommandError, ConfigError, load_robot_config
 from corft_ros.nodes.common import ClosesOnDestroy, declare_params, diagnostic_status, run_node, stamp_to_sec
@@ -101,20 +100,13 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
     def _make_core(self, p: ExecutorParams) -> None:
         """The chunk executor core and the state the control loop and the callbacks share."""
         self.rate_hz = p.control_rate_hz or self.robot.control_rate_hz
-        self.core = ChunkExecutor(
-            self.robot,
-            ExecutorConfig(control_period=1.0 / self.rate_hz, mode=p.mode, m=p.m, k=p.k,
-                           staleness_timeout=p.staleness_timeout, max_lead=p.max_lead, start_idle=p.start_idle,
-                           intervention_timeout=p.intervention_timeout),
-        )
+        self.core = ChunkExecutor(self.robot, executor_config(p, 1.0 / self.rate_hz, p.start_idle))
         self._set_jtc(p.jtc_point_spacing, p.jtc_max_points)
         self._period_ns = round(1e9 / self.rate_hz)
-        self._lock = threading.Lock()
+        self.session = ExecutorSession(self.core, JointStateCache(self.robot.joint_names,
+                                                                  max_age=p.joint_state_max_age))
+        self._lock = self.session.lock  # the core's lock (measure/executor.py reads the core under it too)
         self._last_error = ""
-        self._states = JointStateCache(self.robot.joint_names, max_age=p.joint_state_max_age)
-        self._active = False
-        self._activated_before = False
-        self._episode_open = False  # an episode 'start' without its 'stop' yet
         self._listener_watch = ListenerWatch(repeat_s=10.0)
 
     def _make_publishers(self) -> None:
@@ -156,22 +148,28 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
             # Python's default 5 ms means a thread waking for its tick can wait up to 5 ms for the GIL while any
             # other thread of this process runs Python code; that alone breaks a 1 ms period-error budget.
             sys.setswitchinterval(p.gil_switch_interval_ms * 1e-3)
-        self.scheduling = "normal"
-        self._running = True
-        self._clock_moved = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._timer_slot: int | None = None
+        clock = self.get_clock()
+        self._ticks = TickLoop(
+            self._period_ns, lambda: clock.now().nanoseconds,
+            lambda: clock.clock_type == ClockType.ROS_TIME and clock.ros_time_is_active, self._tick, self._error,
+            self.get_logger().warning, self.thread_priority,
+        )
         if p.timing == "timer":
-            self.create_timer(1.0 / self.rate_hz, self._on_timer, callback_group=MutuallyExclusiveCallbackGroup())
+            self.create_timer(1.0 / self.rate_hz, self._ticks.on_timer,
+                              callback_group=MutuallyExclusiveCallbackGroup())
         else:
             # every /clock update wakes the loop when ROS time is simulated (system time never jumps)
-            self._jump_handle = self.get_clock().create_jump_callback(
+            self._jump_handle = clock.create_jump_callback(
                 JumpThreshold(min_forward=Duration(nanoseconds=1), min_backward=Duration(nanoseconds=-1),
                               on_clock_change=True),
-                post_callback=lambda _jump: self._clock_moved.set(),
+                post_callback=lambda _jump: self._ticks.wake(),
             )
-            self._thread = threading.Thread(target=self._loop, name="executor_loop", daemon=True)
-            self._thread.start()
+            self._ticks.start("executor_loop")
+
+    @property
+    def scheduling(self) -> str:
+        """The loop thread's scheduling: "normal", or "SCHED_FIFO <priority>" once raised."""
+        return self._ticks.scheduling
 
     def _set_jtc(self, spacing: float, max_points: int) -> None:
         self.jtc_spacing = spacing or self.robot.action_dt
@@ -187,10 +185,7 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         try:
             new_params = from_values(ExecutorParams, {**vars(self.params), **changed})
             cfg = self.core.config
-            new = ExecutorConfig(control_period=cfg.control_period, mode=new_params.mode, m=new_params.m,
-                                 k=new_params.k, staleness_timeout=new_params.staleness_timeout,
-                                 max_lead=new_params.max_lead, start_idle=cfg.start_idle,
-                                 intervention_timeout=new_params.intervention_timeout)
+            new = executor_config(new_params, cfg.control_period, cfg.start_idle)
         except ConfigError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
         spacing, points = new_params.jtc_point_spacing, new_params.jtc_max_points
@@ -203,34 +198,24 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
 
     # ---- lifecycle ----------------------------------------------------------------------------------
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        with self._lock:
-            if self._episode_open or not self.core.config.start_idle:
-                # hold the next measured pose, then execute new chunks; after a deactivation, chunks planned before
-                # this activation are ignored (the arm may have been moved meanwhile)
-                self.core.start_episode(self._now() if self._activated_before else None)
-            self._active = True
-            self._activated_before = True
+        self.session.activate(self._now)
         self.get_logger().info("active: commanding " + ", ".join(f"{o.topic} ({o.kind})" for o in self.outputs))
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        with self._lock:
-            self.core.end_episode()
-            hold = self.core.safety.last
-            self._active = False
+        hold = self.session.deactivate()
         if hold is not None:  # one hold command (a trajectory controller stops there), then nothing
             self._publish(hold, [(self.core.grid.period, list(hold))])
         self.get_logger().info("inactive: holding, commanding nothing until activated")
         return super().on_deactivate(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        with self._lock:
-            self._active = False
+        self.session.shut_down()
         return super().on_shutdown(state)
 
     @property
     def lifecycle_state(self) -> str:
-        return "active" if self._active else "inactive"
+        return "active" if self.session.active else "inactive"
 
     # ---- inputs -------------------------------------------------------------------------------------
     def _now(self) -> float:
@@ -246,13 +231,11 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
                 default_dt=self.robot.action_dt,
             )
         except ChunkError as exc:
-            with self._lock:
-                self.core.reject()
+            self.session.reject()
             self._error(f"rejected {exc}")
             return
         try:
-            with self._lock:
-                self.core.submit(chunk, self._now())
+            self.session.submit(chunk, self._now)
         except ChunkError as exc:
             self._error(f"rejected {exc}")
 
@@ -261,31 +244,16 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         # Ages are by arrival on this node's clock: drivers' header stamps may come from other clocks (a sim
         # slower than real time, a gripper driver stamping with its own clock).
         try:
-            self._states.update(msg.name, msg.position, self._now())
+            self.session.joint_state(msg.name, msg.position, self._now)
         except JointStateError as exc:
             self._error(f"{topics.JOINT_STATES}: {exc}; message ignored")
-            return
-        if not self.core.wants_measurement:
-            return
-        snapshot = self._states.snapshot(self._now())
-        if snapshot is None:
-            return  # the diagnostics name the joints still missing
-        with self._lock:
-            self.core.measured(snapshot.positions.tolist())
 
     def _on_episode_event(self, msg: String) -> None:
         if msg.data not in ("start", "stop"):
             self._error(f"{topics.EPISODE_EVENTS}: unknown event {msg.data!r} (expected start | stop)")
             return
-        with self._lock:
-            self._episode_open = msg.data == "start"
-            if not self._active:
-                pass  # remembered; activation decides
-            elif msg.data == "start":
-                self.core.start_episode(self.get_clock().now().nanoseconds * 1e-9)
-            else:
-                self.core.end_episode()
-        if not self._active:
+        self.session.episode_event(msg.data, self._now)
+        if not self.session.active:
             self.get_logger().info(f"episode {msg.data} while inactive: not commanding")
             return
         self.get_logger().info("episode start: holding the measured state, executing chunks" if msg.data == "start"
@@ -298,23 +266,18 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         except CommandError as exc:
             self._error(f"{topics.INTERVENTION_COMMAND}: {exc}; message ignored")
             return
-        with self._lock:
-            if target is None:
-                self.core.release()
-            else:
-                self.core.intervene(target, self._now())
+        self.session.intervention(target, self._now)
 
     def _publish_intervention(self, engaged: bool) -> None:
         if engaged != self._intervening:
             self._intervening = engaged
             self._intervention_pub.publish(Bool(data=engaged))
-            if self._active or engaged:
+            if self.session.active or engaged:
                 self.get_logger().info("operator takeover: following corft/intervention/command" if engaged
                                        else "hand-back: executing the policy's chunks")
 
     def _on_estop(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
-        with self._lock:
-            self.core.set_estop(bool(request.data))
+        self.session.set_estop(bool(request.data))
         response.success = True
         response.message = "e-stop latched: holding" if request.data else "e-stop released: waiting for new chunks"
         if request.data:  # two call sites: rclpy refuses one call site logging at two severities
@@ -324,8 +287,7 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         return response
 
     def _on_clear(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
-        with self._lock:
-            self.core.clear(rebase=True)
+        self.session.clear()
         response.success, response.message = True, "chunk buffer cleared; holding the measured position"
         return response
 
@@ -333,72 +295,13 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         self._last_error = message
         self.get_logger().error(message, throttle_duration_sec=1.0)
 
-    # ---- the control loop ---------------------------------------------------------------------------
-    def _raise_priority(self) -> None:
-        if self.thread_priority <= 0:
-            return
-        try:
-            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO, os.sched_param(self.thread_priority))
-            self.scheduling = f"SCHED_FIFO {self.thread_priority}"
-        except (OSError, AttributeError) as exc:  # no CAP_SYS_NICE / rtprio limit, or not Linux
-            self.get_logger().warning(f"loop thread stays at normal priority: SCHED_FIFO refused ({exc}); "
-                                      "grant rtprio (e.g. limits.conf) or set thread_priority 0")
-
-    def _loop(self) -> None:
-        self._raise_priority()
-        clock = self.get_clock()
-        period = self._period_ns
-        next_slot: int | None = None
-        freeze_at = time.monotonic() + 3.0
-        while self._running:
-            if freeze_at and time.monotonic() > freeze_at:
-                # A full garbage collection of a process that imported torch scans ~200k objects (76 ms measured):
-                # it stalls every thread, this one included. Freezing the startup heap (modules, models, nodes:
-                # alive for good anyway) makes later collections scan only new objects.
-                gc.freeze()
-                freeze_at = 0.0
-            now_ns = clock.now().nanoseconds
-            if next_slot is None or now_ns < (next_slot - 2) * period:  # first tick, or the clock went back
-                next_slot = now_ns // period + 1
-            if not self._sleep_until(next_slot * period):
-                continue
-            now_ns = clock.now().nanoseconds
-            slot = now_ns // period
-            if slot < next_slot:
-                continue
-            try:
-                self._tick(slot, now_ns)
-            except Exception as exc:  # a bug must not silently end the loop; the controller keeps its last command
-                self._error(f"control loop error (tick skipped): {type(exc).__name__}: {exc}")
-            next_slot = slot + 1
-
-    def _sleep_until(self, target_ns: int) -> bool:
-        """Sleep until the node's clock reaches target_ns; False if woken for another reason."""
-        clock = self.get_clock()
-        if clock.clock_type == ClockType.ROS_TIME and clock.ros_time_is_active:
-            self._clock_moved.clear()
-            if clock.now().nanoseconds >= target_ns:
-                return True
-            self._clock_moved.wait(0.05)
-            return clock.now().nanoseconds >= target_ns
-        remaining = (target_ns - clock.now().nanoseconds) * 1e-9
-        if remaining > 0:
-            time.sleep(min(remaining, 0.05))
-        return self._running
-
-    def _on_timer(self) -> None:
-        now_ns = self.get_clock().now().nanoseconds
-        slot = now_ns // self._period_ns
-        if slot != self._timer_slot:  # a timer firing early twice in one slot would otherwise repeat it
-            self._timer_slot = slot
-            self._tick(slot, now_ns)
-
+    # ---- the control loop (core/chunking/tick_loop.py runs it) ---------------------------------------
     def _tick(self, slot: int, now_ns: int) -> None:
-        with self._lock:
-            if not self._active:
-                return
-            tick = self.core.tick(slot, now_ns * 1e-9)
-            plan = self.core.plan(self.jtc_spacing, self.jtc_max_points) if self._has_jtc else None
+        ticked = self.session.tick(slot, now_ns * 1e-9,
+                                   (lambda: (self.jtc_spacing, self.jtc_max_points)) if self._has_jtc else None)
+        if ticked is None:
+            return
+        tick, plan = ticked
         if tick.command is not None:
             self._publish(tick.command, plan)
         engaged = tick.state is TickState.INTERVENTION
@@ -435,7 +338,7 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
 
     def _check_listeners(self, listeners: dict[str, int]) -> list[str]:
         """Outputs nobody subscribes to; warned when first seen and every 10 s while it lasts (when active)."""
-        deaf, due = self._listener_watch.update(listeners, time.monotonic(), warn=self._active)
+        deaf, due = self._listener_watch.update(listeners, time.monotonic(), warn=self.session.active)
         for out in self.outputs:
             if out.name in due:
                 self.get_logger().warning(
@@ -449,25 +352,15 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
             clamps = (self.core.safety.position_clamps, self.core.safety.velocity_clamps)
             state = self.core.state
             newest = self.core.newest_stamp
-            active = self._active
+            active = self.session.active
         report = stats.report(*clamps)
         listeners = self._listeners()
         deaf = self._check_listeners(listeners)
-        values = {
-            "lifecycle": "active" if active else "inactive",
-            "state": state.value, "mode": self.core.config.mode, "output": self.output,
-            "controller": self.controller, "estop": self.core.estopped, "loop_scheduling": self.scheduling,
-            "newest_chunk_age_s": (self._now() - newest) if newest is not None else "none",
-            **report.as_dict(),
-        }
-        for out in self.outputs:
-            values[f"output.{out.name}"] = f"{out.kind} {self.resolve_topic_name(out.topic)}"
-            values[f"output.{out.name}.subscribers"] = listeners[out.name]
-        missing = self._states.missing(self._now())
-        if missing:
-            values["joint_states_missing"] = ", ".join(missing)
-        if self._last_error:
-            values["last_error"] = self._last_error
+        age = (self._now() - newest) if newest is not None else None
+        missing = self.session.states.missing(self._now())
+        described = [(o.name, f"{o.kind} {self.resolve_topic_name(o.topic)}", listeners[o.name]) for o in self.outputs]
+        values = executor_values(self.core, state, active, self.scheduling, self.output, self.controller, age,
+                                 report.as_dict(), described, missing, self._last_error)
         deaf_topics = [self.resolve_topic_name(o.topic) for o in self.outputs if o.name in deaf]
         level, message = executor_status(state, active, missing, deaf_topics)
         level = _LEVELS[level]
@@ -480,13 +373,8 @@ class ExecutorNode(ClosesOnDestroy, LifecycleNode):
         """Stop the control loop, then send one hold command (the last safe command; a trajectory controller stops
         there instead of playing out the rest of the last plan) and wait up to 1 s for the controllers to take it:
         a stopped executor's last command is always a hold."""
-        self._running = False
-        self._clock_moved.set()
-        if self._thread is not None and self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=2.0)
-        with self._lock:
-            hold = self.core.safety.last if self._active else None
-            self._active = False
+        self._ticks.stop(timeout=2.0)
+        hold = self.session.stop()
         if hold is None or not self.context.ok():
             return
         try:

@@ -21,12 +21,12 @@ ROBOT = load_robot_config()
 
 
 def first_joint_state(episode: Path) -> np.ndarray:
-    from corft_ros.core.dataset.build import _typestore
+    from corft_ros.core.dataset.streams import typestore
 
     with Reader(episode / "bag") as reader:
         conns = [c for c in reader.connections if c.topic == "/joint_states"]
         for conn, _t, raw in reader.messages(connections=conns):
-            msg = _typestore().deserialize_cdr(raw, conn.msgtype)
+            msg = typestore().deserialize_cdr(raw, conn.msgtype)
             return np.array([msg.position[list(msg.name).index(n)] for n in ROBOT.joint_names])
     raise AssertionError(f"{episode.name}: no /joint_states")
 

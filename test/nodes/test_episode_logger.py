@@ -305,17 +305,17 @@ def test_takeovers_during_an_episode_become_its_intervention_segments(ros, tmp_p
         return ros.call(Trigger, f"{ns}/corft/episode/{name}", Trigger.Request())
 
     try:
-        wait_until(lambda: logger._intervening, what="the latched state")
+        wait_until(lambda: logger._book.intervening, what="the latched state")
         assert call("start").success
         time.sleep(0.2)  # the takeover lasts a while
         state.publish(Bool(data=False))
-        wait_until(lambda: not logger._intervening)
+        wait_until(lambda: not logger._book.intervening)
         time.sleep(0.1)
         state.publish(Bool(data=True))
-        wait_until(lambda: logger._intervening)
+        wait_until(lambda: logger._book.intervening)
         time.sleep(0.1)
         state.publish(Bool(data=False))
-        wait_until(lambda: not logger._intervening)
+        wait_until(lambda: not logger._book.intervening)
         assert call("stop").success
         episode = list_episodes(out)[0]
         meta = load_episode_metadata(episode.path)

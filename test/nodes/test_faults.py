@@ -50,8 +50,9 @@ from corft_ros.core.episodes import list_episodes, load_episode_metadata, read_e
 from corft_ros.core.episodes.diskguard import free_bytes
 from corft_ros.core.episodes.reader import bag_is_intact
 from corft_ros.core.policy.config import PolicyConfig
-from corft_ros.core.policy.export import META_FILE, WEIGHTS_FILE, _sha256, export_policy
+from corft_ros.core.policy.export import export_policy
 from corft_ros.core.policy.model import ChunkPolicy
+from corft_ros.core.policy.model_files import META_FILE, WEIGHTS_FILE, _sha256
 from corft_ros.core.robot import load_robot_config
 from corft_ros.nodes.camera import CameraNode
 from corft_ros.nodes.episode_logger import EpisodeLoggerNode

@@ -23,8 +23,9 @@ from corft_ros.core.images import encode_compressed
 from corft_ros.core.paths import models_dir
 from corft_ros.core.policy.backends import load_runtime
 from corft_ros.core.policy.config import PolicyConfig
-from corft_ros.core.policy.export import META_FILE, WEIGHTS_FILE, _sha256, export_policy
+from corft_ros.core.policy.export import export_policy
 from corft_ros.core.policy.model import ChunkPolicy
+from corft_ros.core.policy.model_files import META_FILE, WEIGHTS_FILE, _sha256
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes.camera import CameraNode
 from corft_ros.nodes.policy import PolicyNode

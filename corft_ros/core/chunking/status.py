@@ -1,10 +1,12 @@
-"""What the executor reports on /diagnostics: its status line from the tick state, and which outputs nobody
-listens to (warned at once and every `repeat_s` while it lasts). No ROS here; the node maps "ok"/"warn" onto
+"""What the executor reports on /diagnostics: its status line from the tick state, its key/values, and which outputs
+nobody listens to (warned at once and every `repeat_s` while it lasts). No ROS here; the node maps "ok"/"warn" onto
 diagnostic_msgs levels."""
 
 from __future__ import annotations
 
-from corft_ros.core.chunking.executor import TickState
+from typing import Any
+
+from corft_ros.core.chunking.executor import ChunkExecutor, TickState
 
 _STATUS = {
     TickState.NO_STATE: ("warn", "no /joint_states yet: not commanding"),
@@ -30,6 +32,27 @@ def executor_status(state: TickState, active: bool, missing_joints: list[str],
     if state is TickState.NO_STATE and missing_joints:
         message = f"no recent /joint_states for {', '.join(missing_joints)}: not commanding"
     return level, message
+
+
+def executor_values(core: ChunkExecutor, state: TickState, active: bool, scheduling: str, output: str, controller: str,
+                    chunk_age: float | None, report: dict[str, Any], outputs: list[tuple[str, str, int]],
+                    missing_joints: list[str], last_error: str) -> dict[str, Any]:
+    """The key/values of the executor's diagnostics status; `outputs`: (name, "kind topic", subscribers) of each."""
+    values = {
+        "lifecycle": "active" if active else "inactive",
+        "state": state.value, "mode": core.config.mode, "output": output,
+        "controller": controller, "estop": core.estopped, "loop_scheduling": scheduling,
+        "newest_chunk_age_s": chunk_age if chunk_age is not None else "none",
+        **report,
+    }
+    for name, described, subscribers in outputs:
+        values[f"output.{name}"] = described
+        values[f"output.{name}.subscribers"] = subscribers
+    if missing_joints:
+        values["joint_states_missing"] = ", ".join(missing_joints)
+    if last_error:
+        values["last_error"] = last_error
+    return values
 
 
 class ListenerWatch:

@@ -1,7 +1,10 @@
 """What the episode logger records by default: the topics (names relative, resolved in the logger's namespace),
-their types (so they are subscribed before any publisher exists), and which topics are sensor streams."""
+their types (so they are subscribed before any publisher exists), which topics are sensor streams, and the QoS it
+reads each topic with."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
 
 from corft_ros.core import topics
 
@@ -56,3 +59,32 @@ DEFAULT_TOPIC_TYPES = [
 
 def is_sensor_topic(topic: str) -> bool:
     return "/camera/" in f"/{topic}" or topic.endswith(("/image_raw", "/compressed", "/image"))
+
+
+def reader_qos(topic: str, latched: bool, sensor_qos: str, publishers_reliable: Callable[[], bool]) -> str:
+    """The QoS the logger reads `topic` with: "latched", "recorded" (reliable), or for a sensor topic "sensor"
+    (best effort) or "sensor_reliable", by the `sensor_qos` parameter; `publishers_reliable()` (asked under "auto"
+    only): the graph has publishers on `topic` and every one offers reliable."""
+    if latched:
+        return "latched"
+    if not is_sensor_topic(topic):
+        return "recorded"
+    if sensor_qos == "best_effort":
+        return "sensor"
+    if sensor_qos == "reliable":
+        return "sensor_reliable"
+    # auto: a best-effort reader connects to every publisher, but over Fast DDS it loses most large
+    # fragmented frames; when every publisher offers reliable, read reliably (as rosbag2 does).
+    return "sensor_reliable" if publishers_reliable() else "sensor"
+
+
+def offered_qos(topic: str, latched: bool) -> str:
+    """The QoS (as `reader_qos` names it) a bag records for `topic` when no publisher tells its own."""
+    if is_sensor_topic(topic):
+        return "sensor"
+    return "latched" if latched else "recorded"
+
+
+def unresolved_types(pending: list[str], graph: Mapping[str, list[str]]) -> list[tuple[str, list[str]]]:
+    """(topic, its types in the ROS graph) of each topic in `pending` that the graph now types."""
+    return [(topic, graph[topic]) for topic in pending if graph.get(topic)]

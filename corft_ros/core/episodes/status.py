@@ -3,7 +3,12 @@ No ROS here; the node maps "ok"/"warn" onto diagnostic_msgs levels."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Container
+from pathlib import Path
 from typing import Any
+
+from corft_ros.core.episodes.diskguard import free_bytes
 
 
 class WriteRate:
@@ -46,3 +51,15 @@ def logger_status(stats: Any, episode: str, errors: int, free: int | None, write
     if unresolved:
         values["unresolved_topics"] = ",".join(unresolved)
     return level, message, values
+
+
+def logger_diagnostics(stats: Any, episode: str, errors: int, output_dir: Path, rate: WriteRate, now: float,
+                       missing: set[str], topics: list[str], subscribed: Container[str]
+                       ) -> tuple[str, str, dict[str, str]]:
+    """`logger_status` with the free space under `output_dir` (left out when it cannot be read), the write rate
+    since the last report (`now`: time.monotonic()) and the `topics` not `subscribed` yet (their type unresolved)."""
+    free = None
+    with contextlib.suppress(OSError):
+        free = free_bytes(output_dir)
+    written = rate.update(now, stats.bytes if stats is not None else None)
+    return logger_status(stats, episode, errors, free, written, missing, [t for t in topics if t not in subscribed])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from corft_ros.core.episodes.recording import DEFAULT_OPTIONAL_TOPICS, DEFAULT_TOPIC_TYPES, DEFAULT_TOPICS
 from corft_ros.core.params import param
+from corft_ros.core.robot import ConfigError
 
 
 @dataclass
@@ -33,3 +35,29 @@ class EpisodeLoggerParams:
                         "shared-memory ring (the receive path never shares a GIL with MCAP writing)",
                         choices=("thread", "process"))
     sensor_qos: str = param("auto", "camera topics' QoS", choices=("auto", "best_effort", "reliable"))
+
+
+def recorded_topics(p: EpisodeLoggerParams) -> tuple[list[str], list[str]]:
+    """(required, all) topic names as given: the required ones, then every recorded one once (required first).
+    Empty strings are ignored: [""] is how a launch file or override says "none"."""
+    required = [t for t in p.topics if t]
+    optional = [t for t in p.optional_topics if t]
+    return required, list(dict.fromkeys(required + optional))
+
+
+def writer_options(p: EpisodeLoggerParams) -> dict:
+    """The episode writer's keyword arguments from the parameters: compression, queue bounds, disk guard, flushes."""
+    return dict(compression=p.compression, queue_max_bytes=int(p.queue_max_bytes),
+                queue_max_messages=int(p.queue_max_messages), min_free_bytes=int(p.min_free_bytes),
+                flush_interval_s=float(p.flush_interval_s))
+
+
+def configured_types(p: EpisodeLoggerParams, resolve: Callable[[str], str]) -> dict[str, str]:
+    """`topic_types` as {resolved topic: type}; an entry that is not 'topic=pkg/msg/Type' is a ConfigError."""
+    out: dict[str, str] = {}
+    for entry in list(p.topic_types):
+        topic, sep, msgtype = entry.partition("=")
+        if not sep or not topic.strip() or msgtype.count("/") not in (1, 2):
+            raise ConfigError(f"topic_types: '{entry}' is not 'topic=pkg/msg/Type'")
+        out[resolve(topic.strip())] = msgtype.strip()
+    return out

@@ -66,3 +66,11 @@ class OutputParams:
     kind: str = param("forward", "the output's kind", choices=KINDS)
     controller: str = param("", "the output's controller name ('' = the default for its kind)")
     joints: list = param([], "the output's joints in the controller's order", array="string")
+
+
+def executor_config(p: ExecutorParams, control_period: float, start_idle: bool) -> ExecutorConfig:
+    """The chunk executor's config from the node's parameters; the control period and start_idle are fixed when the
+    node starts (a parameter change keeps them)."""
+    return ExecutorConfig(control_period=control_period, mode=p.mode, m=p.m, k=p.k,
+                          staleness_timeout=p.staleness_timeout, max_lead=p.max_lead, start_idle=start_idle,
+                          intervention_timeout=p.intervention_timeout)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from corft_ros.core.policy.export import ModelError, load_metadata
+from corft_ros.core.policy.model_files import ModelError, load_metadata
 from corft_ros.core.policy.runtime import ModelInterface, OnnxPolicyRuntime, PolicyRuntime, TorchPolicyRuntime
 from corft_ros.core.robot import RobotConfig
 

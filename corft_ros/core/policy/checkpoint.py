@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from corft_ros.core.policy.config import PolicyConfig
-from corft_ros.core.policy.export import FORMAT, ModelError, _first_line, _instruction_table, _load_state
+from corft_ros.core.policy.export import _instruction_table
+from corft_ros.core.policy.model_files import FORMAT, ModelError, _first_line, _load_state
 
 
 def save_checkpoint(model: Any, path: str | Path, instructions: Mapping[str, Any] | Iterable[str] | None = None,

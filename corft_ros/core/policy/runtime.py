@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from corft_ros.core.images import ImageError, check_rgb8, resize
-from corft_ros.core.policy.export import (
+from corft_ros.core.policy.model_files import (
     ACTOR_FILE,
     CRITIC_FILE,
     SAMPLER_FILE,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from corft_ros.core.dataset.build import Episode
+from corft_ros.core.dataset.episode import Episode
 from corft_ros.core.rl.chunks import ChunkTable, build_chunk_table
 from corft_ros.core.rl.rewards import RewardConfig, episode_rewards
 

@@ -4,263 +4,31 @@ Runs as one process or under `torchrun --nproc_per_node N` (gloo on CPU, NCCL on
 ranks after each backward, as DistributedDataParallel does; every rank reads the same cached dataset and trains on
 its shard of the chunk starts).
 Rank 0 builds the cache first, writes TensorBoard scalars, checkpoints and the export; every rank can
-resume from `<output>/checkpoints/latest.pt`.
+resume from `<output>/checkpoints/latest.pt`. The job's inputs are training_data.py's, the stage loop is loop.py's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import shutil
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from corft_ros.core.dataset.build import LoadReport, dataset_summary, load_episodes
+from corft_ros.core.dataset.load import dataset_summary
 from corft_ros.core.policy.checkpoint import read_checkpoint
 from corft_ros.core.rl.config import STAGES, TrainConfig, config_from_params  # noqa: F401 (the job's API)
-from corft_ros.core.rl.distributed import Runtime, any_rank, barrier, grad_sync, setup_runtime
+from corft_ros.core.rl.distributed import Runtime, barrier, grad_sync, setup_runtime
+from corft_ros.core.rl.loop import Batches, ProgressFn, ScalarLog, run_stage, write_checkpoint
+from corft_ros.core.rl.training_data import TrainingData, load_training_data, policy_config
 from corft_ros.core.robot import ConfigError, RobotConfig
-
-# --------------------------------------------------------------------------------------------- setup
-
-
-def instruction_table(instructions: list[str], cache_dir: Path) -> dict[str, np.ndarray]:
-    """Sentence embeddings of the instructions, remembered in the dataset cache (the encoder takes seconds)."""
-    from corft_ros.core.policy.config import TEXT_ENCODER
-    from corft_ros.core.policy.text import InstructionEmbeddings, clean_instruction
-
-    file = cache_dir / f"instructions-{TEXT_ENCODER}.json"
-    known: dict[str, list[float]] = {}
-    with contextlib.suppress(OSError, ValueError):
-        known = json.loads(file.read_text())
-    wanted = [clean_instruction(i) for i in instructions]
-    emb = InstructionEmbeddings({k: v for k, v in known.items() if k in wanted})
-    missing = [w for w in wanted if w not in emb]
-    if missing:
-        emb.add(missing)
-        known.update({k: [float(x) for x in v] for k, v in emb.table().items()})
-        with contextlib.suppress(OSError):
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_suffix(f".tmp{os.getpid()}")
-            tmp.write_text(json.dumps(known))
-            tmp.replace(file)
-    table = emb.table()
-    return {raw: table[clean] for raw, clean in zip(instructions, wanted, strict=True)}
-
-
-def policy_config(cfg: TrainConfig, robot: RobotConfig, from_checkpoint: Any = None):
-    from corft_ros.core.policy.config import PolicyConfig
-
-    if from_checkpoint is not None:
-        pcfg = from_checkpoint
-        if pcfg.joint_names != robot.joint_names:
-            raise ConfigError(f"checkpoint joints {pcfg.joint_names} differ from the robot's {robot.joint_names}")
-    else:
-        overrides = dict(cfg.policy)
-        overrides.setdefault("image_height", cfg.dataset.image_size[0])
-        overrides.setdefault("image_width", cfg.dataset.image_size[1])
-        overrides.setdefault("action_dt", 1.0 / (cfg.dataset.rate_hz or robot.action_rate_hz))
-        pcfg = PolicyConfig.for_robot(robot, camera_names=cfg.dataset.camera_names, **overrides)
-    # the dataset follows the model: cameras and image size
-    cfg.dataset.camera_names = list(pcfg.camera_names)
-    cfg.dataset.image_size = (pcfg.image_height, pcfg.image_width)
-    return pcfg
-
-
-@dataclass
-class TrainingData:
-    report: LoadReport
-    data: Any  # batches.ChunkData
-    texts: dict[str, np.ndarray]
-
-
-def load_training_data(
-    cfg: TrainConfig, bags: Any, robot: RobotConfig, horizon: int, rt: Runtime | None = None,
-    log: Callable[[str], None] = print,
-) -> TrainingData:
-    from corft_ros.core.rl.batches import ChunkData
-
-    rt = rt or Runtime(0, 1, None, False)
-    cache = cfg.dataset.resolved_cache_dir()
-    report = texts = None
-    if rt.main:
-        report = load_episodes(bags, robot, cfg.dataset, strict=cfg.strict, log=log)
-        texts = instruction_table(sorted({e.instruction for e in report.episodes}), cache)
-    barrier(rt)  # rank 0 built the cache and embedded the instructions; the others now only read them
-    if not rt.main:
-        report = load_episodes(bags, robot, cfg.dataset, strict=cfg.strict, log=lambda _m: None)
-        texts = instruction_table(sorted({e.instruction for e in report.episodes}), cache)
-    assert report is not None and texts is not None
-    data = ChunkData(report.episodes, horizon, cfg.rewards, cfg.dataset.camera_names, texts)
-    return TrainingData(report, data, texts)
-
-
-# --------------------------------------------------------------------------------------------- loop pieces
-
-
-class Batches:
-    """An endless stream of batches from rows of the chunk table, sharded across ranks."""
-
-    def __init__(self, data: Any, rows: np.ndarray, with_next: bool, cfg: TrainConfig, rt: Runtime,
-                 seed: int) -> None:
-        from torch.utils.data import BatchSampler, DataLoader, DistributedSampler
-
-        from corft_ros.core.rl.batches import ChunkBatches
-
-        if len(rows) == 0:
-            raise ConfigError("no training samples (no episodes selected for this stage)")
-        ds = ChunkBatches(data, rows, with_next)
-        self.sampler = DistributedSampler(ds, num_replicas=rt.world, rank=rt.rank, shuffle=True, seed=seed)
-        per_rank = len(self.sampler)
-        batch = min(cfg.batch_size, per_rank)
-        self.loader = DataLoader(
-            ds, sampler=BatchSampler(self.sampler, batch, drop_last=True), batch_size=None,
-            num_workers=cfg.num_workers, pin_memory=rt.device is not None and rt.device.type == "cuda",
-            persistent_workers=cfg.num_workers > 0,
-        )
-        self.epoch = 0
-        self._it = None
-        self.device = rt.device
-
-    def __next__(self) -> dict:
-        from corft_ros.core.rl.batches import to_device
-
-        while True:
-            if self._it is None:
-                self.sampler.set_epoch(self.epoch)
-                self._it = iter(self.loader)
-            try:
-                return to_device(next(self._it), self.device)
-            except StopIteration:
-                self._it = None
-                self.epoch += 1
-
-
-class ScalarLog:
-    """Averages scalars over `every` steps; rank 0 writes them to TensorBoard."""
-
-    def __init__(self, folder: Path | None) -> None:
-        self.writer = None
-        if folder is not None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.writer = SummaryWriter(str(folder))
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-        self.last: dict[str, float] = {}
-
-    def add(self, logs: dict) -> None:
-        for k, v in logs.items():
-            self.sums[k] = self.sums.get(k, 0.0) + float(v)
-            self.counts[k] = self.counts.get(k, 0) + 1
-
-    def flush(self, step: int) -> dict[str, float]:
-        means = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        if self.writer is not None:
-            for k, v in means.items():
-                self.writer.add_scalar(k, v, step)
-            self.writer.flush()
-        self.last.update(means)
-        self.sums.clear()
-        self.counts.clear()
-        return means
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-def _progress(total: int, initial: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True, leave=True)
-
-
-def _save(path: Path, policy: Any, texts: dict, extra: dict, update_latest: bool = True) -> None:
-    from corft_ros.core.policy.checkpoint import save_checkpoint
-
-    tmp = path.with_name(path.name + ".tmp")
-    save_checkpoint(policy, tmp, texts, extra=extra)
-    tmp.replace(path)
-    if not update_latest:
-        return
-    latest = path.parent / "latest.pt"
-    shutil.copyfile(path, latest.with_name("latest.pt.tmp"))
-    latest.with_name("latest.pt.tmp").replace(latest)
-
-
-# --------------------------------------------------------------------------------------------- stages
-
-
-ProgressFn = Callable[[str, int, int, dict], None]
-STAGE_TITLES = {"il": "IL", "rl": "CO-RFT", "bc": "BC (control)"}
 
 
 def _stage_steps(cfg: TrainConfig, stage: str, cap: int | None) -> int:
     steps = {"il": cfg.il_steps, "rl": cfg.rl_steps, "bc": cfg.bc_steps or cfg.rl_steps}[stage]
     return min(steps, cap) if cap is not None else steps
-
-
-def run_stage(stage: str, learner: Any, batches: Any, policy: Any, tdata: TrainingData, cfg: TrainConfig,
-              rt: Runtime, steps: int, start: int, ckpt_dir: Path | None, scalars: ScalarLog,
-              on_progress: ProgressFn | None, should_stop: Callable[[], bool] | None, step_offset: int = 0,
-              say: Callable[[str], None] = print) -> dict:
-    """The one training loop: `learner.update(batch, step)` until `steps`, logging, checkpoints, stop requests."""
-    from corft_ros.core.rl.diagnostics import lines as diag_lines
-    from corft_ros.core.rl.diagnostics import scalars as diag_scalars
-
-    bar = _progress(steps, start, STAGE_TITLES[stage], cfg.progress and rt.main)
-    t0, done, step = time.perf_counter(), 0, start
-    diagnose = getattr(learner, "diagnose", None) if rt.main else None
-    diag: dict | None = None
-    policy.train()
-    try:
-        while step < steps:
-            logs = learner.update(next(batches), step)
-            step += 1
-            done += 1
-            scalars.add(logs)
-            if step % cfg.log_every == 0 or step == steps:
-                means = scalars.flush(step_offset + step)
-                key = {"il": "il/loss", "rl": "rl/td_loss", "bc": "bc/loss"}[stage]
-                bar.set_postfix(loss=f"{means.get(key, float('nan')):.4f}")
-                if on_progress:
-                    on_progress(stage, step, steps, means)
-            bar.update(1)
-            if diagnose is not None and (step % cfg.checkpoint_every == 0 or step == steps):
-                diag = diagnose()
-                if diag is not None and scalars.writer is not None:
-                    for k, v in diag_scalars(diag).items():
-                        scalars.writer.add_scalar(k, v, step_offset + step)
-                    scalars.writer.flush()
-            if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == steps):
-                state = learner.state_dict()  # before saving(): the learner keeps what training resumes from
-                with getattr(learner, "saving", contextlib.nullcontext)():  # IL: the checkpoint holds the EMA
-                    _save(ckpt_dir / f"{stage}_{step:07d}.pt", policy, tdata.texts,
-                          {"stage": stage, "step": step, "steps": steps, "learner": state})
-            if should_stop is not None and any_rank(rt, should_stop()):
-                break
-    finally:
-        bar.close()
-    elapsed = time.perf_counter() - t0
-    prefix = {"il": "il/", "rl": "rl/", "bc": "bc/"}[stage]
-    result = {"steps": step, "steps_per_s": done / elapsed if elapsed > 0 and done else None,
-              "final": {k: v for k, v in scalars.last.items() if k.startswith(prefix)}}
-    if diagnose is not None:
-        if diag is None:  # stopped between checkpoints, or resumed at the end: the critic as it is now
-            diag = diagnose()
-        if diag is not None:
-            result["diagnostics"] = diag
-            for line in diag_lines(diag):
-                say(line)
-    return result
 
 
 def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig, rt: Runtime,
@@ -305,9 +73,6 @@ def make_learner(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig,
         learner.probe = lambda: critic_diagnostics(policy, bank, held, rate)
     learner.grad_sync = grad_sync(rt)
     return learner, batches
-
-
-# --------------------------------------------------------------------------------------------- the job
 
 
 def train(
@@ -430,10 +195,11 @@ def _train_stage(stage: str, policy: Any, tdata: TrainingData, cfg: TrainConfig,
 def _finish(policy: Any, tdata: TrainingData, cfg: TrainConfig, last_stage: str, out: Path, ckpt_dir: Path,
             summary: dict, say: Callable[[str], None]) -> None:
     """Rank 0: the final checkpoint, the export (if configured) and <output>/train.json."""
-    from corft_ros.core.policy.export import ModelError, export_policy
+    from corft_ros.core.policy.export import export_policy
+    from corft_ros.core.policy.model_files import ModelError
 
     final = ckpt_dir / "final.pt"
-    _save(final, policy, tdata.texts, {"stage": last_stage, "final": True}, update_latest=False)
+    write_checkpoint(final, policy, tdata.texts, {"stage": last_stage, "final": True}, update_latest=False)
     summary["checkpoint"] = str(final)
     if cfg.export:
         target = Path(cfg.models_dir) / cfg.name
@@ -460,4 +226,3 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, np.generic):
         return x.item()
     return x
-

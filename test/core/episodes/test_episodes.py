@@ -296,7 +296,7 @@ def test_one_reader_for_bag_info_and_the_trainer_an_interrupted_bag_reads_the_sa
     """`EpisodeBag` is the only reader of our bags: `bag info`'s read_episode and the trainer's dataset both use it,
     so an interrupted recording reads the same for both, and the trainer refuses it with the one error type and
     the same advice (`bag repair`) that `bag info` gives."""
-    from corft_ros.core.dataset.build import EpisodeProblem
+    from corft_ros.core.dataset.episode import EpisodeProblem
     from corft_ros.core.episodes import EpisodeBag, EpisodeReadError, training_metadata
 
     ep, sent = record(tmp_path, n=60)

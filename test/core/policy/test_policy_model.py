@@ -13,17 +13,17 @@ import yaml
 from corft_ros.core.policy.backends import load_runtime
 from corft_ros.core.policy.checkpoint import load_checkpoint, save_checkpoint
 from corft_ros.core.policy.config import PolicyConfig
-from corft_ros.core.policy.export import (
+from corft_ros.core.policy.export import export_policy
+from corft_ros.core.policy.model import ChunkPolicy
+from corft_ros.core.policy.model_files import (
     CRITIC_FILE,
     META_FILE,
     WEIGHTS_FILE,
     ModelError,
     _sha256,
-    export_policy,
     load_metadata,
     load_torch_policy,
 )
-from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.policy.runtime import MissingCameraError, NonFiniteOutputError, Observation
 from corft_ros.core.policy.text import InstructionEmbeddings, InstructionError, SentenceEncoder
 from corft_ros.core.robot import ConfigError, load_robot_config

@@ -97,8 +97,8 @@ def test_the_policy_node_deploys_a_flow_model_with_the_selection_its_export_asks
     from std_msgs.msg import Float64MultiArray, String
     from trajectory_msgs.msg import JointTrajectory
 
-    from corft_ros.core.policy.export import load_metadata
     from corft_ros.core.policy.model import ChunkPolicy
+    from corft_ros.core.policy.model_files import load_metadata
     from corft_ros.nodes.policy import PolicyNode
 
     torch.manual_seed(1)
@@ -197,7 +197,7 @@ def test_proposals_keep_the_policy_chunk_and_differ_as_documented():
 
 
 def test_diverse_proposals_are_scored_by_the_critic_and_random_selection_is_the_control(regression_model):
-    from corft_ros.core.policy.export import load_metadata
+    from corft_ros.core.policy.model_files import load_metadata
     from corft_ros.core.policy.proposals import propose
     from corft_ros.core.policy.runtime import Observation
 
@@ -228,7 +228,7 @@ def test_bad_proposal_settings_are_refused(flow_model, regression_model, tmp_pat
 
     import yaml
 
-    from corft_ros.core.policy.export import ModelError
+    from corft_ros.core.policy.model_files import ModelError
 
     with pytest.raises(ValueError, match="need a regression head"):
         load_runtime(flow_model, "onnx", best_of_n=4, proposals="warp")
@@ -243,7 +243,8 @@ def test_bad_proposal_settings_are_refused(flow_model, regression_model, tmp_pat
 
 
 def test_a_model_copied_with_another_deploy_runs_the_same_weights_another_way(regression_model, tmp_path):
-    from corft_ros.core.policy.export import ModelError, copy_with_deploy, load_metadata
+    from corft_ros.core.policy.export import copy_with_deploy
+    from corft_ros.core.policy.model_files import ModelError, load_metadata
 
     actor = copy_with_deploy(regression_model, tmp_path / "actor", best_of_n=1)
     pick = copy_with_deploy(regression_model, tmp_path / "random", selection="random")

@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from corft_ros.core.dataset.build import Episode
+from corft_ros.core.dataset.episode import Episode
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.rl.batches import ChunkData

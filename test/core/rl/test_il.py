@@ -10,7 +10,8 @@ import torch
 from corft_ros.core.policy.checkpoint import load_checkpoint
 from corft_ros.core.rl import synthetic
 from corft_ros.core.rl.augment import random_shift
-from corft_ros.core.rl.trainer import config_from_params, load_training_data, train
+from corft_ros.core.rl.trainer import config_from_params, train
+from corft_ros.core.rl.training_data import load_training_data
 from corft_ros.core.robot import load_robot_config
 
 ROBOT = load_robot_config()
@@ -94,7 +95,8 @@ def test_a_resumed_stage_draws_fresh_batches_instead_of_replaying_the_first_ones
     same batch order in every segment: the stream is seeded by the step the stage resumes at."""
     from corft_ros.core.policy.model import ChunkPolicy
     from corft_ros.core.rl.distributed import Runtime
-    from corft_ros.core.rl.trainer import make_learner, policy_config
+    from corft_ros.core.rl.trainer import make_learner
+    from corft_ros.core.rl.training_data import policy_config
 
     cfg = _cfg(episodes, tmp_path / "run", stage="il", batch_size=4)
     policy = ChunkPolicy(policy_config(cfg, ROBOT))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from corft_ros.core.dataset.build import Episode
+from corft_ros.core.dataset.episode import Episode
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.rl.batches import ChunkData

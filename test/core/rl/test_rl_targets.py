@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from corft_ros.core.dataset.build import Episode
+from corft_ros.core.dataset.episode import Episode
 from corft_ros.core.policy.config import PolicyConfig
 from corft_ros.core.policy.model import ChunkPolicy
 from corft_ros.core.rl.batches import ChunkData
@@ -213,7 +213,7 @@ def test_a_takeover_marks_the_policys_last_tick_before_it_and_the_operators_tick
     operator drove in any episode, and no tick of the policy's own in an episode that needed rescuing."""
     from pathlib import Path
 
-    from corft_ros.core.dataset.build import Episode
+    from corft_ros.core.dataset.episode import Episode
     from corft_ros.core.rl.batches import ChunkData
 
     flags = np.array([0, 0, 1, 1, 0, 0, 1, 0], dtype=bool)

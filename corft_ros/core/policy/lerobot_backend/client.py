@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from corft_ros.core.paths import share_dir
-from corft_ros.core.policy.export import ModelError
 from corft_ros.core.policy.lerobot_backend import protocol
 from corft_ros.core.policy.lerobot_backend.protocol import IMAGE_PREFIX, STATE
+from corft_ros.core.policy.model_files import ModelError
 from corft_ros.core.policy.runtime import ModelInterface, NonFiniteOutputError, camera_frame, state_input
 from corft_ros.core.robot import RobotConfig
 
