@@ -72,6 +72,15 @@ class NodeSpec:
 
 NODE_RULE_KEYS = frozenset({"if", "unless", "if_set", "always", "executable", "finishes"})
 NAMESPACE_ARGUMENT = "namespace"  # every graph may declare it: the ROS namespace all its nodes run in
+# Arguments that mean the same in every graph declaring them and whose meaning is not one node parameter's: their
+# description (and, where it differs from the first target's value, their default) written once, here. A graph's YAML
+# names their targets only.
+SHARED_ARGUMENTS: dict[str, dict[str, str]] = {
+    NAMESPACE_ARGUMENT: {"description": "ROS namespace of every node (two arms: namespace:=left and "
+                                        "namespace:=right)"},
+    "sim": {"description": "run the bundled MuJoCo arm (false: a real arm under ros2_control)"},
+    "cameras": {"default": "", "description": "sim: comma-separated cameras to render (default front,wrist)"},
+}
 
 
 @dataclass(frozen=True)
@@ -111,13 +120,14 @@ def _read(name_or_path: str | Path) -> tuple[Path, dict]:
 def launch_arguments(name_or_path: str | Path) -> dict[str, LaunchArgument]:
     """The graph's launch arguments. An argument names its targets (`sets: [node.parameter, ...]`); its default and
     description come from its first target: the YAML's value for that node, else the node's declared default, and the
-    declared description. A `default` written in the YAML is one that differs from that (an empty "leave the YAML's
-    values alone", say), a `description` one for an argument that has its own meaning (its own default, no target, a
-    target without a declared description); a test rejects restated ones."""
+    declared description, or from SHARED_ARGUMENTS for the arguments every graph means alike. A `default` written in
+    the YAML is one that differs from that (an empty "leave the YAML's values alone", say), a `description` one for an
+    argument that has its own meaning (its own default, no target, a target without a declared description); a test
+    rejects restated ones."""
     path, data = _read(name_or_path)
     out = {}
     for arg_name, spec in (data["launch"].get("arguments") or {}).items():
-        spec = spec or {}
+        spec = {**SHARED_ARGUMENTS.get(arg_name, {}), **(spec or {})}
         sets = tuple(spec.get("sets", []) or [])
         for target in sets:
             if "." not in target:

@@ -116,7 +116,7 @@ def test_launch_arguments_name_their_targets_and_restate_nothing():
     alone", an argument with its own meaning)."""
     import yaml
 
-    from corft_ros.core.graph import argument_text, target_default
+    from corft_ros.core.graph import SHARED_ARGUMENTS, argument_text, target_default
 
     restated = []
     for graph in sorted(p for p in (share_dir() / "config").glob("*.yaml") if p.name != "robot.yaml"):
@@ -129,6 +129,8 @@ def test_launch_arguments_name_their_targets_and_restate_nothing():
                 restated.append(f"{graph.name}: {name}: default {spec['default']!r} is its target's")
             if "description" in spec and "default" not in spec and description:
                 restated.append(f"{graph.name}: {name}: description restates {sets[0]}'s declared one")
+            for key in set(spec) & set(SHARED_ARGUMENTS.get(name, {})):
+                restated.append(f"{graph.name}: {name}: {key} restates the shared argument's (core/graph.py)")
         for name, argument in launch_arguments(graph).items():
             assert argument.description, f"{graph.name}: {name} has no description (write one, or target a "
             "declared parameter)"
