@@ -8,12 +8,14 @@ every message that does not fit is counted as dropped for its topic.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from rosbags.interfaces import Qos
 from rosbags.rosbag2 import Writer
@@ -50,6 +52,49 @@ def open_bag_writer(bag_dir: Path, compression: str = "none") -> Writer:
     return writer
 
 
+@dataclass(frozen=True)
+class WriterOptions:
+    """An episode writer's options, checked: the keyword arguments of EpisodeWriter and ProcessEpisodeWriter, whose
+    defaults are these. Sizes become ints, intervals floats, `msg_search_paths` a tuple of Paths."""
+
+    compression: str = "none"
+    queue_max_bytes: int = 1 << 30
+    queue_max_messages: int = 100_000
+    min_free_bytes: int = 1 << 30
+    flush_interval_s: float = 0.5
+    disk_check_interval_s: float = 0.5
+    msg_search_paths: Iterable[str | Path] = ()
+    on_abort: Callable[[str, str], None] | None = None
+    clock_ns: Callable[[], int] = time.time_ns
+
+    def __post_init__(self) -> None:
+        if self.compression not in COMPRESSIONS:
+            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {self.compression!r}")
+        if self.queue_max_bytes <= 0 or self.queue_max_messages <= 0:
+            raise ValueError("queue_max_bytes and queue_max_messages must be positive")
+        for name, kind in (("queue_max_bytes", int), ("queue_max_messages", int), ("min_free_bytes", int),
+                           ("flush_interval_s", float), ("disk_check_interval_s", float)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+        object.__setattr__(self, "msg_search_paths", tuple(Path(p) for p in self.msg_search_paths))
+
+    def to_json(self) -> dict:
+        """The options as JSON values, for a writer process: all but the callables, which stay in this process."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("on_abort", "clock_ns")}
+        out["msg_search_paths"] = [str(p) for p in self.msg_search_paths]
+        return out
+
+
+def takes_writer_options(init: Callable[..., None]) -> Callable[..., None]:
+    """Show `__init__(self, episode_dir, metadata, **options)` with the keyword arguments it takes: WriterOptions'
+    fields and defaults (for inspect.signature and help())."""
+    sig = inspect.signature(init)
+    params = list(sig.parameters.values())[:-1]  # all but **options
+    params += [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=f.type)
+               for f in fields(WriterOptions)]
+    init.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+    return init
+
+
 @dataclass
 class WriterStats:
     state: str
@@ -72,48 +117,45 @@ class _AddTopic:
     qos: tuple[Qos, ...]
 
 
-class EpisodeWriter:
-    """Record one episode. `start()`, then `add_topic()`/`write()` from any thread, then `stop()`."""
+class WriterBase:
+    """What EpisodeWriter and ProcessEpisodeWriter share: the episode's folders and metadata, the options used in
+    the recording process, and `recording`."""
 
-    def __init__(
-        self,
-        episode_dir: str | Path,
-        metadata: EpisodeMetadata,
-        *,
-        compression: str = "none",
-        queue_max_bytes: int = 1 << 30,
-        queue_max_messages: int = 100_000,
-        min_free_bytes: int = 1 << 30,
-        flush_interval_s: float = 0.5,
-        disk_check_interval_s: float = 0.5,
-        msg_search_paths: Iterable[str | Path] = (),
-        on_abort: Callable[[str, str], None] | None = None,
-        clock_ns: Callable[[], int] = time.time_ns,
-    ) -> None:
-        """`clock_ns`: the recording's clock (the logger's node clock: sim time under use_sim_time, as
-        `ros2 bag record --use-sim-time`), for message log times and the episode's start/stop."""
-        if compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
-        if queue_max_bytes <= 0 or queue_max_messages <= 0:
-            raise ValueError("queue_max_bytes and queue_max_messages must be positive")
+    def __init__(self, episode_dir: str | Path, metadata: EpisodeMetadata, opts: WriterOptions) -> None:
         self.episode_dir = Path(episode_dir)
         self.bag_dir = self.episode_dir / BAG_DIRNAME
         self.metadata = metadata
-        self.metadata.compression = compression
-        self._compression = compression
-        self._max_bytes = int(queue_max_bytes)
-        self._max_msgs = int(queue_max_messages)
-        self._min_free = int(min_free_bytes)
-        self._flush_interval = float(flush_interval_s)
-        self._disk_interval = float(disk_check_interval_s)
-        self._search_paths = [Path(p) for p in msg_search_paths]
-        self._on_abort = on_abort
-        self._clock_ns = clock_ns
+        self.metadata.compression = opts.compression
+        self._search_paths = list(opts.msg_search_paths)
+        self._on_abort = opts.on_abort
+        self._clock_ns = opts.clock_ns
+        self._accepting = False
+
+    @property
+    def recording(self) -> bool:
+        return self._accepting
+
+
+class EpisodeWriter(WriterBase):
+    """Record one episode. `start()`, then `add_topic()`/`write()` from any thread, then `stop()`."""
+
+    @takes_writer_options
+    def __init__(self, episode_dir: str | Path, metadata: EpisodeMetadata, **options: Any) -> None:
+        """Keyword arguments: WriterOptions' fields, with its defaults (ValueError when one is out of range).
+        `clock_ns`: the recording's clock (the logger's node clock: sim time under use_sim_time, as
+        `ros2 bag record --use-sim-time`), for message log times and the episode's start/stop."""
+        opts = WriterOptions(**options)
+        super().__init__(episode_dir, metadata, opts)
+        self._compression = opts.compression
+        self._max_bytes = opts.queue_max_bytes
+        self._max_msgs = opts.queue_max_messages
+        self._min_free = opts.min_free_bytes
+        self._flush_interval = opts.flush_interval_s
+        self._disk_interval = opts.disk_check_interval_s
 
         self._cond = threading.Condition()
         self._queue: deque[tuple[str, int, bytes] | _AddTopic] = deque()
         self._qbytes = 0
-        self._accepting = False
         self._stopping = False
         self._waiting = False
         self._state = "idle"
@@ -161,10 +203,6 @@ class EpisodeWriter:
         if self._thread is not None:
             self._thread.join()
         return self.metadata
-
-    @property
-    def recording(self) -> bool:
-        return self._accepting
 
     # ---------------------------------------------------------------- producers
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = ()) -> None:

@@ -21,16 +21,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 
-from corft_ros.core.episodes.layout import BAG_DIRNAME
 from corft_ros.core.episodes.metadata import EpisodeMetadata, TopicStats
 from corft_ros.core.episodes.ring import CONTROL_RECORD, ShmRing
 from corft_ros.core.episodes.typestore import normalize_msgtype, resolve_msgdef
-from corft_ros.core.episodes.writer import COMPRESSIONS, EpisodeWriter, WriterStats
+from corft_ros.core.episodes.writer import EpisodeWriter, WriterBase, WriterOptions, WriterStats, takes_writer_options
 
 _START_TIMEOUT_S = 60.0
 
@@ -45,51 +45,23 @@ def qos_from_json(v: list) -> Qos:
                QosTime(*v[5]), QosLiveliness(v[6]), QosTime(*v[7]), bool(v[8]))
 
 
-class ProcessEpisodeWriter:
+class ProcessEpisodeWriter(WriterBase):
     """Record one episode with the writing in a child process. Same use as EpisodeWriter: `start()`, then
     `add_topic()`/`write()` from any thread, then `stop()`."""
 
-    def __init__(
-        self,
-        episode_dir: str | Path,
-        metadata: EpisodeMetadata,
-        *,
-        compression: str = "none",
-        queue_max_bytes: int = 1 << 30,
-        queue_max_messages: int = 100_000,
-        min_free_bytes: int = 1 << 30,
-        flush_interval_s: float = 0.5,
-        disk_check_interval_s: float = 0.5,
-        msg_search_paths: Iterable[str | Path] = (),
-        on_abort: Callable[[str, str], None] | None = None,
-        clock_ns: Callable[[], int] = time.time_ns,
-    ) -> None:
-        if compression not in COMPRESSIONS:
-            raise ValueError(f"compression must be one of {', '.join(COMPRESSIONS)}, got {compression!r}")
-        if queue_max_bytes <= 0 or queue_max_messages <= 0:
-            raise ValueError("queue_max_bytes and queue_max_messages must be positive")
-        self.episode_dir = Path(episode_dir)
-        self.bag_dir = self.episode_dir / BAG_DIRNAME
-        self.metadata = metadata
-        self.metadata.compression = compression
-        self._config = {
-            "episode_dir": str(self.episode_dir), "compression": compression,
-            # The child's own queue only buffers between its ring reader and its bag writer thread.
-            "queue_max_bytes": int(queue_max_bytes), "queue_max_messages": int(queue_max_messages),
-            "min_free_bytes": int(min_free_bytes), "flush_interval_s": float(flush_interval_s),
-            "disk_check_interval_s": float(disk_check_interval_s),
-            "msg_search_paths": [str(p) for p in msg_search_paths],
-        }
-        self._ring_bytes = int(queue_max_bytes)
-        self._search_paths = [Path(p) for p in msg_search_paths]
-        self._on_abort = on_abort
-        self._clock_ns = clock_ns
+    @takes_writer_options
+    def __init__(self, episode_dir: str | Path, metadata: EpisodeMetadata, **options: Any) -> None:
+        """Keyword arguments: EpisodeWriter's (WriterOptions); the child gets them but for the callables, and its
+        own queue only buffers between its ring reader and its bag writer thread. The ring holds queue_max_bytes."""
+        opts = WriterOptions(**options)
+        super().__init__(episode_dir, metadata, opts)
+        self._config = {"episode_dir": str(self.episode_dir), "options": opts.to_json()}
+        self._ring_bytes = opts.queue_max_bytes
         self._lock = threading.Lock()
         self._ids: dict[str, int] = {}
         self._msgtypes: dict[str, str] = {}
         self._dropped: dict[str, int] = {}  # dropped here (ring full / writer gone), per topic
         self._child: dict = {"topics": {}, "chunks_flushed": 0, "state": "idle", "error": ""}
-        self._accepting = False
         self._ring: ShmRing | None = None
         self._proc: subprocess.Popen | None = None
         self._reader: threading.Thread | None = None
@@ -140,10 +112,6 @@ class ProcessEpisodeWriter:
             self._ring.close()
             self._ring = None
         return self.metadata
-
-    @property
-    def recording(self) -> bool:
-        return self._accepting
 
     # ---------------------------------------------------------------- producers
     def add_topic(self, topic: str, msgtype: str, qos: Sequence[Qos] = ()) -> None:
@@ -283,11 +251,7 @@ def _child_main(config: dict) -> int:
     parent_gone = _watch_parent()
     aborted: list[tuple[str, str]] = []
     writer = EpisodeWriter(
-        config["episode_dir"], EpisodeMetadata.from_dict(config["metadata"]),
-        compression=config["compression"], queue_max_bytes=config["queue_max_bytes"],
-        queue_max_messages=config["queue_max_messages"], min_free_bytes=config["min_free_bytes"],
-        flush_interval_s=config["flush_interval_s"], disk_check_interval_s=config["disk_check_interval_s"],
-        msg_search_paths=config["msg_search_paths"],
+        config["episode_dir"], EpisodeMetadata.from_dict(config["metadata"]), **config["options"],
         on_abort=lambda status, error: (aborted.append((status, error)), report({"abort": [status, error]})),
     )
     try:
