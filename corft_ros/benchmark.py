@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corft_ros.core.node_params.benchmark import BenchmarkParams
+from corft_ros.core.node_params.executor import ExecutorParams
+from corft_ros.core.node_params.policy import PolicyParams
 
 DEFAULT_TIMEOUT_S = BenchmarkParams.timeout_s  # the benchmark node's own default (core/node_params/benchmark.py)
 PLOT_EVERY = 10  # trials between plot redraws during a run (a redraw costs ~0.7 s; the final report draws them)
@@ -49,9 +51,9 @@ class BenchConfig:
     timeout_s: float = DEFAULT_TIMEOUT_S
     output: Path = Path("bench")
     realtime_factor: float = 1.0
-    seed: int = 0
-    controller: str = "forward"
-    backend: str = "onnx"
+    seed: int = BenchmarkParams.first_seed
+    controller: str = ExecutorParams.output  # the executor's output kind: forward | jtc
+    backend: str = PolicyParams.backend
     cameras: str = ""
     command: str = ""
     title: str = "Benchmark"

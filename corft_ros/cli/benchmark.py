@@ -34,11 +34,12 @@ def register(commands: argparse._SubParsersAction) -> None:
                    "trials.csv is resumed")
     p.add_argument("--operator", action="store_true", help="add the scripted human-like operator as a reference arm")
     add_realtime_factor(p, default=0.0)
-    p.add_argument("--seed", type=int, default=0, help="reset seed of the first round (round r: seed + r)")
-    p.add_argument("--controller", choices=("forward", "jtc"), default="forward",
+    p.add_argument("--seed", type=int, default=BenchConfig.seed,
+                   help="reset seed of the first round (round r: seed + r)")
+    p.add_argument("--controller", choices=("forward", "jtc"), default=BenchConfig.controller,
                    help="executor output kind: forward (forward_command_controller) | jtc (joint_trajectory_"
                         "controller)")
-    p.add_argument("--backend", choices=("onnx", "torch"), default="onnx", help="policy inference backend")
+    p.add_argument("--backend", choices=("onnx", "torch"), default=BenchConfig.backend, help="policy inference backend")
     p.add_argument("--cameras", default="", help="comma-separated sim cameras (default: the YAML's)")
     p.add_argument("--json", action="store_true", help="print summary.json at the end")
     p.add_argument("--intervention", choices=("scripted", "joy", "leader"), default=None,
@@ -47,7 +48,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--lockstep", action="store_true",
                    help="compare the arms in lockstep (ROS-free, deterministic: the same model on the same start gives "
                         "the same outcome; what the experiment compares arms with) instead of over the real-time graph")
-    p.add_argument("--workers", type=int, default=1, help="lockstep: worker processes (default 1)")
+    p.add_argument("--workers", type=int, default=1, help="lockstep: worker processes (default %(default)s)")
     p.add_argument("--repeat-arm", default="", metavar="ARM",
                    help="lockstep: run ARM twice on the same starts (as ARM and ARM_repeat): the noise floor")
     p.add_argument("--latency", type=float, default=None, metavar="S",

@@ -79,15 +79,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         "experiment", help="end to end in sim: demos, IL, rounds of CO-RFT on the stack's own logs, evaluation",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("--output", default="docs/results", help="report folder (default docs/results)")
+    p.add_argument("--output", default="docs/results", help="report folder (default %(default)s)")
     p.add_argument("--work", default="out/experiment", help="data, runs, models and episodes (default "
                    "out/experiment)")
-    p.add_argument("--demos", type=int, default=50, help="human-like demonstrations to record (default 50)")
-    p.add_argument("--rounds", type=int, default=2, help="collect → CO-RFT rounds (default 2)")
-    p.add_argument("--collect", type=int, default=50, help="logged trials per round (default 50)")
-    p.add_argument("--trials", type=int, default=100, help="final trials per arm and region (default 100)")
+    p.add_argument("--demos", type=int, default=50, help="human-like demonstrations to record (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=2, help="collect → CO-RFT rounds (default %(default)s)")
+    p.add_argument("--collect", type=int, default=50, help="logged trials per round (default %(default)s)")
+    p.add_argument("--trials", type=int, default=100, help="final trials per arm and region (default %(default)s)")
     p.add_argument("--timeout", type=float, default=20.0, help="time limit of a trial, s of sim time (default 20)")
-    p.add_argument("--il-steps", type=int, default=20000, help="most IL gradient steps (default 20000)")
+    p.add_argument("--il-steps", type=int, default=20000, help="most IL gradient steps (default %(default)s)")
     p.add_argument("--il-screen-every", type=int, default=2000, help="IL checkpoint screened every N steps")
     p.add_argument("--il-patience", type=int, default=3,
                    help="IL stops after this many screens without a new best (default 3: a 20-trial screen is noisy)")
@@ -95,10 +95,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="lockstep trials per IL checkpoint (default 100: on 20, measured 2026-12-02, the screens read "
                         "4, 1, 10, 2, 5, 6/20 and picked a checkpoint that scored 30%% where a longer-trained IL "
                         "scored 58%% on the same final seeds)")
-    p.add_argument("--workers", type=int, default=2, help="lockstep worker processes (default 2)")
+    p.add_argument("--workers", type=int, default=2, help="lockstep worker processes (default %(default)s)")
     p.add_argument("--rl-steps", type=int, default=0, help="CO-RFT steps per round (0: config/train.yaml's)")
     p.add_argument("--reward-steps", type=int, default=1500,
-                   help="critic steps of each candidate reward's run in round 1 (default 1500)")
+                   help="critic steps of each candidate reward's run in round 1 (default %(default)s)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="training parameter for every stage (as corft-ros train --set)")
     p.add_argument("--eval-seed", type=int, default=0, help="sim seed of the first final-evaluation round")

@@ -16,7 +16,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", nargs="?", help="torch checkpoint written by the trainer (corft-ros train)")
     p.add_argument("--init", action="store_true", help="export a freshly initialised policy instead of a checkpoint")
-    p.add_argument("--name", default="default", help="model name: models/<name>/ (default: default)")
+    p.add_argument("--name", default="default", help="model name: models/<name>/ (default %(default)s)")
     p.add_argument("--models-dir", default="models", help="where models go (default: ./models)")
     p.add_argument("--instruction", action="append", default=[], metavar="TEXT",
                    help="instruction whose embedding is stored with the model (repeatable; --init default: "
