@@ -50,7 +50,7 @@ def _warm(bags: list[Path]) -> None:
 
 def make_bench_bags(root: Path, robot: RobotConfig, episodes: int, seconds: float, width: int, height: int,
                     fps: float) -> list[Path]:
-    from corft_ros.core.rl import synthetic
+    from corft_ros.core.dataset import synthetic
 
     paths = synthetic.write_dataset(
         root, robot, episodes, seed=1, image_hw=(height, width), camera_fps=fps, joint_state_hz=100.0,

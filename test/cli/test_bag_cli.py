@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from corft_ros.cli import main
-from corft_ros.core.rl.synthetic import SyntheticEpisode, write_episode
+from corft_ros.core.dataset.synthetic import SyntheticEpisode, write_episode
 from corft_ros.core.robot import load_robot_config
 
 

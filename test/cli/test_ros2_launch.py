@@ -385,7 +385,7 @@ def test_benchmark_launch_that_fails_ends_with_a_non_zero_code(graph, tmp_path):
 
 
 def test_train_launch_trains_and_ends(graph, tmp_path):
-    from corft_ros.core.rl import synthetic
+    from corft_ros.core.dataset import synthetic
 
     robot = load_robot_config()
     synthetic.write_dataset(tmp_path / "eps", robot, 2, image_hw=(24, 32), duration_s=0.6)

@@ -18,10 +18,10 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from trajectory_msgs.msg import JointTrajectory
 
+from corft_ros.core.dataset import synthetic
 from corft_ros.core.dataset.config import DatasetConfig
 from corft_ros.core.dataset.load import load_episodes
 from corft_ros.core.policy.backends import load_runtime
-from corft_ros.core.rl import synthetic
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes.policy import PolicyNode
 from corft_ros.nodes.trainer import TrainerNode

@@ -17,10 +17,10 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
 from corft_ros.core import topics
+from corft_ros.core.dataset.synthetic import write_dataset
 from corft_ros.core.images import to_rgb8
 from corft_ros.core.lerobot.export import export_dataset
 from corft_ros.core.policy.lerobot_backend.client import default_python
-from corft_ros.core.rl.synthetic import write_dataset
 from corft_ros.core.robot import ConfigError, load_robot_config
 from corft_ros.nodes.executor import ExecutorNode
 from corft_ros.nodes.policy import PolicyNode

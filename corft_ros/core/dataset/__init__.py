@@ -10,4 +10,6 @@ align.py     the streams resampled onto the control ticks (tick grid, clocks, st
 build.py     one episode's arrays (build_episode): the streams read, checked and aligned
 load.py      episodes from the cache or built (load_episode), every episode of a folder (load_episodes), problems
 cache.py     memory-mapped .npy arrays keyed by the bag's content and the config
+synthetic.py episodes written without a robot (real rosbag2 bags): `corft-ros measure dataset`'s workload, the tests'
+             fixtures
 """

@@ -6,6 +6,6 @@ Episodes become per-tick arrays in `core/dataset` (shared with the LeRobot expor
 (the frozen backbone's features, encoded once), `diagnostics` (the critic checked on held-out episodes),
 `training_data` (the job's episodes, instruction embeddings and policy config), `loop` (the one stage loop, its
 batches, scalars and checkpoints), `trainer` (the job: stages, resume, multi-process gradients, export),
-`distributed`, `synthetic` (episodes written without a robot, for tests and `measure dataset`).
+`distributed`.
 No rclpy here.
 """

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
+from corft_ros.core.dataset import synthetic
 from corft_ros.core.dataset.build import area_resize
 from corft_ros.core.dataset.config import DatasetConfig
 from corft_ros.core.dataset.episode import EpisodeProblem
 from corft_ros.core.dataset.load import load_episodes
 from corft_ros.core.images import resize
-from corft_ros.core.rl import synthetic
 from corft_ros.core.robot import load_robot_config
 
 ROBOT = load_robot_config()

@@ -17,6 +17,7 @@ import pytest
 from corft_ros.cli import main
 from corft_ros.core.dataset.build import build_episode
 from corft_ros.core.dataset.config import TRAJECTORY_COMMANDS, DatasetConfig
+from corft_ros.core.dataset.synthetic import SyntheticEpisode, write_episode
 from corft_ros.core.episodes import find_bags
 from corft_ros.core.episodes.reader import training_metadata
 from corft_ros.core.lerobot import v21
@@ -24,7 +25,6 @@ from corft_ros.core.lerobot.export import export_dataset
 from corft_ros.core.lerobot.importer import import_dataset
 from corft_ros.core.policy.lerobot_backend import protocol
 from corft_ros.core.policy.lerobot_backend.client import default_python
-from corft_ros.core.rl.synthetic import SyntheticEpisode, write_episode
 from corft_ros.core.robot import load_robot_config
 
 ROBOT = load_robot_config()

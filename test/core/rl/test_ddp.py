@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from corft_ros.core.rl import synthetic
+from corft_ros.core.dataset import synthetic
 from corft_ros.core.robot import load_robot_config
 
 WORKER = textwrap.dedent("""

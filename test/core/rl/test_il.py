@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from corft_ros.core.dataset import synthetic
 from corft_ros.core.policy.checkpoint import load_checkpoint
-from corft_ros.core.rl import synthetic
 from corft_ros.core.rl.augment import random_shift
 from corft_ros.core.rl.trainer import config_from_params, train
 from corft_ros.core.rl.training_data import load_training_data
