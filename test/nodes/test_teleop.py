@@ -224,7 +224,8 @@ def test_a_slow_plan_does_not_cut_the_scripted_demo_short(ros) -> None:
             time.sleep(0.05)
         assert node.demo_done, "the demo never finished"
         expected = node.demos.operator.duration * node.rate_hz
-        sent = len(commands.wait(lambda m: len(m) >= 0.9 * expected, timeout=10))
+        # the subscriber may still be catching up after the demo: a generous deadline (CI with CPU hogs beside it)
+        sent = len(commands.wait(lambda m: len(m) >= 0.9 * expected, timeout=60))
         assert sent >= 0.9 * expected, (sent, expected)
     finally:
         stop.set()
