@@ -1,5 +1,5 @@
 """Every training objective as a learner (CORL's shape): `update(batch, step) -> metrics`, `state_dict()`,
-`load_state_dict()`; one stage loop (`corft_ros.core.rl.stages`) runs any of them.
+`load_state_dict()`; one stage loop (`corft_ros.core.rl.loop`) runs any of them.
 
 Notation: B batch, h chunk size, M critic heads, k the executed prefix (the actions of a chunk that run before the
 next chunk replaces it: policy period / action dt, 2 at 10 Hz re-planning of 20 Hz chunks), Q_m^(j)(s, a_{0..j}) head
